@@ -1,0 +1,142 @@
+//! What a decision is made from: unico's process result, the phone's risk signals and QI Tech's
+//! device registration answer. These are stored with every decision, so they are plain data.
+
+use serde::{Deserialize, Serialize};
+
+/// unico process status: 1 processing, 2 divergence (still open), 3 finished, 4 cancelled, 5 error.
+pub mod process_status {
+    pub const PROCESSING: i32 = 1;
+    pub const DIVERGENCE: i32 = 2;
+    pub const FINISHED: i32 = 3;
+    pub const CANCELLED: i32 = 4;
+    pub const ERROR: i32 = 5;
+
+    /// 3, 4 and 5 are final: unico will not change them.
+    pub fn is_final(status: i32) -> bool {
+        matches!(status, FINISHED | CANCELLED | ERROR)
+    }
+}
+
+/// A unico process as received from CreateProcess or GetProcess. Result strings are kept as unico
+/// sent them (lowercased), so a value the policy does not know stays visible as evidence.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BiometricResult {
+    pub process_id: String,
+    pub status: i32,
+    /// `unicoId.result`: yes, no, inconclusive.
+    pub unico_id: Option<String>,
+    /// 1 live, 2 not live.
+    pub liveness: Option<i32>,
+    /// `identityFraudsters.result`: yes, inconclusive, suspicious.
+    pub identity_fraudsters: Option<String>,
+    /// Risk score, -100..=100; 0 means a capture error.
+    pub score: Option<i32>,
+}
+
+impl BiometricResult {
+    pub fn is_final(&self) -> bool {
+        process_status::is_final(self.status)
+    }
+}
+
+/// The phone's risk signals, as the Open Finance enrollment risk signal (Zro) names them.
+/// Unknown fields are refused at the edge so a misspelt flag is never silently ignored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskSignals {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_time_zone_offset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screen_width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screen_height: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_tenure: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_time_since_boot: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_rooted_device: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screen_brightness: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_latitude: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_longitude: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_geolocation_type: Option<GeolocationType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_call_in_progress: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_dev_mode_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_mock_gps: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_emulated: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_monkey_runner: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_charging: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub antenna_information: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_usb_connected: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_app_integrity_verdict: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_integrity_verdict: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum GeolocationType {
+    Coarse,
+    Fine,
+    Inferred,
+}
+
+/// QI Tech's answer to a device registration (or its read-back).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRegistration {
+    /// registered, not_registered, deactivated.
+    pub status: String,
+    /// automatically_approved, automatically_reproved, pending.
+    pub analysis_status: String,
+    pub reason: Option<String>,
+    pub reason_description: Option<String>,
+}
+
+/// Where the device registration stands when the policy looks at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DeviceEvidence {
+    /// Not attempted (the rest did not approve, or registration is not part of this decision).
+    NotRun,
+    /// QI Tech answered; `pending` is still possible here while the deadline has not passed.
+    Answered(DeviceRegistration),
+    /// Still `pending` when `policy.device_deadline` passed.
+    PendingPastDeadline(DeviceRegistration),
+}
+
+/// Where the biometric process stands when the policy looks at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum BiometricEvidence {
+    /// unico has not been asked (for instance, the device was rejected first).
+    NotRun,
+    /// unico's latest answer; decided on only when its status is final.
+    Received(BiometricResult),
+    /// No final status within `policy.biometrics_deadline`; the last answer, if any, is kept.
+    TimedOut(Option<BiometricResult>),
+}
+
+/// Everything the policy reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub risk_signals: Option<RiskSignals>,
+    pub biometrics: BiometricEvidence,
+    pub device: DeviceEvidence,
+}

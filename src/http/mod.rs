@@ -1,0 +1,3 @@
+//! The HTTP surface: one file per resource.
+
+pub mod auth;

@@ -1,0 +1,88 @@
+//! Clients of the providers veredito calls. Each client takes typed input and answers typed
+//! results and typed errors; none of them knows the HTTP surface or the store.
+
+pub mod unico;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+/// What veredito links a provider call to, so the audit trail can show it later.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallContext {
+    pub onboarding_id: Option<Uuid>,
+    pub device_validation_id: Option<Uuid>,
+}
+
+impl CallContext {
+    pub fn onboarding(id: Uuid) -> Self {
+        CallContext { onboarding_id: Some(id), device_validation_id: None }
+    }
+}
+
+/// One outbound call, with bodies already redacted by the client that made it: never a selfie,
+/// a token, a key, a CPF or a name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    pub context: CallContext,
+    pub provider: &'static str,
+    pub operation: &'static str,
+    pub method: &'static str,
+    /// The path called, without host or query.
+    pub path: String,
+    /// None when no HTTP answer came back (timeout, connection error).
+    pub http_status: Option<u16>,
+    pub latency_ms: u32,
+    pub request: Option<Value>,
+    pub response: Option<Value>,
+    pub error: Option<String>,
+}
+
+/// Where clients report their calls. Implementations must not block.
+pub trait CallSink: Send + Sync + 'static {
+    fn record(&self, call: CallRecord);
+}
+
+/// A sink that keeps nothing, for tools and tests that do not audit calls.
+pub struct DiscardCalls;
+
+impl CallSink for DiscardCalls {
+    fn record(&self, _call: CallRecord) {}
+}
+
+pub type SharedSink = Arc<dyn CallSink>;
+
+/// Replaces the values of the named keys, at any depth, by "[redacted]".
+pub fn redact(mut value: Value, keys: &[&str]) -> Value {
+    fn walk(value: &mut Value, keys: &[&str]) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if keys.iter().any(|key| key.eq_ignore_ascii_case(k)) {
+                        *v = Value::String("[redacted]".to_owned());
+                    } else {
+                        walk(v, keys);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, keys)),
+            _ => {}
+        }
+    }
+    walk(&mut value, keys);
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn redact_replaces_named_keys_at_any_depth() {
+        let body = json!({"subject": {"code": "11144477735", "Name": "Maria"}, "imageBase64": "abc", "keep": [{"code": "x"}]});
+        let out = redact(body, &["code", "name", "imagebase64"]);
+        assert_eq!(out, json!({"subject": {"code": "[redacted]", "Name": "[redacted]"}, "imageBase64": "[redacted]", "keep": [{"code": "[redacted]"}]}));
+    }
+}

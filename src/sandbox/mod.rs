@@ -1,0 +1,36 @@
+//! Simulated providers served by veredito itself when `sandbox.enabled` is set, speaking the
+//! providers' documented APIs. This code shares nothing with `providers/`: it is a second,
+//! independent reading of the same documentation, so a wire mistake in one shows up in tests.
+//!
+//! SKELETON: the public API below is fixed; the bodies are being written.
+
+use std::time::Duration;
+
+use axum::Router;
+
+/// How the sandbox is set up. Paths: unico's token endpoint is served under
+/// `{base}/sandbox/unico-identity`, unico's API under `{base}/sandbox/unico`.
+#[derive(Clone)]
+pub struct SandboxConfig {
+    /// The `iss` the token endpoint accepts.
+    pub service_account: String,
+    /// The `aud` the token endpoint requires: the identity URL the client is pointed at.
+    pub identity_audience: String,
+    /// PEM public key that verifies the assertions' RS256 signatures.
+    pub public_key_pem: String,
+    /// The `APIKEY` CreateProcess and GetProcess require.
+    pub api_key: String,
+    /// Where to deliver process-finished webhooks, and with which header and value.
+    pub webhook_url: String,
+    pub webhook_header: String,
+    pub webhook_secret: String,
+    /// How long an asynchronous process stays at status 1 before it finishes.
+    pub processing_delay: Duration,
+    /// How long after finishing the webhook is sent.
+    pub webhook_delay: Duration,
+}
+
+/// The sandbox's routes, to be merged into the service's router (paths start with `/sandbox/`).
+pub fn router(_config: SandboxConfig) -> Router {
+    unimplemented!()
+}
