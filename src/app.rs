@@ -1,1 +1,210 @@
-//! TODO
+//! Builds the state and the router, starts the workers, and serves until shutdown.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Settings;
+use crate::crypto::PiiCipher;
+use crate::http::auth::ApiKeys;
+use crate::onboarding::wait::Waiters;
+use crate::policy::{Policy, Thresholds};
+use crate::providers::unico::{UnicoClient, UnicoConfig};
+use crate::providers::{CallRecord, SharedSink};
+use crate::{jobs, sandbox, store};
+
+/// What every handler and worker shares.
+pub struct Shared {
+    pub db: PgPool,
+    pub settings: Settings,
+    pub policy: Policy,
+    pub unico: UnicoClient,
+    pub cipher: PiiCipher,
+    pub api_keys: ApiKeys,
+    pub waiters: Waiters,
+    /// Wakes the unico poller early (a webhook arrived, a process was created).
+    pub poll_wake: Arc<Notify>,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub fn policy_from(settings: &Settings) -> Policy {
+    let p = &settings.policy;
+    Policy {
+        version: p.version.clone(),
+        thresholds: Thresholds {
+            score_reject_max: p.score_reject_max,
+            score_approve_min: p.score_approve_min,
+            biometrics_deadline_secs: p.biometrics_deadline.as_secs(),
+            device_deadline_secs: p.device_deadline.as_secs(),
+        },
+    }
+}
+
+/// Prepares the database as configured: create it if missing, apply migrations.
+pub async fn prepare_database(settings: &Settings, migrate: bool) -> anyhow::Result<PgPool> {
+    if settings.database.create_if_missing {
+        store::create_database_if_missing(&settings.database.url).await.context("creating the database")?;
+    }
+    let pool = store::connect(&settings.database.url, settings.database.max_connections)
+        .await
+        .context("connecting to the database")?;
+    if migrate {
+        store::migrate(&pool).await.context("applying migrations")?;
+    }
+    Ok(pool)
+}
+
+/// A bound, ready-to-run service.
+pub struct App {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    calls: mpsc::Receiver<CallRecord>,
+    sandbox: Option<sandbox::SandboxConfig>,
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        let db = prepare_database(&settings, settings.database.migrate_on_start).await?;
+        let listener = TcpListener::bind(&settings.server.addr)
+            .await
+            .with_context(|| format!("binding {}", settings.server.addr))?;
+        let addr = listener.local_addr()?;
+        let cipher = PiiCipher::from_settings(&settings.pii)?;
+        let (sink, calls) = store::calls::channel();
+        let sink: SharedSink = Arc::new(sink);
+
+        let mut unico_config = UnicoConfig {
+            base_url: settings.unico.base_url.clone(),
+            identity_url: settings.unico.identity_url.clone(),
+            api_key: settings.unico.api_key.clone(),
+            service_account: settings.unico.service_account.clone(),
+            private_key_pem: settings.unico_private_key()?,
+            timeout: settings.unico.timeout,
+        };
+        let mut sandbox_config = None;
+        if settings.sandbox.enabled {
+            // The same client code talks to the simulated unico, only the hosts change.
+            let base = format!("http://{addr}");
+            unico_config.base_url = format!("{base}/sandbox/unico");
+            unico_config.identity_url = format!("{base}/sandbox/unico-identity");
+            sandbox_config = Some(sandbox::SandboxConfig {
+                service_account: settings.unico.service_account.clone(),
+                identity_audience: unico_config.identity_url.clone(),
+                public_key_pem: std::fs::read_to_string(&settings.sandbox.unico_public_key_path).with_context(|| {
+                    format!("configuration key `sandbox.unico_public_key_path`: cannot read {}", settings.sandbox.unico_public_key_path.display())
+                })?,
+                api_key: settings.unico.api_key.expose_secret().to_owned(),
+                webhook_url: format!("{base}/v1/webhooks/unico"),
+                webhook_header: settings.unico.webhook_header.clone(),
+                webhook_secret: settings.unico.webhook_secret.expose_secret().to_owned(),
+                processing_delay: settings.sandbox.processing_delay,
+                webhook_delay: settings.sandbox.webhook_delay,
+            });
+            tracing::info!(%addr, "sandbox enabled: providers are simulated by this process");
+        }
+        let unico = UnicoClient::new(unico_config, sink.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+
+        let state = AppState(Arc::new(Shared {
+            policy: policy_from(&settings),
+            api_keys: ApiKeys::from_settings(&settings.api.keys),
+            db,
+            unico,
+            cipher,
+            waiters: Waiters::default(),
+            poll_wake: Arc::new(Notify::new()),
+            settings,
+        }));
+        Ok(App { listener, addr, state, calls, sandbox: sandbox_config })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish (up to the
+    /// configured grace) and stops the workers.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let App { listener, addr, state, calls, sandbox } = self;
+        let workers = TaskTracker::new();
+        let stop_workers = CancellationToken::new();
+        workers.spawn(store::calls::run_writer(state.db.clone(), calls, stop_workers.clone()));
+        workers.spawn(jobs::listener::run(state.clone(), stop_workers.clone()));
+        workers.spawn(jobs::unico_poller::run(state.clone(), state.poll_wake.clone(), stop_workers.clone()));
+        workers.spawn(jobs::sweeper::run(state.clone(), Duration::from_secs(5), stop_workers.clone()));
+        workers.close();
+
+        let mut router = crate::http::router(state.clone());
+        if let Some(config) = sandbox {
+            router = router.merge(sandbox::router(config));
+        }
+        tracing::info!(%addr, "veredito listening");
+        let grace = state.settings.server.shutdown_grace;
+        let stopping = shutdown.clone();
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move { stopping.cancelled().await });
+        let mut serve = tokio::spawn(async move { server.await });
+        tokio::select! {
+            result = &mut serve => result??,
+            _ = shutdown.cancelled() => {
+                match tokio::time::timeout(grace, &mut serve).await {
+                    Ok(result) => result??,
+                    Err(_) => {
+                        tracing::warn!("requests still in flight after the shutdown grace; stopping anyway");
+                        serve.abort();
+                    }
+                }
+            }
+        }
+        stop_workers.cancel();
+        if tokio::time::timeout(grace, workers.wait()).await.is_err() {
+            tracing::warn!("workers did not stop within the shutdown grace");
+        }
+        state.db.close().await;
+        tracing::info!("veredito stopped");
+        Ok(())
+    }
+}
+
+/// Resolves when the process receives Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -136,6 +136,8 @@ pub struct RetentionSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SandboxSettings {
     pub enabled: bool,
+    /// The public half of the sandbox service-account key, to verify unico assertions.
+    pub unico_public_key_path: PathBuf,
     #[serde(deserialize_with = "duration")]
     pub processing_delay: Duration,
     #[serde(deserialize_with = "duration")]

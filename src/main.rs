@@ -1,1 +1,80 @@
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use veredito::config::{Settings, Sources};
+
+/// veredito: the onboarding decision service.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (and, with sandbox.enabled, the simulated providers).
+    Serve {
+        /// A TOML file layered over config/default.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Create the database if configured to, apply migrations, and exit.
+    Migrate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let file = match &cli.command {
+        Command::Serve { config } | Command::Migrate { config } => config.clone(),
+    };
+    let settings = match Settings::load(&Sources { file, ..Sources::default() }) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("veredito: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("veredito: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "veredito failed");
+            eprintln!("veredito: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    let _telemetry = veredito::telemetry::init(&settings.telemetry)?;
+    match command {
+        Command::Serve { .. } => {
+            let app = veredito::app::App::build(settings).await?;
+            let shutdown = CancellationToken::new();
+            let trigger = shutdown.clone();
+            tokio::spawn(async move {
+                veredito::app::shutdown_signal().await;
+                trigger.cancel();
+            });
+            app.run(shutdown).await
+        }
+        Command::Migrate { .. } => {
+            let pool = veredito::app::prepare_database(&settings, true).await?;
+            pool.close().await;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+    }
+}

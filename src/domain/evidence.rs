@@ -131,6 +131,9 @@ pub enum BiometricEvidence {
     Received(BiometricResult),
     /// No final status within `policy.biometrics_deadline`; the last answer, if any, is kept.
     TimedOut(Option<BiometricResult>),
+    /// CreateProcess refused the capture itself (unsupported, too small, expired or reused
+    /// selfie: unico's error `code`), so no process exists and a new capture is needed.
+    CaptureRefused { code: String },
 }
 
 /// Everything the policy reads.

@@ -1,4 +1,83 @@
-//! API keys: `Authorization: Bearer <key>`, matched by SHA-256 against the configured keys.
+//! API keys: `Authorization: Bearer <key>`, matched by SHA-256 against the configured keys, so
+//! the keys themselves are never in the configuration, in memory or in a log.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::app::AppState;
+use crate::config::ApiKeySettings;
+use crate::http::error::ApiError;
+
+pub const ONBOARDING_WRITE: &str = "onboarding:write";
+pub const DECISIONS_READ: &str = "decisions:read";
+pub const PII_READ: &str = "pii:read";
 
 /// Scopes a configured key may carry.
-pub const KNOWN_SCOPES: &[&str] = &["onboarding:write", "decisions:read", "pii:read"];
+pub const KNOWN_SCOPES: &[&str] = &[ONBOARDING_WRITE, DECISIONS_READ, PII_READ];
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: Arc<str>,
+    scopes: Arc<[String]>,
+}
+
+impl Caller {
+    pub fn has(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
+        if self.has(scope) { Ok(()) } else { Err(ApiError::Forbidden(scope)) }
+    }
+
+    /// Passes when the key carries at least one of `scopes`.
+    pub fn require_any(&self, scopes: &[&'static str]) -> Result<(), ApiError> {
+        match scopes.iter().find(|s| self.has(s)) {
+            Some(_) => Ok(()),
+            None => Err(ApiError::Forbidden(scopes[0])),
+        }
+    }
+}
+
+/// The configured keys, indexed by the SHA-256 of the key. Looking up a digest leaks nothing
+/// useful through timing: the attacker does not control the digest's bytes.
+#[derive(Debug, Default)]
+pub struct ApiKeys(HashMap<[u8; 32], Caller>);
+
+impl ApiKeys {
+    pub fn from_settings(keys: &[ApiKeySettings]) -> Self {
+        let mut map = HashMap::new();
+        for key in keys {
+            let mut digest = [0u8; 32];
+            if hex::decode_to_slice(&key.key_sha256, &mut digest).is_ok() {
+                map.insert(digest, Caller { name: key.name.as_str().into(), scopes: key.scopes.clone().into() });
+            }
+        }
+        ApiKeys(map)
+    }
+
+    pub fn authenticate(&self, presented: &str) -> Option<Caller> {
+        self.0.get(&crate::crypto::sha256(presented.as_bytes())).cloned()
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::Unauthorized)?;
+        let value = header.to_str().map_err(|_| ApiError::Unauthorized)?;
+        let (scheme, key) = value.split_once(' ').ok_or(ApiError::Unauthorized)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::Unauthorized);
+        }
+        let caller = state.api_keys.authenticate(key.trim()).ok_or(ApiError::Unauthorized)?;
+        tracing::Span::current().record("caller", &*caller.name);
+        Ok(caller)
+    }
+}

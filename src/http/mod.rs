@@ -1,3 +1,62 @@
-//! The HTTP surface: one file per resource.
+//! The HTTP surface: one file per resource, merged here with the middleware every route shares.
 
 pub mod auth;
+pub mod error;
+pub mod health;
+pub mod json;
+pub mod onboardings;
+pub mod webhooks;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+use crate::http::error::ApiError;
+
+/// The contract's body limit.
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(onboardings::router())
+        .merge(webhooks::router())
+        .merge(health::router())
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(middleware::from_fn(record_metrics))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(|_| ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()))
+        .layer(
+            // Spans carry the route template, never the raw URI: query strings may hold a CPF.
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
+                let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("http", method = %request.method(), route, request_id, caller = tracing::field::Empty)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let elapsed: Duration = started.elapsed();
+    crate::metrics::http_request(method.as_str(), &route, response.status().as_u16(), elapsed);
+    if !route.starts_with("/sandbox") {
+        tracing::info!(status = response.status().as_u16(), latency_ms = elapsed.as_millis() as u64, "request");
+    }
+    response
+}

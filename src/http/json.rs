@@ -1,0 +1,64 @@
+//! Reading JSON bodies: a body that is not JSON is a 400, JSON with wrong types or missing
+//! fields is a 422 naming the field, and a body over the limit is a 413, all as problem+json.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::http::error::{ApiError, FieldError};
+
+/// The body both as parsed JSON (kept for hashing) and as the typed request.
+pub struct JsonBody<T> {
+    pub raw: Value,
+    pub value: T,
+}
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("the body could not be read".into())
+            }
+        })?;
+        let raw: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        if !raw.is_object() {
+            return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+        }
+        let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            ApiError::Validation(vec![FieldError::new(field_of(&path, &message), clean_message(&message))])
+        })?;
+        Ok(JsonBody { raw, value })
+    }
+}
+
+/// serde reports a missing or unknown field at its parent's path; name the field itself.
+fn field_of(path: &str, message: &str) -> String {
+    let parent = if path == "." { "" } else { path };
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    match (parent, named) {
+        ("", Some(name)) => name.to_owned(),
+        (parent, Some(name)) => format!("{parent}.{name}"),
+        (parent, None) => parent.to_owned(),
+    }
+}
+
+/// serde's messages mention Rust types; keep the part a caller can act on.
+fn clean_message(message: &str) -> String {
+    message.split(" at line ").next().unwrap_or(message).replace("struct ", "object ")
+}

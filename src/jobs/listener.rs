@@ -1,0 +1,56 @@
+//! One LISTEN connection per replica, fanning notifications out to waiting requests and workers.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::jobs::UNICO_DUE_CHANNEL;
+use crate::store::decisions::DECIDED_CHANNEL;
+
+pub async fn run(st: AppState, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        match listen(&st, &shutdown).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "notification listener lost its connection; reconnecting");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        }
+    }
+}
+
+async fn listen(st: &AppState, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(&st.db).await?;
+    listener.listen_all([DECIDED_CHANNEL, UNICO_DUE_CHANNEL]).await?;
+    // Anything decided while we were not listening: let every waiter look again.
+    st.waiters.recheck_all();
+    st.poll_wake.notify_one();
+    loop {
+        let notification = tokio::select! {
+            n = listener.try_recv() => n?,
+            _ = shutdown.cancelled() => return Ok(()),
+        };
+        let Some(notification) = notification else {
+            // The connection dropped; try_recv reconnects on the next call, but notifications
+            // in between are lost, so waiters must re-check.
+            st.waiters.recheck_all();
+            st.poll_wake.notify_one();
+            continue;
+        };
+        match notification.channel() {
+            DECIDED_CHANNEL => {
+                if let Ok(id) = Uuid::parse_str(notification.payload()) {
+                    st.waiters.decided(id);
+                }
+            }
+            UNICO_DUE_CHANNEL => st.poll_wake.notify_one(),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Polls GetProcess for open processes, with backoff, until each is final or its deadline passes.
+//! Claims are rows in PostgreSQL, so any number of replicas share the work without polling the
+//! same process twice, and a restart picks up where the last run stopped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::future::join_all;
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::domain::evidence::BiometricEvidence;
+use crate::onboarding::decide;
+use crate::providers::CallContext;
+use crate::providers::unico::UnicoError;
+use crate::store::processes::{self, DueProcess};
+use crate::store::events;
+
+const BATCH: i64 = 16;
+
+pub async fn run(st: AppState, wake: Arc<Notify>, shutdown: CancellationToken) {
+    // A claim outlives the slowest poll: GetProcess may retry once after renewing the token.
+    let lease = st.settings.unico.timeout * 3 + Duration::from_secs(5);
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let due = match processes::claim_due(&st.db, BATCH, lease).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim due unico processes");
+                Vec::new()
+            }
+        };
+        if due.is_empty() {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            continue;
+        }
+        join_all(due.into_iter().map(|process| {
+            let st = st.clone();
+            async move {
+                let process_id = process.process_id.clone();
+                if let Err(e) = poll_one(&st, process).await {
+                    tracing::warn!(error = %e, process_id = %process_id, "poll failed; the process stays due");
+                }
+            }
+        }))
+        .await;
+    }
+}
+
+#[tracing::instrument(skip_all, fields(onboarding_id = %due.onboarding_id, process_id = %due.process_id))]
+async fn poll_one(st: &AppState, due: DueProcess) -> Result<(), crate::onboarding::FlowError> {
+    let deadline = st.settings.policy.biometrics_deadline;
+    let age = (Utc::now() - due.created_at).to_std().unwrap_or_default();
+    let left = deadline.saturating_sub(age);
+    let answer = st.unico.get_process(&due.process_id, CallContext::onboarding(due.onboarding_id)).await;
+    match answer {
+        Ok(result) if result.is_final() => {
+            crate::metrics::poll("final");
+            events::record(&st.db, due.onboarding_id, "poll", json!({ "status": result.status, "final": true })).await?;
+            decide::conclude_biometrics(st, due.onboarding_id, BiometricEvidence::Received(result), Some(&due.process_id))
+                .await
+        }
+        Ok(result) if left.is_zero() => {
+            crate::metrics::poll("deadline");
+            events::record(&st.db, due.onboarding_id, "poll", json!({ "status": result.status, "final": false })).await?;
+            decide::conclude_biometrics(st, due.onboarding_id, BiometricEvidence::TimedOut(Some(result)), Some(&due.process_id))
+                .await
+        }
+        Ok(result) => {
+            crate::metrics::poll("open");
+            events::record(&st.db, due.onboarding_id, "poll", json!({ "status": result.status, "final": false })).await?;
+            let next = backoff(st, due.poll_count).min(left);
+            processes::record_poll(&st.db, &due.process_id, Some(&result), None, next).await?;
+            Ok(())
+        }
+        Err(error) if left.is_zero() => {
+            crate::metrics::poll("deadline");
+            events::record(&st.db, due.onboarding_id, "poll_failed", json!({ "error": error.to_string() })).await?;
+            decide::conclude_biometrics(st, due.onboarding_id, BiometricEvidence::TimedOut(Some(due.result.0)), Some(&due.process_id))
+                .await
+        }
+        Err(error) => {
+            crate::metrics::poll("error");
+            events::record(&st.db, due.onboarding_id, "poll_failed", json!({ "error": error.to_string() })).await?;
+            let mut next = backoff(st, due.poll_count);
+            if let UnicoError::RateLimited { retry_after: Some(wait) } = error {
+                next = next.max(wait);
+            }
+            processes::record_poll(&st.db, &due.process_id, None, Some(&error.to_string()), next.min(left)).await?;
+            Ok(())
+        }
+    }
+}
+
+/// poll_initial doubled per attempt up to poll_max, spread by ±20% so processes created together
+/// do not poll together.
+fn backoff(st: &AppState, attempt: i32) -> Duration {
+    let unico = &st.settings.unico;
+    let exponent = attempt.clamp(1, 16) as u32 - 1;
+    let base = unico.poll_initial.saturating_mul(1u32 << exponent).min(unico.poll_max);
+    base.mul_f64(0.8 + fastrand::f64() * 0.4)
+}

@@ -1,0 +1,82 @@
+//! Decisions: written once, in the same transaction that closes the onboarding, never changed
+//! (the database refuses UPDATE and DELETE on the table).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::domain::evidence::Evidence;
+use crate::policy::Verdict;
+
+/// The channel on which a replica announces a decision; waiting requests on every replica
+/// listen to it.
+pub const DECIDED_CHANNEL: &str = "veredito_decided";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DecisionRow {
+    pub id: Uuid,
+    pub onboarding_id: Uuid,
+    pub outcome: String,
+    pub reasons: Value,
+    pub reason_codes: Vec<String>,
+    pub policy_version: String,
+    pub thresholds: Value,
+    pub evidence: Value,
+    pub evaluations: Value,
+    pub decided_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str =
+    "id, onboarding_id, outcome, reasons, reason_codes, policy_version, thresholds, evidence, evaluations, decided_at";
+
+/// Closes the onboarding with `verdict`. Answers None when it was already decided (a webhook
+/// and a poll may race to the same result): the first decision stands.
+pub async fn decide(
+    tx: &mut PgConnection,
+    onboarding_id: Uuid,
+    verdict: &Verdict,
+    evidence: &Evidence,
+) -> Result<Option<DecisionRow>, sqlx::Error> {
+    let closed: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE onboardings SET state = 'decided', decided_at = now(), updated_at = now(), create_claimed_until = NULL
+          WHERE id = $1 AND state <> 'decided' RETURNING id",
+    )
+    .bind(onboarding_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if closed.is_none() {
+        return Ok(None);
+    }
+    let codes: Vec<&str> = verdict.reasons.iter().map(|r| r.code.as_str()).collect();
+    let row: DecisionRow = sqlx::query_as(&format!(
+        "INSERT INTO decisions (id, onboarding_id, outcome, reasons, reason_codes, policy_version, thresholds,
+                                evidence, evaluations)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(onboarding_id)
+    .bind(verdict.outcome.as_str())
+    .bind(serde_json::to_value(&verdict.reasons).unwrap_or_default())
+    .bind(&codes)
+    .bind(&verdict.policy_version)
+    .bind(serde_json::to_value(verdict.thresholds).unwrap_or_default())
+    .bind(serde_json::to_value(evidence).unwrap_or_default())
+    .bind(serde_json::to_value(&verdict.evaluations).unwrap_or_default())
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(DECIDED_CHANNEL)
+        .bind(onboarding_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(Some(row))
+}
+
+pub async fn for_onboarding(db: impl PgExecutor<'_>, onboarding_id: Uuid) -> Result<Option<DecisionRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM decisions WHERE onboarding_id = $1"))
+        .bind(onboarding_id)
+        .fetch_optional(db)
+        .await
+}

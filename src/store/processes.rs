@@ -1,0 +1,138 @@
+//! unico processes, and the polling queue they form: a process not yet final is due for a
+//! GetProcess at `next_poll_at`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::domain::evidence::BiometricResult;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProcessRow {
+    pub process_id: String,
+    pub onboarding_id: Uuid,
+    pub status: i32,
+    pub result: sqlx::types::Json<BiometricResult>,
+    pub final_: bool,
+    pub poll_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "process_id, onboarding_id, status, result, final AS final_, poll_count, created_at, finished_at";
+
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    onboarding_id: Uuid,
+    result: &BiometricResult,
+    first_poll_in: Duration,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO unico_processes (process_id, onboarding_id, status, result, final, finished_at, next_poll_at)
+         VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 THEN now() END, now() + make_interval(secs => $6))",
+    )
+    .bind(&result.process_id)
+    .bind(onboarding_id)
+    .bind(result.status)
+    .bind(sqlx::types::Json(result))
+    .bind(result.is_final())
+    .bind(first_poll_in.as_secs_f64())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn for_onboarding(db: impl PgExecutor<'_>, onboarding_id: Uuid) -> Result<Option<ProcessRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM unico_processes WHERE onboarding_id = $1"))
+        .bind(onboarding_id)
+        .fetch_optional(db)
+        .await
+}
+
+/// A due process, claimed by one poller.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueProcess {
+    pub process_id: String,
+    pub onboarding_id: Uuid,
+    pub poll_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub result: sqlx::types::Json<BiometricResult>,
+}
+
+/// Claims up to `limit` due processes by moving their `next_poll_at` past `lease`: another
+/// replica skips them meanwhile, and if this one dies they become due again on their own.
+pub async fn claim_due(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<DueProcess>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE unico_processes p
+            SET next_poll_at = now() + make_interval(secs => $2), poll_count = p.poll_count + 1,
+                last_polled_at = now()
+          WHERE p.process_id IN (
+                SELECT process_id FROM unico_processes
+                 WHERE NOT final AND next_poll_at <= now()
+                 ORDER BY next_poll_at
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED)
+          RETURNING p.process_id, p.onboarding_id, p.poll_count, p.created_at, p.result",
+    )
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await
+}
+
+/// Stores a poll that did not finish the process, and when to look again.
+pub async fn record_poll(
+    db: impl PgExecutor<'_>,
+    process_id: &str,
+    result: Option<&BiometricResult>,
+    error: Option<&str>,
+    next_poll_in: Duration,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE unico_processes
+            SET status = COALESCE($2, status), result = COALESCE($3, result), last_error = $4,
+                next_poll_at = now() + make_interval(secs => $5)
+          WHERE process_id = $1 AND NOT final",
+    )
+    .bind(process_id)
+    .bind(result.map(|r| r.status))
+    .bind(result.map(sqlx::types::Json))
+    .bind(error)
+    .bind(next_poll_in.as_secs_f64())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Stores the final answer (or the give-up at the deadline); the process leaves the queue.
+pub async fn finish(db: impl PgExecutor<'_>, process_id: &str, result: &BiometricResult) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE unico_processes SET status = $2, result = $3, final = true, finished_at = now(), last_error = NULL
+          WHERE process_id = $1",
+    )
+    .bind(process_id)
+    .bind(result.status)
+    .bind(sqlx::types::Json(result))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Makes a process due now (a webhook said it finished). Answers whether it is known and open.
+pub async fn make_due(db: impl PgExecutor<'_>, process_id: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE unico_processes SET next_poll_at = now() WHERE process_id = $1 AND NOT final RETURNING onboarding_id",
+    )
+    .bind(process_id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn exists(db: impl PgExecutor<'_>, process_id: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM unico_processes WHERE process_id = $1)")
+        .bind(process_id)
+        .fetch_one(db)
+        .await
+}

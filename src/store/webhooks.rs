@@ -1,0 +1,34 @@
+//! Every unico notification received, trusted or not.
+
+use serde_json::Value;
+use sqlx::PgExecutor;
+
+pub struct NewWebhook<'a> {
+    pub authenticated: bool,
+    pub process_id: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub payload: Option<Value>,
+    pub known_process: bool,
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, hook: NewWebhook<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO unico_webhooks (authenticated, process_id, state, payload, known_process)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(hook.authenticated)
+    .bind(hook.process_id)
+    .bind(hook.state)
+    .bind(hook.payload)
+    .bind(hook.known_process)
+    .fetch_one(db)
+    .await
+}
+
+/// Whether an authenticated notification for this process arrived before the process was stored.
+pub async fn arrived_early(db: impl PgExecutor<'_>, process_id: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM unico_webhooks WHERE process_id = $1 AND authenticated)")
+        .bind(process_id)
+        .fetch_one(db)
+        .await
+}
