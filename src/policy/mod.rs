@@ -1,9 +1,14 @@
 //! The decision policy of contract.md as pure functions: evidence in, outcome and reasons out.
 //! Nothing here does I/O, so any stored decision can be replayed and the rules tested as a table.
 
+mod rules;
+#[cfg(test)]
+mod tests;
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::evidence::{Evidence, RiskSignals};
+use rules::{Rule, Trace};
 
 /// Outcomes from least to most severe: the derived order is the severity order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -75,4 +80,73 @@ pub struct Verdict {
     pub evaluations: Vec<RuleEvaluation>,
     pub policy_version: String,
     pub thresholds: Thresholds,
+}
+
+impl Policy {
+    /// Decides on everything known about an onboarding. Every row of the table is reported, so
+    /// the stored trace shows why a rule did not fire as well as why one did.
+    pub fn evaluate(&self, evidence: &Evidence) -> Verdict {
+        self.verdict(rules::evaluate(evidence, &self.thresholds), "not evaluated")
+    }
+
+    /// The check made before unico is called: a rejecting device flag ends the onboarding there,
+    /// so no biometric process is spent on an emulator or a bot.
+    pub fn screen_device(&self, signals: Option<&RiskSignals>) -> Option<Verdict> {
+        let mut trace = Trace::new();
+        rules::signal_rules(&mut trace, signals);
+        let rejected = trace.fired(Rule::DeviceEmulated) || trace.fired(Rule::DeviceAutomation);
+        rejected.then(|| self.verdict(trace, "decided on the device before unico was called"))
+    }
+
+    fn verdict(&self, trace: Trace, unreached: &str) -> Verdict {
+        let mut fired = Vec::new();
+        let evaluations = trace
+            .into_rows(unreached)
+            .map(|(rule, was_fired, inputs)| {
+                if was_fired {
+                    fired.push(rule);
+                }
+                RuleEvaluation {
+                    code: rule.code().to_owned(),
+                    outcome: rule.outcome(),
+                    fired: was_fired,
+                    inputs,
+                }
+            })
+            .collect();
+        // Stable sort: within one severity the table order is kept, so the decisive rule leads.
+        fired.sort_by_key(|rule| std::cmp::Reverse(rule.outcome()));
+        Verdict {
+            // An empty set of reasons cannot happen (evaluate falls back to a review rule), but if
+            // it ever did, approving on no evidence would be the worst possible answer.
+            outcome: fired.first().map_or(Outcome::Review, |rule| rule.outcome()),
+            reasons: fired
+                .into_iter()
+                .map(|rule| Reason {
+                    code: rule.code().to_owned(),
+                    message: rule.message().to_owned(),
+                })
+                .collect(),
+            evaluations,
+            policy_version: self.version.clone(),
+            thresholds: self.thresholds,
+        }
+    }
+}
+
+/// The phone's risk flags that are set, in table order, as shown to API clients.
+pub fn risk_flags(signals: Option<&RiskSignals>) -> Vec<&'static str> {
+    let Some(signals) = signals else {
+        return Vec::new();
+    };
+    rules::SIGNAL_RULES
+        .iter()
+        .filter(|&&(rule, _, _)| rules::signal(signals, rule) == Some(true))
+        .map(|&(_, flag, _)| flag)
+        .collect()
+}
+
+/// Every reason code the policy can give, in table order.
+pub fn reason_codes() -> &'static [&'static str] {
+    &rules::CODES
 }

@@ -1,0 +1,451 @@
+//! The policy table itself and the evaluation that walks it. Each rule records what it looked at,
+//! so a stored decision explains itself without re-running anything.
+
+use serde_json::{Value, json};
+
+use super::Outcome;
+use crate::domain::evidence::{
+    BiometricEvidence, BiometricResult, DeviceEvidence, RiskSignals, process_status,
+};
+
+/// One variant per row of the policy table, declared in table order: the discriminant is the
+/// row's position, which orders evaluations and breaks ties between reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Rule {
+    DeviceEmulated,
+    DeviceAutomation,
+    DeviceRooted,
+    DeviceMockLocation,
+    DeviceCallInProgress,
+    ProcessError,
+    ProcessCancelled,
+    BiometricsTimeout,
+    LivenessNotLive,
+    FraudstersMatch,
+    FraudstersSuspicious,
+    IdentityConfirmed,
+    IdentityNotConfirmed,
+    ScoreUnavailable,
+    ScoreCaptureError,
+    ScoreHighRisk,
+    ScoreUncertain,
+    ScoreLowRisk,
+    UnexpectedResult,
+    RegistrationReproved,
+    RegistrationPending,
+    DeviceNotRegistered,
+    DeviceRegistered,
+}
+
+pub(super) const RULE_COUNT: usize = 23;
+
+use Rule::*;
+
+impl Rule {
+    pub(super) const ALL: [Rule; RULE_COUNT] = [
+        DeviceEmulated,
+        DeviceAutomation,
+        DeviceRooted,
+        DeviceMockLocation,
+        DeviceCallInProgress,
+        ProcessError,
+        ProcessCancelled,
+        BiometricsTimeout,
+        LivenessNotLive,
+        FraudstersMatch,
+        FraudstersSuspicious,
+        IdentityConfirmed,
+        IdentityNotConfirmed,
+        ScoreUnavailable,
+        ScoreCaptureError,
+        ScoreHighRisk,
+        ScoreUncertain,
+        ScoreLowRisk,
+        UnexpectedResult,
+        RegistrationReproved,
+        RegistrationPending,
+        DeviceNotRegistered,
+        DeviceRegistered,
+    ];
+
+    /// The rules that read unico's answer; liveness 2 or a non-decidable status skips them all.
+    const BIOMETRIC_RESULT: [Rule; 11] = [
+        LivenessNotLive,
+        FraudstersMatch,
+        FraudstersSuspicious,
+        IdentityConfirmed,
+        IdentityNotConfirmed,
+        ScoreUnavailable,
+        ScoreCaptureError,
+        ScoreHighRisk,
+        ScoreUncertain,
+        ScoreLowRisk,
+        UnexpectedResult,
+    ];
+
+    const DEVICE_REGISTRATION: [Rule; 4] = [
+        RegistrationReproved,
+        RegistrationPending,
+        DeviceNotRegistered,
+        DeviceRegistered,
+    ];
+
+    pub(super) const fn code(self) -> &'static str {
+        match self {
+            DeviceEmulated => "device.emulated",
+            DeviceAutomation => "device.automation",
+            DeviceRooted => "device.rooted",
+            DeviceMockLocation => "device.mock_location",
+            DeviceCallInProgress => "device.call_in_progress",
+            ProcessError => "biometrics.process_error",
+            ProcessCancelled => "biometrics.process_cancelled",
+            BiometricsTimeout => "biometrics.timeout",
+            LivenessNotLive => "liveness.not_live",
+            FraudstersMatch => "fraudsters.match",
+            FraudstersSuspicious => "fraudsters.suspicious",
+            IdentityConfirmed => "identity.confirmed",
+            IdentityNotConfirmed => "identity.not_confirmed",
+            ScoreUnavailable => "score.unavailable",
+            ScoreCaptureError => "score.capture_error",
+            ScoreHighRisk => "score.high_risk",
+            ScoreUncertain => "score.uncertain",
+            ScoreLowRisk => "score.low_risk",
+            UnexpectedResult => "biometrics.unexpected_result",
+            RegistrationReproved => "device.registration_reproved",
+            RegistrationPending => "device.registration_pending",
+            DeviceNotRegistered => "device.not_registered",
+            DeviceRegistered => "device.registered",
+        }
+    }
+
+    pub(super) fn outcome(self) -> Outcome {
+        match self {
+            DeviceEmulated | DeviceAutomation | LivenessNotLive | FraudstersMatch
+            | IdentityNotConfirmed | ScoreHighRisk | RegistrationReproved => Outcome::Rejected,
+            ProcessError | ProcessCancelled | ScoreCaptureError => Outcome::Retry,
+            DeviceRooted | DeviceMockLocation | DeviceCallInProgress | BiometricsTimeout
+            | FraudstersSuspicious | ScoreUnavailable | ScoreUncertain | UnexpectedResult
+            | RegistrationPending | DeviceNotRegistered => Outcome::Review,
+            IdentityConfirmed | ScoreLowRisk | DeviceRegistered => Outcome::Approved,
+        }
+    }
+
+    pub(super) fn message(self) -> &'static str {
+        match self {
+            DeviceEmulated => "The app runs on an emulator, not on a real phone.",
+            DeviceAutomation => "The phone is being driven by an automation tool.",
+            DeviceRooted => "The phone is rooted or jailbroken.",
+            DeviceMockLocation => "The phone reports a faked GPS location.",
+            DeviceCallInProgress => {
+                "A phone call was active during onboarding, a common sign of coaching by a fraudster."
+            }
+            ProcessError => "The biometric provider failed on this capture; a new one is needed.",
+            ProcessCancelled => "The biometric process was cancelled; a new capture is needed.",
+            BiometricsTimeout => "The biometric result did not arrive in time.",
+            LivenessNotLive => "The selfie was not taken from a live person.",
+            FraudstersMatch => "The face is linked to a known identity fraud.",
+            FraudstersSuspicious => "The face is flagged as possibly linked to identity fraud.",
+            IdentityConfirmed => "The face belongs to the holder of the CPF.",
+            IdentityNotConfirmed => "The face does not belong to the holder of the CPF.",
+            ScoreUnavailable => "Identity was inconclusive and no risk score came back.",
+            ScoreCaptureError => "The risk score points to a bad capture; a new one is needed.",
+            ScoreHighRisk => "The risk score says the person is unlikely to be the CPF holder.",
+            ScoreUncertain => "The risk score falls between the reject and approve thresholds.",
+            ScoreLowRisk => "The risk score says the person is likely the CPF holder.",
+            UnexpectedResult => {
+                "The biometric result is missing, unfinished or not one the policy recognises."
+            }
+            RegistrationReproved => "QI Tech refused the device registration.",
+            RegistrationPending => "QI Tech had not finished analysing the device by the deadline.",
+            DeviceNotRegistered => "QI Tech did not register the device.",
+            DeviceRegistered => "QI Tech registered and approved the device.",
+        }
+    }
+}
+
+/// Every code in table order, computed at compile time so it can never drift from `Rule`.
+pub(super) static CODES: [&str; RULE_COUNT] = {
+    let mut codes = [""; RULE_COUNT];
+    let mut i = 0;
+    while i < RULE_COUNT {
+        codes[i] = Rule::ALL[i].code();
+        i += 1;
+    }
+    codes
+};
+
+/// The phone's risk flags in table order: rule, the flag name shown to clients, the signal field.
+pub(super) const SIGNAL_RULES: [(Rule, &str, &str); 5] = [
+    (DeviceEmulated, "emulated", "is_emulated"),
+    (DeviceAutomation, "automation", "is_monkey_runner"),
+    (DeviceRooted, "rooted", "is_rooted_device"),
+    (DeviceMockLocation, "mock_location", "is_mock_gps"),
+    (
+        DeviceCallInProgress,
+        "call_in_progress",
+        "is_call_in_progress",
+    ),
+];
+
+pub(super) fn signal(signals: &RiskSignals, rule: Rule) -> Option<bool> {
+    match rule {
+        DeviceEmulated => signals.is_emulated,
+        DeviceAutomation => signals.is_monkey_runner,
+        DeviceRooted => signals.is_rooted_device,
+        DeviceMockLocation => signals.is_mock_gps,
+        DeviceCallInProgress => signals.is_call_in_progress,
+        _ => None,
+    }
+}
+
+/// The state of every rule while the table is walked; a rule never reached stays `None` and is
+/// reported as skipped.
+pub(super) struct Trace {
+    slots: [Option<(bool, Value)>; RULE_COUNT],
+}
+
+impl Trace {
+    pub(super) fn new() -> Self {
+        Trace {
+            slots: std::array::from_fn(|_| None),
+        }
+    }
+
+    fn set(&mut self, rule: Rule, fired: bool, inputs: Value) {
+        self.slots[rule as usize] = Some((fired, inputs));
+    }
+
+    fn skip(&mut self, rules: &[Rule], reason: &str) {
+        for &rule in rules {
+            self.set(rule, false, json!({ "skipped": reason }));
+        }
+    }
+
+    pub(super) fn fired(&self, rule: Rule) -> bool {
+        matches!(self.slots[rule as usize], Some((true, _)))
+    }
+
+    pub(super) fn any_fired(&self) -> bool {
+        Rule::ALL.iter().any(|&rule| self.fired(rule))
+    }
+
+    /// Every rule in table order with whether it fired and what it looked at.
+    pub(super) fn into_rows(self, unreached: &str) -> impl Iterator<Item = (Rule, bool, Value)> {
+        let unreached = unreached.to_owned();
+        Rule::ALL
+            .into_iter()
+            .zip(self.slots)
+            .map(move |(rule, slot)| match slot {
+                Some((fired, inputs)) => (rule, fired, inputs),
+                None => (rule, false, json!({ "skipped": unreached })),
+            })
+    }
+}
+
+/// Walks the whole table. The fallback at the end makes "nothing fired" impossible, because an
+/// empty set of reasons would otherwise read as nothing standing against approval.
+pub(super) fn evaluate(evidence: &super::Evidence, thresholds: &super::Thresholds) -> Trace {
+    let mut trace = Trace::new();
+    signal_rules(&mut trace, evidence.risk_signals.as_ref());
+    biometric_rules(&mut trace, &evidence.biometrics, thresholds);
+    registration_rules(&mut trace, &evidence.device);
+    if !trace.any_fired() {
+        trace.set(UnexpectedResult, true, json!({ "no_rule_fired": true }));
+    }
+    trace
+}
+
+pub(super) fn signal_rules(trace: &mut Trace, signals: Option<&RiskSignals>) {
+    for (rule, _, field) in SIGNAL_RULES {
+        let value = signals.and_then(|s| signal(s, rule));
+        trace.set(rule, value == Some(true), json!({ field: value }));
+    }
+}
+
+/// unico sends these lowercased today, but a provider changing case must not change a decision.
+fn is(value: Option<&str>, expected: &str) -> bool {
+    value.is_some_and(|v| v.eq_ignore_ascii_case(expected))
+}
+
+fn is_one_of(value: &str, known: &[&str]) -> bool {
+    known.iter().any(|k| value.eq_ignore_ascii_case(k))
+}
+
+fn biometric_rules(trace: &mut Trace, biometrics: &BiometricEvidence, t: &super::Thresholds) {
+    let (result, timed_out) = match biometrics {
+        BiometricEvidence::NotRun => (None, false),
+        BiometricEvidence::Received(result) => (Some(result), false),
+        BiometricEvidence::TimedOut(last) => (last.as_ref(), true),
+    };
+    let status = result.map(|r| r.status);
+    // A timed-out process never reached a final status, so its last status is not a verdict.
+    let final_status = if timed_out { None } else { status };
+    trace.set(
+        ProcessError,
+        final_status == Some(process_status::ERROR),
+        json!({ "status": status }),
+    );
+    trace.set(
+        ProcessCancelled,
+        final_status == Some(process_status::CANCELLED),
+        json!({ "status": status }),
+    );
+    trace.set(
+        BiometricsTimeout,
+        timed_out,
+        json!({ "timed_out": timed_out, "status": status }),
+    );
+
+    let skip_reason = match biometrics {
+        BiometricEvidence::Received(r) if r.status == process_status::FINISHED => {
+            finished_rules(trace, r, t);
+            return;
+        }
+        BiometricEvidence::Received(r) if r.status == process_status::ERROR => "process error",
+        BiometricEvidence::Received(r) if r.status == process_status::CANCELLED => {
+            "process cancelled"
+        }
+        BiometricEvidence::TimedOut(_) => "biometrics timed out",
+        // Not run, or a status the policy cannot decide on: there is nothing to approve.
+        BiometricEvidence::Received(r) => {
+            trace.skip(&Rule::BIOMETRIC_RESULT, "process not finished");
+            let inputs = json!({ "status": r.status, "final": r.is_final() });
+            trace.set(UnexpectedResult, true, inputs);
+            return;
+        }
+        BiometricEvidence::NotRun => {
+            trace.skip(&Rule::BIOMETRIC_RESULT, "biometrics not run");
+            trace.set(UnexpectedResult, true, json!({ "biometrics": "not_run" }));
+            return;
+        }
+    };
+    trace.skip(&Rule::BIOMETRIC_RESULT, skip_reason);
+}
+
+/// The bands are exclusive by construction: the first matching arm wins, so even thresholds
+/// that overlap cannot put one score in two bands.
+fn score_band(score: i32, t: &super::Thresholds) -> Rule {
+    if score == 0 {
+        ScoreCaptureError
+    } else if score <= t.score_reject_max {
+        ScoreHighRisk
+    } else if score >= t.score_approve_min {
+        ScoreLowRisk
+    } else {
+        ScoreUncertain
+    }
+}
+
+fn finished_rules(trace: &mut Trace, r: &BiometricResult, t: &super::Thresholds) {
+    let unico_id = r.unico_id.as_deref();
+    let fraudsters = r.identity_fraudsters.as_deref();
+
+    let not_live = r.liveness == Some(2);
+    trace.set(LivenessNotLive, not_live, json!({ "liveness": r.liveness }));
+    if not_live {
+        // unico runs nothing else after a failed liveness, so any other field is noise.
+        trace.skip(
+            &Rule::BIOMETRIC_RESULT[1..],
+            "liveness 2 ends the biometric rules",
+        );
+        return;
+    }
+
+    let fraud_inputs = json!({ "identity_fraudsters": fraudsters });
+    trace.set(FraudstersMatch, is(fraudsters, "yes"), fraud_inputs.clone());
+    trace.set(
+        FraudstersSuspicious,
+        is(fraudsters, "suspicious"),
+        fraud_inputs,
+    );
+
+    let id_inputs = json!({ "unico_id": unico_id });
+    trace.set(IdentityConfirmed, is(unico_id, "yes"), id_inputs.clone());
+    trace.set(IdentityNotConfirmed, is(unico_id, "no"), id_inputs);
+    trace.set(
+        ScoreUnavailable,
+        is(unico_id, "inconclusive") && r.score.is_none(),
+        json!({ "unico_id": unico_id, "score": r.score }),
+    );
+
+    let band = r.score.map(|score| score_band(score, t));
+    let score_inputs = json!({
+        "score": r.score,
+        "score_reject_max": t.score_reject_max,
+        "score_approve_min": t.score_approve_min,
+    });
+    for rule in [
+        ScoreCaptureError,
+        ScoreHighRisk,
+        ScoreUncertain,
+        ScoreLowRisk,
+    ] {
+        trace.set(rule, band == Some(rule), score_inputs.clone());
+    }
+
+    let mut unrecognised = Vec::new();
+    if !matches!(r.liveness, None | Some(1)) {
+        unrecognised.push("liveness");
+    }
+    if !unico_id.is_some_and(|v| is_one_of(v, &["yes", "no", "inconclusive"])) {
+        unrecognised.push("unico_id");
+    }
+    if fraudsters.is_some_and(|v| !is_one_of(v, &["yes", "inconclusive", "suspicious"])) {
+        unrecognised.push("identity_fraudsters");
+    }
+    let identity_decided = [
+        IdentityConfirmed,
+        IdentityNotConfirmed,
+        ScoreUnavailable,
+        ScoreCaptureError,
+        ScoreHighRisk,
+        ScoreUncertain,
+        ScoreLowRisk,
+    ]
+    .into_iter()
+    .any(|rule| trace.fired(rule));
+    trace.set(
+        UnexpectedResult,
+        !identity_decided || !unrecognised.is_empty(),
+        json!({
+            "status": r.status,
+            "liveness": r.liveness,
+            "unico_id": unico_id,
+            "identity_fraudsters": fraudsters,
+            "identity_decided": identity_decided,
+            "unrecognised": unrecognised,
+        }),
+    );
+}
+
+fn registration_rules(trace: &mut Trace, device: &DeviceEvidence) {
+    let (registration, past_deadline) = match device {
+        DeviceEvidence::NotRun => {
+            trace.skip(&Rule::DEVICE_REGISTRATION, "device registration not run");
+            return;
+        }
+        DeviceEvidence::Answered(registration) => (registration, false),
+        DeviceEvidence::PendingPastDeadline(registration) => (registration, true),
+    };
+    let status = registration.status.as_str();
+    let analysis = registration.analysis_status.as_str();
+    let inputs = json!({
+        "status": status,
+        "analysis_status": analysis,
+        "pending_past_deadline": past_deadline,
+    });
+    let reproved = is(Some(analysis), "automatically_reproved");
+    let pending = past_deadline && !reproved;
+    // A registration still pending at the deadline is not approved even if its fields say so.
+    let registered = !past_deadline
+        && is(Some(status), "registered")
+        && is(Some(analysis), "automatically_approved");
+    trace.set(RegistrationReproved, reproved, inputs.clone());
+    trace.set(RegistrationPending, pending, inputs.clone());
+    trace.set(
+        DeviceNotRegistered,
+        !reproved && !pending && !registered,
+        inputs.clone(),
+    );
+    trace.set(DeviceRegistered, registered, inputs);
+}

@@ -1,0 +1,627 @@
+use serde_json::{Value, json};
+
+use super::*;
+use crate::domain::evidence::{
+    BiometricEvidence, BiometricResult, DeviceEvidence, DeviceRegistration,
+};
+
+fn policy() -> Policy {
+    policy_with(-40, 50)
+}
+
+fn policy_with(score_reject_max: i32, score_approve_min: i32) -> Policy {
+    Policy {
+        version: "test.1".into(),
+        thresholds: Thresholds {
+            score_reject_max,
+            score_approve_min,
+            biometrics_deadline_secs: 600,
+            device_deadline_secs: 600,
+        },
+    }
+}
+
+/// A process result written the way unico sends it, so scenarios read like the provider's table.
+fn unico(body: Value) -> BiometricResult {
+    let text = |key: &str| body[key]["result"].as_str().map(str::to_owned);
+    let int = |key: &str| body[key].as_i64().and_then(|n| i32::try_from(n).ok());
+    BiometricResult {
+        process_id: "80371b2a-3ac7-432e-866d-57fe37896ac6".into(),
+        status: int("status").unwrap_or_default(),
+        unico_id: text("unicoId"),
+        liveness: int("liveness"),
+        identity_fraudsters: text("identityFraudsters"),
+        score: int("score"),
+    }
+}
+
+fn received(body: Value) -> Evidence {
+    with_biometrics(BiometricEvidence::Received(unico(body)))
+}
+
+fn with_biometrics(biometrics: BiometricEvidence) -> Evidence {
+    Evidence {
+        risk_signals: None,
+        biometrics,
+        device: DeviceEvidence::NotRun,
+    }
+}
+
+fn confirmed() -> Evidence {
+    received(json!({"status": 3, "unicoId": {"result": "yes"}}))
+}
+
+fn inconclusive_with_score(score: i32) -> Evidence {
+    received(
+        json!({"status": 3, "unicoId": {"result": "inconclusive"}, "liveness": 1, "score": score}),
+    )
+}
+
+fn with_signals(signals: RiskSignals, evidence: Evidence) -> Evidence {
+    Evidence {
+        risk_signals: Some(signals),
+        ..evidence
+    }
+}
+
+fn with_device(device: DeviceEvidence, evidence: Evidence) -> Evidence {
+    Evidence { device, ..evidence }
+}
+
+fn registration(status: &str, analysis_status: &str) -> DeviceRegistration {
+    DeviceRegistration {
+        status: status.into(),
+        analysis_status: analysis_status.into(),
+        reason: None,
+        reason_description: None,
+    }
+}
+
+fn codes(verdict: &Verdict) -> Vec<&str> {
+    verdict.reasons.iter().map(|r| r.code.as_str()).collect()
+}
+
+struct Case {
+    name: &'static str,
+    evidence: Evidence,
+    outcome: Outcome,
+    reasons: &'static [&'static str],
+}
+
+/// One row per case: `name: evidence => outcome [reason codes, decisive first];`. A macro keeps
+/// each case on one line, where a struct literal would spread it over six.
+macro_rules! cases {
+    ($($name:literal: $evidence:expr => $outcome:ident $reasons:expr;)*) => {
+        vec![$(Case { name: $name, evidence: $evidence, outcome: $outcome, reasons: &$reasons }),*]
+    };
+}
+
+fn check_all(policy: &Policy, cases: Vec<Case>) {
+    for c in cases {
+        let verdict = policy.evaluate(&c.evidence);
+        assert_eq!(
+            (verdict.outcome, codes(&verdict)),
+            (c.outcome, c.reasons.to_vec()),
+            "case {}",
+            c.name
+        );
+    }
+}
+
+use Outcome::{Approved, Rejected, Retry, Review};
+
+/// unico's answers as the scenario table shows them, by capability set and result.
+mod answers {
+    use serde_json::{Value, json};
+
+    pub fn live() -> Value {
+        json!({"status": 3, "liveness": 1})
+    }
+    pub fn not_live() -> Value {
+        json!({"status": 3, "liveness": 2})
+    }
+    pub fn yes() -> Value {
+        json!({"status": 3, "unicoId": {"result": "yes"}})
+    }
+    pub fn no() -> Value {
+        json!({"status": 3, "unicoId": {"result": "no"}, "liveness": 1})
+    }
+    pub fn inconclusive() -> Value {
+        json!({"status": 3, "unicoId": {"result": "inconclusive"}, "liveness": 1})
+    }
+    pub fn inconclusive_not_live() -> Value {
+        json!({"status": 3, "unicoId": {"result": "inconclusive"}, "liveness": 2})
+    }
+    /// CreateProcess answers still processing (status 1), before fraudsters or score are known.
+    pub fn processing(unico_id: &str) -> Value {
+        match unico_id {
+            "yes" => json!({"status": 1, "unicoId": {"result": "yes"}}),
+            other => json!({"status": 1, "unicoId": {"result": other}, "liveness": 1}),
+        }
+    }
+    /// Adds fields to a finished answer, as later capabilities do.
+    pub fn with(mut base: Value, extra: Value) -> Value {
+        if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
+            base.extend(extra.clone());
+        }
+        base
+    }
+    pub fn fraud(result: &str) -> Value {
+        json!({"identityFraudsters": {"result": result}})
+    }
+    pub fn score(score: i32) -> Value {
+        json!({"score": score})
+    }
+}
+
+/// Every pair in unico's table of response scenarios, named by the capabilities enabled and the
+/// answer. The decision is taken on GetProcess; CreateProcess is checked too, because a status-1
+/// answer must never be approved and a status-3 one must decide exactly like GetProcess.
+#[test]
+fn unico_response_scenarios() {
+    use answers::*;
+    struct Scenario {
+        name: &'static str,
+        create: Value,
+        get: Value,
+        outcome: Outcome,
+        reasons: &'static [&'static str],
+    }
+    macro_rules! scenarios {
+        ($($name:literal: $create:expr => $get:expr => $outcome:ident $reasons:expr;)*) => {
+            vec![$(Scenario { name: $name, create: $create, get: $get, outcome: $outcome, reasons: &$reasons }),*]
+        };
+    }
+    let error = || json!({"status": 5});
+    let (inc, inc_not_live) = (inconclusive, inconclusive_not_live);
+    let scenarios = scenarios! {
+        "any_flow.process_error": error() => error() => Retry ["biometrics.process_error"];
+        "liveness.live": live() => live() => Review ["biometrics.unexpected_result"];
+        "liveness.not_live": not_live() => not_live() => Rejected ["liveness.not_live"];
+        "liveness_identity.yes": yes() => yes() => Approved ["identity.confirmed"];
+        "liveness_identity.inconclusive_live": inc() => inc() => Review ["score.unavailable"];
+        "liveness_identity.inconclusive_not_live": inc_not_live() => inc_not_live() => Rejected ["liveness.not_live"];
+        "identity_score.yes": yes() => yes() => Approved ["identity.confirmed"];
+        "identity_score.inconclusive_score_50": processing("inconclusive") => with(inc(), score(50)) => Approved ["score.low_risk"];
+        "identity_score.inconclusive_no_score": inc() => inc() => Review ["score.unavailable"];
+        "identity_score.no": no() => no() => Rejected ["identity.not_confirmed"];
+        "identity_score.not_live": inc_not_live() => inc_not_live() => Rejected ["liveness.not_live"];
+        "identity_fraudsters.yes_fraud_inconclusive": processing("yes") => with(yes(), fraud("inconclusive")) => Approved ["identity.confirmed"];
+        "identity_fraudsters.yes_fraud_yes": processing("yes") => with(yes(), fraud("yes")) => Rejected ["fraudsters.match", "identity.confirmed"];
+        "identity_fraudsters.inconclusive_fraud_inconclusive": processing("inconclusive") => with(inc(), fraud("inconclusive")) => Review ["score.unavailable"];
+        "identity_fraudsters.turned_yes_live_fraud_yes": processing("inconclusive") => with(yes(), with(live(), fraud("yes"))) => Rejected ["fraudsters.match", "identity.confirmed"];
+        "identity_fraudsters.no_fraud_inconclusive": processing("no") => with(no(), fraud("inconclusive")) => Rejected ["identity.not_confirmed"];
+        "identity_fraudsters.no_fraud_yes": processing("no") => with(no(), fraud("yes")) => Rejected ["fraudsters.match", "identity.not_confirmed"];
+        "identity_fraudsters.not_live": inc_not_live() => inc_not_live() => Rejected ["liveness.not_live"];
+        "identity_fraudsters_score.yes_fraud_inconclusive": processing("yes") => with(yes(), fraud("inconclusive")) => Approved ["identity.confirmed"];
+        "identity_fraudsters_score.yes_fraud_yes": processing("yes") => with(yes(), fraud("yes")) => Rejected ["fraudsters.match", "identity.confirmed"];
+        "identity_fraudsters_score.no_fraud_inconclusive": processing("no") => with(no(), fraud("inconclusive")) => Rejected ["identity.not_confirmed"];
+        "identity_fraudsters_score.no_fraud_yes": processing("no") => with(no(), fraud("yes")) => Rejected ["fraudsters.match", "identity.not_confirmed"];
+        "identity_fraudsters_score.inconclusive_fraud_yes": processing("inconclusive") => with(inc(), fraud("yes")) => Rejected ["fraudsters.match", "score.unavailable"];
+        "identity_fraudsters_score.inconclusive_fraud_inconclusive_score_50": processing("inconclusive") => with(inc(), with(fraud("inconclusive"), score(50))) => Approved ["score.low_risk"];
+        "identity_fraudsters_score.inconclusive_fraud_inconclusive_no_score": processing("inconclusive") => with(inc(), fraud("inconclusive")) => Review ["score.unavailable"];
+        "identity_fraudsters_score.not_live": inc_not_live() => inc_not_live() => Rejected ["liveness.not_live"];
+    };
+    assert_eq!(scenarios.len(), 26);
+
+    let policy = policy();
+    for sc in scenarios {
+        let decided = policy.evaluate(&received(sc.get.clone()));
+        let got = (decided.outcome, codes(&decided));
+        assert_eq!(
+            got,
+            (sc.outcome, sc.reasons.to_vec()),
+            "{} (GetProcess)",
+            sc.name
+        );
+
+        let early = policy.evaluate(&received(sc.create.clone()));
+        if sc.create["status"] == 1 {
+            let got = (early.outcome, codes(&early));
+            let expected = (Review, vec!["biometrics.unexpected_result"]);
+            assert_eq!(got, expected, "{} (CreateProcess)", sc.name);
+        } else {
+            assert_eq!(
+                sc.create, sc.get,
+                "{}: a final CreateProcess is final",
+                sc.name
+            );
+            assert_eq!(early, decided, "{} (CreateProcess)", sc.name);
+        }
+    }
+}
+
+#[test]
+fn every_row_of_the_policy_table() {
+    let flag = |set: fn(&mut RiskSignals)| {
+        let mut signals = RiskSignals::default();
+        set(&mut signals);
+        with_signals(signals, confirmed())
+    };
+    let device = |reg| with_device(DeviceEvidence::Answered(reg), confirmed());
+    let pending = |reg| with_device(DeviceEvidence::PendingPastDeadline(reg), confirmed());
+    let timed_out = |last| with_biometrics(BiometricEvidence::TimedOut(last));
+    let identity = |fraud: &str| {
+        received(
+            json!({"status": 3, "unicoId": {"result": "yes"}, "identityFraudsters": {"result": fraud}}),
+        )
+    };
+    let inc = |liveness: i32| {
+        received(json!({"status": 3, "unicoId": {"result": "inconclusive"}, "liveness": liveness}))
+    };
+    check_all(
+        &policy(),
+        cases! {
+            "device.emulated": flag(|s| s.is_emulated = Some(true)) => Rejected ["device.emulated", "identity.confirmed"];
+            "device.automation": flag(|s| s.is_monkey_runner = Some(true)) => Rejected ["device.automation", "identity.confirmed"];
+            "device.rooted": flag(|s| s.is_rooted_device = Some(true)) => Review ["device.rooted", "identity.confirmed"];
+            "device.mock_location": flag(|s| s.is_mock_gps = Some(true)) => Review ["device.mock_location", "identity.confirmed"];
+            "device.call_in_progress": flag(|s| s.is_call_in_progress = Some(true)) => Review ["device.call_in_progress", "identity.confirmed"];
+            "biometrics.process_error": received(json!({"status": 5})) => Retry ["biometrics.process_error"];
+            "biometrics.process_cancelled": received(json!({"status": 4})) => Retry ["biometrics.process_cancelled"];
+            "biometrics.timeout": timed_out(Some(unico(json!({"status": 1})))) => Review ["biometrics.timeout"];
+            "biometrics.timeout_without_answer": timed_out(None) => Review ["biometrics.timeout"];
+            "liveness.not_live": inc(2) => Rejected ["liveness.not_live"];
+            "fraudsters.match": identity("yes") => Rejected ["fraudsters.match", "identity.confirmed"];
+            "fraudsters.suspicious": identity("suspicious") => Review ["fraudsters.suspicious", "identity.confirmed"];
+            "identity.confirmed": confirmed() => Approved ["identity.confirmed"];
+            "identity.not_confirmed": received(json!({"status": 3, "unicoId": {"result": "no"}, "liveness": 1})) => Rejected ["identity.not_confirmed"];
+            "score.unavailable": inc(1) => Review ["score.unavailable"];
+            "score.capture_error": inconclusive_with_score(0) => Retry ["score.capture_error"];
+            "score.high_risk": inconclusive_with_score(-70) => Rejected ["score.high_risk"];
+            "score.uncertain": inconclusive_with_score(20) => Review ["score.uncertain"];
+            "score.low_risk": inconclusive_with_score(80) => Approved ["score.low_risk"];
+            "biometrics.unexpected_result": received(json!({"status": 3, "liveness": 1})) => Review ["biometrics.unexpected_result"];
+            "device.registration_reproved": device(registration("not_registered", "automatically_reproved")) => Rejected ["device.registration_reproved", "identity.confirmed"];
+            "device.registration_pending": pending(registration("not_registered", "pending")) => Review ["device.registration_pending", "identity.confirmed"];
+            "device.not_registered": device(registration("not_registered", "automatically_approved")) => Review ["device.not_registered", "identity.confirmed"];
+            "device.registered": device(registration("registered", "automatically_approved")) => Approved ["identity.confirmed", "device.registered"];
+        },
+    );
+}
+
+#[test]
+fn score_boundaries_with_default_thresholds() {
+    let cases = [
+        (-41, Rejected, "score.high_risk"),
+        (-40, Rejected, "score.high_risk"),
+        (-39, Review, "score.uncertain"),
+        (-1, Review, "score.uncertain"),
+        (0, Retry, "score.capture_error"),
+        (1, Review, "score.uncertain"),
+        (49, Review, "score.uncertain"),
+        (50, Approved, "score.low_risk"),
+        (100, Approved, "score.low_risk"),
+    ];
+    for (score, outcome, code) in cases {
+        let verdict = policy().evaluate(&inconclusive_with_score(score));
+        let got = (verdict.outcome, codes(&verdict));
+        assert_eq!(got, (outcome, vec![code]), "score {score}");
+    }
+}
+
+#[test]
+fn configured_thresholds_are_used_and_recorded() {
+    let strict = policy_with(-20, 70);
+    check_all(
+        &strict,
+        cases! {
+            "approve_min_70.score_60": inconclusive_with_score(60) => Review ["score.uncertain"];
+            "approve_min_70.score_70": inconclusive_with_score(70) => Approved ["score.low_risk"];
+            "reject_max_-20.score_-30": inconclusive_with_score(-30) => Rejected ["score.high_risk"];
+            "reject_max_-20.score_-19": inconclusive_with_score(-19) => Review ["score.uncertain"];
+        },
+    );
+    let verdict = strict.evaluate(&inconclusive_with_score(60));
+    assert_eq!(verdict.thresholds, strict.thresholds);
+    assert_eq!(verdict.policy_version, "test.1");
+    let inputs = json!({"score": 60, "score_reject_max": -20, "score_approve_min": 70});
+    assert_eq!(row_of(&verdict, "score.uncertain"), Some((true, inputs)));
+}
+
+#[test]
+fn decisive_reason_comes_first_and_unknowns_are_never_approved() {
+    let rooted = || RiskSignals {
+        is_rooted_device: Some(true),
+        ..RiskSignals::default()
+    };
+    let finished = |fields: Value| received(answers::with(json!({"status": 3}), fields));
+    let status = |status: i32| received(json!({"status": status, "unicoId": {"result": "yes"}}));
+    let late_yes = unico(answers::yes());
+    check_all(
+        &policy(),
+        cases! {
+            "fraud_match_and_not_confirmed": finished(json!({"unicoId": {"result": "no"}, "liveness": 1, "identityFraudsters": {"result": "yes"}})) => Rejected ["fraudsters.match", "identity.not_confirmed"];
+            "rooted_and_confirmed": with_signals(rooted(), confirmed()) => Review ["device.rooted", "identity.confirmed"];
+            "rooted_and_capture_error": with_signals(rooted(), inconclusive_with_score(0)) => Retry ["score.capture_error", "device.rooted"];
+            "suspicious_upper_case": finished(json!({"unicoId": {"result": "yes"}, "identityFraudsters": {"result": "SUSPICIOUS"}})) => Review ["fraudsters.suspicious", "identity.confirmed"];
+            "unico_id_mixed_case": finished(json!({"unicoId": {"result": "Yes"}})) => Approved ["identity.confirmed"];
+            "not_live_with_score": finished(json!({"unicoId": {"result": "inconclusive"}, "liveness": 2, "score": 80})) => Rejected ["liveness.not_live"];
+            "not_live_with_identity_yes": finished(json!({"unicoId": {"result": "yes"}, "liveness": 2})) => Rejected ["liveness.not_live"];
+            "unknown_unico_id": finished(json!({"unicoId": {"result": "maybe"}, "liveness": 1})) => Review ["biometrics.unexpected_result"];
+            "unknown_unico_id_with_high_score": finished(json!({"unicoId": {"result": "maybe"}, "liveness": 1, "score": 90})) => Review ["biometrics.unexpected_result", "score.low_risk"];
+            "score_without_unico_id": finished(json!({"liveness": 1, "score": 90})) => Review ["biometrics.unexpected_result", "score.low_risk"];
+            "unknown_liveness": finished(json!({"unicoId": {"result": "yes"}, "liveness": 7})) => Review ["biometrics.unexpected_result", "identity.confirmed"];
+            "unknown_fraudsters_value": finished(json!({"unicoId": {"result": "yes"}, "identityFraudsters": {"result": "perhaps"}})) => Review ["biometrics.unexpected_result", "identity.confirmed"];
+            "finished_without_fields": finished(json!({})) => Review ["biometrics.unexpected_result"];
+            "biometrics_not_run": with_biometrics(BiometricEvidence::NotRun) => Review ["biometrics.unexpected_result"];
+            "status_1_processing": status(1) => Review ["biometrics.unexpected_result"];
+            "status_2_divergence": status(2) => Review ["biometrics.unexpected_result"];
+            "unknown_status": status(9) => Review ["biometrics.unexpected_result"];
+            "timed_out_with_a_final_looking_answer": with_biometrics(BiometricEvidence::TimedOut(Some(late_yes))) => Review ["biometrics.timeout"];
+        },
+    );
+}
+
+#[test]
+fn device_registration_rows() {
+    let answered = |status, analysis| {
+        with_device(
+            DeviceEvidence::Answered(registration(status, analysis)),
+            confirmed(),
+        )
+    };
+    let past_deadline = |status, analysis| {
+        with_device(
+            DeviceEvidence::PendingPastDeadline(registration(status, analysis)),
+            confirmed(),
+        )
+    };
+    let approved_device =
+        || DeviceEvidence::Answered(registration("registered", "automatically_approved"));
+    check_all(
+        &policy(),
+        cases! {
+            "reproved": answered("not_registered", "automatically_reproved") => Rejected ["device.registration_reproved", "identity.confirmed"];
+            "reproved_upper_case": answered("NOT_REGISTERED", "AUTOMATICALLY_REPROVED") => Rejected ["device.registration_reproved", "identity.confirmed"];
+            "pending_past_deadline": past_deadline("not_registered", "pending") => Review ["device.registration_pending", "identity.confirmed"];
+            "pending_past_deadline_looking_approved": past_deadline("registered", "automatically_approved") => Review ["device.registration_pending", "identity.confirmed"];
+            "pending_before_deadline": answered("registered", "pending") => Review ["device.not_registered", "identity.confirmed"];
+            "not_registered": answered("not_registered", "automatically_approved") => Review ["device.not_registered", "identity.confirmed"];
+            "deactivated": answered("deactivated", "automatically_approved") => Review ["device.not_registered", "identity.confirmed"];
+            "unknown_analysis": answered("registered", "in_manual_analysis") => Review ["device.not_registered", "identity.confirmed"];
+            "registered_and_approved": answered("registered", "automatically_approved") => Approved ["identity.confirmed", "device.registered"];
+            "registered_but_score_uncertain": with_device(approved_device(), inconclusive_with_score(20)) => Review ["score.uncertain", "device.registered"];
+        },
+    );
+}
+
+#[test]
+fn evaluations_list_every_rule_in_table_order() {
+    let verdict = policy().evaluate(&received(json!({"status": 5})));
+    let listed: Vec<&str> = verdict
+        .evaluations
+        .iter()
+        .map(|e| e.code.as_str())
+        .collect();
+    assert_eq!(listed, reason_codes());
+    let row = |code: &str| verdict.evaluations.iter().find(|e| e.code == code);
+
+    assert!(row("biometrics.process_error").is_some_and(|e| e.fired && e.outcome == Retry));
+    assert_eq!(
+        row("biometrics.process_error").map(|e| &e.inputs),
+        Some(&json!({"status": 5}))
+    );
+    assert_eq!(
+        row("score.low_risk").map(|e| (e.fired, &e.inputs)),
+        Some((false, &json!({"skipped": "process error"})))
+    );
+    assert_eq!(
+        row("device.registered").map(|e| (e.fired, &e.inputs)),
+        Some((false, &json!({"skipped": "device registration not run"})))
+    );
+    assert_eq!(
+        verdict.evaluations.iter().filter(|e| e.fired).count(),
+        verdict.reasons.len()
+    );
+
+    let not_live = policy().evaluate(&received(
+        json!({"status": 3, "unicoId": {"result": "inconclusive"}, "liveness": 2, "score": 80}),
+    ));
+    assert_eq!(
+        row_of(&not_live, "score.low_risk"),
+        Some((
+            false,
+            json!({"skipped": "liveness 2 ends the biometric rules"})
+        ))
+    );
+    assert_eq!(
+        row_of(&not_live, "liveness.not_live"),
+        Some((true, json!({"liveness": 2})))
+    );
+
+    let uncertain = policy().evaluate(&inconclusive_with_score(20));
+    assert_eq!(
+        row_of(&uncertain, "score.uncertain"),
+        Some((
+            true,
+            json!({"score": 20, "score_reject_max": -40, "score_approve_min": 50})
+        ))
+    );
+    assert_eq!(
+        row_of(&uncertain, "device.rooted"),
+        Some((false, json!({"is_rooted_device": null})))
+    );
+}
+
+fn row_of(verdict: &Verdict, code: &str) -> Option<(bool, Value)> {
+    let e = verdict.evaluations.iter().find(|e| e.code == code)?;
+    Some((e.fired, e.inputs.clone()))
+}
+
+#[test]
+fn reasons_carry_messages() {
+    let verdict = policy().evaluate(&received(json!({"status": 3, "unicoId": {"result": "no"}, "liveness": 1, "identityFraudsters": {"result": "yes"}})));
+    assert!(verdict.reasons.iter().all(|r| !r.message.is_empty()));
+    assert_ne!(verdict.reasons[0].message, verdict.reasons[1].message);
+}
+
+#[test]
+fn reason_codes_follow_the_contract_table() {
+    assert_eq!(
+        reason_codes(),
+        [
+            "device.emulated",
+            "device.automation",
+            "device.rooted",
+            "device.mock_location",
+            "device.call_in_progress",
+            "biometrics.process_error",
+            "biometrics.process_cancelled",
+            "biometrics.timeout",
+            "liveness.not_live",
+            "fraudsters.match",
+            "fraudsters.suspicious",
+            "identity.confirmed",
+            "identity.not_confirmed",
+            "score.unavailable",
+            "score.capture_error",
+            "score.high_risk",
+            "score.uncertain",
+            "score.low_risk",
+            "biometrics.unexpected_result",
+            "device.registration_reproved",
+            "device.registration_pending",
+            "device.not_registered",
+            "device.registered",
+        ]
+    );
+}
+
+#[test]
+fn screen_device_rejects_only_emulators_and_automation() {
+    let policy = policy();
+    let all = RiskSignals {
+        is_emulated: Some(true),
+        is_monkey_runner: Some(true),
+        is_rooted_device: Some(true),
+        is_mock_gps: Some(true),
+        is_call_in_progress: Some(true),
+        ..RiskSignals::default()
+    };
+    let verdict = policy.screen_device(Some(&all));
+    assert_eq!(
+        verdict.as_ref().map(|v| (v.outcome, codes(v))),
+        Some((
+            Rejected,
+            vec![
+                "device.emulated",
+                "device.automation",
+                "device.rooted",
+                "device.mock_location",
+                "device.call_in_progress"
+            ]
+        ))
+    );
+    let verdict = verdict.expect("checked above");
+    assert_eq!(verdict.evaluations.len(), reason_codes().len());
+    assert_eq!(
+        row_of(&verdict, "identity.confirmed"),
+        Some((
+            false,
+            json!({"skipped": "decided on the device before unico was called"})
+        ))
+    );
+
+    let automation = RiskSignals {
+        is_monkey_runner: Some(true),
+        is_mock_gps: Some(true),
+        ..RiskSignals::default()
+    };
+    let verdict = policy.screen_device(Some(&automation));
+    assert_eq!(
+        verdict.as_ref().map(|v| (v.outcome, codes(v))),
+        Some((Rejected, vec!["device.automation", "device.mock_location"]))
+    );
+
+    let review_only = RiskSignals {
+        is_rooted_device: Some(true),
+        is_emulated: Some(false),
+        ..RiskSignals::default()
+    };
+    assert_eq!(policy.screen_device(Some(&review_only)), None);
+    assert_eq!(policy.screen_device(Some(&RiskSignals::default())), None);
+    assert_eq!(policy.screen_device(None), None);
+}
+
+#[test]
+fn risk_flags_name_the_set_flags_in_table_order() {
+    let signals = RiskSignals {
+        is_call_in_progress: Some(true),
+        is_rooted_device: Some(true),
+        is_emulated: Some(true),
+        is_mock_gps: Some(false),
+        ..RiskSignals::default()
+    };
+    assert_eq!(
+        risk_flags(Some(&signals)),
+        ["emulated", "rooted", "call_in_progress"]
+    );
+    let every = RiskSignals {
+        is_emulated: Some(true),
+        is_monkey_runner: Some(true),
+        is_rooted_device: Some(true),
+        is_mock_gps: Some(true),
+        is_call_in_progress: Some(true),
+        ..RiskSignals::default()
+    };
+    assert_eq!(
+        risk_flags(Some(&every)),
+        [
+            "emulated",
+            "automation",
+            "rooted",
+            "mock_location",
+            "call_in_progress"
+        ]
+    );
+    assert!(risk_flags(Some(&RiskSignals::default())).is_empty());
+    assert!(risk_flags(None).is_empty());
+}
+
+/// Sweeps combinations of known and unknown values: whatever the mix, an approval needs a finished
+/// process with a recognised, positive identity answer and no fraud signal.
+#[test]
+fn approval_requires_a_recognised_positive_result() {
+    let policy = policy();
+    let texts = [
+        None,
+        Some("yes"),
+        Some("no"),
+        Some("inconclusive"),
+        Some("suspicious"),
+        Some("odd"),
+    ];
+    for status in 0..=6 {
+        for unico_id in texts {
+            for fraudsters in texts {
+                for liveness in [None, Some(1), Some(2), Some(3)] {
+                    for score in [None, Some(-50), Some(0), Some(20), Some(80)] {
+                        let result = BiometricResult {
+                            process_id: "p".into(),
+                            status,
+                            unico_id: unico_id.map(str::to_owned),
+                            liveness,
+                            identity_fraudsters: fraudsters.map(str::to_owned),
+                            score,
+                        };
+                        let verdict =
+                            policy.evaluate(&with_biometrics(BiometricEvidence::Received(result)));
+                        assert!(!verdict.reasons.is_empty());
+                        if verdict.outcome == Approved {
+                            let ok = status == 3
+                                && matches!(liveness, None | Some(1))
+                                && matches!(unico_id, Some("yes" | "inconclusive"))
+                                && matches!(fraudsters, None | Some("inconclusive"))
+                                && (unico_id == Some("yes") || score.is_some_and(|s| s >= 50));
+                            assert!(
+                                ok,
+                                "approved {status} {unico_id:?} {fraudsters:?} {liveness:?} {score:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
