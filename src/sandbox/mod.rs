@@ -1,12 +1,18 @@
 //! Simulated providers served by veredito itself when `sandbox.enabled` is set, speaking the
 //! providers' documented APIs. This code shares nothing with `providers/`: it is a second,
 //! independent reading of the same documentation, so a wire mistake in one shows up in tests.
-//!
-//! SKELETON: the public API below is fixed; the bodies are being written.
 
+mod scenarios;
+#[cfg(test)]
+mod tests;
+mod unico;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+
+pub use scenarios::{Behaviour, Outcome, SCENARIOS, Scenario};
 
 /// How the sandbox is set up. Paths: unico's token endpoint is served under
 /// `{base}/sandbox/unico-identity`, unico's API under `{base}/sandbox/unico`.
@@ -31,6 +37,6 @@ pub struct SandboxConfig {
 }
 
 /// The sandbox's routes, to be merged into the service's router (paths start with `/sandbox/`).
-pub fn router(_config: SandboxConfig) -> Router {
-    unimplemented!()
+pub fn router(config: SandboxConfig) -> Router {
+    unico::router(Arc::new(unico::Unico::new(config)))
 }
