@@ -19,6 +19,7 @@ pub(super) enum Rule {
     DeviceCallInProgress,
     ProcessError,
     ProcessCancelled,
+    CaptureRefused,
     BiometricsTimeout,
     LivenessNotLive,
     FraudstersMatch,
@@ -37,7 +38,7 @@ pub(super) enum Rule {
     DeviceRegistered,
 }
 
-pub(super) const RULE_COUNT: usize = 23;
+pub(super) const RULE_COUNT: usize = 24;
 
 use Rule::*;
 
@@ -50,6 +51,7 @@ impl Rule {
         DeviceCallInProgress,
         ProcessError,
         ProcessCancelled,
+        CaptureRefused,
         BiometricsTimeout,
         LivenessNotLive,
         FraudstersMatch,
@@ -99,6 +101,7 @@ impl Rule {
             DeviceCallInProgress => "device.call_in_progress",
             ProcessError => "biometrics.process_error",
             ProcessCancelled => "biometrics.process_cancelled",
+            CaptureRefused => "biometrics.capture_refused",
             BiometricsTimeout => "biometrics.timeout",
             LivenessNotLive => "liveness.not_live",
             FraudstersMatch => "fraudsters.match",
@@ -122,7 +125,7 @@ impl Rule {
         match self {
             DeviceEmulated | DeviceAutomation | LivenessNotLive | FraudstersMatch
             | IdentityNotConfirmed | ScoreHighRisk | RegistrationReproved => Outcome::Rejected,
-            ProcessError | ProcessCancelled | ScoreCaptureError => Outcome::Retry,
+            ProcessError | ProcessCancelled | CaptureRefused | ScoreCaptureError => Outcome::Retry,
             DeviceRooted | DeviceMockLocation | DeviceCallInProgress | BiometricsTimeout
             | FraudstersSuspicious | ScoreUnavailable | ScoreUncertain | UnexpectedResult
             | RegistrationPending | DeviceNotRegistered => Outcome::Review,
@@ -141,6 +144,7 @@ impl Rule {
             }
             ProcessError => "The biometric provider failed on this capture; a new one is needed.",
             ProcessCancelled => "The biometric process was cancelled; a new capture is needed.",
+            CaptureRefused => "unico refused the selfie itself (format, size, expired or reused); a new capture is needed.",
             BiometricsTimeout => "The biometric result did not arrive in time.",
             LivenessNotLive => "The selfie was not taken from a live person.",
             FraudstersMatch => "The face is linked to a known identity fraud.",
@@ -276,6 +280,7 @@ fn biometric_rules(trace: &mut Trace, biometrics: &BiometricEvidence, t: &super:
         BiometricEvidence::NotRun => (None, false),
         BiometricEvidence::Received(result) => (Some(result), false),
         BiometricEvidence::TimedOut(last) => (last.as_ref(), true),
+        BiometricEvidence::CaptureRefused { .. } => (None, false),
     };
     let status = result.map(|r| r.status);
     // A timed-out process never reached a final status, so its last status is not a verdict.
@@ -290,6 +295,11 @@ fn biometric_rules(trace: &mut Trace, biometrics: &BiometricEvidence, t: &super:
         final_status == Some(process_status::CANCELLED),
         json!({ "status": status }),
     );
+    let refused = match biometrics {
+        BiometricEvidence::CaptureRefused { code } => Some(code.as_str()),
+        _ => None,
+    };
+    trace.set(CaptureRefused, refused.is_some(), json!({ "unico_error_code": refused }));
     trace.set(
         BiometricsTimeout,
         timed_out,
@@ -306,6 +316,7 @@ fn biometric_rules(trace: &mut Trace, biometrics: &BiometricEvidence, t: &super:
             "process cancelled"
         }
         BiometricEvidence::TimedOut(_) => "biometrics timed out",
+        BiometricEvidence::CaptureRefused { .. } => "capture refused by unico",
         // Not run, or a status the policy cannot decide on: there is nothing to approve.
         BiometricEvidence::Received(r) => {
             trace.skip(&Rule::BIOMETRIC_RESULT, "process not finished");

@@ -259,6 +259,7 @@ fn every_row_of_the_policy_table() {
             "device.call_in_progress": flag(|s| s.is_call_in_progress = Some(true)) => Review ["device.call_in_progress", "identity.confirmed"];
             "biometrics.process_error": received(json!({"status": 5})) => Retry ["biometrics.process_error"];
             "biometrics.process_cancelled": received(json!({"status": 4})) => Retry ["biometrics.process_cancelled"];
+            "biometrics.capture_refused": with_biometrics(BiometricEvidence::CaptureRefused { code: "20505".into() }) => Retry ["biometrics.capture_refused"];
             "biometrics.timeout": timed_out(Some(unico(json!({"status": 1})))) => Review ["biometrics.timeout"];
             "biometrics.timeout_without_answer": timed_out(None) => Review ["biometrics.timeout"];
             "liveness.not_live": inc(2) => Rejected ["liveness.not_live"];
@@ -468,6 +469,7 @@ fn reason_codes_follow_the_contract_table() {
             "device.call_in_progress",
             "biometrics.process_error",
             "biometrics.process_cancelled",
+            "biometrics.capture_refused",
             "biometrics.timeout",
             "liveness.not_live",
             "fraudsters.match",
