@@ -7,7 +7,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
-
+use crate::domain::evidence::{Evidence, RiskSignals};
 use rules::{Rule, Trace};
 
 /// Outcomes from least to most severe: the derived order is the severity order.
