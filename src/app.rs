@@ -18,7 +18,9 @@ use crate::crypto::PiiCipher;
 use crate::http::auth::ApiKeys;
 use crate::onboarding::wait::Waiters;
 use crate::policy::{Policy, Thresholds};
+use crate::providers::qitech::{QitechClient, QitechConfig};
 use crate::providers::unico::{UnicoClient, UnicoConfig};
+use crate::providers::zro::{ZroClient, ZroConfig};
 use crate::providers::{CallRecord, SharedSink};
 use crate::{jobs, sandbox, store};
 
@@ -28,11 +30,15 @@ pub struct Shared {
     pub settings: Settings,
     pub policy: Policy,
     pub unico: UnicoClient,
+    pub qitech: QitechClient,
+    pub zro: ZroClient,
     pub cipher: PiiCipher,
     pub api_keys: ApiKeys,
     pub waiters: Waiters,
     /// Wakes the unico poller early (a webhook arrived, a process was created).
     pub poll_wake: Arc<Notify>,
+    /// Wakes the device registration worker (an onboarding entered the device stage).
+    pub device_wake: Arc<Notify>,
 }
 
 #[derive(Clone)]
@@ -79,6 +85,7 @@ pub struct App {
     state: AppState,
     calls: mpsc::Receiver<CallRecord>,
     sandbox: Option<sandbox::SandboxConfig>,
+    device_sandbox: Option<sandbox::DeviceSandboxConfig>,
 }
 
 impl App {
@@ -100,7 +107,19 @@ impl App {
             private_key_pem: settings.unico_private_key()?,
             timeout: settings.unico.timeout,
         };
+        let mut qitech_config = QitechConfig {
+            base_url: settings.qitech.base_url.clone(),
+            api_key: settings.qitech.api_key.clone(),
+            timeout: settings.qitech.timeout,
+        };
+        let mut zro_config = ZroConfig {
+            base_url: settings.zro.base_url.clone(),
+            api_id: settings.zro.api_id.clone(),
+            api_key: settings.zro.api_key.clone(),
+            timeout: settings.zro.timeout,
+        };
         let mut sandbox_config = None;
+        let mut device_sandbox = None;
         if settings.sandbox.enabled {
             // The same client code talks to the simulated unico, only the hosts change.
             let base = format!("http://{addr}");
@@ -119,21 +138,34 @@ impl App {
                 processing_delay: settings.sandbox.processing_delay,
                 webhook_delay: settings.sandbox.webhook_delay,
             });
+            qitech_config.base_url = format!("{base}/sandbox/qitech");
+            zro_config.base_url = format!("{base}/sandbox/zro");
+            device_sandbox = Some(sandbox::DeviceSandboxConfig {
+                qitech_api_key: settings.qitech.api_key.expose_secret().to_owned(),
+                zro_api_id: settings.zro.api_id.clone(),
+                zro_api_key: settings.zro.api_key.expose_secret().to_owned(),
+                pending_delay: settings.sandbox.qitech_pending_delay,
+            });
             tracing::info!(%addr, "sandbox enabled: providers are simulated by this process");
         }
         let unico = UnicoClient::new(unico_config, sink.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let qitech = QitechClient::new(qitech_config, sink.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let zro = ZroClient::new(zro_config, sink.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
 
         let state = AppState(Arc::new(Shared {
             policy: policy_from(&settings),
             api_keys: ApiKeys::from_settings(&settings.api.keys),
             db,
             unico,
+            qitech,
+            zro,
             cipher,
             waiters: Waiters::default(),
             poll_wake: Arc::new(Notify::new()),
+            device_wake: Arc::new(Notify::new()),
             settings,
         }));
-        Ok(App { listener, addr, state, calls, sandbox: sandbox_config })
+        Ok(App { listener, addr, state, calls, sandbox: sandbox_config, device_sandbox })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -147,18 +179,24 @@ impl App {
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish (up to the
     /// configured grace) and stops the workers.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let App { listener, addr, state, calls, sandbox } = self;
+        let App { listener, addr, state, calls, sandbox, device_sandbox } = self;
         let workers = TaskTracker::new();
         let stop_workers = CancellationToken::new();
         workers.spawn(store::calls::run_writer(state.db.clone(), calls, stop_workers.clone()));
         workers.spawn(jobs::listener::run(state.clone(), stop_workers.clone()));
         workers.spawn(jobs::unico_poller::run(state.clone(), state.poll_wake.clone(), stop_workers.clone()));
         workers.spawn(jobs::sweeper::run(state.clone(), Duration::from_secs(5), stop_workers.clone()));
+        workers.spawn(jobs::device_registration::run(state.clone(), state.device_wake.clone(), stop_workers.clone()));
+        workers.spawn(jobs::device_validation::run(state.clone(), stop_workers.clone()));
+        workers.spawn(jobs::open_finance::run(state.clone(), stop_workers.clone()));
         workers.close();
 
         let mut router = crate::http::router(state.clone());
         if let Some(config) = sandbox {
             router = router.merge(sandbox::router(config));
+        }
+        if let Some(config) = device_sandbox {
+            router = router.merge(sandbox::device_router(config));
         }
         tracing::info!(%addr, "veredito listening");
         let grace = state.settings.server.shutdown_grace;

@@ -78,6 +78,20 @@ pub struct QitechSettings {
     pub api_key: SecretString,
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
+    /// Read-backs of pending analyses and retries of failed calls: first after poll_initial,
+    /// doubling up to poll_max.
+    #[serde(default = "default_qitech_poll_initial", deserialize_with = "duration")]
+    pub poll_initial: Duration,
+    #[serde(default = "default_qitech_poll_max", deserialize_with = "duration")]
+    pub poll_max: Duration,
+}
+
+fn default_qitech_poll_initial() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_qitech_poll_max() -> Duration {
+    Duration::from_secs(60)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +101,20 @@ pub struct ZroSettings {
     pub api_key: SecretString,
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
+    /// Retries of a failed risk signal: first after retry_initial, doubling, at most
+    /// max_attempts attempts in all before it is reported as failed.
+    #[serde(default = "default_zro_retry_initial", deserialize_with = "duration")]
+    pub retry_initial: Duration,
+    #[serde(default = "default_zro_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_zro_retry_initial() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_zro_max_attempts() -> u32 {
+    8
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +170,14 @@ pub struct SandboxSettings {
     pub processing_delay: Duration,
     #[serde(deserialize_with = "duration")]
     pub webhook_delay: Duration,
+    /// How long a simulated QI Tech analysis stays pending (device registration and device
+    /// validation test ids that resolve later).
+    #[serde(default = "default_sandbox_qitech_delay", deserialize_with = "duration")]
+    pub qitech_pending_delay: Duration,
+}
+
+fn default_sandbox_qitech_delay() -> Duration {
+    Duration::from_secs(1)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -253,6 +289,12 @@ impl Settings {
             if let Some(scope) = key.scopes.iter().find(|s| !crate::http::auth::KNOWN_SCOPES.contains(&s.as_str())) {
                 return Err(invalid("api.keys", format!("key `{}`: unknown scope `{scope}`", key.name)));
             }
+        }
+        if self.qitech.poll_initial.is_zero() || self.qitech.poll_max < self.qitech.poll_initial {
+            return Err(invalid("qitech.poll_max", "must be at least qitech.poll_initial, which must be above zero"));
+        }
+        if self.zro.retry_initial.is_zero() || self.zro.max_attempts == 0 {
+            return Err(invalid("zro.max_attempts", "zro.max_attempts and zro.retry_initial must be above zero"));
         }
         if self.policy.version.trim().is_empty() {
             return Err(invalid("policy.version", "must not be empty"));

@@ -6,8 +6,8 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::domain::evidence::{BiometricEvidence, DeviceEvidence, Evidence};
 use crate::onboarding::FlowError;
-use crate::policy::Verdict;
-use crate::store::{decisions, events, onboardings, processes};
+use crate::policy::{Outcome, Verdict};
+use crate::store::{decisions, devices, events, onboardings, processes};
 
 /// The biometric part is over (final status, refusal or deadline): apply the policy and decide.
 #[tracing::instrument(skip_all, fields(onboarding_id = %onboarding_id))]
@@ -25,6 +25,11 @@ pub async fn conclude_biometrics(
     }
     let evidence = Evidence { risk_signals: onboarding.risk_signals(), biometrics, device: DeviceEvidence::NotRun };
     let verdict = st.policy.evaluate(&evidence);
+    if verdict.outcome == Outcome::Approved {
+        // The device is registered with QI Tech only when everything else approved, and its
+        // answer is part of the verdict: the decision waits for the registration job.
+        return crate::onboarding::device::begin_registration(st, onboarding_id, &evidence, process_id).await;
+    }
     record_verdict(st, onboarding_id, &verdict, &evidence, process_id).await
 }
 
@@ -56,9 +61,19 @@ pub async fn record_verdict(
         &mut *tx,
         onboarding_id,
         "decided",
-        json!({ "decision_id": decision.id, "outcome": decision.outcome, "reasons": decision.reason_codes }),
+        json!({
+            "decision_id": decision.id,
+            "outcome": decision.outcome,
+            "reasons": decision.reason_codes,
+            "risk_flags": crate::policy::risk_flags(evidence.risk_signals.as_ref()),
+        }),
     )
     .await?;
+    // An approved onboarding with an Open Finance enrollment tells Zro about the device; queued
+    // with the decision so it is sent even if this process stops right after.
+    if verdict.outcome == Outcome::Approved {
+        devices::enqueue_signal(&mut *tx, onboarding_id).await?;
+    }
     tx.commit().await?;
     crate::metrics::decision(verdict.outcome.as_str());
     tracing::info!(outcome = verdict.outcome.as_str(), reasons = ?decision.reason_codes, "decided");

@@ -1,10 +1,12 @@
 //! The onboarding flow: store the request, ask unico, and decide when the evidence is final.
 //!
 //! States: `received` (stored, unico not yet asked) -> `biometrics` (a unico process is open)
-//! -> `decided`. A device rejected on its risk signals goes straight to `decided`, and so does
-//! a process whose CreateProcess answer is already final.
+//! -> `device` (everything else approved; QI Tech registers the device) -> `decided`. A device
+//! rejected on its risk signals goes straight to `decided`, and so does a process whose
+//! CreateProcess answer is already final and does not approve.
 
 pub mod decide;
+pub mod device;
 pub mod request;
 pub mod view;
 pub mod wait;

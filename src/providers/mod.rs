@@ -1,7 +1,9 @@
 //! Clients of the providers veredito calls. Each client takes typed input and answers typed
 //! results and typed errors; none of them knows the HTTP surface or the store.
 
+pub mod qitech;
 pub mod unico;
+pub mod zro;
 
 use std::sync::Arc;
 

@@ -2,17 +2,21 @@
 //! providers' documented APIs. This code shares nothing with `providers/`: it is a second,
 //! independent reading of the same documentation, so a wire mistake in one shows up in tests.
 
+mod qitech;
 mod scenarios;
 #[cfg(test)]
 mod tests;
 mod unico;
+mod zro;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 
+pub use qitech::{DEVICE_IDS, VALIDATION_ACCOUNTS};
 pub use scenarios::{Behaviour, Outcome, SCENARIOS, Scenario};
+pub use zro::ENROLLMENT_IDS;
 
 /// How the sandbox is set up. Paths: unico's token endpoint is served under
 /// `{base}/sandbox/unico-identity`, unico's API under `{base}/sandbox/unico`.
@@ -39,4 +43,22 @@ pub struct SandboxConfig {
 /// The sandbox's routes, to be merged into the service's router (paths start with `/sandbox/`).
 pub fn router(config: SandboxConfig) -> Router {
     unico::router(Arc::new(unico::Unico::new(config)))
+}
+
+/// The simulated QI Tech (`{base}/sandbox/qitech`) and Zro (`{base}/sandbox/zro`).
+#[derive(Clone)]
+pub struct DeviceSandboxConfig {
+    /// The key QI Tech expects, bare, in `Authorization`.
+    pub qitech_api_key: String,
+    /// The credentials Zro's `/auth/signin` accepts.
+    pub zro_api_id: String,
+    pub zro_api_key: String,
+    /// How long scripted pending analyses take to resolve.
+    pub pending_delay: Duration,
+}
+
+/// The device providers' routes, to be merged into the service's router.
+pub fn device_router(config: DeviceSandboxConfig) -> Router {
+    qitech::router(Arc::new(qitech::Qitech::new(config.qitech_api_key, config.pending_delay)))
+        .merge(zro::router(Arc::new(zro::Zro::new(config.zro_api_id, config.zro_api_key))))
 }

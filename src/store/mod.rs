@@ -3,6 +3,8 @@
 
 pub mod calls;
 pub mod decisions;
+pub mod device_validations;
+pub mod devices;
 pub mod events;
 pub mod onboardings;
 pub mod processes;

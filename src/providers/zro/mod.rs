@@ -1,0 +1,244 @@
+//! Zro Bank's Pix-as-a-Service: the Open Finance device enrollment risk signal.
+//!
+//! The access token from `/auth/signin` is cached and reused until Zro refuses it; Zro documents
+//! no lifetime, so a 401 is the signal to sign in again (once per call).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::domain::evidence::RiskSignals;
+use crate::providers::{CallContext, CallRecord, SharedSink, redact};
+
+const PROVIDER: &str = "zro";
+/// Secrets and the phone's position never go to the audit log of calls.
+const REDACTED: &[&str] = &["api_key", "access_token", "device_latitude", "device_longitude"];
+
+#[derive(Clone)]
+pub struct ZroConfig {
+    /// e.g. `https://paas-hml.zrobank.xyz/api` (no trailing slash needed).
+    pub base_url: String,
+    pub api_id: String,
+    pub api_key: SecretString,
+    pub timeout: Duration,
+}
+
+/// One risk signal to send. `transaction_uuid` identifies the signal for Zro's replay
+/// protection and stays the same on every attempt; each attempt gets its own nonce.
+pub struct RiskSignal<'a> {
+    pub enrollment_id: &'a str,
+    pub transaction_uuid: Uuid,
+    pub device_id: &'a str,
+    pub signals: &'a RiskSignals,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ZroError {
+    #[error("Zro refused the credentials (HTTP {http_status})")]
+    Auth { http_status: u16 },
+    #[error("Zro refused the risk signal (HTTP {http_status}): {code} {message}")]
+    Invalid { http_status: u16, code: String, message: String },
+    #[error("Zro rate limit reached")]
+    RateLimited,
+    #[error("Zro answered HTTP {http_status}")]
+    Server { http_status: u16 },
+    #[error("Zro did not answer within the timeout")]
+    Timeout,
+    #[error("could not reach Zro: {0}")]
+    Transport(String),
+    #[error("Zro's answer could not be read: {0}")]
+    Decode(String),
+    #[error("Zro client configuration: {0}")]
+    Config(String),
+}
+
+impl ZroError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ZroError::RateLimited | ZroError::Server { .. } | ZroError::Timeout | ZroError::Transport(_))
+    }
+
+    /// The HTTP status Zro answered, when it answered.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            ZroError::Auth { http_status } | ZroError::Invalid { http_status, .. } | ZroError::Server { http_status } => {
+                Some(*http_status)
+            }
+            ZroError::RateLimited => Some(429),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SignalBody<'a> {
+    device_id: &'a str,
+    #[serde(flatten)]
+    signals: &'a RiskSignals,
+}
+
+#[derive(Deserialize)]
+struct SigninAnswer {
+    access_token: String,
+}
+
+#[derive(Clone)]
+pub struct ZroClient {
+    http: reqwest::Client,
+    base_url: String,
+    api_id: String,
+    api_key: SecretString,
+    /// Held across a sign-in, so concurrent calls share one new token instead of each signing in.
+    token: Arc<Mutex<Option<SecretString>>>,
+    sink: SharedSink,
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Value,
+}
+
+impl ZroClient {
+    pub fn new(config: ZroConfig, sink: SharedSink) -> Result<Self, ZroError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| ZroError::Config(e.to_string()))?;
+        reqwest::Url::parse(&config.base_url).map_err(|e| ZroError::Config(format!("base_url: {e}")))?;
+        Ok(ZroClient {
+            http,
+            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            api_id: config.api_id,
+            api_key: config.api_key,
+            token: Arc::new(Mutex::new(None)),
+            sink,
+        })
+    }
+
+    /// Sends the risk signal. Answers the HTTP status of Zro's acceptance.
+    pub async fn send_risk_signal(&self, signal: &RiskSignal<'_>, ctx: CallContext) -> Result<u16, ZroError> {
+        let token = self.token(ctx, None).await?;
+        match self.post_signal(signal, &token, ctx).await {
+            Err(ZroError::Auth { .. }) => {
+                // The cached token may have expired: sign in again, once.
+                let fresh = self.token(ctx, Some(&token)).await?;
+                self.post_signal(signal, &fresh, ctx).await
+            }
+            other => other,
+        }
+    }
+
+    async fn post_signal(&self, signal: &RiskSignal<'_>, token: &SecretString, ctx: CallContext) -> Result<u16, ZroError> {
+        let body = serde_json::to_value(SignalBody { device_id: signal.device_id, signals: signal.signals })
+            .map_err(|e| ZroError::Decode(e.to_string()))?;
+        let path = format!("/open-finance/enrollments/{}/device/risk-signal", encode(signal.enrollment_id));
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .bearer_auth(token.expose_secret())
+            .header("x-transaction-uuid", signal.transaction_uuid.to_string())
+            .header("nonce", Uuid::new_v4().to_string())
+            .header("x-include-replay-protection-schema", "nonce")
+            .json(&body);
+        let answer = self.send("risk_signal", path, request, Some(body), ctx).await?;
+        match answer.status.as_u16() {
+            status @ 200..=299 => Ok(status),
+            401 | 403 => Err(ZroError::Auth { http_status: answer.status.as_u16() }),
+            429 => Err(ZroError::RateLimited),
+            status @ 500..=599 => Err(ZroError::Server { http_status: status }),
+            status => Err(ZroError::Invalid {
+                http_status: status,
+                code: field(&answer.body, "code"),
+                message: field(&answer.body, "message"),
+            }),
+        }
+    }
+
+    /// The cached token, or a new one when there is none or the cached one is `stale`.
+    async fn token(&self, ctx: CallContext, stale: Option<&SecretString>) -> Result<SecretString, ZroError> {
+        let mut cached = self.token.lock().await;
+        if let Some(token) = cached.as_ref() {
+            let is_stale = stale.is_some_and(|s| s.expose_secret() == token.expose_secret());
+            if !is_stale {
+                return Ok(token.clone());
+            }
+        }
+        *cached = None;
+        let body = json!({ "api_id": self.api_id, "api_key": self.api_key.expose_secret() });
+        let path = "/auth/signin".to_owned();
+        let request = self.http.post(format!("{}{path}", self.base_url)).json(&body);
+        let answer = self.send("signin", path, request, Some(body), ctx).await?;
+        match answer.status.as_u16() {
+            200..=299 => {}
+            status @ (400 | 401 | 403 | 422) => return Err(ZroError::Auth { http_status: status }),
+            429 => return Err(ZroError::RateLimited),
+            status => return Err(ZroError::Server { http_status: status }),
+        }
+        let signin: SigninAnswer = serde_json::from_value(answer.body).map_err(|e| ZroError::Decode(e.to_string()))?;
+        let token = SecretString::from(signin.access_token);
+        *cached = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn send(
+        &self,
+        operation: &'static str,
+        path: String,
+        request: reqwest::RequestBuilder,
+        body: Option<Value>,
+        ctx: CallContext,
+    ) -> Result<Answer, ZroError> {
+        let started = Instant::now();
+        let result = match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                match response.bytes().await {
+                    Ok(bytes) => Ok(Answer { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }),
+                    Err(e) if e.is_timeout() => Err(ZroError::Timeout),
+                    Err(e) => Err(ZroError::Transport(e.without_url().to_string())),
+                }
+            }
+            Err(e) if e.is_timeout() => Err(ZroError::Timeout),
+            Err(e) => Err(ZroError::Transport(e.without_url().to_string())),
+        };
+        self.sink.record(CallRecord {
+            context: ctx,
+            provider: PROVIDER,
+            operation,
+            method: "POST",
+            path,
+            http_status: result.as_ref().ok().map(|a| a.status.as_u16()),
+            latency_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+            request: body.map(|b| redact(b, REDACTED)),
+            response: result.as_ref().ok().map(|a| redact(a.body.clone(), REDACTED)),
+            error: result.as_ref().err().map(ToString::to_string),
+        });
+        result
+    }
+}
+
+fn field(body: &Value, name: &str) -> String {
+    body.get(name)
+        .map(|v| match v {
+            Value::String(s) => s.chars().take(200).collect(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
+}
+
+fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

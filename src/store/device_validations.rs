@@ -1,0 +1,173 @@
+//! Device validations of returning users: the request as received, the event sent to QI Tech,
+//! and its analysis until final. Rows still processing form the follow-up queue.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+pub struct NewValidation<'a> {
+    pub client_name: &'a str,
+    pub idempotency_key: &'a str,
+    pub request_hash: &'a [u8],
+    pub reference: Option<&'a str>,
+    pub account_id: &'a str,
+    pub person_id: &'a str,
+    pub session_id: &'a str,
+    pub face_recognition_key: Option<&'a str>,
+}
+
+pub enum Inserted {
+    New(ValidationRow),
+    /// The Idempotency-Key was used before; `same_body` tells whether the body matches.
+    Existing { id: Uuid, same_body: bool },
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ValidationRow {
+    pub id: Uuid,
+    pub reference: Option<String>,
+    pub account_id: String,
+    pub person_id: String,
+    pub session_id: String,
+    pub face_recognition_key: Option<String>,
+    pub event_id: Uuid,
+    pub event_date: DateTime<Utc>,
+    pub sent: bool,
+    pub analysis_status: Option<String>,
+    pub reason: Option<String>,
+    pub outcome: Option<String>,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, reference, account_id, person_id, session_id, face_recognition_key, event_id, event_date,
+                       sent, analysis_status, reason, outcome, state, attempts, last_error, created_at, decided_at";
+
+pub async fn insert(pool: &PgPool, new: NewValidation<'_>) -> Result<Inserted, sqlx::Error> {
+    let inserted: Option<ValidationRow> = sqlx::query_as(&format!(
+        "INSERT INTO device_validations (id, client_name, idempotency_key, request_hash, reference, account_id,
+                                         person_id, session_id, face_recognition_key, event_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (client_name, idempotency_key) DO NOTHING
+         RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(new.client_name)
+    .bind(new.idempotency_key)
+    .bind(new.request_hash)
+    .bind(new.reference)
+    .bind(new.account_id)
+    .bind(new.person_id)
+    .bind(new.session_id)
+    .bind(new.face_recognition_key)
+    .bind(Uuid::new_v4())
+    .fetch_optional(pool)
+    .await?;
+    if let Some(row) = inserted {
+        return Ok(Inserted::New(row));
+    }
+    let (id, hash): (Uuid, Vec<u8>) =
+        sqlx::query_as("SELECT id, request_hash FROM device_validations WHERE client_name = $1 AND idempotency_key = $2")
+            .bind(new.client_name)
+            .bind(new.idempotency_key)
+            .fetch_one(pool)
+            .await?;
+    Ok(Inserted::Existing { id, same_body: hash == new.request_hash })
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ValidationRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM device_validations WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Claims up to `limit` validations due for a send or a read-back, for `lease`.
+pub async fn claim_due(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<ValidationRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE device_validations v
+            SET next_poll_at = now() + make_interval(secs => $2), attempts = v.attempts + 1
+          WHERE v.id IN (
+                SELECT id FROM device_validations
+                 WHERE state = 'processing' AND next_poll_at <= now()
+                 ORDER BY next_poll_at
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED)
+          RETURNING {COLUMNS}"
+    ))
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await
+}
+
+/// Like `claim_due` for one validation, whatever its schedule: the request that created it sends
+/// the event itself. Answers None when it is decided or someone else holds it.
+pub async fn claim_one(pool: &PgPool, id: Uuid, lease: Duration) -> Result<Option<ValidationRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE device_validations v
+            SET next_poll_at = now() + make_interval(secs => $2), attempts = v.attempts + 1
+          WHERE v.id = (SELECT id FROM device_validations WHERE id = $1 AND state = 'processing'
+                         FOR UPDATE SKIP LOCKED)
+          RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Stores QI Tech's answer. With an `outcome` the validation is decided; without, it is read
+/// back again after `poll_in`.
+pub async fn record_answer(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    analysis_status: &str,
+    reason: Option<&str>,
+    outcome: Option<&str>,
+    poll_in: Duration,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE device_validations
+            SET sent = true, analysis_status = $2, reason = $3, outcome = $4, last_error = NULL,
+                state = CASE WHEN $4::text IS NULL THEN 'processing' ELSE 'decided' END,
+                decided_at = CASE WHEN $4::text IS NULL THEN NULL ELSE now() END,
+                next_poll_at = now() + make_interval(secs => $5)
+          WHERE id = $1 AND state = 'processing'",
+    )
+    .bind(id)
+    .bind(analysis_status)
+    .bind(reason)
+    .bind(outcome)
+    .bind(poll_in.as_secs_f64())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// QI Tech has the event (it answered 409 to a resend) but its analysis is not known yet.
+pub async fn mark_sent(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE device_validations SET sent = true, next_poll_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn record_failure(db: impl PgExecutor<'_>, id: Uuid, error: &str, retry_in: Duration) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE device_validations SET last_error = $2, next_poll_at = now() + make_interval(secs => $3)
+          WHERE id = $1 AND state = 'processing'",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(retry_in.as_secs_f64())
+    .execute(db)
+    .await?;
+    Ok(())
+}
