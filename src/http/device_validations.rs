@@ -1,0 +1,143 @@
+//! `POST /v1/device-validations` and `GET /v1/device-validations/{id}`: QI Tech's validation of
+//! a returning user's device.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::http::auth::{Caller, DECISIONS_READ, ONBOARDING_WRITE};
+use crate::http::error::{ApiError, FieldError};
+use crate::http::json::JsonBody;
+use crate::onboarding::device::{self, ValidationRequest};
+use crate::store::device_validations::{self, ValidationRow};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/device-validations", post(create))
+        .route("/v1/device-validations/{id}", get(show))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceValidationBody {
+    account_id: String,
+    person_id: String,
+    session_id: String,
+    #[serde(default)]
+    face_recognition_key: Option<String>,
+    #[serde(default)]
+    reference: Option<String>,
+}
+
+impl DeviceValidationBody {
+    fn validate(self) -> Result<ValidationRequest, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        for (field, value, max) in [
+            ("account_id", &self.account_id, 100),
+            ("person_id", &self.person_id, 100),
+            ("session_id", &self.session_id, 200),
+        ] {
+            if value.trim().is_empty() {
+                errors.push(FieldError::new(field, "must not be empty"));
+            } else if value.len() > max {
+                errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+            }
+        }
+        if self.face_recognition_key.as_ref().is_some_and(|k| k.len() > 500) {
+            errors.push(FieldError::new("face_recognition_key", "must be at most 500 characters"));
+        }
+        if self.reference.as_ref().is_some_and(|r| r.len() > 255) {
+            errors.push(FieldError::new("reference", "must be at most 255 characters"));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(ValidationRequest {
+            reference: self.reference,
+            account_id: self.account_id,
+            person_id: self.person_id,
+            session_id: self.session_id,
+            face_recognition_key: self.face_recognition_key.filter(|k| !k.is_empty()),
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeviceValidationView {
+    id: Uuid,
+    reference: Option<String>,
+    status: &'static str,
+    outcome: Option<String>,
+    analysis_status: Option<String>,
+    reason: Option<String>,
+    created_at: DateTime<Utc>,
+    decided_at: Option<DateTime<Utc>>,
+}
+
+impl From<ValidationRow> for DeviceValidationView {
+    fn from(row: ValidationRow) -> Self {
+        DeviceValidationView {
+            id: row.id,
+            reference: row.reference,
+            status: if row.state == "decided" { "decided" } else { "processing" },
+            outcome: row.outcome,
+            analysis_status: row.analysis_status,
+            reason: row.reason,
+            created_at: row.created_at,
+            decided_at: row.decided_at,
+        }
+    }
+}
+
+async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: JsonBody<DeviceValidationBody>,
+) -> Result<Response, ApiError> {
+    caller.require(ONBOARDING_WRITE)?;
+    let key = idempotency_key(&headers)?;
+    let request = body.value.validate().map_err(ApiError::Validation)?;
+    // serde_json's maps are ordered by key, so this is a canonical form of the body.
+    let hash = crate::crypto::sha256(&serde_json::to_vec(&body.raw).unwrap_or_default());
+    let id = device::submit_validation(&st, &caller.name, key, &hash, &request).await?;
+    let row = device_validations::get(&st.db, id).await?.ok_or(ApiError::NotFound("device validation"))?;
+    let decided = row.state == "decided";
+    let mut response = if decided {
+        (StatusCode::OK, Json(DeviceValidationView::from(row))).into_response()
+    } else {
+        (StatusCode::ACCEPTED, Json(DeviceValidationView::from(row))).into_response()
+    };
+    if !decided {
+        if let Ok(location) = HeaderValue::from_str(&format!("/v1/device-validations/{id}")) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+    }
+    Ok(response)
+}
+
+async fn show(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    caller.require_any(&[ONBOARDING_WRITE, DECISIONS_READ])?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("device validation"))?;
+    let row = device_validations::get(&st.db, id).await?.ok_or(ApiError::NotFound("device validation"))?;
+    Ok(Json(DeviceValidationView::from(row)).into_response())
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get("idempotency-key")
+        .ok_or_else(|| ApiError::BadRequest("the Idempotency-Key header is required".into()))?;
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::BadRequest("Idempotency-Key must have 1 to 255 characters".into()));
+    }
+    Ok(key)
+}
