@@ -52,6 +52,8 @@ fn field_of(path: &str, message: &str) -> String {
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split('`').next());
     match (parent, named) {
+        // serde_path_to_error already names an unknown field in the path.
+        (parent, Some(name)) if parent == name || parent.ends_with(&format!(".{name}")) => parent.to_owned(),
         ("", Some(name)) => name.to_owned(),
         (parent, Some(name)) => format!("{parent}.{name}"),
         (parent, None) => parent.to_owned(),
