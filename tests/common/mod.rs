@@ -18,14 +18,20 @@ pub const WEBHOOK_HEADER: &str = "X-Veredito-Webhook-Token";
 pub const WEBHOOK_SECRET: &str = "sandbox-webhook-secret";
 
 pub fn server_url() -> String {
-    std::env::var("VEREDITO_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+    std::env::var("VEREDITO_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
 /// A new, empty database for one test.
 pub async fn fresh_database() -> String {
     let name = format!("veredito_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&format!("{}/postgres", server_url())).await.expect("PostgreSQL is reachable");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create test database");
+    let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
+        .await
+        .expect("PostgreSQL is reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
     admin.close().await.ok();
     format!("{}/{name}", server_url())
 }
@@ -77,18 +83,33 @@ impl TestApp {
             ignore_env: true,
         })
         .expect("test settings load");
-        let app = veredito::app::App::build(settings).await.expect("app builds");
+        let app = veredito::app::App::build(settings)
+            .await
+            .expect("app builds");
         let base = format!("http://{}", app.addr());
         let db = PgPool::connect(&db_url).await.expect("test pool");
         let stop = CancellationToken::new();
         let task = tokio::spawn(app.run(stop.clone()));
-        TestApp { base, db_url, db, http: Client::new(), overrides, stop, task: Some(task) }
+        TestApp {
+            base,
+            db_url,
+            db,
+            http: Client::new(),
+            overrides,
+            stop,
+            task: Some(task),
+        }
     }
 
     /// Stops this instance (as a deploy or a crash-restart would) and starts a new one on the
     /// same database.
     pub async fn restart(self) -> TestApp {
-        let TestApp { db_url, overrides, db, .. } = self.stop_inner().await;
+        let TestApp {
+            db_url,
+            overrides,
+            db,
+            ..
+        } = self.stop_inner().await;
         db.close().await;
         Self::start(db_url, overrides).await
     }
@@ -109,7 +130,12 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    pub async fn onboard(&self, idempotency_key: &str, body: &Value, wait: Option<u64>) -> Response {
+    pub async fn onboard(
+        &self,
+        idempotency_key: &str,
+        body: &Value,
+        wait: Option<u64>,
+    ) -> Response {
         let mut request = self
             .http
             .post(self.url("/v1/onboardings"))
@@ -123,7 +149,13 @@ impl TestApp {
     }
 
     pub async fn get_onboarding(&self, id: &str) -> Value {
-        let response = self.http.get(self.url(&format!("/v1/onboardings/{id}"))).bearer_auth(ONBOARDING_KEY).send().await.unwrap();
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/onboardings/{id}")))
+            .bearer_auth(ONBOARDING_KEY)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }
@@ -136,7 +168,10 @@ impl TestApp {
             if view["status"] == "decided" {
                 return view;
             }
-            assert!(started.elapsed() < limit, "onboarding {id} not decided within {limit:?}: {view}");
+            assert!(
+                started.elapsed() < limit,
+                "onboarding {id} not decided within {limit:?}: {view}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -154,11 +189,13 @@ impl TestApp {
     }
 
     pub async fn events(&self, onboarding_id: &str) -> Vec<String> {
-        sqlx::query_scalar("SELECT kind FROM onboarding_events WHERE onboarding_id = $1::uuid ORDER BY id")
-            .bind(onboarding_id)
-            .fetch_all(&self.db)
-            .await
-            .unwrap()
+        sqlx::query_scalar(
+            "SELECT kind FROM onboarding_events WHERE onboarding_id = $1::uuid ORDER BY id",
+        )
+        .bind(onboarding_id)
+        .fetch_all(&self.db)
+        .await
+        .unwrap()
     }
 }
 
@@ -181,5 +218,10 @@ pub fn key() -> String {
 }
 
 pub fn reason_codes(view: &Value) -> Vec<String> {
-    view["reasons"].as_array().expect("reasons").iter().map(|r| r["code"].as_str().unwrap().to_owned()).collect()
+    view["reasons"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .map(|r| r["code"].as_str().unwrap().to_owned())
+        .collect()
 }
