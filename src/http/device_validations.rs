@@ -46,14 +46,27 @@ impl DeviceValidationBody {
             if value.trim().is_empty() {
                 errors.push(FieldError::new(field, "must not be empty"));
             } else if value.len() > max {
-                errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+                errors.push(FieldError::new(
+                    field,
+                    format!("must be at most {max} characters"),
+                ));
             }
         }
-        if self.face_recognition_key.as_ref().is_some_and(|k| k.len() > 500) {
-            errors.push(FieldError::new("face_recognition_key", "must be at most 500 characters"));
+        if self
+            .face_recognition_key
+            .as_ref()
+            .is_some_and(|k| k.len() > 500)
+        {
+            errors.push(FieldError::new(
+                "face_recognition_key",
+                "must be at most 500 characters",
+            ));
         }
         if self.reference.as_ref().is_some_and(|r| r.len() > 255) {
-            errors.push(FieldError::new("reference", "must be at most 255 characters"));
+            errors.push(FieldError::new(
+                "reference",
+                "must be at most 255 characters",
+            ));
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -85,7 +98,11 @@ impl From<ValidationRow> for DeviceValidationView {
         DeviceValidationView {
             id: row.id,
             reference: row.reference,
-            status: if row.state == "decided" { "decided" } else { "processing" },
+            status: if row.state == "decided" {
+                "decided"
+            } else {
+                "processing"
+            },
             outcome: row.outcome,
             analysis_status: row.analysis_status,
             reason: row.reason,
@@ -107,7 +124,9 @@ async fn create(
     // serde_json's maps are ordered by key, so this is a canonical form of the body.
     let hash = crate::crypto::sha256(&serde_json::to_vec(&body.raw).unwrap_or_default());
     let id = device::submit_validation(&st, &caller.name, key, &hash, &request).await?;
-    let row = device_validations::get(&st.db, id).await?.ok_or(ApiError::NotFound("device validation"))?;
+    let row = device_validations::get(&st.db, id)
+        .await?
+        .ok_or(ApiError::NotFound("device validation"))?;
     let decided = row.state == "decided";
     let mut response = if decided {
         (StatusCode::OK, Json(DeviceValidationView::from(row))).into_response()
@@ -122,10 +141,16 @@ async fn create(
     Ok(response)
 }
 
-async fn show(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn show(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     caller.require_any(&[ONBOARDING_WRITE, DECISIONS_READ])?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("device validation"))?;
-    let row = device_validations::get(&st.db, id).await?.ok_or(ApiError::NotFound("device validation"))?;
+    let row = device_validations::get(&st.db, id)
+        .await?
+        .ok_or(ApiError::NotFound("device validation"))?;
     Ok(Json(DeviceValidationView::from(row)).into_response())
 }
 
@@ -137,7 +162,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<&str, ApiError> {
         .to_str()
         .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
     if key.is_empty() || key.len() > 255 {
-        return Err(ApiError::BadRequest("Idempotency-Key must have 1 to 255 characters".into()));
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key must have 1 to 255 characters".into(),
+        ));
     }
     Ok(key)
 }

@@ -23,12 +23,22 @@ pub async fn conclude_biometrics(
     if onboarding.state == "decided" {
         return Ok(());
     }
-    let evidence = Evidence { risk_signals: onboarding.risk_signals(), biometrics, device: DeviceEvidence::NotRun };
+    let evidence = Evidence {
+        risk_signals: onboarding.risk_signals(),
+        biometrics,
+        device: DeviceEvidence::NotRun,
+    };
     let verdict = st.policy.evaluate(&evidence);
     if verdict.outcome == Outcome::Approved {
         // The device is registered with QI Tech only when everything else approved, and its
         // answer is part of the verdict: the decision waits for the registration job.
-        return crate::onboarding::device::begin_registration(st, onboarding_id, &evidence, process_id).await;
+        return crate::onboarding::device::begin_registration(
+            st,
+            onboarding_id,
+            &evidence,
+            process_id,
+        )
+        .await;
     }
     record_verdict(st, onboarding_id, &verdict, &evidence, process_id).await
 }

@@ -16,10 +16,12 @@ use crate::domain::Cpf;
 use crate::domain::evidence::{BiometricEvidence, DeviceEvidence, DeviceRegistration, Evidence};
 use crate::onboarding::{FlowError, decide};
 use crate::providers::CallContext;
-use crate::providers::qitech::{Created, NewAccount, NewDevice, NewPerson, QitechError, Registered, Sent, ValidationEvent};
+use crate::providers::qitech::{
+    Created, NewAccount, NewDevice, NewPerson, QitechError, Registered, Sent, ValidationEvent,
+};
 use crate::providers::zro::RiskSignal;
-use crate::store::devices::{self, RegistrationRow, SignalRow, step};
 use crate::store::device_validations::{self, ValidationRow};
+use crate::store::devices::{self, RegistrationRow, SignalRow, step};
 use crate::store::{StoreError, events, onboardings, processes};
 
 /// The biometric verdict approved: instead of deciding, move the onboarding to the device stage
@@ -32,15 +34,29 @@ pub async fn begin_registration(
     process_id: Option<&str>,
 ) -> Result<(), FlowError> {
     let mut tx = st.db.begin().await?;
-    if let (Some(process_id), BiometricEvidence::Received(result)) = (process_id, &evidence.biometrics) {
+    if let (Some(process_id), BiometricEvidence::Received(result)) =
+        (process_id, &evidence.biometrics)
+    {
         processes::finish(&mut *tx, process_id, result).await?;
     }
-    let queued = devices::enter_device_stage(&mut tx, onboarding_id, &evidence.biometrics, st.settings.policy.device_deadline).await?;
+    let queued = devices::enter_device_stage(
+        &mut tx,
+        onboarding_id,
+        &evidence.biometrics,
+        st.settings.policy.device_deadline,
+    )
+    .await?;
     if !queued {
         // Another path got here first; its registration is the one that counts.
         return Ok(());
     }
-    events::record(&mut *tx, onboarding_id, "device_registration_queued", json!({})).await?;
+    events::record(
+        &mut *tx,
+        onboarding_id,
+        "device_registration_queued",
+        json!({}),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!("biometrics approved; registering the device with QI Tech");
     st.device_wake.notify_one();
@@ -96,15 +112,45 @@ pub async fn run_registration(st: &AppState, row: RegistrationRow) -> Result<(),
                 current = next.to_owned();
             }
             Ok(Step::Final(registration)) => {
-                events::record(&st.db, id, "device_registration_answered", registration_event(&registration)).await?;
-                return conclude(st, &row, &onboarding, DeviceEvidence::Answered(registration)).await;
+                events::record(
+                    &st.db,
+                    id,
+                    "device_registration_answered",
+                    registration_event(&registration),
+                )
+                .await?;
+                return conclude(
+                    st,
+                    &row,
+                    &onboarding,
+                    DeviceEvidence::Answered(registration),
+                )
+                .await;
             }
             Ok(Step::Later(registration)) if row.past_deadline => {
-                events::record(&st.db, id, "device_registration_deadline", registration_event(&registration)).await?;
-                return conclude(st, &row, &onboarding, DeviceEvidence::PendingPastDeadline(registration)).await;
+                events::record(
+                    &st.db,
+                    id,
+                    "device_registration_deadline",
+                    registration_event(&registration),
+                )
+                .await?;
+                return conclude(
+                    st,
+                    &row,
+                    &onboarding,
+                    DeviceEvidence::PendingPastDeadline(registration),
+                )
+                .await;
             }
             Ok(Step::Later(registration)) => {
-                events::record(&st.db, id, "device_registration_pending", registration_event(&registration)).await?;
+                events::record(
+                    &st.db,
+                    id,
+                    "device_registration_pending",
+                    registration_event(&registration),
+                )
+                .await?;
                 let wait = retry_delay(st, &row);
                 devices::advance(&st.db, id, step::READ_BACK, Some(&registration), wait).await?;
                 return Ok(());
@@ -128,13 +174,24 @@ async fn registration_step(
         step::ACCOUNT => {
             let created = st
                 .qitech
-                .create_account(&NewAccount { account_id, registration_date: row.registration_date }, ctx)
+                .create_account(
+                    &NewAccount {
+                        account_id,
+                        registration_date: row.registration_date,
+                    },
+                    ctx,
+                )
                 .await?;
-            tracing::debug!(existed = created == Created::AlreadyExisted, "QI Tech account ready");
+            tracing::debug!(
+                existed = created == Created::AlreadyExisted,
+                "QI Tech account ready"
+            );
             Ok(Step::Next(step::PERSON))
         }
         step::PERSON => {
-            let person = onboarding.person(&st.cipher)?.ok_or(StepError::PersonErased)?;
+            let person = onboarding
+                .person(&st.cipher)?
+                .ok_or(StepError::PersonErased)?;
             let cpf = Cpf::parse(&person.cpf).map_err(|_| StepError::PersonErased)?;
             let created = st
                 .qitech
@@ -151,11 +208,16 @@ async fn registration_step(
                     ctx,
                 )
                 .await?;
-            tracing::debug!(existed = created == Created::AlreadyExisted, "QI Tech person ready");
+            tracing::debug!(
+                existed = created == Created::AlreadyExisted,
+                "QI Tech person ready"
+            );
             Ok(Step::Next(step::DEVICE))
         }
         step::DEVICE => {
-            let person = onboarding.person(&st.cipher)?.ok_or(StepError::PersonErased)?;
+            let person = onboarding
+                .person(&st.cipher)?
+                .ok_or(StepError::PersonErased)?;
             let cpf = Cpf::parse(&person.cpf).map_err(|_| StepError::PersonErased)?;
             let registered = st
                 .qitech
@@ -179,15 +241,24 @@ async fn registration_step(
             }
         }
         step::READ_BACK => {
-            let registration = st.qitech.get_device(account_id, person_id, &device.device_id, ctx).await?;
+            let registration = st
+                .qitech
+                .get_device(account_id, person_id, &device.device_id, ctx)
+                .await?;
             Ok(classify(registration))
         }
-        other => Err(StepError::Store(StoreError::Corrupt(format!("unknown registration step `{other}`")))),
+        other => Err(StepError::Store(StoreError::Corrupt(format!(
+            "unknown registration step `{other}`"
+        )))),
     }
 }
 
 fn classify(registration: DeviceRegistration) -> Step {
-    if registration.analysis_status == "pending" { Step::Later(registration) } else { Step::Final(registration) }
+    if registration.analysis_status == "pending" {
+        Step::Later(registration)
+    } else {
+        Step::Final(registration)
+    }
 }
 
 fn registration_event(registration: &DeviceRegistration) -> Value {
@@ -234,14 +305,21 @@ async fn registration_failed(
     // Nothing unknown is approved: a registration that never got a final answer is reviewed.
     let unanswered = DeviceRegistration {
         status: "unknown".into(),
-        analysis_status: if transient { "unavailable".into() } else { "error".into() },
+        analysis_status: if transient {
+            "unavailable".into()
+        } else {
+            "error".into()
+        },
         reason: Some(format!("registration_failed_at_{current}")),
         reason_description: Some(error.to_string()),
     };
     let evidence = match row.registration.as_ref().map(|r| r.0.clone()) {
         Some(last) if transient => DeviceEvidence::PendingPastDeadline(last),
         _ if transient => DeviceEvidence::PendingPastDeadline(unanswered),
-        _ => DeviceEvidence::Answered(DeviceRegistration { status: "not_registered".into(), ..unanswered }),
+        _ => DeviceEvidence::Answered(DeviceRegistration {
+            status: "not_registered".into(),
+            ..unanswered
+        }),
     };
     conclude(st, row, onboarding, evidence).await
 }
@@ -253,7 +331,11 @@ async fn conclude(
     onboarding: &onboardings::OnboardingRow,
     device: DeviceEvidence,
 ) -> Result<(), FlowError> {
-    let evidence = Evidence { risk_signals: onboarding.risk_signals(), biometrics: row.biometrics.0.clone(), device };
+    let evidence = Evidence {
+        risk_signals: onboarding.risk_signals(),
+        biometrics: row.biometrics.0.clone(),
+        device,
+    };
     let verdict = st.policy.evaluate(&evidence);
     decide::record_verdict(st, row.onboarding_id, &verdict, &evidence, None).await?;
     devices::finish_registration(&st.db, row.onboarding_id).await?;
@@ -263,8 +345,14 @@ async fn conclude(
 /// qitech.poll_initial doubled per attempt up to poll_max, ±20% so registrations started
 /// together do not call together; never past the deadline, where the job decides anyway.
 fn retry_delay(st: &AppState, row: &RegistrationRow) -> Duration {
-    let wait = backoff(st.settings.qitech.poll_initial, st.settings.qitech.poll_max, row.attempts);
-    let left = (row.deadline_at - chrono::Utc::now()).to_std().unwrap_or_default();
+    let wait = backoff(
+        st.settings.qitech.poll_initial,
+        st.settings.qitech.poll_max,
+        row.attempts,
+    );
+    let left = (row.deadline_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
     wait.min(left)
 }
 
@@ -279,7 +367,15 @@ fn backoff(initial: Duration, max: Duration, attempt: i32) -> Duration {
 pub async fn send_risk_signal(st: &AppState, row: SignalRow) -> Result<(), FlowError> {
     let id = row.onboarding_id;
     let Some(onboarding) = onboardings::get(&st.db, id).await? else {
-        devices::signal_attempted(&st.db, id, "failed", None, Some("onboarding not found"), None).await?;
+        devices::signal_attempted(
+            &st.db,
+            id,
+            "failed",
+            None,
+            Some("onboarding not found"),
+            None,
+        )
+        .await?;
         return Ok(());
     };
     let device = device_input(&onboarding.device);
@@ -290,18 +386,37 @@ pub async fn send_risk_signal(st: &AppState, row: SignalRow) -> Result<(), FlowE
         device_id: &device.device_id,
         signals: &signals,
     };
-    match st.zro.send_risk_signal(&signal, CallContext::onboarding(id)).await {
+    match st
+        .zro
+        .send_risk_signal(&signal, CallContext::onboarding(id))
+        .await
+    {
         Ok(status) => {
             devices::signal_attempted(&st.db, id, "sent", Some(status), None, None).await?;
-            events::record(&st.db, id, "open_finance_signal_sent", json!({ "attempts": row.attempts })).await?;
+            events::record(
+                &st.db,
+                id,
+                "open_finance_signal_sent",
+                json!({ "attempts": row.attempts }),
+            )
+            .await?;
         }
         Err(error) => {
             let zro = &st.settings.zro;
             let retry = error.is_transient() && (row.attempts as u32) < zro.max_attempts;
-            let retry_in = retry.then(|| backoff(zro.retry_initial, Duration::from_secs(600), row.attempts));
+            let retry_in =
+                retry.then(|| backoff(zro.retry_initial, Duration::from_secs(600), row.attempts));
             let status = if retry { "pending" } else { "failed" };
             tracing::warn!(error = %error, attempts = row.attempts, retrying = retry, "Open Finance risk signal failed");
-            devices::signal_attempted(&st.db, id, status, error.http_status(), Some(&error.to_string()), retry_in).await?;
+            devices::signal_attempted(
+                &st.db,
+                id,
+                status,
+                error.http_status(),
+                Some(&error.to_string()),
+                retry_in,
+            )
+            .await?;
             events::record(
                 &st.db,
                 id,
@@ -349,15 +464,23 @@ pub async fn submit_validation(
     .await?;
     match inserted {
         device_validations::Inserted::New(row) => {
-            tracing::Span::current().record("device_validation_id", tracing::field::display(row.id));
+            tracing::Span::current()
+                .record("device_validation_id", tracing::field::display(row.id));
             let id = row.id;
-            if let Some(claimed) = device_validations::claim_one(&st.db, id, validation_lease(st)).await? {
+            if let Some(claimed) =
+                device_validations::claim_one(&st.db, id, validation_lease(st)).await?
+            {
                 advance_validation(st, claimed).await?;
             }
             Ok(id)
         }
-        device_validations::Inserted::Existing { same_body: false, .. } => Err(FlowError::IdempotencyConflict),
-        device_validations::Inserted::Existing { id, same_body: true } => Ok(id),
+        device_validations::Inserted::Existing {
+            same_body: false, ..
+        } => Err(FlowError::IdempotencyConflict),
+        device_validations::Inserted::Existing {
+            id,
+            same_body: true,
+        } => Ok(id),
     }
 }
 
@@ -379,7 +502,10 @@ pub fn validation_outcome(analysis_status: &str) -> Option<&'static str> {
 /// stands.
 #[tracing::instrument(skip_all, fields(device_validation_id = %row.id))]
 pub async fn advance_validation(st: &AppState, row: ValidationRow) -> Result<(), FlowError> {
-    let ctx = CallContext { onboarding_id: None, device_validation_id: Some(row.id) };
+    let ctx = CallContext {
+        onboarding_id: None,
+        device_validation_id: Some(row.id),
+    };
     let answer = if row.sent {
         st.qitech.get_device_validation(row.event_id, ctx).await
     } else {
@@ -401,19 +527,39 @@ pub async fn advance_validation(st: &AppState, row: ValidationRow) -> Result<(),
             Err(e) => Err(e),
         }
     };
-    let wait = backoff(st.settings.qitech.poll_initial, st.settings.qitech.poll_max, row.attempts);
+    let wait = backoff(
+        st.settings.qitech.poll_initial,
+        st.settings.qitech.poll_max,
+        row.attempts,
+    );
     match answer {
         Ok(result) => {
             let outcome = validation_outcome(&result.analysis_status);
             tracing::info!(analysis_status = %result.analysis_status, outcome = outcome.unwrap_or("processing"), "device validation answered");
-            device_validations::record_answer(&st.db, row.id, &result.analysis_status, result.reason.as_deref(), outcome, wait)
-                .await?;
+            device_validations::record_answer(
+                &st.db,
+                row.id,
+                &result.analysis_status,
+                result.reason.as_deref(),
+                outcome,
+                wait,
+            )
+            .await?;
         }
-        Err(error) if !row.sent && !error.is_transient() && !matches!(error, QitechError::NotFound) => {
+        Err(error)
+            if !row.sent && !error.is_transient() && !matches!(error, QitechError::NotFound) =>
+        {
             // QI Tech refuses the event itself; sending it again would not change that.
             tracing::warn!(error = %error, "QI Tech refused the device validation event");
-            device_validations::record_answer(&st.db, row.id, "not_sent", Some(&error.to_string()), Some("rejected"), wait)
-                .await?;
+            device_validations::record_answer(
+                &st.db,
+                row.id,
+                "not_sent",
+                Some(&error.to_string()),
+                Some("rejected"),
+                wait,
+            )
+            .await?;
         }
         Err(error) => {
             tracing::warn!(error = %error, "device validation call failed; trying again later");

@@ -60,13 +60,22 @@ pub async fn load(st: &AppState, id: Uuid) -> Result<Option<OnboardingView>, Flo
     // While the device stage runs, QI Tech's latest answer (or "registering" before the first).
     let registering = if decision.is_none() && onboarding.state == "device" {
         devices::registration(&st.db, id).await?.map(|r| {
-            r.registration.map_or_else(|| json!({ "status": "registering" }), |answer| json!(answer.0))
+            r.registration.map_or_else(
+                || json!({ "status": "registering" }),
+                |answer| json!(answer.0),
+            )
         })
     } else {
         None
     };
     let registration = registration.or(registering);
-    let field = |name: &str| registration.as_ref().and_then(|d| d.get(name)).and_then(Value::as_str).map(str::to_owned);
+    let field = |name: &str| {
+        registration
+            .as_ref()
+            .and_then(|d| d.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     let open_finance = devices::signal(&st.db, id).await?.map(|s| OpenFinanceView {
         enrollment_id: s.enrollment_id,
         status: s.status,
@@ -77,7 +86,11 @@ pub async fn load(st: &AppState, id: Uuid) -> Result<Option<OnboardingView>, Flo
     Ok(Some(OnboardingView {
         id,
         reference: onboarding.reference,
-        status: if decision.is_some() { "decided" } else { "processing" },
+        status: if decision.is_some() {
+            "decided"
+        } else {
+            "processing"
+        },
         outcome: decision.as_ref().map(|d| d.outcome.clone()),
         reasons: decision
             .as_ref()
@@ -91,7 +104,9 @@ pub async fn load(st: &AppState, id: Uuid) -> Result<Option<OnboardingView>, Flo
             risk_flags: crate::policy::risk_flags(signals.as_ref()),
         },
         open_finance,
-        policy_version: decision.as_ref().map_or_else(|| st.policy.version.clone(), |d| d.policy_version.clone()),
+        policy_version: decision
+            .as_ref()
+            .map_or_else(|| st.policy.version.clone(), |d| d.policy_version.clone()),
         created_at: onboarding.created_at,
         decided_at: decision.as_ref().map(|d| d.decided_at),
     }))

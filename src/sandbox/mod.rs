@@ -59,6 +59,12 @@ pub struct DeviceSandboxConfig {
 
 /// The device providers' routes, to be merged into the service's router.
 pub fn device_router(config: DeviceSandboxConfig) -> Router {
-    qitech::router(Arc::new(qitech::Qitech::new(config.qitech_api_key, config.pending_delay)))
-        .merge(zro::router(Arc::new(zro::Zro::new(config.zro_api_id, config.zro_api_key))))
+    qitech::router(Arc::new(qitech::Qitech::new(
+        config.qitech_api_key,
+        config.pending_delay,
+    )))
+    .merge(zro::router(Arc::new(zro::Zro::new(
+        config.zro_api_id,
+        config.zro_api_key,
+    ))))
 }

@@ -21,7 +21,10 @@ pub struct NewValidation<'a> {
 pub enum Inserted {
     New(ValidationRow),
     /// The Idempotency-Key was used before; `same_body` tells whether the body matches.
-    Existing { id: Uuid, same_body: bool },
+    Existing {
+        id: Uuid,
+        same_body: bool,
+    },
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -77,18 +80,27 @@ pub async fn insert(pool: &PgPool, new: NewValidation<'_>) -> Result<Inserted, s
             .bind(new.idempotency_key)
             .fetch_one(pool)
             .await?;
-    Ok(Inserted::Existing { id, same_body: hash == new.request_hash })
+    Ok(Inserted::Existing {
+        id,
+        same_body: hash == new.request_hash,
+    })
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ValidationRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM device_validations WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM device_validations WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
 }
 
 /// Claims up to `limit` validations due for a send or a read-back, for `lease`.
-pub async fn claim_due(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<ValidationRow>, sqlx::Error> {
+pub async fn claim_due(
+    pool: &PgPool,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<ValidationRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "UPDATE device_validations v
             SET next_poll_at = now() + make_interval(secs => $2), attempts = v.attempts + 1
@@ -108,7 +120,11 @@ pub async fn claim_due(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec
 
 /// Like `claim_due` for one validation, whatever its schedule: the request that created it sends
 /// the event itself. Answers None when it is decided or someone else holds it.
-pub async fn claim_one(pool: &PgPool, id: Uuid, lease: Duration) -> Result<Option<ValidationRow>, sqlx::Error> {
+pub async fn claim_one(
+    pool: &PgPool,
+    id: Uuid,
+    lease: Duration,
+) -> Result<Option<ValidationRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "UPDATE device_validations v
             SET next_poll_at = now() + make_interval(secs => $2), attempts = v.attempts + 1
@@ -159,7 +175,12 @@ pub async fn mark_sent(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Er
     Ok(())
 }
 
-pub async fn record_failure(db: impl PgExecutor<'_>, id: Uuid, error: &str, retry_in: Duration) -> Result<(), sqlx::Error> {
+pub async fn record_failure(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    error: &str,
+    retry_in: Duration,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE device_validations SET last_error = $2, next_poll_at = now() + make_interval(secs => $3)
           WHERE id = $1 AND state = 'processing'",

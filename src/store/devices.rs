@@ -66,18 +66,28 @@ pub struct RegistrationRow {
     pub past_deadline: bool,
 }
 
-const REGISTRATION_COLUMNS: &str = "onboarding_id, step, biometrics, registration, registration_date, deadline_at,
+const REGISTRATION_COLUMNS: &str =
+    "onboarding_id, step, biometrics, registration, registration_date, deadline_at,
                                     attempts, last_error, deadline_at <= now() AS past_deadline";
 
-pub async fn registration(db: impl PgExecutor<'_>, onboarding_id: Uuid) -> Result<Option<RegistrationRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {REGISTRATION_COLUMNS} FROM device_registrations WHERE onboarding_id = $1"))
-        .bind(onboarding_id)
-        .fetch_optional(db)
-        .await
+pub async fn registration(
+    db: impl PgExecutor<'_>,
+    onboarding_id: Uuid,
+) -> Result<Option<RegistrationRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {REGISTRATION_COLUMNS} FROM device_registrations WHERE onboarding_id = $1"
+    ))
+    .bind(onboarding_id)
+    .fetch_optional(db)
+    .await
 }
 
 /// Claims up to `limit` due registrations for `lease`.
-pub async fn claim_registrations(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<RegistrationRow>, sqlx::Error> {
+pub async fn claim_registrations(
+    pool: &PgPool,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<RegistrationRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "UPDATE device_registrations r
             SET next_run_at = now() + make_interval(secs => $2), attempts = r.attempts + 1
@@ -119,7 +129,12 @@ pub async fn advance(
     Ok(())
 }
 
-pub async fn registration_failed(db: impl PgExecutor<'_>, onboarding_id: Uuid, error: &str, run_in: Duration) -> Result<(), sqlx::Error> {
+pub async fn registration_failed(
+    db: impl PgExecutor<'_>,
+    onboarding_id: Uuid,
+    error: &str,
+    run_in: Duration,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE device_registrations SET last_error = $2, next_run_at = now() + make_interval(secs => $3)
           WHERE onboarding_id = $1 AND step <> 'done'",
@@ -132,7 +147,10 @@ pub async fn registration_failed(db: impl PgExecutor<'_>, onboarding_id: Uuid, e
     Ok(())
 }
 
-pub async fn finish_registration(db: impl PgExecutor<'_>, onboarding_id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn finish_registration(
+    db: impl PgExecutor<'_>,
+    onboarding_id: Uuid,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE device_registrations SET step = 'done', finished_at = now() WHERE onboarding_id = $1")
         .bind(onboarding_id)
         .execute(db)
@@ -141,7 +159,10 @@ pub async fn finish_registration(db: impl PgExecutor<'_>, onboarding_id: Uuid) -
 }
 
 /// Queues the Open Finance risk signal of an approved onboarding, when it has an enrollment.
-pub async fn enqueue_signal(db: impl PgExecutor<'_>, onboarding_id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn enqueue_signal(
+    db: impl PgExecutor<'_>,
+    onboarding_id: Uuid,
+) -> Result<bool, sqlx::Error> {
     let queued: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO open_finance_signals (onboarding_id, enrollment_id, transaction_uuid)
          SELECT id, open_finance->>'enrollment_id', $2 FROM onboardings
@@ -170,14 +191,23 @@ pub struct SignalRow {
 
 const SIGNAL_COLUMNS: &str = "onboarding_id, enrollment_id, transaction_uuid, status, attempts, http_status, last_error, finished_at";
 
-pub async fn signal(db: impl PgExecutor<'_>, onboarding_id: Uuid) -> Result<Option<SignalRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {SIGNAL_COLUMNS} FROM open_finance_signals WHERE onboarding_id = $1"))
-        .bind(onboarding_id)
-        .fetch_optional(db)
-        .await
+pub async fn signal(
+    db: impl PgExecutor<'_>,
+    onboarding_id: Uuid,
+) -> Result<Option<SignalRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {SIGNAL_COLUMNS} FROM open_finance_signals WHERE onboarding_id = $1"
+    ))
+    .bind(onboarding_id)
+    .fetch_optional(db)
+    .await
 }
 
-pub async fn claim_signals(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<SignalRow>, sqlx::Error> {
+pub async fn claim_signals(
+    pool: &PgPool,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<SignalRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "UPDATE open_finance_signals s
             SET next_run_at = now() + make_interval(secs => $2), attempts = s.attempts + 1

@@ -118,7 +118,13 @@ pub enum QitechError {
 impl QitechError {
     /// A later attempt may succeed: QI Tech's own failures, timeouts, the network, rate limits.
     pub fn is_transient(&self) -> bool {
-        matches!(self, QitechError::Server { .. } | QitechError::Timeout | QitechError::Transport(_) | QitechError::RateLimited)
+        matches!(
+            self,
+            QitechError::Server { .. }
+                | QitechError::Timeout
+                | QitechError::Transport(_)
+                | QitechError::RateLimited
+        )
     }
 }
 
@@ -134,7 +140,8 @@ pub struct QitechClient {
 /// has kept UTC-3 all year since 2019.
 pub fn qitech_date(at: DateTime<Utc>) -> String {
     let brasilia = FixedOffset::west_opt(3 * 3600).expect("a three-hour offset is valid");
-    at.with_timezone(&brasilia).to_rfc3339_opts(SecondsFormat::Millis, false)
+    at.with_timezone(&brasilia)
+        .to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
 /// `5511974749090` -> dial code 55, area 11, number 974749090. Numbers without a country code
@@ -149,7 +156,11 @@ fn split_phone(digits: &str) -> Option<wire::PhoneBody> {
         _ => return None,
     };
     let (area, number) = rest.split_at(2);
-    Some(wire::PhoneBody { international_dial_code: dial.to_owned(), area_code: area.to_owned(), number: number.to_owned() })
+    Some(wire::PhoneBody {
+        international_dial_code: dial.to_owned(),
+        area_code: area.to_owned(),
+        number: number.to_owned(),
+    })
 }
 
 fn encode(segment: &str) -> String {
@@ -171,7 +182,8 @@ impl QitechClient {
             .timeout(config.timeout)
             .build()
             .map_err(|e| QitechError::Config(e.to_string()))?;
-        reqwest::Url::parse(&config.base_url).map_err(|e| QitechError::Config(format!("base_url: {e}")))?;
+        reqwest::Url::parse(&config.base_url)
+            .map_err(|e| QitechError::Config(format!("base_url: {e}")))?;
         Ok(QitechClient {
             http,
             base_url: config.base_url.trim_end_matches('/').to_owned(),
@@ -180,18 +192,38 @@ impl QitechClient {
         })
     }
 
-    pub async fn create_account(&self, account: &NewAccount<'_>, ctx: CallContext) -> Result<Created, QitechError> {
+    pub async fn create_account(
+        &self,
+        account: &NewAccount<'_>,
+        ctx: CallContext,
+    ) -> Result<Created, QitechError> {
         let body = wire::AccountBody {
             account_id: account.account_id,
             account_type: "natural_person",
             registration_date: qitech_date(account.registration_date),
             account_data: serde_json::Map::new(),
         };
-        let (status, _) = self.call("create_account", Method::POST, "/device_manager/account".into(), Some(json(&body)?), ctx).await?;
-        Ok(if status == StatusCode::CONFLICT { Created::AlreadyExisted } else { Created::New })
+        let (status, _) = self
+            .call(
+                "create_account",
+                Method::POST,
+                "/device_manager/account".into(),
+                Some(json(&body)?),
+                ctx,
+            )
+            .await?;
+        Ok(if status == StatusCode::CONFLICT {
+            Created::AlreadyExisted
+        } else {
+            Created::New
+        })
     }
 
-    pub async fn create_person(&self, person: &NewPerson<'_>, ctx: CallContext) -> Result<Created, QitechError> {
+    pub async fn create_person(
+        &self,
+        person: &NewPerson<'_>,
+        ctx: CallContext,
+    ) -> Result<Created, QitechError> {
         let body = wire::PersonBody {
             person_id: person.person_id,
             document_number: person.document_number,
@@ -202,12 +234,25 @@ impl QitechClient {
                 phone: person.phone.and_then(split_phone),
             },
         };
-        let path = format!("/device_manager/account/{}/person", encode(person.account_id));
-        let (status, _) = self.call("create_person", Method::POST, path, Some(json(&body)?), ctx).await?;
-        Ok(if status == StatusCode::CONFLICT { Created::AlreadyExisted } else { Created::New })
+        let path = format!(
+            "/device_manager/account/{}/person",
+            encode(person.account_id)
+        );
+        let (status, _) = self
+            .call("create_person", Method::POST, path, Some(json(&body)?), ctx)
+            .await?;
+        Ok(if status == StatusCode::CONFLICT {
+            Created::AlreadyExisted
+        } else {
+            Created::New
+        })
     }
 
-    pub async fn register_device(&self, device: &NewDevice<'_>, ctx: CallContext) -> Result<Registered, QitechError> {
+    pub async fn register_device(
+        &self,
+        device: &NewDevice<'_>,
+        ctx: CallContext,
+    ) -> Result<Registered, QitechError> {
         let body = wire::DeviceBody {
             device_id: device.device_id,
             session_id: device.session_id,
@@ -221,7 +266,15 @@ impl QitechClient {
             encode(device.account_id),
             encode(device.person_id)
         );
-        let (status, answer) = self.call("register_device", Method::POST, path, Some(json(&body)?), ctx).await?;
+        let (status, answer) = self
+            .call(
+                "register_device",
+                Method::POST,
+                path,
+                Some(json(&body)?),
+                ctx,
+            )
+            .await?;
         if status == StatusCode::CONFLICT {
             return Ok(Registered::AlreadyRegistered);
         }
@@ -241,14 +294,23 @@ impl QitechClient {
             encode(person_id),
             encode(device_id)
         );
-        let (status, answer) = self.call("get_device", Method::GET, path, None, ctx).await?;
+        let (status, answer) = self
+            .call("get_device", Method::GET, path, None, ctx)
+            .await?;
         if status == StatusCode::CONFLICT {
-            return Err(QitechError::Refused { http_status: 409, detail: "conflict on a read".into() });
+            return Err(QitechError::Refused {
+                http_status: 409,
+                detail: "conflict on a read".into(),
+            });
         }
         device_registration(answer)
     }
 
-    pub async fn send_device_validation(&self, event: &ValidationEvent<'_>, ctx: CallContext) -> Result<Sent, QitechError> {
+    pub async fn send_device_validation(
+        &self,
+        event: &ValidationEvent<'_>,
+        ctx: CallContext,
+    ) -> Result<Sent, QitechError> {
         let body = wire::ValidationBody {
             id: event.event_id.to_string(),
             account_id: event.account_id,
@@ -258,18 +320,35 @@ impl QitechClient {
             event_date: qitech_date(event.event_date),
         };
         let path = "/account_event/event_type/device_validation/event".to_owned();
-        let (status, answer) = self.call("send_device_validation", Method::POST, path, Some(json(&body)?), ctx).await?;
+        let (status, answer) = self
+            .call(
+                "send_device_validation",
+                Method::POST,
+                path,
+                Some(json(&body)?),
+                ctx,
+            )
+            .await?;
         if status == StatusCode::CONFLICT {
             return Ok(Sent::AlreadySent);
         }
         validation_result(answer).map(Sent::Answered)
     }
 
-    pub async fn get_device_validation(&self, event_id: Uuid, ctx: CallContext) -> Result<ValidationResult, QitechError> {
+    pub async fn get_device_validation(
+        &self,
+        event_id: Uuid,
+        ctx: CallContext,
+    ) -> Result<ValidationResult, QitechError> {
         let path = format!("/account_event/event_type/device_validation/event/{event_id}");
-        let (status, answer) = self.call("get_device_validation", Method::GET, path, None, ctx).await?;
+        let (status, answer) = self
+            .call("get_device_validation", Method::GET, path, None, ctx)
+            .await?;
         if status == StatusCode::CONFLICT {
-            return Err(QitechError::Refused { http_status: 409, detail: "conflict on a read".into() });
+            return Err(QitechError::Refused {
+                http_status: 409,
+                detail: "conflict on a read".into(),
+            });
         }
         validation_result(answer)
     }
@@ -297,7 +376,10 @@ impl QitechClient {
             Ok(response) => {
                 let status = response.status();
                 match response.bytes().await {
-                    Ok(bytes) => Ok((status, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))),
+                    Ok(bytes) => Ok((
+                        status,
+                        serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+                    )),
                     Err(e) if e.is_timeout() => Err(QitechError::Timeout),
                     Err(e) => Err(QitechError::Transport(e.without_url().to_string())),
                 }
@@ -307,17 +389,29 @@ impl QitechClient {
         };
         let result = outcome.and_then(|(status, answer)| match status.as_u16() {
             200..=299 | 409 => Ok((status, answer)),
-            401 | 403 => Err(QitechError::Unauthorized { http_status: status.as_u16() }),
+            401 | 403 => Err(QitechError::Unauthorized {
+                http_status: status.as_u16(),
+            }),
             404 => Err(QitechError::NotFound),
             429 => Err(QitechError::RateLimited),
-            500..=599 => Err(QitechError::Server { http_status: status.as_u16() }),
-            other => Err(QitechError::Refused { http_status: other, detail: error_detail(&answer) }),
+            500..=599 => Err(QitechError::Server {
+                http_status: status.as_u16(),
+            }),
+            other => Err(QitechError::Refused {
+                http_status: other,
+                detail: error_detail(&answer),
+            }),
         });
         let (http_status, response) = match &result {
-            Ok((status, answer)) => (Some(status.as_u16()), Some(redact(answer.clone(), REDACTED))),
-            Err(QitechError::Unauthorized { http_status } | QitechError::Server { http_status } | QitechError::Refused { http_status, .. }) => {
-                (Some(*http_status), None)
-            }
+            Ok((status, answer)) => (
+                Some(status.as_u16()),
+                Some(redact(answer.clone(), REDACTED)),
+            ),
+            Err(
+                QitechError::Unauthorized { http_status }
+                | QitechError::Server { http_status }
+                | QitechError::Refused { http_status, .. },
+            ) => (Some(*http_status), None),
             Err(QitechError::NotFound) => (Some(404), None),
             Err(QitechError::RateLimited) => (Some(429), None),
             Err(_) => (None, None),
@@ -352,7 +446,8 @@ fn error_detail(answer: &Value) -> String {
 }
 
 fn device_registration(answer: Value) -> Result<DeviceRegistration, QitechError> {
-    let answer: wire::DeviceAnswer = serde_json::from_value(answer).map_err(|e| QitechError::Decode(e.to_string()))?;
+    let answer: wire::DeviceAnswer =
+        serde_json::from_value(answer).map_err(|e| QitechError::Decode(e.to_string()))?;
     // Both fields decide the outcome: without them there is nothing to map, and guessing could
     // only err towards approving.
     match (answer.status, answer.analysis_status) {
@@ -362,17 +457,23 @@ fn device_registration(answer: Value) -> Result<DeviceRegistration, QitechError>
             reason: answer.reason,
             reason_description: answer.reason_description,
         }),
-        _ => Err(QitechError::Decode("the device answer lacks status or analysis_status".into())),
+        _ => Err(QitechError::Decode(
+            "the device answer lacks status or analysis_status".into(),
+        )),
     }
 }
 
 fn validation_result(answer: Value) -> Result<ValidationResult, QitechError> {
-    let answer: wire::ValidationAnswer = serde_json::from_value(answer).map_err(|e| QitechError::Decode(e.to_string()))?;
+    let answer: wire::ValidationAnswer =
+        serde_json::from_value(answer).map_err(|e| QitechError::Decode(e.to_string()))?;
     let _ = answer.id;
     let analysis_status = answer
         .analysis_status
         .ok_or_else(|| QitechError::Decode("the event answer lacks analysis_status".into()))?;
-    Ok(ValidationResult { analysis_status: analysis_status.to_ascii_lowercase(), reason: answer.reason })
+    Ok(ValidationResult {
+        analysis_status: analysis_status.to_ascii_lowercase(),
+        reason: answer.reason,
+    })
 }
 
 #[cfg(test)]
@@ -382,15 +483,31 @@ mod tests {
     #[test]
     fn phone_is_split_into_qitech_parts() {
         let p = split_phone("5511974749090").unwrap();
-        assert_eq!((p.international_dial_code.as_str(), p.area_code.as_str(), p.number.as_str()), ("55", "11", "974749090"));
+        assert_eq!(
+            (
+                p.international_dial_code.as_str(),
+                p.area_code.as_str(),
+                p.number.as_str()
+            ),
+            ("55", "11", "974749090")
+        );
         let p = split_phone("11974749090").unwrap();
-        assert_eq!((p.international_dial_code.as_str(), p.area_code.as_str(), p.number.as_str()), ("55", "11", "974749090"));
+        assert_eq!(
+            (
+                p.international_dial_code.as_str(),
+                p.area_code.as_str(),
+                p.number.as_str()
+            ),
+            ("55", "11", "974749090")
+        );
         assert!(split_phone("123").is_none());
     }
 
     #[test]
     fn dates_carry_the_brasilia_offset() {
-        let at = DateTime::parse_from_rfc3339("2026-01-02T15:00:00.120Z").unwrap().with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2026-01-02T15:00:00.120Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(qitech_date(at), "2026-01-02T12:00:00.120-03:00");
     }
 }

@@ -18,7 +18,12 @@ use crate::providers::{CallContext, CallRecord, SharedSink, redact};
 
 const PROVIDER: &str = "zro";
 /// Secrets and the phone's position never go to the audit log of calls.
-const REDACTED: &[&str] = &["api_key", "access_token", "device_latitude", "device_longitude"];
+const REDACTED: &[&str] = &[
+    "api_key",
+    "access_token",
+    "device_latitude",
+    "device_longitude",
+];
 
 #[derive(Clone)]
 pub struct ZroConfig {
@@ -43,7 +48,11 @@ pub enum ZroError {
     #[error("Zro refused the credentials (HTTP {http_status})")]
     Auth { http_status: u16 },
     #[error("Zro refused the risk signal (HTTP {http_status}): {code} {message}")]
-    Invalid { http_status: u16, code: String, message: String },
+    Invalid {
+        http_status: u16,
+        code: String,
+        message: String,
+    },
     #[error("Zro rate limit reached")]
     RateLimited,
     #[error("Zro answered HTTP {http_status}")]
@@ -60,15 +69,21 @@ pub enum ZroError {
 
 impl ZroError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, ZroError::RateLimited | ZroError::Server { .. } | ZroError::Timeout | ZroError::Transport(_))
+        matches!(
+            self,
+            ZroError::RateLimited
+                | ZroError::Server { .. }
+                | ZroError::Timeout
+                | ZroError::Transport(_)
+        )
     }
 
     /// The HTTP status Zro answered, when it answered.
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            ZroError::Auth { http_status } | ZroError::Invalid { http_status, .. } | ZroError::Server { http_status } => {
-                Some(*http_status)
-            }
+            ZroError::Auth { http_status }
+            | ZroError::Invalid { http_status, .. }
+            | ZroError::Server { http_status } => Some(*http_status),
             ZroError::RateLimited => Some(429),
             _ => None,
         }
@@ -109,7 +124,8 @@ impl ZroClient {
             .timeout(config.timeout)
             .build()
             .map_err(|e| ZroError::Config(e.to_string()))?;
-        reqwest::Url::parse(&config.base_url).map_err(|e| ZroError::Config(format!("base_url: {e}")))?;
+        reqwest::Url::parse(&config.base_url)
+            .map_err(|e| ZroError::Config(format!("base_url: {e}")))?;
         Ok(ZroClient {
             http,
             base_url: config.base_url.trim_end_matches('/').to_owned(),
@@ -121,7 +137,11 @@ impl ZroClient {
     }
 
     /// Sends the risk signal. Answers the HTTP status of Zro's acceptance.
-    pub async fn send_risk_signal(&self, signal: &RiskSignal<'_>, ctx: CallContext) -> Result<u16, ZroError> {
+    pub async fn send_risk_signal(
+        &self,
+        signal: &RiskSignal<'_>,
+        ctx: CallContext,
+    ) -> Result<u16, ZroError> {
         let token = self.token(ctx, None).await?;
         match self.post_signal(signal, &token, ctx).await {
             Err(ZroError::Auth { .. }) => {
@@ -133,10 +153,21 @@ impl ZroClient {
         }
     }
 
-    async fn post_signal(&self, signal: &RiskSignal<'_>, token: &SecretString, ctx: CallContext) -> Result<u16, ZroError> {
-        let body = serde_json::to_value(SignalBody { device_id: signal.device_id, signals: signal.signals })
-            .map_err(|e| ZroError::Decode(e.to_string()))?;
-        let path = format!("/open-finance/enrollments/{}/device/risk-signal", encode(signal.enrollment_id));
+    async fn post_signal(
+        &self,
+        signal: &RiskSignal<'_>,
+        token: &SecretString,
+        ctx: CallContext,
+    ) -> Result<u16, ZroError> {
+        let body = serde_json::to_value(SignalBody {
+            device_id: signal.device_id,
+            signals: signal.signals,
+        })
+        .map_err(|e| ZroError::Decode(e.to_string()))?;
+        let path = format!(
+            "/open-finance/enrollments/{}/device/risk-signal",
+            encode(signal.enrollment_id)
+        );
         let request = self
             .http
             .post(format!("{}{path}", self.base_url))
@@ -145,12 +176,18 @@ impl ZroClient {
             .header("nonce", Uuid::new_v4().to_string())
             .header("x-include-replay-protection-schema", "nonce")
             .json(&body);
-        let answer = self.send("risk_signal", path, request, Some(body), ctx).await?;
+        let answer = self
+            .send("risk_signal", path, request, Some(body), ctx)
+            .await?;
         match answer.status.as_u16() {
             status @ 200..=299 => Ok(status),
-            401 | 403 => Err(ZroError::Auth { http_status: answer.status.as_u16() }),
+            401 | 403 => Err(ZroError::Auth {
+                http_status: answer.status.as_u16(),
+            }),
             429 => Err(ZroError::RateLimited),
-            status @ 500..=599 => Err(ZroError::Server { http_status: status }),
+            status @ 500..=599 => Err(ZroError::Server {
+                http_status: status,
+            }),
             status => Err(ZroError::Invalid {
                 http_status: status,
                 code: field(&answer.body, "code"),
@@ -160,7 +197,11 @@ impl ZroClient {
     }
 
     /// The cached token, or a new one when there is none or the cached one is `stale`.
-    async fn token(&self, ctx: CallContext, stale: Option<&SecretString>) -> Result<SecretString, ZroError> {
+    async fn token(
+        &self,
+        ctx: CallContext,
+        stale: Option<&SecretString>,
+    ) -> Result<SecretString, ZroError> {
         let mut cached = self.token.lock().await;
         if let Some(token) = cached.as_ref() {
             let is_stale = stale.is_some_and(|s| s.expose_secret() == token.expose_secret());
@@ -171,15 +212,27 @@ impl ZroClient {
         *cached = None;
         let body = json!({ "api_id": self.api_id, "api_key": self.api_key.expose_secret() });
         let path = "/auth/signin".to_owned();
-        let request = self.http.post(format!("{}{path}", self.base_url)).json(&body);
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .json(&body);
         let answer = self.send("signin", path, request, Some(body), ctx).await?;
         match answer.status.as_u16() {
             200..=299 => {}
-            status @ (400 | 401 | 403 | 422) => return Err(ZroError::Auth { http_status: status }),
+            status @ (400 | 401 | 403 | 422) => {
+                return Err(ZroError::Auth {
+                    http_status: status,
+                });
+            }
             429 => return Err(ZroError::RateLimited),
-            status => return Err(ZroError::Server { http_status: status }),
+            status => {
+                return Err(ZroError::Server {
+                    http_status: status,
+                });
+            }
         }
-        let signin: SigninAnswer = serde_json::from_value(answer.body).map_err(|e| ZroError::Decode(e.to_string()))?;
+        let signin: SigninAnswer =
+            serde_json::from_value(answer.body).map_err(|e| ZroError::Decode(e.to_string()))?;
         let token = SecretString::from(signin.access_token);
         *cached = Some(token.clone());
         Ok(token)
@@ -198,7 +251,10 @@ impl ZroClient {
             Ok(response) => {
                 let status = response.status();
                 match response.bytes().await {
-                    Ok(bytes) => Ok(Answer { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }),
+                    Ok(bytes) => Ok(Answer {
+                        status,
+                        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                    }),
                     Err(e) if e.is_timeout() => Err(ZroError::Timeout),
                     Err(e) => Err(ZroError::Transport(e.without_url().to_string())),
                 }
@@ -215,7 +271,10 @@ impl ZroClient {
             http_status: result.as_ref().ok().map(|a| a.status.as_u16()),
             latency_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
             request: body.map(|b| redact(b, REDACTED)),
-            response: result.as_ref().ok().map(|a| redact(a.body.clone(), REDACTED)),
+            response: result
+                .as_ref()
+                .ok()
+                .map(|a| redact(a.body.clone(), REDACTED)),
             error: result.as_ref().err().map(ToString::to_string),
         });
         result
