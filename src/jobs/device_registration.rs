@@ -15,8 +15,7 @@ use crate::store::devices;
 const BATCH: i64 = 16;
 
 pub async fn run(st: AppState, wake: Arc<Notify>, shutdown: CancellationToken) {
-    // Up to four sequential calls (account, person, device, read-back) fit in one claim.
-    let lease = st.settings.qitech.timeout * 4 + Duration::from_secs(5);
+    let lease = device::registration_lease(&st);
     while !shutdown.is_cancelled() {
         let due = match devices::claim_registrations(&st.db, BATCH, lease).await {
             Ok(due) => due,

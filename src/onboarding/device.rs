@@ -59,8 +59,20 @@ pub async fn begin_registration(
     .await?;
     tx.commit().await?;
     tracing::info!("biometrics approved; registering the device with QI Tech");
-    st.device_wake.notify_one();
-    Ok(())
+    // The first attempt runs here, so a quick QI Tech answer reaches a caller still waiting for
+    // the verdict; anything slower or failing is carried on by the worker.
+    match devices::claim_registration(&st.db, onboarding_id, registration_lease(st)).await? {
+        Some(row) => run_registration(st, row).await,
+        None => {
+            st.device_wake.notify_one();
+            Ok(())
+        }
+    }
+}
+
+/// Up to four sequential calls (account, person, device, read-back) fit in one claim.
+pub fn registration_lease(st: &AppState) -> Duration {
+    st.settings.qitech.timeout * 4 + Duration::from_secs(5)
 }
 
 /// The device fields of the onboarding request, as stored.

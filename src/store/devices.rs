@@ -105,6 +105,23 @@ pub async fn claim_registrations(
     .await
 }
 
+/// Claims one registration whatever its schedule, for the request that queued it to run the
+/// first attempt itself. None when it is finished or another worker holds it.
+pub async fn claim_registration(pool: &PgPool, onboarding_id: Uuid, lease: Duration) -> Result<Option<RegistrationRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE device_registrations r
+            SET next_run_at = now() + make_interval(secs => $2), attempts = r.attempts + 1
+          WHERE r.onboarding_id = (SELECT onboarding_id FROM device_registrations
+                                    WHERE onboarding_id = $1 AND step <> 'done' AND next_run_at <= now()
+                                    FOR UPDATE SKIP LOCKED)
+          RETURNING {REGISTRATION_COLUMNS}"
+    ))
+    .bind(onboarding_id)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+}
+
 /// Stores progress: the next step, QI Tech's latest answer when there is one, and when to run
 /// again. A step forward clears the error of the attempts before it.
 pub async fn advance(
