@@ -144,14 +144,16 @@ impl App {
                 processing_delay: settings.sandbox.processing_delay,
                 webhook_delay: settings.sandbox.webhook_delay,
             });
-            qitech_config.base_url = format!("{base}/sandbox/qitech");
-            zro_config.base_url = format!("{base}/sandbox/zro");
-            device_sandbox = Some(sandbox::DeviceSandboxConfig {
-                qitech_api_key: settings.qitech.api_key.expose_secret().to_owned(),
-                zro_api_id: settings.zro.api_id.clone(),
-                zro_api_key: settings.zro.api_key.expose_secret().to_owned(),
-                pending_delay: settings.sandbox.qitech_pending_delay,
-            });
+            if settings.sandbox.device_providers {
+                qitech_config.base_url = format!("{base}/sandbox/qitech");
+                zro_config.base_url = format!("{base}/sandbox/zro");
+                device_sandbox = Some(sandbox::DeviceSandboxConfig {
+                    qitech_api_key: settings.qitech.api_key.expose_secret().to_owned(),
+                    zro_api_id: settings.zro.api_id.clone(),
+                    zro_api_key: settings.zro.api_key.expose_secret().to_owned(),
+                    pending_delay: settings.sandbox.qitech_pending_delay,
+                });
+            }
             tracing::info!(%addr, "sandbox enabled: providers are simulated by this process");
         }
         let unico =

@@ -180,6 +180,14 @@ pub struct SandboxSettings {
         deserialize_with = "duration"
     )]
     pub qitech_pending_delay: Duration,
+    /// Whether the sandbox also stands in for QI Tech and Zro. Off, only unico is simulated and
+    /// the device clients call the configured `qitech.base_url` and `zro.base_url`.
+    #[serde(default = "default_true")]
+    pub device_providers: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_sandbox_qitech_delay() -> Duration {
