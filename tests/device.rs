@@ -41,11 +41,12 @@ async fn review_flags_are_returned_and_stored_and_skip_registration() {
         .await
         .unwrap();
         assert_eq!(stored, json!([flag]));
-        let evidence: Value = sqlx::query_scalar("SELECT evidence FROM decisions WHERE onboarding_id = $1::uuid")
-            .bind(id)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        let evidence: Value =
+            sqlx::query_scalar("SELECT evidence FROM decisions WHERE onboarding_id = $1::uuid")
+                .bind(id)
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
         assert_eq!(evidence["risk_signals"][field], true);
     }
     app.stop().await;
@@ -54,7 +55,10 @@ async fn review_flags_are_returned_and_stored_and_skip_registration() {
 #[tokio::test]
 async fn emulator_and_automation_reject_before_unico_and_qitech() {
     let app = TestApp::spawn().await;
-    for (field, code) in [("is_emulated", "device.emulated"), ("is_monkey_runner", "device.automation")] {
+    for (field, code) in [
+        ("is_emulated", "device.emulated"),
+        ("is_monkey_runner", "device.automation"),
+    ] {
         let mut signals = full_signals();
         signals[field] = json!(true);
         let response = app.onboard(&body("dev-1", signals, Some("enr-1")), 5).await;
@@ -65,7 +69,11 @@ async fn emulator_and_automation_reject_before_unico_and_qitech() {
         assert_eq!(reason_codes(&view)[0], code);
         assert_eq!(app.calls(id, "unico", "create_process").await, 0);
         assert_eq!(app.calls(id, "qitech", "register_device").await, 0);
-        assert_eq!(view.get("open_finance"), None, "no risk signal for a rejection");
+        assert_eq!(
+            view.get("open_finance"),
+            None,
+            "no risk signal for a rejection"
+        );
     }
     app.stop().await;
 }
@@ -78,14 +86,20 @@ async fn unknown_or_mistyped_risk_signals_are_422() {
     let response = app.onboard(&body("dev-1", signals, None), 0).await;
     assert_eq!(response.status(), 422);
     let problem: Value = response.json().await.unwrap();
-    assert_eq!(problem["errors"][0]["field"], "device.risk_signals.is_emulator", "{problem}");
+    assert_eq!(
+        problem["errors"][0]["field"], "device.risk_signals.is_emulator",
+        "{problem}"
+    );
 
     let mut signals = full_signals();
     signals["screen_width"] = json!("wide");
     let response = app.onboard(&body("dev-1", signals, None), 0).await;
     assert_eq!(response.status(), 422);
     let problem: Value = response.json().await.unwrap();
-    assert_eq!(problem["errors"][0]["field"], "device.risk_signals.screen_width", "{problem}");
+    assert_eq!(
+        problem["errors"][0]["field"], "device.risk_signals.screen_width",
+        "{problem}"
+    );
     app.stop().await;
 }
 
@@ -95,10 +109,34 @@ async fn unknown_or_mistyped_risk_signals_are_422() {
 async fn sandbox_device_ids_give_every_registration_row() {
     let app = TestApp::spawn().await;
     let cases = [
-        ("dev-any", "approved", "device.registered", "registered", "automatically_approved"),
-        ("sandbox-device-reproved", "rejected", "device.registration_reproved", "not_registered", "automatically_reproved"),
-        ("sandbox-device-not-registered", "review", "device.not_registered", "not_registered", "automatically_approved"),
-        ("sandbox-device-deactivated", "review", "device.not_registered", "deactivated", "automatically_approved"),
+        (
+            "dev-any",
+            "approved",
+            "device.registered",
+            "registered",
+            "automatically_approved",
+        ),
+        (
+            "sandbox-device-reproved",
+            "rejected",
+            "device.registration_reproved",
+            "not_registered",
+            "automatically_reproved",
+        ),
+        (
+            "sandbox-device-not-registered",
+            "review",
+            "device.not_registered",
+            "not_registered",
+            "automatically_approved",
+        ),
+        (
+            "sandbox-device-deactivated",
+            "review",
+            "device.not_registered",
+            "deactivated",
+            "automatically_approved",
+        ),
     ];
     for (device_id, outcome, code, status, analysis) in cases {
         let response = app.onboard(&body(device_id, full_signals(), None), 5).await;
@@ -106,17 +144,27 @@ async fn sandbox_device_ids_give_every_registration_row() {
         let view: Value = response.json().await.unwrap();
         assert_eq!(view["outcome"], outcome, "{device_id}: {view}");
         let codes = reason_codes(&view);
-        assert_eq!(codes[0], if outcome == "approved" { "identity.confirmed" } else { code }, "{device_id}");
+        assert_eq!(
+            codes[0],
+            if outcome == "approved" {
+                "identity.confirmed"
+            } else {
+                code
+            },
+            "{device_id}"
+        );
         assert!(codes.contains(&code.to_owned()), "{device_id}: {codes:?}");
         assert_eq!(view["device"]["status"], status);
         assert_eq!(view["device"]["analysis_status"], analysis);
         assert!(view["device"]["reason"].is_string());
         // The decision carries QI Tech's answer as evidence.
-        let evidence: Value = sqlx::query_scalar("SELECT evidence->'device' FROM decisions WHERE onboarding_id = $1::uuid")
-            .bind(view["id"].as_str().unwrap())
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        let evidence: Value = sqlx::query_scalar(
+            "SELECT evidence->'device' FROM decisions WHERE onboarding_id = $1::uuid",
+        )
+        .bind(view["id"].as_str().unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
         assert_eq!(evidence["state"], "answered");
         assert_eq!(evidence["analysis_status"], analysis);
     }
@@ -126,13 +174,18 @@ async fn sandbox_device_ids_give_every_registration_row() {
 #[tokio::test]
 async fn pending_registration_is_read_back_until_approved() {
     let app = TestApp::spawn().await;
-    let id = app.start_onboarding(&body("sandbox-device-pending", full_signals(), None)).await;
+    let id = app
+        .start_onboarding(&body("sandbox-device-pending", full_signals(), None))
+        .await;
     let processing = app.onboarding(&id).await;
     assert_eq!(processing["status"], "processing", "{processing}");
     assert_eq!(processing["device"]["analysis_status"], "pending");
     let decided = app.until_decided(&id, LIMIT).await;
     assert_eq!(decided["outcome"], "approved");
-    assert_eq!(reason_codes(&decided), ["identity.confirmed", "device.registered"]);
+    assert_eq!(
+        reason_codes(&decided),
+        ["identity.confirmed", "device.registered"]
+    );
     assert_eq!(app.calls(&id, "qitech", "register_device").await, 1);
     assert!(app.calls(&id, "qitech", "get_device").await >= 1);
     app.stop().await;
@@ -141,7 +194,13 @@ async fn pending_registration_is_read_back_until_approved() {
 #[tokio::test]
 async fn registration_still_pending_at_the_deadline_is_reviewed() {
     let app = TestApp::spawn_with(&[("policy.device_deadline", "1s")]).await;
-    let id = app.start_onboarding(&body("sandbox-device-pending-forever", full_signals(), None)).await;
+    let id = app
+        .start_onboarding(&body(
+            "sandbox-device-pending-forever",
+            full_signals(),
+            None,
+        ))
+        .await;
     assert_eq!(app.onboarding(&id).await["status"], "processing");
     let decided = app.until_decided(&id, LIMIT).await;
     assert_eq!(decided["outcome"], "review");
@@ -154,12 +213,20 @@ async fn registration_still_pending_at_the_deadline_is_reviewed() {
 async fn sandbox_failures_are_retried_without_registering_twice() {
     let app = TestApp::spawn().await;
     // 503 before registering: the POST is repeated once.
-    let id = app.start_onboarding(&body("sandbox-device-unavailable-once", full_signals(), None)).await;
+    let id = app
+        .start_onboarding(&body(
+            "sandbox-device-unavailable-once",
+            full_signals(),
+            None,
+        ))
+        .await;
     let decided = app.until_decided(&id, LIMIT).await;
     assert_eq!(decided["outcome"], "approved", "{decided}");
     assert_eq!(app.calls(&id, "qitech", "register_device").await, 2);
     // Registered but the answer lost: the second POST gets 409 and the device is read back.
-    let id = app.start_onboarding(&body("sandbox-device-lost-answer", full_signals(), None)).await;
+    let id = app
+        .start_onboarding(&body("sandbox-device-lost-answer", full_signals(), None))
+        .await;
     let decided = app.until_decided(&id, LIMIT).await;
     assert_eq!(decided["outcome"], "approved", "{decided}");
     assert_eq!(app.calls(&id, "qitech", "register_device").await, 2);
@@ -171,9 +238,19 @@ async fn sandbox_failures_are_retried_without_registering_twice() {
 
 #[tokio::test]
 async fn account_person_device_in_order_with_the_documented_bodies() {
-    let fake = Fake::start(QitechScript { account_conflict: true, person_conflict: true, ..Default::default() }, 0).await;
+    let fake = Fake::start(
+        QitechScript {
+            account_conflict: true,
+            person_conflict: true,
+            ..Default::default()
+        },
+        0,
+    )
+    .await;
     let app = TestApp::with_fakes(&fake.qitech_url(), &fake.zro_url(), &[]).await;
-    let response = app.onboard(&body("dev-fake", full_signals(), None), 5).await;
+    let response = app
+        .onboard(&body("dev-fake", full_signals(), None), 5)
+        .await;
     assert_eq!(response.status(), 200);
     let view: Value = response.json().await.unwrap();
     // 409 on account and person means they exist: the device is still registered and approved.
@@ -188,7 +265,10 @@ async fn account_person_device_in_order_with_the_documented_bodies() {
     );
     let seen = fake.seen();
     for request in &seen {
-        assert_eq!(request.headers["authorization"], QITECH_KEY, "the bare key, no scheme");
+        assert_eq!(
+            request.headers["authorization"], QITECH_KEY,
+            "the bare key, no scheme"
+        );
     }
     let account = &seen[0].body;
     assert_eq!(account["account_id"], "acc-1");
@@ -198,37 +278,64 @@ async fn account_person_device_in_order_with_the_documented_bodies() {
     assert_eq!(person["document_number"], APPROVED_CPF);
     assert_eq!(person["person_data"]["name"], "Maria Silva");
     assert_eq!(person["person_data"]["email"], "m@example.com");
-    assert_eq!(person["person_data"]["phone"], json!({"international_dial_code": "55", "area_code": "11", "number": "974749090"}));
+    assert_eq!(
+        person["person_data"]["phone"],
+        json!({"international_dial_code": "55", "area_code": "11", "number": "974749090"})
+    );
     let device = &seen[2].body;
     assert_eq!(device["device_id"], "dev-fake");
     assert_eq!(device["session_id"], "scan-session-1");
     assert_eq!(device["face_recognition_key"], "face-key-1");
     assert_eq!(device["document_number"], APPROVED_CPF);
     assert_eq!(device["mfa_status"], "approved");
-    for date in [&account["registration_date"], &person["registration_date"], &device["registration_date"]] {
+    for date in [
+        &account["registration_date"],
+        &person["registration_date"],
+        &device["registration_date"],
+    ] {
         let date = date.as_str().unwrap();
-        assert!(chrono::DateTime::parse_from_rfc3339(date).is_ok() && date.ends_with("-03:00"), "{date}");
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(date).is_ok() && date.ends_with("-03:00"),
+            "{date}"
+        );
     }
     // The provider call log keeps no personal data.
-    let logged: Vec<Value> = sqlx::query_scalar("SELECT request FROM provider_calls WHERE provider = 'qitech'")
-        .fetch_all(&app.db)
-        .await
-        .unwrap();
+    let logged: Vec<Value> =
+        sqlx::query_scalar("SELECT request FROM provider_calls WHERE provider = 'qitech'")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
     let text = serde_json::to_string(&logged).unwrap();
-    assert!(!text.contains("Maria") && !text.contains("900.000.001") && !text.contains("974749090"), "{text}");
+    assert!(
+        !text.contains("Maria") && !text.contains("900.000.001") && !text.contains("974749090"),
+        "{text}"
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn transient_failures_keep_processing_and_retry_the_device_post_only() {
-    let fake = Fake::start(QitechScript { device_failures: 3, ..Default::default() }, 0).await;
+    let fake = Fake::start(
+        QitechScript {
+            device_failures: 3,
+            ..Default::default()
+        },
+        0,
+    )
+    .await;
     let app = TestApp::with_fakes(&fake.qitech_url(), &fake.zro_url(), &[]).await;
-    let id = app.start_onboarding(&body("dev-fake", full_signals(), None)).await;
+    let id = app
+        .start_onboarding(&body("dev-fake", full_signals(), None))
+        .await;
     assert_eq!(app.onboarding(&id).await["status"], "processing");
     let decided = app.until_decided(&id, LIMIT).await;
     assert_eq!(decided["outcome"], "approved", "{decided}");
     let log = fake.log();
-    let count = |suffix: &str| log.iter().filter(|l| l.starts_with("POST") && l.ends_with(suffix)).count();
+    let count = |suffix: &str| {
+        log.iter()
+            .filter(|l| l.starts_with("POST") && l.ends_with(suffix))
+            .count()
+    };
     assert_eq!(count("/account"), 1, "{log:?}");
     assert_eq!(count("/person"), 1, "{log:?}");
     // Three failures, one success, never a POST after the success.
@@ -249,21 +356,46 @@ async fn device_conflict_is_read_back_not_registered_again() {
     )
     .await;
     let app = TestApp::with_fakes(&fake.qitech_url(), &fake.zro_url(), &[]).await;
-    let response = app.onboard(&body("dev-fake", full_signals(), None), 5).await;
+    let response = app
+        .onboard(&body("dev-fake", full_signals(), None), 5)
+        .await;
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["outcome"], "rejected", "{view}");
     assert_eq!(reason_codes(&view)[0], "device.registration_reproved");
     let log = fake.log();
-    assert_eq!(log.iter().filter(|l| l.starts_with("POST") && l.ends_with("/device")).count(), 1, "{log:?}");
-    assert_eq!(log.last().unwrap(), "GET /qitech/device_manager/account/acc-1/person/per-1/device/dev-fake");
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("POST") && l.ends_with("/device"))
+            .count(),
+        1,
+        "{log:?}"
+    );
+    assert_eq!(
+        log.last().unwrap(),
+        "GET /qitech/device_manager/account/acc-1/person/per-1/device/dev-fake"
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn registration_survives_a_restart_and_gives_up_at_the_deadline() {
-    let fake = Fake::start(QitechScript { device_failures: usize::MAX, ..Default::default() }, 0).await;
-    let app = TestApp::with_fakes(&fake.qitech_url(), &fake.zro_url(), &[("policy.device_deadline", "3s")]).await;
-    let id = app.start_onboarding(&body("dev-fake", full_signals(), None)).await;
+    let fake = Fake::start(
+        QitechScript {
+            device_failures: usize::MAX,
+            ..Default::default()
+        },
+        0,
+    )
+    .await;
+    let app = TestApp::with_fakes(
+        &fake.qitech_url(),
+        &fake.zro_url(),
+        &[("policy.device_deadline", "3s")],
+    )
+    .await;
+    let id = app
+        .start_onboarding(&body("dev-fake", full_signals(), None))
+        .await;
     assert_eq!(app.onboarding(&id).await["status"], "processing");
     let app = app.restart().await;
     // The job is in PostgreSQL: the new instance carries on, and at the deadline decides review.
@@ -271,16 +403,32 @@ async fn registration_survives_a_restart_and_gives_up_at_the_deadline() {
     assert_eq!(decided["outcome"], "review", "{decided}");
     assert_eq!(reason_codes(&decided)[0], "device.registration_pending");
     let log = fake.log();
-    assert_eq!(log.iter().filter(|l| l.ends_with("/account")).count(), 1, "account created once: {log:?}");
-    assert!(log.iter().filter(|l| l.ends_with("/device")).count() >= 2, "{log:?}");
+    assert_eq!(
+        log.iter().filter(|l| l.ends_with("/account")).count(),
+        1,
+        "account created once: {log:?}"
+    );
+    assert!(
+        log.iter().filter(|l| l.ends_with("/device")).count() >= 2,
+        "{log:?}"
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn recovery_after_restart_approves() {
-    let fake = Fake::start(QitechScript { device_failures: usize::MAX, ..Default::default() }, 0).await;
+    let fake = Fake::start(
+        QitechScript {
+            device_failures: usize::MAX,
+            ..Default::default()
+        },
+        0,
+    )
+    .await;
     let app = TestApp::with_fakes(&fake.qitech_url(), &fake.zro_url(), &[]).await;
-    let id = app.start_onboarding(&body("dev-fake", full_signals(), None)).await;
+    let id = app
+        .start_onboarding(&body("dev-fake", full_signals(), None))
+        .await;
     let app = app.restart().await;
     assert_eq!(app.onboarding(&id).await["status"], "processing");
     fake.script(|s| s.qitech.device_failures = 0);
@@ -298,26 +446,46 @@ async fn recovery_after_restart_approves() {
 async fn zro_gets_the_risk_signal_with_stable_transaction_and_fresh_nonce() {
     let fake = Fake::start(QitechScript::default(), 2).await;
     let app = TestApp::with_fakes(&fake.qitech_url(), &fake.zro_url(), &[]).await;
-    let response = app.onboard(&body("dev-fake", full_signals(), Some("enr-42")), 5).await;
+    let response = app
+        .onboard(&body("dev-fake", full_signals(), Some("enr-42")), 5)
+        .await;
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["outcome"], "approved");
     let id = view["id"].as_str().unwrap().to_owned();
-    let done = app.until(&id, LIMIT, |v| v["open_finance"]["status"] == "sent").await;
+    let done = app
+        .until(&id, LIMIT, |v| v["open_finance"]["status"] == "sent")
+        .await;
     assert_eq!(done["open_finance"]["attempts"], 3);
-    assert_eq!(done["outcome"], "approved", "Zro failures do not change the verdict");
+    assert_eq!(
+        done["outcome"], "approved",
+        "Zro failures do not change the verdict"
+    );
 
     let seen = fake.seen();
-    let signins: Vec<_> = seen.iter().filter(|s| s.path == "/zro/auth/signin").collect();
+    let signins: Vec<_> = seen
+        .iter()
+        .filter(|s| s.path == "/zro/auth/signin")
+        .collect();
     assert_eq!(signins.len(), 1, "the token is cached");
-    assert_eq!(signins[0].body, json!({"api_id": "sandbox-zro-id", "api_key": "sandbox-zro-key"}));
-    let signals: Vec<_> = seen.iter().filter(|s| s.path == "/zro/open-finance/enrollments/enr-42/device/risk-signal").collect();
+    assert_eq!(
+        signins[0].body,
+        json!({"api_id": "sandbox-zro-id", "api_key": "sandbox-zro-key"})
+    );
+    let signals: Vec<_> = seen
+        .iter()
+        .filter(|s| s.path == "/zro/open-finance/enrollments/enr-42/device/risk-signal")
+        .collect();
     assert_eq!(signals.len(), 3);
     let header = |s: &Seen, name: &str| s.headers[name].to_str().unwrap().to_owned();
     let transaction = header(signals[0], "x-transaction-uuid");
     assert_eq!(Uuid::parse_str(&transaction).unwrap().get_version_num(), 4);
     let mut nonces = Vec::new();
     for s in &signals {
-        assert_eq!(header(s, "x-transaction-uuid"), transaction, "stable per onboarding");
+        assert_eq!(
+            header(s, "x-transaction-uuid"),
+            transaction,
+            "stable per onboarding"
+        );
         assert_eq!(header(s, "x-include-replay-protection-schema"), "nonce");
         assert_eq!(header(s, "authorization"), "Bearer token-1");
         let nonce = header(s, "nonce");
@@ -339,14 +507,25 @@ async fn zro_gets_the_risk_signal_with_stable_transaction_and_fresh_nonce() {
 #[tokio::test]
 async fn sandbox_zro_sent_retried_failed_and_skipped() {
     let app = TestApp::spawn().await;
-    let cases = [("enr-ok", "sent", 1), ("sandbox-enrollment-unavailable-once", "sent", 2), ("sandbox-enrollment-invalid", "failed", 1)];
+    let cases = [
+        ("enr-ok", "sent", 1),
+        ("sandbox-enrollment-unavailable-once", "sent", 2),
+        ("sandbox-enrollment-invalid", "failed", 1),
+    ];
     for (enrollment, status, attempts) in cases {
-        let response = app.onboard(&body("dev-1", full_signals(), Some(enrollment)), 5).await;
+        let response = app
+            .onboard(&body("dev-1", full_signals(), Some(enrollment)), 5)
+            .await;
         let view: Value = response.json().await.unwrap();
         assert_eq!(view["outcome"], "approved");
         let id = view["id"].as_str().unwrap().to_owned();
-        let done = app.until(&id, LIMIT, |v| v["open_finance"]["status"] != "pending").await;
-        assert_eq!(done["open_finance"]["status"], status, "{enrollment}: {done}");
+        let done = app
+            .until(&id, LIMIT, |v| v["open_finance"]["status"] != "pending")
+            .await;
+        assert_eq!(
+            done["open_finance"]["status"], status,
+            "{enrollment}: {done}"
+        );
         assert_eq!(done["open_finance"]["attempts"], attempts, "{enrollment}");
         assert_eq!(done["open_finance"]["enrollment_id"], enrollment);
         assert_eq!(done["outcome"], "approved");
@@ -356,11 +535,21 @@ async fn sandbox_zro_sent_retried_failed_and_skipped() {
         }
     }
     // Not approved: nothing is sent.
-    let response = app.onboard(&body("sandbox-device-reproved", full_signals(), Some("enr-ok")), 5).await;
+    let response = app
+        .onboard(
+            &body("sandbox-device-reproved", full_signals(), Some("enr-ok")),
+            5,
+        )
+        .await;
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["outcome"], "rejected");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(app.onboarding(view["id"].as_str().unwrap()).await.get("open_finance"), None);
+    assert_eq!(
+        app.onboarding(view["id"].as_str().unwrap())
+            .await
+            .get("open_finance"),
+        None
+    );
     app.stop().await;
 }
 
@@ -374,7 +563,9 @@ fn validation(account_id: &str) -> Value {
 async fn until_validation(app: &TestApp, id: &str, check: impl Fn(&Value) -> bool) -> Value {
     let started = tokio::time::Instant::now();
     loop {
-        let (status, view) = app.get(&format!("/v1/device-validations/{id}"), ONBOARDING_KEY).await;
+        let (status, view) = app
+            .get(&format!("/v1/device-validations/{id}"), ONBOARDING_KEY)
+            .await;
         assert_eq!(status, 200);
         if check(&view) {
             return view;
@@ -388,8 +579,17 @@ async fn until_validation(app: &TestApp, id: &str, check: impl Fn(&Value) -> boo
 async fn device_validation_in_each_status() {
     let app = TestApp::spawn().await;
     // Final at once: 200.
-    for (account, outcome, analysis) in [("acc-any", "approved", "automatically_approved"), ("sandbox-account-reproved", "rejected", "automatically_reproved")] {
-        let (status, _, view) = app.validate(&Uuid::new_v4().to_string(), &validation(account)).await;
+    for (account, outcome, analysis) in [
+        ("acc-any", "approved", "automatically_approved"),
+        (
+            "sandbox-account-reproved",
+            "rejected",
+            "automatically_reproved",
+        ),
+    ] {
+        let (status, _, view) = app
+            .validate(&Uuid::new_v4().to_string(), &validation(account))
+            .await;
         assert_eq!(status, 200, "{account}: {view}");
         assert_eq!(view["status"], "decided");
         assert_eq!(view["outcome"], outcome);
@@ -399,18 +599,43 @@ async fn device_validation_in_each_status() {
     }
     // Not final at first: 202, then polled until final.
     for (account, first, last, outcome) in [
-        ("sandbox-account-pending", "pending", "automatically_approved", "approved"),
-        ("sandbox-account-in-queue", "in_queue", "automatically_approved", "approved"),
-        ("sandbox-account-manual-approved", "in_manual_analysis", "manually_approved", "approved"),
-        ("sandbox-account-manual-reproved", "in_manual_analysis", "manually_reproved", "rejected"),
+        (
+            "sandbox-account-pending",
+            "pending",
+            "automatically_approved",
+            "approved",
+        ),
+        (
+            "sandbox-account-in-queue",
+            "in_queue",
+            "automatically_approved",
+            "approved",
+        ),
+        (
+            "sandbox-account-manual-approved",
+            "in_manual_analysis",
+            "manually_approved",
+            "approved",
+        ),
+        (
+            "sandbox-account-manual-reproved",
+            "in_manual_analysis",
+            "manually_reproved",
+            "rejected",
+        ),
     ] {
-        let (status, headers, view) = app.validate(&Uuid::new_v4().to_string(), &validation(account)).await;
+        let (status, headers, view) = app
+            .validate(&Uuid::new_v4().to_string(), &validation(account))
+            .await;
         assert_eq!(status, 202, "{account}: {view}");
         assert_eq!(view["status"], "processing");
         assert_eq!(view["outcome"], Value::Null);
         assert_eq!(view["analysis_status"], first);
         let id = view["id"].as_str().unwrap();
-        assert_eq!(headers["location"], format!("/v1/device-validations/{id}").as_str());
+        assert_eq!(
+            headers["location"],
+            format!("/v1/device-validations/{id}").as_str()
+        );
         let done = until_validation(&app, id, |v| v["status"] == "decided").await;
         assert_eq!(done["outcome"], outcome, "{account}");
         assert_eq!(done["analysis_status"], last);
@@ -421,19 +646,34 @@ async fn device_validation_in_each_status() {
         ("sandbox-account-not-analysed", "not_analysed"),
         ("sandbox-account-unknown-status", "under_review"),
     ] {
-        let (status, _, view) = app.validate(&Uuid::new_v4().to_string(), &validation(account)).await;
+        let (status, _, view) = app
+            .validate(&Uuid::new_v4().to_string(), &validation(account))
+            .await;
         assert_eq!(status, 202, "{account}");
         assert_eq!(view["analysis_status"], analysis);
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        let (_, later) = app.get(&format!("/v1/device-validations/{}", view["id"].as_str().unwrap()), AUDITOR_KEY).await;
+        let (_, later) = app
+            .get(
+                &format!("/v1/device-validations/{}", view["id"].as_str().unwrap()),
+                AUDITOR_KEY,
+            )
+            .await;
         assert_eq!(later["status"], "processing", "{account}: {later}");
         assert_eq!(later["outcome"], Value::Null);
     }
     // QI Tech down on the first send: processing, then resent with the same event id.
-    let (status, _, view) = app.validate(&Uuid::new_v4().to_string(), &validation("sandbox-account-unavailable-once")).await;
+    let (status, _, view) = app
+        .validate(
+            &Uuid::new_v4().to_string(),
+            &validation("sandbox-account-unavailable-once"),
+        )
+        .await;
     assert_eq!(status, 202, "{view}");
     assert_eq!(view["analysis_status"], Value::Null);
-    let done = until_validation(&app, view["id"].as_str().unwrap(), |v| v["status"] == "decided").await;
+    let done = until_validation(&app, view["id"].as_str().unwrap(), |v| {
+        v["status"] == "decided"
+    })
+    .await;
     assert_eq!(done["outcome"], "approved");
     let events: Vec<Value> = sqlx::query_scalar(
         "SELECT request->'id' FROM provider_calls WHERE operation = 'send_device_validation' AND device_validation_id = $1::uuid",
@@ -456,10 +696,12 @@ async fn device_validation_idempotency_validation_and_scopes() {
     let (status, _, again) = app.validate(&key, &validation("acc-any")).await;
     assert_eq!(status, 200);
     assert_eq!(again["id"], first["id"]);
-    let sends: i64 = sqlx::query_scalar("SELECT count(*) FROM provider_calls WHERE operation = 'send_device_validation'")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let sends: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM provider_calls WHERE operation = 'send_device_validation'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
     assert_eq!(sends, 1, "a replay sends nothing");
     let (status, _, problem) = app.validate(&key, &validation("acc-other")).await;
     assert_eq!(status, 409, "{problem}");
@@ -469,7 +711,12 @@ async fn device_validation_idempotency_validation_and_scopes() {
     let (status, _, problem) = app.validate(&Uuid::new_v4().to_string(), &unknown).await;
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "device");
-    let (status, _, problem) = app.validate(&Uuid::new_v4().to_string(), &json!({"account_id": "", "person_id": "p", "session_id": "s"})).await;
+    let (status, _, problem) = app
+        .validate(
+            &Uuid::new_v4().to_string(),
+            &json!({"account_id": "", "person_id": "p", "session_id": "s"}),
+        )
+        .await;
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "account_id");
     let response = app
@@ -492,8 +739,26 @@ async fn device_validation_idempotency_validation_and_scopes() {
         .unwrap();
     assert_eq!(response.status(), 403);
     let id = first["id"].as_str().unwrap();
-    assert_eq!(app.get(&format!("/v1/device-validations/{id}"), AUDITOR_KEY).await.0, 200);
-    assert_eq!(app.get(&format!("/v1/device-validations/{}", Uuid::new_v4()), AUDITOR_KEY).await.0, 404);
-    assert_eq!(app.get(&format!("/v1/device-validations/{id}"), "nope").await.0, 401);
+    assert_eq!(
+        app.get(&format!("/v1/device-validations/{id}"), AUDITOR_KEY)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        app.get(
+            &format!("/v1/device-validations/{}", Uuid::new_v4()),
+            AUDITOR_KEY
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        app.get(&format!("/v1/device-validations/{id}"), "nope")
+            .await
+            .0,
+        401
+    );
     app.stop().await;
 }

@@ -25,10 +25,16 @@ pub const APPROVED_CPF: &str = "900.000.001-75";
 pub const QITECH_KEY: &str = "sandbox-qitech-key";
 
 async fn fresh_database() -> String {
-    let server = std::env::var("VEREDITO_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    let server = std::env::var("VEREDITO_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
     let name = format!("veredito_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&format!("{server}/postgres")).await.expect("PostgreSQL is reachable");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create test database");
+    let mut admin = PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .expect("PostgreSQL is reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
     admin.close().await.ok();
     format!("{server}/{name}")
 }
@@ -72,13 +78,21 @@ impl TestApp {
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
         let db_url = fresh_database().await;
         let mut overrides = defaults();
-        overrides.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        overrides.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         Self::start(db_url, overrides).await
     }
 
     /// Only unico simulated; QI Tech and Zro are the given fakes.
     pub async fn with_fakes(qitech: &str, zro: &str, extra: &[(&str, &str)]) -> TestApp {
-        let mut all = vec![("sandbox.device_providers", "false"), ("qitech.base_url", qitech), ("zro.base_url", zro)];
+        let mut all = vec![
+            ("sandbox.device_providers", "false"),
+            ("qitech.base_url", qitech),
+            ("zro.base_url", zro),
+        ];
         all.extend_from_slice(extra);
         Self::spawn_with(&all).await
     }
@@ -87,14 +101,29 @@ impl TestApp {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let mut all = vec![("database.url".to_owned(), db_url.clone())];
         all.extend(overrides.iter().cloned());
-        let settings = Settings::load(&Sources { config_dir: Some(root.join("config")), file: None, overrides: all, ignore_env: true })
-            .expect("test settings load");
-        let app = veredito::app::App::build(settings).await.expect("app builds");
+        let settings = Settings::load(&Sources {
+            config_dir: Some(root.join("config")),
+            file: None,
+            overrides: all,
+            ignore_env: true,
+        })
+        .expect("test settings load");
+        let app = veredito::app::App::build(settings)
+            .await
+            .expect("app builds");
         let base = format!("http://{}", app.addr());
         let db = PgPool::connect(&db_url).await.expect("test pool");
         let stop = CancellationToken::new();
         let task = tokio::spawn(app.run(stop.clone()));
-        TestApp { base, db, http: Client::new(), db_url, overrides, stop, task: Some(task) }
+        TestApp {
+            base,
+            db,
+            http: Client::new(),
+            db_url,
+            overrides,
+            stop,
+            task: Some(task),
+        }
     }
 
     /// Stops this instance, as a deploy or a crash would, and starts another on the same database.
@@ -134,19 +163,31 @@ impl TestApp {
     /// Starts an onboarding and answers its id, whatever its state.
     pub async fn start_onboarding(&self, body: &Value) -> String {
         let response = self.onboard(body, 0).await;
-        assert!(response.status() == 200 || response.status() == 202, "unexpected {}", response.status());
+        assert!(
+            response.status() == 200 || response.status() == 202,
+            "unexpected {}",
+            response.status()
+        );
         let view: Value = response.json().await.unwrap();
         view["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
-        let response = self.http.get(self.url(path)).bearer_auth(key).send().await.unwrap();
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn onboarding(&self, id: &str) -> Value {
-        let (status, view) = self.get(&format!("/v1/onboardings/{id}"), ONBOARDING_KEY).await;
+        let (status, view) = self
+            .get(&format!("/v1/onboardings/{id}"), ONBOARDING_KEY)
+            .await;
         assert_eq!(status, 200, "{view}");
         view
     }
@@ -158,7 +199,10 @@ impl TestApp {
             if view["status"] == "decided" {
                 return view;
             }
-            assert!(started.elapsed() < limit, "onboarding {id} not decided within {limit:?}: {view}");
+            assert!(
+                started.elapsed() < limit,
+                "onboarding {id} not decided within {limit:?}: {view}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -171,7 +215,10 @@ impl TestApp {
             if check(&view) {
                 return view;
             }
-            assert!(started.elapsed() < limit, "onboarding {id}: condition not met within {limit:?}: {view}");
+            assert!(
+                started.elapsed() < limit,
+                "onboarding {id}: condition not met within {limit:?}: {view}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -188,7 +235,11 @@ impl TestApp {
             .unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        (status, headers, response.json().await.unwrap_or(Value::Null))
+        (
+            status,
+            headers,
+            response.json().await.unwrap_or(Value::Null),
+        )
     }
 
     /// How many calls of `operation` veredito made to `provider` for this onboarding.
@@ -208,7 +259,12 @@ impl TestApp {
 }
 
 pub fn reason_codes(view: &Value) -> Vec<String> {
-    view["reasons"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap().to_owned()).collect()
+    view["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// An onboarding of the sandbox's synchronously approved person with the given device.
@@ -286,12 +342,18 @@ pub struct Fake {
 
 impl Fake {
     pub async fn start(qitech: QitechScript, zro_failures: usize) -> Fake {
-        let state = Arc::new(Mutex::new(FakeState { qitech, zro_failures, seen: Vec::new() }));
+        let state = Arc::new(Mutex::new(FakeState {
+            qitech,
+            zro_failures,
+            seen: Vec::new(),
+        }));
         let shared = state.clone();
-        let app = Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let state = shared.clone();
-            async move { answer(&state, method, uri, headers, body) }
-        });
+        let app = Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let state = shared.clone();
+                async move { answer(&state, method, uri, headers, body) }
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -312,7 +374,10 @@ impl Fake {
 
     /// "METHOD path" of every request, in order.
     pub fn log(&self) -> Vec<String> {
-        self.seen().iter().map(|s| format!("{} {}", s.method, s.path)).collect()
+        self.seen()
+            .iter()
+            .map(|s| format!("{} {}", s.method, s.path))
+            .collect()
     }
 
     pub fn script(&self, change: impl FnOnce(&mut FakeState)) {
@@ -320,15 +385,32 @@ impl Fake {
     }
 }
 
-fn answer(state: &Mutex<FakeState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+fn answer(
+    state: &Mutex<FakeState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut state = state.lock().unwrap();
     let path = uri.path().to_owned();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    state.seen.push(Seen { method: method.to_string(), path: path.clone(), headers, body });
+    state.seen.push(Seen {
+        method: method.to_string(),
+        path: path.clone(),
+        headers,
+        body,
+    });
     let post = method == Method::POST;
-    let reply = |status: u16, body: Value| (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
+    let reply = |status: u16, body: Value| {
+        (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+    };
     if path == "/zro/auth/signin" {
-        let n = state.seen.iter().filter(|s| s.path == "/zro/auth/signin").count();
+        let n = state
+            .seen
+            .iter()
+            .filter(|s| s.path == "/zro/auth/signin")
+            .count();
         return reply(200, json!({ "access_token": format!("token-{n}") }));
     }
     if path.starts_with("/zro/open-finance/") {
@@ -340,17 +422,29 @@ fn answer(state: &Mutex<FakeState>, method: Method, uri: Uri, headers: HeaderMap
     }
     let q = state.qitech.clone();
     if post && path.ends_with("/device_manager/account") {
-        return if q.account_conflict { reply(409, json!({"title": "conflict"})) } else { reply(201, json!({})) };
+        return if q.account_conflict {
+            reply(409, json!({"title": "conflict"}))
+        } else {
+            reply(201, json!({}))
+        };
     }
     if post && path.ends_with("/person") {
-        return if q.person_conflict { reply(409, json!({"title": "conflict"})) } else { reply(201, json!({})) };
+        return if q.person_conflict {
+            reply(409, json!({"title": "conflict"}))
+        } else {
+            reply(201, json!({}))
+        };
     }
     if post && path.ends_with("/device") {
         if state.qitech.device_failures > 0 {
             state.qitech.device_failures -= 1;
             return reply(500, json!({"title": "internal"}));
         }
-        return if q.device_conflict { reply(409, json!({"title": "conflict"})) } else { reply(201, q.device) };
+        return if q.device_conflict {
+            reply(409, json!({"title": "conflict"}))
+        } else {
+            reply(201, q.device)
+        };
     }
     if !post && path.contains("/device/") {
         return reply(200, q.device);

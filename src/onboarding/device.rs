@@ -475,10 +475,8 @@ pub async fn submit_validation(
     )
     .await?;
     match inserted {
-        device_validations::Inserted::New(row) => {
-            tracing::Span::current()
-                .record("device_validation_id", tracing::field::display(row.id));
-            let id = row.id;
+        device_validations::Inserted::New(id) => {
+            tracing::Span::current().record("device_validation_id", tracing::field::display(id));
             if let Some(claimed) =
                 device_validations::claim_one(&st.db, id, validation_lease(st)).await?
             {

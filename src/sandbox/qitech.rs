@@ -2,6 +2,9 @@
 //! device_validation account event. Test ids pick QI Tech's answers; see `DEVICE_IDS` and
 //! `VALIDATION_ACCOUNTS`.
 
+// Helpers here fail with the HTTP answer itself; its size does not matter at sandbox rates.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -480,10 +483,18 @@ async fn create_device(
         // does not hold callers to it: test backends reuse one account and person for many CPFs.
         match (registered_document, document) {
             (None, None) => {
-                return Err(problem(StatusCode::BAD_REQUEST, "bad_request", "document_number is required when the person has none"));
+                return Err(problem(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "document_number is required when the person has none",
+                ));
             }
             (_, Some(sent)) if !punctuated_document(sent) => {
-                return Err(problem(StatusCode::BAD_REQUEST, "bad_request", "document_number must be punctuated"));
+                return Err(problem(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "document_number must be punctuated",
+                ));
             }
             _ => {}
         }

@@ -1,6 +1,9 @@
 //! Zro's Pix-as-a-Service simulated: `/auth/signin` and the Open Finance device enrollment risk
 //! signal, with the replay protection its headers select.
 
+// Helpers here fail with the HTTP answer itself; its size does not matter at sandbox rates.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

@@ -19,7 +19,7 @@ pub struct NewValidation<'a> {
 }
 
 pub enum Inserted {
-    New(ValidationRow),
+    New(Uuid),
     /// The Idempotency-Key was used before; `same_body` tells whether the body matches.
     Existing {
         id: Uuid,
@@ -52,13 +52,13 @@ const COLUMNS: &str = "id, reference, account_id, person_id, session_id, face_re
                        sent, analysis_status, reason, outcome, state, attempts, last_error, created_at, decided_at";
 
 pub async fn insert(pool: &PgPool, new: NewValidation<'_>) -> Result<Inserted, sqlx::Error> {
-    let inserted: Option<ValidationRow> = sqlx::query_as(&format!(
+    let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO device_validations (id, client_name, idempotency_key, request_hash, reference, account_id,
                                          person_id, session_id, face_recognition_key, event_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (client_name, idempotency_key) DO NOTHING
-         RETURNING {COLUMNS}"
-    ))
+         RETURNING id",
+    )
     .bind(Uuid::new_v4())
     .bind(new.client_name)
     .bind(new.idempotency_key)
@@ -71,8 +71,8 @@ pub async fn insert(pool: &PgPool, new: NewValidation<'_>) -> Result<Inserted, s
     .bind(Uuid::new_v4())
     .fetch_optional(pool)
     .await?;
-    if let Some(row) = inserted {
-        return Ok(Inserted::New(row));
+    if let Some(id) = inserted {
+        return Ok(Inserted::New(id));
     }
     let (id, hash): (Uuid, Vec<u8>) =
         sqlx::query_as("SELECT id, request_hash FROM device_validations WHERE client_name = $1 AND idempotency_key = $2")

@@ -107,7 +107,11 @@ pub async fn claim_registrations(
 
 /// Claims one registration whatever its schedule, for the request that queued it to run the
 /// first attempt itself. None when it is finished or another worker holds it.
-pub async fn claim_registration(pool: &PgPool, onboarding_id: Uuid, lease: Duration) -> Result<Option<RegistrationRow>, sqlx::Error> {
+pub async fn claim_registration(
+    pool: &PgPool,
+    onboarding_id: Uuid,
+    lease: Duration,
+) -> Result<Option<RegistrationRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "UPDATE device_registrations r
             SET next_run_at = now() + make_interval(secs => $2), attempts = r.attempts + 1
