@@ -120,7 +120,9 @@ pub async fn run_registration(st: &AppState, row: RegistrationRow) -> Result<(),
         let result = registration_step(st, &row, &onboarding, &device, &current).await;
         match result {
             Ok(Step::Next(next)) => {
-                devices::advance(&st.db, id, next, None, Duration::ZERO).await?;
+                // The claim is renewed, not released: this run goes on with the next step, and
+                // a worker must not pick the row up meanwhile.
+                devices::advance(&st.db, id, next, None, registration_lease(st)).await?;
                 current = next.to_owned();
             }
             Ok(Step::Final(registration)) => {
@@ -472,6 +474,7 @@ pub async fn submit_validation(
             session_id: &request.session_id,
             face_recognition_key: request.face_recognition_key.as_deref(),
         },
+        validation_lease(st),
     )
     .await?;
     match inserted {

@@ -51,11 +51,17 @@ pub struct ValidationRow {
 const COLUMNS: &str = "id, reference, account_id, person_id, session_id, face_recognition_key, event_id, event_date,
                        sent, analysis_status, reason, outcome, state, attempts, last_error, created_at, decided_at";
 
-pub async fn insert(pool: &PgPool, new: NewValidation<'_>) -> Result<Inserted, sqlx::Error> {
+/// Inserts the validation reserved for `lease` to the request creating it (which sends the event
+/// itself); should that request die, the worker takes over when the lease ends.
+pub async fn insert(
+    pool: &PgPool,
+    new: NewValidation<'_>,
+    lease: Duration,
+) -> Result<Inserted, sqlx::Error> {
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO device_validations (id, client_name, idempotency_key, request_hash, reference, account_id,
-                                         person_id, session_id, face_recognition_key, event_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                         person_id, session_id, face_recognition_key, event_id, next_poll_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now() + make_interval(secs => $11))
          ON CONFLICT (client_name, idempotency_key) DO NOTHING
          RETURNING id",
     )
@@ -69,6 +75,7 @@ pub async fn insert(pool: &PgPool, new: NewValidation<'_>) -> Result<Inserted, s
     .bind(new.session_id)
     .bind(new.face_recognition_key)
     .bind(Uuid::new_v4())
+    .bind(lease.as_secs_f64())
     .fetch_optional(pool)
     .await?;
     if let Some(id) = inserted {
@@ -166,9 +173,10 @@ pub async fn record_answer(
     Ok(())
 }
 
-/// QI Tech has the event (it answered 409 to a resend) but its analysis is not known yet.
+/// QI Tech has the event (it answered 409 to a resend) but its analysis is not known yet. The
+/// schedule is left alone: the caller holds the claim and reads the event back itself.
 pub async fn mark_sent(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE device_validations SET sent = true, next_poll_at = now() WHERE id = $1")
+    sqlx::query("UPDATE device_validations SET sent = true WHERE id = $1")
         .bind(id)
         .execute(db)
         .await?;
