@@ -154,6 +154,7 @@ impl App {
         workers.spawn(jobs::listener::run(state.clone(), stop_workers.clone()));
         workers.spawn(jobs::unico_poller::run(state.clone(), state.poll_wake.clone(), stop_workers.clone()));
         workers.spawn(jobs::sweeper::run(state.clone(), Duration::from_secs(5), stop_workers.clone()));
+        workers.spawn(jobs::retention::run(state.clone(), jobs::retention::EVERY, stop_workers.clone()));
         workers.close();
 
         let mut router = crate::http::router(state.clone());
