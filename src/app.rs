@@ -61,7 +61,9 @@ pub fn policy_from(settings: &Settings) -> Policy {
 /// Prepares the database as configured: create it if missing, apply migrations.
 pub async fn prepare_database(settings: &Settings, migrate: bool) -> anyhow::Result<PgPool> {
     if settings.database.create_if_missing {
-        store::create_database_if_missing(&settings.database.url).await.context("creating the database")?;
+        store::create_database_if_missing(&settings.database.url)
+            .await
+            .context("creating the database")?;
     }
     let pool = store::connect(&settings.database.url, settings.database.max_connections)
         .await
@@ -109,9 +111,13 @@ impl App {
             sandbox_config = Some(sandbox::SandboxConfig {
                 service_account: settings.unico.service_account.clone(),
                 identity_audience: unico_config.identity_url.clone(),
-                public_key_pem: std::fs::read_to_string(&settings.sandbox.unico_public_key_path).with_context(|| {
-                    format!("configuration key `sandbox.unico_public_key_path`: cannot read {}", settings.sandbox.unico_public_key_path.display())
-                })?,
+                public_key_pem: std::fs::read_to_string(&settings.sandbox.unico_public_key_path)
+                    .with_context(|| {
+                        format!(
+                            "configuration key `sandbox.unico_public_key_path`: cannot read {}",
+                            settings.sandbox.unico_public_key_path.display()
+                        )
+                    })?,
                 api_key: settings.unico.api_key.expose_secret().to_owned(),
                 webhook_url: format!("{base}/v1/webhooks/unico"),
                 webhook_header: settings.unico.webhook_header.clone(),
@@ -121,7 +127,8 @@ impl App {
             });
             tracing::info!(%addr, "sandbox enabled: providers are simulated by this process");
         }
-        let unico = UnicoClient::new(unico_config, sink.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let unico =
+            UnicoClient::new(unico_config, sink.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
 
         let state = AppState(Arc::new(Shared {
             policy: policy_from(&settings),
@@ -133,7 +140,13 @@ impl App {
             poll_wake: Arc::new(Notify::new()),
             settings,
         }));
-        Ok(App { listener, addr, state, calls, sandbox: sandbox_config })
+        Ok(App {
+            listener,
+            addr,
+            state,
+            calls,
+            sandbox: sandbox_config,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -147,14 +160,36 @@ impl App {
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish (up to the
     /// configured grace) and stops the workers.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let App { listener, addr, state, calls, sandbox } = self;
+        let App {
+            listener,
+            addr,
+            state,
+            calls,
+            sandbox,
+        } = self;
         let workers = TaskTracker::new();
         let stop_workers = CancellationToken::new();
-        workers.spawn(store::calls::run_writer(state.db.clone(), calls, stop_workers.clone()));
+        workers.spawn(store::calls::run_writer(
+            state.db.clone(),
+            calls,
+            stop_workers.clone(),
+        ));
         workers.spawn(jobs::listener::run(state.clone(), stop_workers.clone()));
-        workers.spawn(jobs::unico_poller::run(state.clone(), state.poll_wake.clone(), stop_workers.clone()));
-        workers.spawn(jobs::sweeper::run(state.clone(), Duration::from_secs(5), stop_workers.clone()));
-        workers.spawn(jobs::retention::run(state.clone(), jobs::retention::EVERY, stop_workers.clone()));
+        workers.spawn(jobs::unico_poller::run(
+            state.clone(),
+            state.poll_wake.clone(),
+            stop_workers.clone(),
+        ));
+        workers.spawn(jobs::sweeper::run(
+            state.clone(),
+            Duration::from_secs(5),
+            stop_workers.clone(),
+        ));
+        workers.spawn(jobs::retention::run(
+            state.clone(),
+            jobs::retention::EVERY,
+            stop_workers.clone(),
+        ));
         workers.close();
 
         let mut router = crate::http::router(state.clone());
@@ -164,7 +199,8 @@ impl App {
         tracing::info!(%addr, "veredito listening");
         let grace = state.settings.server.shutdown_grace;
         let stopping = shutdown.clone();
-        let server = axum::serve(listener, router).with_graceful_shutdown(async move { stopping.cancelled().await });
+        let server = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stopping.cancelled().await });
         let mut serve = tokio::spawn(async move { server.await });
         tokio::select! {
             result = &mut serve => result??,

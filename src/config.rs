@@ -19,7 +19,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key, message: message.into() }
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,7 +190,8 @@ impl Settings {
             .add_source(config::File::from(dir.join("default.toml")).required(true));
         if !sources.ignore_env {
             if let Ok(env) = std::env::var("VEREDITO_ENV") {
-                builder = builder.add_source(config::File::from(dir.join(format!("{env}.toml"))).required(true));
+                builder = builder
+                    .add_source(config::File::from(dir.join(format!("{env}.toml"))).required(true));
             }
         }
         if let Some(file) = &sources.file {
@@ -214,7 +218,10 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.server.addr.parse::<std::net::SocketAddr>().is_err() {
-            return Err(invalid("server.addr", "must be an address such as 127.0.0.1:8080"));
+            return Err(invalid(
+                "server.addr",
+                "must be an address such as 127.0.0.1:8080",
+            ));
         }
         if !self.database.url.expose_secret().starts_with("postgres") {
             return Err(invalid("database.url", "must be a postgres:// URL"));
@@ -233,32 +240,65 @@ impl Settings {
             }
         }
         if self.unico.private_key_pem.is_none() && self.unico.private_key_path.is_none() {
-            return Err(invalid("unico.private_key_pem", "set it or unico.private_key_path"));
+            return Err(invalid(
+                "unico.private_key_pem",
+                "set it or unico.private_key_path",
+            ));
         }
         if self.unico.webhook_header.trim().is_empty()
             || axum::http::HeaderName::from_bytes(self.unico.webhook_header.as_bytes()).is_err()
         {
-            return Err(invalid("unico.webhook_header", "must be a valid HTTP header name"));
+            return Err(invalid(
+                "unico.webhook_header",
+                "must be a valid HTTP header name",
+            ));
         }
         if self.unico.webhook_secret.expose_secret().len() < 8 {
-            return Err(invalid("unico.webhook_secret", "must be at least 8 characters"));
+            return Err(invalid(
+                "unico.webhook_secret",
+                "must be at least 8 characters",
+            ));
         }
         if self.unico.poll_initial.is_zero() || self.unico.poll_max < self.unico.poll_initial {
-            return Err(invalid("unico.poll_max", "must be at least unico.poll_initial, which must be above zero"));
+            return Err(invalid(
+                "unico.poll_max",
+                "must be at least unico.poll_initial, which must be above zero",
+            ));
         }
         for key in &self.api.keys {
-            if key.key_sha256.len() != 64 || !key.key_sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-                return Err(invalid("api.keys", format!("key `{}`: key_sha256 must be 64 lowercase hex digits", key.name)));
+            if key.key_sha256.len() != 64
+                || !key
+                    .key_sha256
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                return Err(invalid(
+                    "api.keys",
+                    format!(
+                        "key `{}`: key_sha256 must be 64 lowercase hex digits",
+                        key.name
+                    ),
+                ));
             }
-            if let Some(scope) = key.scopes.iter().find(|s| !crate::http::auth::KNOWN_SCOPES.contains(&s.as_str())) {
-                return Err(invalid("api.keys", format!("key `{}`: unknown scope `{scope}`", key.name)));
+            if let Some(scope) = key
+                .scopes
+                .iter()
+                .find(|s| !crate::http::auth::KNOWN_SCOPES.contains(&s.as_str()))
+            {
+                return Err(invalid(
+                    "api.keys",
+                    format!("key `{}`: unknown scope `{scope}`", key.name),
+                ));
             }
         }
         if self.policy.version.trim().is_empty() {
             return Err(invalid("policy.version", "must not be empty"));
         }
         if self.policy.score_reject_max >= self.policy.score_approve_min {
-            return Err(invalid("policy.score_reject_max", "must be below policy.score_approve_min"));
+            return Err(invalid(
+                "policy.score_reject_max",
+                "must be below policy.score_approve_min",
+            ));
         }
         if self.policy.default_wait > Duration::from_secs(60) {
             return Err(invalid("policy.default_wait", "must be at most 60s"));
@@ -283,16 +323,26 @@ impl Settings {
         if let Some(pem) = &self.unico.private_key_pem {
             return Ok(pem.clone());
         }
-        let path = self.unico.private_key_path.as_deref().unwrap_or(Path::new(""));
+        let path = self
+            .unico
+            .private_key_path
+            .as_deref()
+            .unwrap_or(Path::new(""));
         std::fs::read_to_string(path)
             .map(SecretString::from)
-            .map_err(|e| invalid("unico.private_key_path", format!("cannot read {}: {e}", path.display())))
+            .map_err(|e| {
+                invalid(
+                    "unico.private_key_path",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })
     }
 }
 
 /// Durations are written as strings: "200ms", "20s", "10m".
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(text.trim())
-        .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration such as \"20s\": {e}")))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        serde::de::Error::custom(format!("`{text}` is not a duration such as \"20s\": {e}"))
+    })
 }

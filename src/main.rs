@@ -33,14 +33,20 @@ fn main() -> ExitCode {
     let file = match &cli.command {
         Command::Serve { config } | Command::Migrate { config } => config.clone(),
     };
-    let settings = match Settings::load(&Sources { file, ..Sources::default() }) {
+    let settings = match Settings::load(&Sources {
+        file,
+        ..Sources::default()
+    }) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("veredito: {e}");
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("veredito: cannot start the runtime: {e}");

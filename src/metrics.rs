@@ -64,20 +64,53 @@ struct Metrics {
 static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
     let mut registry = Registry::with_prefix("veredito");
     let http_requests = Family::<HttpLabels, Counter>::default();
-    let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+    let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
+        latency_histogram as fn() -> Histogram,
+    );
     let provider_calls = Family::<CallLabels, Counter>::default();
-    let provider_duration = Family::<CallTimeLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+    let provider_duration = Family::<CallTimeLabels, Histogram>::new_with_constructor(
+        latency_histogram as fn() -> Histogram,
+    );
     let decisions = Family::<OutcomeLabels, Counter>::default();
     let webhooks = Family::<KindLabels, Counter>::default();
     let polls = Family::<KindLabels, Counter>::default();
-    registry.register("http_requests", "HTTP requests answered", http_requests.clone());
-    registry.register("http_request_duration_seconds", "Time to answer HTTP requests", http_duration.clone());
-    registry.register("provider_calls", "Calls made to providers, by HTTP status", provider_calls.clone());
-    registry.register("provider_call_duration_seconds", "Provider call latency", provider_duration.clone());
+    registry.register(
+        "http_requests",
+        "HTTP requests answered",
+        http_requests.clone(),
+    );
+    registry.register(
+        "http_request_duration_seconds",
+        "Time to answer HTTP requests",
+        http_duration.clone(),
+    );
+    registry.register(
+        "provider_calls",
+        "Calls made to providers, by HTTP status",
+        provider_calls.clone(),
+    );
+    registry.register(
+        "provider_call_duration_seconds",
+        "Provider call latency",
+        provider_duration.clone(),
+    );
     registry.register("decisions", "Decisions made, by outcome", decisions.clone());
-    registry.register("unico_webhooks", "unico notifications received", webhooks.clone());
+    registry.register(
+        "unico_webhooks",
+        "unico notifications received",
+        webhooks.clone(),
+    );
     registry.register("unico_polls", "GetProcess polls, by result", polls.clone());
-    Mutex::new(Metrics { registry, http_requests, http_duration, provider_calls, provider_duration, decisions, webhooks, polls })
+    Mutex::new(Metrics {
+        registry,
+        http_requests,
+        http_duration,
+        provider_calls,
+        provider_duration,
+        decisions,
+        webhooks,
+        polls,
+    })
 });
 
 fn with<F: FnOnce(&Metrics)>(f: F) {
@@ -88,9 +121,18 @@ fn with<F: FnOnce(&Metrics)>(f: F) {
 
 pub fn http_request(method: &str, route: &str, status: u16, elapsed: Duration) {
     with(|m| {
-        m.http_requests.get_or_create(&HttpLabels { method: method.into(), route: route.into(), status }).inc();
+        m.http_requests
+            .get_or_create(&HttpLabels {
+                method: method.into(),
+                route: route.into(),
+                status,
+            })
+            .inc();
         m.http_duration
-            .get_or_create(&RouteLabels { method: method.into(), route: route.into() })
+            .get_or_create(&RouteLabels {
+                method: method.into(),
+                route: route.into(),
+            })
             .observe(elapsed.as_secs_f64());
     });
 }
@@ -99,29 +141,44 @@ pub fn provider_call(provider: &str, operation: &str, status: Option<u16>, laten
     with(|m| {
         let status = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
         m.provider_calls
-            .get_or_create(&CallLabels { provider: provider.into(), operation: operation.into(), status })
+            .get_or_create(&CallLabels {
+                provider: provider.into(),
+                operation: operation.into(),
+                status,
+            })
             .inc();
         m.provider_duration
-            .get_or_create(&CallTimeLabels { provider: provider.into(), operation: operation.into() })
+            .get_or_create(&CallTimeLabels {
+                provider: provider.into(),
+                operation: operation.into(),
+            })
             .observe(f64::from(latency_ms) / 1000.0);
     });
 }
 
 pub fn decision(outcome: &str) {
     with(|m| {
-        m.decisions.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc();
+        m.decisions
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
     });
 }
 
 pub fn webhook(kind: &str) {
     with(|m| {
-        m.webhooks.get_or_create(&KindLabels { kind: kind.into() }).inc();
+        m.webhooks
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .inc();
     });
 }
 
 pub fn poll(kind: &str) {
     with(|m| {
-        m.polls.get_or_create(&KindLabels { kind: kind.into() }).inc();
+        m.polls
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .inc();
     });
 }
 

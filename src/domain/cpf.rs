@@ -65,7 +65,11 @@ impl Cpf {
 
 fn check_digit(digits: &[u8]) -> u8 {
     let weight_start = digits.len() as u32 + 1;
-    let sum: u32 = digits.iter().enumerate().map(|(i, d)| u32::from(*d) * (weight_start - i as u32)).sum();
+    let sum: u32 = digits
+        .iter()
+        .enumerate()
+        .map(|(i, d)| u32::from(*d) * (weight_start - i as u32))
+        .sum();
     let rest = (sum * 10) % 11;
     if rest == 10 { 0 } else { rest as u8 }
 }
@@ -117,7 +121,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed_input() {
-        for bad in ["", "1114447773", "111444777350", "111-444-777.35", "111.444.77735", "abc.def.ghi-jk", "111 444 777 35"] {
+        for bad in [
+            "",
+            "1114447773",
+            "111444777350",
+            "111-444-777.35",
+            "111.444.77735",
+            "abc.def.ghi-jk",
+            "111 444 777 35",
+        ] {
             assert_eq!(Cpf::parse(bad), Err(CpfError::Format), "{bad:?}");
         }
     }

@@ -32,7 +32,11 @@ impl Caller {
     }
 
     pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
-        if self.has(scope) { Ok(()) } else { Err(ApiError::Forbidden(scope)) }
+        if self.has(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(scope))
+        }
     }
 
     /// Passes when the key carries at least one of `scopes`.
@@ -55,28 +59,45 @@ impl ApiKeys {
         for key in keys {
             let mut digest = [0u8; 32];
             if hex::decode_to_slice(&key.key_sha256, &mut digest).is_ok() {
-                map.insert(digest, Caller { name: key.name.as_str().into(), scopes: key.scopes.clone().into() });
+                map.insert(
+                    digest,
+                    Caller {
+                        name: key.name.as_str().into(),
+                        scopes: key.scopes.clone().into(),
+                    },
+                );
             }
         }
         ApiKeys(map)
     }
 
     pub fn authenticate(&self, presented: &str) -> Option<Caller> {
-        self.0.get(&crate::crypto::sha256(presented.as_bytes())).cloned()
+        self.0
+            .get(&crate::crypto::sha256(presented.as_bytes()))
+            .cloned()
     }
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::Unauthorized)?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or(ApiError::Unauthorized)?;
         let value = header.to_str().map_err(|_| ApiError::Unauthorized)?;
         let (scheme, key) = value.split_once(' ').ok_or(ApiError::Unauthorized)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::Unauthorized);
         }
-        let caller = state.api_keys.authenticate(key.trim()).ok_or(ApiError::Unauthorized)?;
+        let caller = state
+            .api_keys
+            .authenticate(key.trim())
+            .ok_or(ApiError::Unauthorized)?;
         tracing::Span::current().record("caller", &*caller.name);
         Ok(caller)
     }

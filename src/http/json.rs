@@ -23,22 +23,29 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest("the body could not be read".into())
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest("the body could not be read".into())
+                }
+            })?;
         let raw: Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
         if !raw.is_object() {
-            return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+            return Err(ApiError::BadRequest(
+                "the body must be a JSON object".into(),
+            ));
         }
         let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
             let path = e.path().to_string();
             let message = e.into_inner().to_string();
-            ApiError::Validation(vec![FieldError::new(field_of(&path, &message), clean_message(&message))])
+            ApiError::Validation(vec![FieldError::new(
+                field_of(&path, &message),
+                clean_message(&message),
+            )])
         })?;
         Ok(JsonBody { raw, value })
     }
@@ -52,6 +59,10 @@ fn field_of(path: &str, message: &str) -> String {
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split('`').next());
     match (parent, named) {
+        // serde_path_to_error already names an unknown field in the path.
+        (parent, Some(name)) if parent == name || parent.ends_with(&format!(".{name}")) => {
+            parent.to_owned()
+        }
         ("", Some(name)) => name.to_owned(),
         (parent, Some(name)) => format!("{parent}.{name}"),
         (parent, None) => parent.to_owned(),
@@ -60,5 +71,9 @@ fn field_of(path: &str, message: &str) -> String {
 
 /// serde's messages mention Rust types; keep the part a caller can act on.
 fn clean_message(message: &str) -> String {
-    message.split(" at line ").next().unwrap_or(message).replace("struct ", "object ")
+    message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .replace("struct ", "object ")
 }

@@ -53,12 +53,19 @@ pub fn router(state: AppState) -> Router {
 async fn record_metrics(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let elapsed: Duration = started.elapsed();
     crate::metrics::http_request(method.as_str(), &route, response.status().as_u16(), elapsed);
     if !route.starts_with("/sandbox") {
-        tracing::info!(status = response.status().as_u16(), latency_ms = elapsed.as_millis() as u64, "request");
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = elapsed.as_millis() as u64,
+            "request"
+        );
     }
     response
 }

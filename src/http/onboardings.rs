@@ -35,7 +35,9 @@ async fn create(
     let hash = crate::crypto::sha256(&serde_json::to_vec(&body.raw).unwrap_or_default());
     let id = onboarding::submit(&st, &caller.name, key, &hash, &request).await?;
     let decided = onboarding::wait::until_decided(&st, id, wait).await?;
-    let view = onboarding::view::load(&st, id).await?.ok_or(ApiError::NotFound("onboarding"))?;
+    let view = onboarding::view::load(&st, id)
+        .await?
+        .ok_or(ApiError::NotFound("onboarding"))?;
     let mut response = if decided {
         (StatusCode::OK, Json(view)).into_response()
     } else {
@@ -51,10 +53,16 @@ async fn create(
     Ok(response)
 }
 
-async fn show(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn show(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     caller.require_any(&[ONBOARDING_WRITE, DECISIONS_READ])?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("onboarding"))?;
-    let view = onboarding::view::load(&st, id).await?.ok_or(ApiError::NotFound("onboarding"))?;
+    let view = onboarding::view::load(&st, id)
+        .await?
+        .ok_or(ApiError::NotFound("onboarding"))?;
     Ok(Json(view).into_response())
 }
 
@@ -66,7 +74,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<&str, ApiError> {
         .to_str()
         .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
     if key.is_empty() || key.len() > 255 {
-        return Err(ApiError::BadRequest("Idempotency-Key must have 1 to 255 characters".into()));
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key must have 1 to 255 characters".into(),
+        ));
     }
     Ok(key)
 }
@@ -74,15 +84,21 @@ fn idempotency_key(headers: &HeaderMap) -> Result<&str, ApiError> {
 /// `Prefer: wait=N` (RFC 7240), N in seconds from 0 to 60. Other preferences are ignored.
 fn prefer_wait(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
     for value in headers.get_all("prefer") {
-        let text = value.to_str().map_err(|_| ApiError::BadRequest("Prefer header is not ASCII".into()))?;
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("Prefer header is not ASCII".into()))?;
         for preference in text.split([',', ';']) {
-            let Some((name, seconds)) = preference.split_once('=') else { continue };
+            let Some((name, seconds)) = preference.split_once('=') else {
+                continue;
+            };
             if !name.trim().eq_ignore_ascii_case("wait") {
                 continue;
             }
             return match seconds.trim().trim_matches('"').parse::<u64>() {
                 Ok(n) if n <= 60 => Ok(Some(Duration::from_secs(n))),
-                _ => Err(ApiError::BadRequest("Prefer: wait must be a number of seconds from 0 to 60".into())),
+                _ => Err(ApiError::BadRequest(
+                    "Prefer: wait must be a number of seconds from 0 to 60".into(),
+                )),
             };
         }
     }
@@ -96,7 +112,9 @@ impl From<FlowError> for ApiError {
             FlowError::ProviderUnavailable(e) => ApiError::Unavailable {
                 detail: format!("{e}; retry with the same Idempotency-Key"),
                 retry_after_secs: match e {
-                    crate::providers::unico::UnicoError::RateLimited { retry_after: Some(d) } => d.as_secs().max(1),
+                    crate::providers::unico::UnicoError::RateLimited {
+                        retry_after: Some(d),
+                    } => d.as_secs().max(1),
                     _ => 5,
                 },
             },
@@ -118,8 +136,14 @@ mod tests {
 
     #[test]
     fn prefer_wait_parses_seconds_among_other_preferences() {
-        assert_eq!(prefer_wait(&headers("wait=5")).unwrap(), Some(Duration::from_secs(5)));
-        assert_eq!(prefer_wait(&headers("respond-async, wait=0")).unwrap(), Some(Duration::ZERO));
+        assert_eq!(
+            prefer_wait(&headers("wait=5")).unwrap(),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            prefer_wait(&headers("respond-async, wait=0")).unwrap(),
+            Some(Duration::ZERO)
+        );
         assert_eq!(prefer_wait(&headers("return=minimal")).unwrap(), None);
         assert!(prefer_wait(&headers("wait=61")).is_err());
         assert!(prefer_wait(&headers("wait=abc")).is_err());

@@ -1,11 +1,11 @@
 //! `POST /v1/webhooks/unico`: a wake-up only. The notification says a process may have finished;
 //! the result itself is always read back with GetProcess by the poller.
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use axum::Router;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
@@ -18,14 +18,24 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/webhooks/unico", post(receive))
 }
 
-async fn receive(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+async fn receive(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
     let payload: Option<Value> = serde_json::from_slice(&body).ok();
     if !authentic(&st, &headers) {
         crate::metrics::webhook("unauthenticated");
         // Kept for forensics, but never acted on.
         webhooks::insert(
             &st.db,
-            webhooks::NewWebhook { authenticated: false, process_id: None, state: None, payload, known_process: false },
+            webhooks::NewWebhook {
+                authenticated: false,
+                process_id: None,
+                state: None,
+                payload,
+                known_process: false,
+            },
         )
         .await?;
         return Err(ApiError::Unauthorized);
@@ -34,10 +44,18 @@ async fn receive(State(st): State<AppState>, headers: HeaderMap, body: Bytes) ->
         crate::metrics::webhook("unrecognised");
         webhooks::insert(
             &st.db,
-            webhooks::NewWebhook { authenticated: true, process_id: None, state: None, payload, known_process: false },
+            webhooks::NewWebhook {
+                authenticated: true,
+                process_id: None,
+                state: None,
+                payload,
+                known_process: false,
+            },
         )
         .await?;
-        return Err(ApiError::BadRequest("not a unico process notification: no process id".into()));
+        return Err(ApiError::BadRequest(
+            "not a unico process notification: no process id".into(),
+        ));
     };
     let mut tx = st.db.begin().await?;
     let open = processes::make_due(&mut *tx, &notification.process_id).await?;
@@ -61,7 +79,10 @@ async fn receive(State(st): State<AppState>, headers: HeaderMap, body: Bytes) ->
             json!({ "process_id": notification.process_id, "state": notification.state }),
         )
         .await?;
-        sqlx::query("SELECT pg_notify($1, '')").bind(crate::jobs::UNICO_DUE_CHANNEL).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(crate::jobs::UNICO_DUE_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     crate::metrics::webhook(if known { "known" } else { "unknown" });
@@ -94,7 +115,8 @@ impl Notification {
             Value::Number(n) => Some(n.to_string()),
             _ => None,
         };
-        let find = |object: &Value, keys: &[&str]| keys.iter().find_map(|k| object.get(*k).and_then(text));
+        let find =
+            |object: &Value, keys: &[&str]| keys.iter().find_map(|k| object.get(*k).and_then(text));
         let data = payload.get("data").or_else(|| payload.get("Data"));
         let process_id = find(payload, ID_KEYS).or_else(|| data.and_then(|d| find(d, ID_KEYS)))?;
         let state = find(payload, &["state", "State", "event", "Event"])
@@ -110,11 +132,23 @@ mod tests {
     #[test]
     fn reads_every_documented_shape() {
         let cases = [
-            (json!({"processId": "p1", "state": "PROCESS_STATE_FINISHED", "flow": "id"}), "p1", Some("PROCESS_STATE_FINISHED")),
-            (json!({"eventDate": "2026-01-01T00:00:00Z", "event": "update_process", "data": {"id": "p2", "status": 3}}), "p2", Some("update_process")),
+            (
+                json!({"processId": "p1", "state": "PROCESS_STATE_FINISHED", "flow": "id"}),
+                "p1",
+                Some("PROCESS_STATE_FINISHED"),
+            ),
+            (
+                json!({"eventDate": "2026-01-01T00:00:00Z", "event": "update_process", "data": {"id": "p2", "status": 3}}),
+                "p2",
+                Some("update_process"),
+            ),
             (json!({"ProcessId": "p3"}), "p3", None),
             (json!({"process_id": "p4", "state": "x"}), "p4", Some("x")),
-            (json!({"data": {"processId": "p5", "status": 3}}), "p5", Some("3")),
+            (
+                json!({"data": {"processId": "p5", "status": 3}}),
+                "p5",
+                Some("3"),
+            ),
         ];
         for (payload, id, state) in cases {
             let n = Notification::read(&payload).unwrap_or_else(|| panic!("{payload}"));
@@ -125,7 +159,13 @@ mod tests {
 
     #[test]
     fn refuses_bodies_without_a_process_id() {
-        for payload in [json!({}), json!({"state": "x"}), json!({"processId": ""}), json!([1]), json!({"data": {}})] {
+        for payload in [
+            json!({}),
+            json!({"state": "x"}),
+            json!({"processId": ""}),
+            json!([1]),
+            json!({"data": {}}),
+        ] {
             assert_eq!(Notification::read(&payload), None, "{payload}");
         }
     }

@@ -27,7 +27,9 @@ pub async fn run(st: AppState, shutdown: CancellationToken) {
 
 async fn listen(st: &AppState, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(&st.db).await?;
-    listener.listen_all([DECIDED_CHANNEL, UNICO_DUE_CHANNEL]).await?;
+    listener
+        .listen_all([DECIDED_CHANNEL, UNICO_DUE_CHANNEL])
+        .await?;
     // Anything decided while we were not listening: let every waiter look again.
     st.waiters.recheck_all();
     st.poll_wake.notify_one();

@@ -23,7 +23,8 @@ pub async fn run(st: AppState, every: Duration, shutdown: CancellationToken) {
 }
 
 pub async fn sweep(st: &AppState) -> Result<usize, crate::onboarding::FlowError> {
-    let stranded = onboardings::stranded(&st.db, st.settings.policy.biometrics_deadline, 100).await?;
+    let stranded =
+        onboardings::stranded(&st.db, st.settings.policy.biometrics_deadline, 100).await?;
     for id in &stranded {
         tracing::warn!(onboarding_id = %id, "unico process never created; deciding on the deadline");
         decide::conclude_biometrics(st, *id, BiometricEvidence::TimedOut(None), None).await?;

@@ -16,8 +16,8 @@ use crate::domain::evidence::BiometricEvidence;
 use crate::onboarding::decide;
 use crate::providers::CallContext;
 use crate::providers::unico::UnicoError;
-use crate::store::processes::{self, DueProcess};
 use crate::store::events;
+use crate::store::processes::{self, DueProcess};
 
 const BATCH: i64 = 16;
 
@@ -61,41 +61,99 @@ async fn poll_one(st: &AppState, due: DueProcess) -> Result<(), crate::onboardin
     let deadline = st.settings.policy.biometrics_deadline;
     let age = (Utc::now() - due.created_at).to_std().unwrap_or_default();
     let left = deadline.saturating_sub(age);
-    let answer = st.unico.get_process(&due.process_id, CallContext::onboarding(due.onboarding_id)).await;
+    let answer = st
+        .unico
+        .get_process(&due.process_id, CallContext::onboarding(due.onboarding_id))
+        .await;
     match answer {
         Ok(result) if result.is_final() => {
             crate::metrics::poll("final");
-            events::record(&st.db, due.onboarding_id, "poll", json!({ "status": result.status, "final": true })).await?;
-            decide::conclude_biometrics(st, due.onboarding_id, BiometricEvidence::Received(result), Some(&due.process_id))
-                .await
+            events::record(
+                &st.db,
+                due.onboarding_id,
+                "poll",
+                json!({ "status": result.status, "final": true }),
+            )
+            .await?;
+            decide::conclude_biometrics(
+                st,
+                due.onboarding_id,
+                BiometricEvidence::Received(result),
+                Some(&due.process_id),
+            )
+            .await
         }
         Ok(result) if left.is_zero() => {
             crate::metrics::poll("deadline");
-            events::record(&st.db, due.onboarding_id, "poll", json!({ "status": result.status, "final": false })).await?;
-            decide::conclude_biometrics(st, due.onboarding_id, BiometricEvidence::TimedOut(Some(result)), Some(&due.process_id))
-                .await
+            events::record(
+                &st.db,
+                due.onboarding_id,
+                "poll",
+                json!({ "status": result.status, "final": false }),
+            )
+            .await?;
+            decide::conclude_biometrics(
+                st,
+                due.onboarding_id,
+                BiometricEvidence::TimedOut(Some(result)),
+                Some(&due.process_id),
+            )
+            .await
         }
         Ok(result) => {
             crate::metrics::poll("open");
-            events::record(&st.db, due.onboarding_id, "poll", json!({ "status": result.status, "final": false })).await?;
+            events::record(
+                &st.db,
+                due.onboarding_id,
+                "poll",
+                json!({ "status": result.status, "final": false }),
+            )
+            .await?;
             let next = backoff(st, due.poll_count).min(left);
             processes::record_poll(&st.db, &due.process_id, Some(&result), None, next).await?;
             Ok(())
         }
         Err(error) if left.is_zero() => {
             crate::metrics::poll("deadline");
-            events::record(&st.db, due.onboarding_id, "poll_failed", json!({ "error": error.to_string() })).await?;
-            decide::conclude_biometrics(st, due.onboarding_id, BiometricEvidence::TimedOut(Some(due.result.0)), Some(&due.process_id))
-                .await
+            events::record(
+                &st.db,
+                due.onboarding_id,
+                "poll_failed",
+                json!({ "error": error.to_string() }),
+            )
+            .await?;
+            decide::conclude_biometrics(
+                st,
+                due.onboarding_id,
+                BiometricEvidence::TimedOut(Some(due.result.0)),
+                Some(&due.process_id),
+            )
+            .await
         }
         Err(error) => {
             crate::metrics::poll("error");
-            events::record(&st.db, due.onboarding_id, "poll_failed", json!({ "error": error.to_string() })).await?;
+            events::record(
+                &st.db,
+                due.onboarding_id,
+                "poll_failed",
+                json!({ "error": error.to_string() }),
+            )
+            .await?;
             let mut next = backoff(st, due.poll_count);
-            if let UnicoError::RateLimited { retry_after: Some(wait) } = error {
+            if let UnicoError::RateLimited {
+                retry_after: Some(wait),
+            } = error
+            {
                 next = next.max(wait);
             }
-            processes::record_poll(&st.db, &due.process_id, None, Some(&error.to_string()), next.min(left)).await?;
+            processes::record_poll(
+                &st.db,
+                &due.process_id,
+                None,
+                Some(&error.to_string()),
+                next.min(left),
+            )
+            .await?;
             Ok(())
         }
     }
@@ -106,6 +164,9 @@ async fn poll_one(st: &AppState, due: DueProcess) -> Result<(), crate::onboardin
 fn backoff(st: &AppState, attempt: i32) -> Duration {
     let unico = &st.settings.unico;
     let exponent = attempt.clamp(1, 16) as u32 - 1;
-    let base = unico.poll_initial.saturating_mul(1u32 << exponent).min(unico.poll_max);
+    let base = unico
+        .poll_initial
+        .saturating_mul(1u32 << exponent)
+        .min(unico.poll_max);
     base.mul_f64(0.8 + fastrand::f64() * 0.4)
 }

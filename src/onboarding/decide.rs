@@ -23,7 +23,11 @@ pub async fn conclude_biometrics(
     if onboarding.state == "decided" {
         return Ok(());
     }
-    let evidence = Evidence { risk_signals: onboarding.risk_signals(), biometrics, device: DeviceEvidence::NotRun };
+    let evidence = Evidence {
+        risk_signals: onboarding.risk_signals(),
+        biometrics,
+        device: DeviceEvidence::NotRun,
+    };
     let verdict = st.policy.evaluate(&evidence);
     record_verdict(st, onboarding_id, &verdict, &evidence, process_id).await
 }

@@ -82,8 +82,13 @@ pub async fn submit(
             }
             id
         }
-        onboardings::Inserted::Existing { same_body: false, .. } => return Err(FlowError::IdempotencyConflict),
-        onboardings::Inserted::Existing { id, same_body: true } => {
+        onboardings::Inserted::Existing {
+            same_body: false, ..
+        } => return Err(FlowError::IdempotencyConflict),
+        onboardings::Inserted::Existing {
+            id,
+            same_body: true,
+        } => {
             tracing::Span::current().record("onboarding_id", tracing::field::display(id));
             tracing::info!("resuming onboarding under the same Idempotency-Key");
             id
@@ -95,7 +100,11 @@ pub async fn submit(
 
 /// Creates the unico process unless one exists or another request is creating it right now.
 /// Each process costs money, so the claim in the database, not this request, decides who calls.
-async fn create_process(st: &AppState, id: Uuid, request: &ValidOnboarding) -> Result<(), FlowError> {
+async fn create_process(
+    st: &AppState,
+    id: Uuid,
+    request: &ValidOnboarding,
+) -> Result<(), FlowError> {
     let lease = st.settings.unico.timeout * 3 + Duration::from_secs(5);
     if !onboardings::claim_creation(&st.db, id, lease).await? {
         return Ok(());
@@ -111,10 +120,18 @@ async fn create_process(st: &AppState, id: Uuid, request: &ValidOnboarding) -> R
         },
         image_base64: request.selfie.clone(),
     };
-    match st.unico.create_process(&create, CallContext::onboarding(id)).await {
+    match st
+        .unico
+        .create_process(&create, CallContext::onboarding(id))
+        .await
+    {
         Ok(result) => {
             let early = webhooks::arrived_early(&st.db, &result.process_id).await?;
-            let first_poll = if early { Duration::ZERO } else { st.settings.unico.poll_initial };
+            let first_poll = if early {
+                Duration::ZERO
+            } else {
+                st.settings.unico.poll_initial
+            };
             let mut tx = st.db.begin().await?;
             processes::insert(&mut *tx, id, &result, first_poll).await?;
             onboardings::set_state(&mut *tx, id, "biometrics").await?;
@@ -128,28 +145,60 @@ async fn create_process(st: &AppState, id: Uuid, request: &ValidOnboarding) -> R
             tx.commit().await?;
             if result.is_final() {
                 let process_id = result.process_id.clone();
-                decide::conclude_biometrics(st, id, BiometricEvidence::Received(result), Some(&process_id)).await?;
+                decide::conclude_biometrics(
+                    st,
+                    id,
+                    BiometricEvidence::Received(result),
+                    Some(&process_id),
+                )
+                .await?;
             } else {
                 st.poll_wake.notify_one();
             }
             Ok(())
         }
         Err(error) if error.is_capture_problem() => {
-            let UnicoError::Business { code, .. } = &error else { unreachable!("capture problems are business errors") };
-            events::record(&st.db, id, "process_refused", json!({ "error": error.to_string() })).await?;
-            decide::conclude_biometrics(st, id, BiometricEvidence::CaptureRefused { code: code.clone() }, None).await?;
+            let UnicoError::Business { code, .. } = &error else {
+                unreachable!("capture problems are business errors")
+            };
+            events::record(
+                &st.db,
+                id,
+                "process_refused",
+                json!({ "error": error.to_string() }),
+            )
+            .await?;
+            decide::conclude_biometrics(
+                st,
+                id,
+                BiometricEvidence::CaptureRefused { code: code.clone() },
+                None,
+            )
+            .await?;
             Ok(())
         }
         Err(error) => {
             tracing::warn!(error = %error, "CreateProcess failed; the onboarding waits for a retry of the request");
             onboardings::release_creation(&st.db, id, &error.to_string()).await?;
-            events::record(&st.db, id, "process_create_failed", json!({ "error": error.to_string() })).await?;
-            Err(if error.is_transient() { FlowError::ProviderUnavailable(error) } else { FlowError::ProviderRefused(error) })
+            events::record(
+                &st.db,
+                id,
+                "process_create_failed",
+                json!({ "error": error.to_string() }),
+            )
+            .await?;
+            Err(if error.is_transient() {
+                FlowError::ProviderUnavailable(error)
+            } else {
+                FlowError::ProviderRefused(error)
+            })
         }
     }
 }
 
 /// Whether `id` exists and is decided, without loading it all.
 pub async fn is_decided(st: &AppState, id: Uuid) -> Result<Option<bool>, FlowError> {
-    Ok(store::onboardings::state(&st.db, id).await?.map(|s| s == "decided"))
+    Ok(store::onboardings::state(&st.db, id)
+        .await?
+        .map(|s| s == "decided"))
 }

@@ -64,21 +64,29 @@ fn required(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) 
     if value.trim().is_empty() {
         errors.push(FieldError::new(field, "must not be empty"));
     } else if value.len() > max {
-        errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
 }
 
 impl OnboardingRequest {
     pub fn validate(self) -> Result<ValidOnboarding, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let cpf = Cpf::parse(&self.person.cpf).map_err(|e| errors.push(FieldError::new("person.cpf", e.to_string()))).ok();
+        let cpf = Cpf::parse(&self.person.cpf)
+            .map_err(|e| errors.push(FieldError::new("person.cpf", e.to_string())))
+            .ok();
         required(&mut errors, "person.name", &self.person.name, 200);
         if self.selfie.trim().is_empty() {
             errors.push(FieldError::new("selfie", "must not be empty"));
         }
         if let Some(date) = &self.person.birth_date {
             if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
-                errors.push(FieldError::new("person.birth_date", "must be a date as YYYY-MM-DD"));
+                errors.push(FieldError::new(
+                    "person.birth_date",
+                    "must be a date as YYYY-MM-DD",
+                ));
             }
         }
         if let Some(gender) = &self.person.gender {
@@ -88,22 +96,47 @@ impl OnboardingRequest {
         }
         if let Some(email) = &self.person.email {
             let parts: Vec<&str> = email.split('@').collect();
-            if parts.len() != 2 || parts[0].is_empty() || !parts[1].contains('.') || email.len() > 254 {
+            if parts.len() != 2
+                || parts[0].is_empty()
+                || !parts[1].contains('.')
+                || email.len() > 254
+            {
                 errors.push(FieldError::new("person.email", "must be an email address"));
             }
         }
         if let Some(phone) = &self.person.phone {
             if !(10..=15).contains(&phone.len()) || !phone.bytes().all(|b| b.is_ascii_digit()) {
-                errors.push(FieldError::new("person.phone", "must be 10 to 15 digits with country and area code, e.g. 5511974749090"));
+                errors.push(FieldError::new(
+                    "person.phone",
+                    "must be 10 to 15 digits with country and area code, e.g. 5511974749090",
+                ));
             }
         }
-        required(&mut errors, "account.account_id", &self.account.account_id, 100);
-        required(&mut errors, "account.person_id", &self.account.person_id, 100);
+        required(
+            &mut errors,
+            "account.account_id",
+            &self.account.account_id,
+            100,
+        );
+        required(
+            &mut errors,
+            "account.person_id",
+            &self.account.person_id,
+            100,
+        );
         required(&mut errors, "device.device_id", &self.device.device_id, 200);
-        required(&mut errors, "device.session_id", &self.device.session_id, 200);
+        required(
+            &mut errors,
+            "device.session_id",
+            &self.device.session_id,
+            200,
+        );
         if let Some(reference) = &self.reference {
             if reference.len() > 255 {
-                errors.push(FieldError::new("reference", "must be at most 255 characters"));
+                errors.push(FieldError::new(
+                    "reference",
+                    "must be at most 255 characters",
+                ));
             }
         }
         let enrollment = self.open_finance.and_then(|of| of.enrollment_id);

@@ -44,11 +44,21 @@ pub async fn load(st: &AppState, id: Uuid) -> Result<Option<OnboardingView>, Flo
         .as_ref()
         .and_then(|d| d.evidence.pointer("/device").cloned())
         .filter(|device| device.get("state").and_then(Value::as_str) != Some("not_run"));
-    let field = |name: &str| registration.as_ref().and_then(|d| d.get(name)).and_then(Value::as_str).map(str::to_owned);
+    let field = |name: &str| {
+        registration
+            .as_ref()
+            .and_then(|d| d.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     Ok(Some(OnboardingView {
         id,
         reference: onboarding.reference,
-        status: if decision.is_some() { "decided" } else { "processing" },
+        status: if decision.is_some() {
+            "decided"
+        } else {
+            "processing"
+        },
         outcome: decision.as_ref().map(|d| d.outcome.clone()),
         reasons: decision
             .as_ref()
@@ -61,7 +71,9 @@ pub async fn load(st: &AppState, id: Uuid) -> Result<Option<OnboardingView>, Flo
             reason: field("reason"),
             risk_flags: crate::policy::risk_flags(signals.as_ref()),
         },
-        policy_version: decision.as_ref().map_or_else(|| st.policy.version.clone(), |d| d.policy_version.clone()),
+        policy_version: decision
+            .as_ref()
+            .map_or_else(|| st.policy.version.clone(), |d| d.policy_version.clone()),
         created_at: onboarding.created_at,
         decided_at: decision.as_ref().map(|d| d.decided_at),
     }))

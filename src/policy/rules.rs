@@ -144,7 +144,9 @@ impl Rule {
             }
             ProcessError => "The biometric provider failed on this capture; a new one is needed.",
             ProcessCancelled => "The biometric process was cancelled; a new capture is needed.",
-            CaptureRefused => "unico refused the selfie itself (format, size, expired or reused); a new capture is needed.",
+            CaptureRefused => {
+                "unico refused the selfie itself (format, size, expired or reused); a new capture is needed."
+            }
             BiometricsTimeout => "The biometric result did not arrive in time.",
             LivenessNotLive => "The selfie was not taken from a live person.",
             FraudstersMatch => "The face is linked to a known identity fraud.",
@@ -299,7 +301,11 @@ fn biometric_rules(trace: &mut Trace, biometrics: &BiometricEvidence, t: &super:
         BiometricEvidence::CaptureRefused { code } => Some(code.as_str()),
         _ => None,
     };
-    trace.set(CaptureRefused, refused.is_some(), json!({ "unico_error_code": refused }));
+    trace.set(
+        CaptureRefused,
+        refused.is_some(),
+        json!({ "unico_error_code": refused }),
+    );
     trace.set(
         BiometricsTimeout,
         timed_out,

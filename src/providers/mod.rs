@@ -17,7 +17,10 @@ pub struct CallContext {
 
 impl CallContext {
     pub fn onboarding(id: Uuid) -> Self {
-        CallContext { onboarding_id: Some(id), device_validation_id: None }
+        CallContext {
+            onboarding_id: Some(id),
+            device_validation_id: None,
+        }
     }
 }
 
@@ -83,6 +86,9 @@ mod tests {
     fn redact_replaces_named_keys_at_any_depth() {
         let body = json!({"subject": {"code": "11144477735", "Name": "Maria"}, "imageBase64": "abc", "keep": [{"code": "x"}]});
         let out = redact(body, &["code", "name", "imagebase64"]);
-        assert_eq!(out, json!({"subject": {"code": "[redacted]", "Name": "[redacted]"}, "imageBase64": "[redacted]", "keep": [{"code": "[redacted]"}]}));
+        assert_eq!(
+            out,
+            json!({"subject": {"code": "[redacted]", "Name": "[redacted]"}, "imageBase64": "[redacted]", "keep": [{"code": "[redacted]"}]})
+        );
     }
 }

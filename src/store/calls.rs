@@ -14,7 +14,12 @@ pub struct ChannelSink {
 
 impl CallSink for ChannelSink {
     fn record(&self, call: CallRecord) {
-        crate::metrics::provider_call(call.provider, call.operation, call.http_status, call.latency_ms);
+        crate::metrics::provider_call(
+            call.provider,
+            call.operation,
+            call.http_status,
+            call.latency_ms,
+        );
         if self.tx.try_send(call).is_err() {
             tracing::warn!("provider call log is full; a call record was dropped");
         }
@@ -27,7 +32,11 @@ pub fn channel() -> (ChannelSink, mpsc::Receiver<CallRecord>) {
 }
 
 /// Writes records until the channel closes or shutdown; on shutdown it drains what is queued.
-pub async fn run_writer(pool: PgPool, mut rx: mpsc::Receiver<CallRecord>, shutdown: CancellationToken) {
+pub async fn run_writer(
+    pool: PgPool,
+    mut rx: mpsc::Receiver<CallRecord>,
+    shutdown: CancellationToken,
+) {
     loop {
         let call = tokio::select! {
             call = rx.recv() => call,
@@ -76,7 +85,10 @@ pub struct CallRow {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-pub async fn list_for_onboarding(pool: &PgPool, onboarding_id: uuid::Uuid) -> Result<Vec<CallRow>, sqlx::Error> {
+pub async fn list_for_onboarding(
+    pool: &PgPool,
+    onboarding_id: uuid::Uuid,
+) -> Result<Vec<CallRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT provider, operation, method, path, http_status, latency_ms, request, response, error, created_at
          FROM provider_calls WHERE onboarding_id = $1 ORDER BY id",

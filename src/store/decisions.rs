@@ -27,8 +27,7 @@ pub struct DecisionRow {
     pub decided_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str =
-    "id, onboarding_id, outcome, reasons, reason_codes, policy_version, thresholds, evidence, evaluations, decided_at";
+const COLUMNS: &str = "id, onboarding_id, outcome, reasons, reason_codes, policy_version, thresholds, evidence, evaluations, decided_at";
 
 /// Closes the onboarding with `verdict`. Answers None when it was already decided (a webhook
 /// and a poll may race to the same result): the first decision stands.
@@ -74,9 +73,14 @@ pub async fn decide(
     Ok(Some(row))
 }
 
-pub async fn for_onboarding(db: impl PgExecutor<'_>, onboarding_id: Uuid) -> Result<Option<DecisionRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM decisions WHERE onboarding_id = $1"))
-        .bind(onboarding_id)
-        .fetch_optional(db)
-        .await
+pub async fn for_onboarding(
+    db: impl PgExecutor<'_>,
+    onboarding_id: Uuid,
+) -> Result<Option<DecisionRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM decisions WHERE onboarding_id = $1"
+    ))
+    .bind(onboarding_id)
+    .fetch_optional(db)
+    .await
 }

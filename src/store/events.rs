@@ -4,7 +4,12 @@ use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-pub async fn record(db: impl PgExecutor<'_>, onboarding_id: Uuid, kind: &str, detail: Value) -> Result<(), sqlx::Error> {
+pub async fn record(
+    db: impl PgExecutor<'_>,
+    onboarding_id: Uuid,
+    kind: &str,
+    detail: Value,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO onboarding_events (onboarding_id, kind, detail) VALUES ($1, $2, $3)")
         .bind(onboarding_id)
         .bind(kind)
@@ -21,9 +26,14 @@ pub struct EventRow {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
-pub async fn list(db: impl PgExecutor<'_>, onboarding_id: Uuid) -> Result<Vec<EventRow>, sqlx::Error> {
-    sqlx::query_as("SELECT kind, detail, at FROM onboarding_events WHERE onboarding_id = $1 ORDER BY id")
-        .bind(onboarding_id)
-        .fetch_all(db)
-        .await
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    onboarding_id: Uuid,
+) -> Result<Vec<EventRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT kind, detail, at FROM onboarding_events WHERE onboarding_id = $1 ORDER BY id",
+    )
+    .bind(onboarding_id)
+    .fetch_all(db)
+    .await
 }

@@ -37,11 +37,19 @@ pub struct NewOnboarding<'a> {
 pub enum Inserted {
     New(Uuid),
     /// The Idempotency-Key was used before; `same_body` tells whether the body matches.
-    Existing { id: Uuid, same_body: bool },
+    Existing {
+        id: Uuid,
+        same_body: bool,
+    },
 }
 
-pub async fn insert(pool: &PgPool, cipher: &PiiCipher, new: NewOnboarding<'_>) -> Result<Inserted, StoreError> {
-    let plaintext = serde_json::to_vec(new.person).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+pub async fn insert(
+    pool: &PgPool,
+    cipher: &PiiCipher,
+    new: NewOnboarding<'_>,
+) -> Result<Inserted, StoreError> {
+    let plaintext =
+        serde_json::to_vec(new.person).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let (key_id, sealed) = cipher.encrypt(&plaintext, new.id.as_bytes())?;
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO onboardings (id, client_name, idempotency_key, request_hash, reference, cpf_hash,
@@ -74,7 +82,10 @@ pub async fn insert(pool: &PgPool, cipher: &PiiCipher, new: NewOnboarding<'_>) -
     .bind(new.idempotency_key)
     .fetch_one(pool)
     .await?;
-    Ok(Inserted::Existing { id, same_body: hash == new.request_hash })
+    Ok(Inserted::Existing {
+        id,
+        same_body: hash == new.request_hash,
+    })
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -101,15 +112,20 @@ impl OnboardingRow {
             return Ok(None);
         };
         let plain = cipher.decrypt(key_id, sealed, self.id.as_bytes())?;
-        serde_json::from_slice(&plain).map(Some).map_err(|e| StoreError::Corrupt(e.to_string()))
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     pub fn risk_signals(&self) -> Option<crate::domain::evidence::RiskSignals> {
-        self.device.get("risk_signals").and_then(|v| serde_json::from_value(v.clone()).ok())
+        self.device
+            .get("risk_signals")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
     }
 }
 
-const COLUMNS: &str = "id, client_name, reference, account_id, person_id, device, open_finance, state,
+const COLUMNS: &str =
+    "id, client_name, reference, account_id, person_id, device, open_finance, state,
                        pii_key_id, pii_ciphertext, last_error, created_at, decided_at";
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OnboardingRow>, sqlx::Error> {
@@ -120,12 +136,19 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OnboardingR
 }
 
 pub async fn state(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT state FROM onboardings WHERE id = $1").bind(id).fetch_optional(db).await
+    sqlx::query_scalar("SELECT state FROM onboardings WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
 }
 
 /// Takes the right to create this onboarding's unico process for `lease`. Only one request at a
 /// time holds it, and a holder that crashed loses it when the lease runs out.
-pub async fn claim_creation(pool: &PgPool, id: Uuid, lease: std::time::Duration) -> Result<bool, sqlx::Error> {
+pub async fn claim_creation(
+    pool: &PgPool,
+    id: Uuid,
+    lease: std::time::Duration,
+) -> Result<bool, sqlx::Error> {
     let claimed: Option<Uuid> = sqlx::query_scalar(
         "UPDATE onboardings
             SET create_claimed_until = now() + make_interval(secs => $2), updated_at = now()
@@ -164,7 +187,11 @@ pub async fn set_state(db: impl PgExecutor<'_>, id: Uuid, state: &str) -> Result
 
 /// Onboardings whose unico process was never created (the request died before it could be)
 /// and that nobody is creating now, older than `age`.
-pub async fn stranded(pool: &PgPool, age: std::time::Duration, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+pub async fn stranded(
+    pool: &PgPool,
+    age: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT id FROM onboardings
           WHERE state = 'received' AND created_at < now() - make_interval(secs => $1)

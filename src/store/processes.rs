@@ -44,11 +44,16 @@ pub async fn insert(
     Ok(())
 }
 
-pub async fn for_onboarding(db: impl PgExecutor<'_>, onboarding_id: Uuid) -> Result<Option<ProcessRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM unico_processes WHERE onboarding_id = $1"))
-        .bind(onboarding_id)
-        .fetch_optional(db)
-        .await
+pub async fn for_onboarding(
+    db: impl PgExecutor<'_>,
+    onboarding_id: Uuid,
+) -> Result<Option<ProcessRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM unico_processes WHERE onboarding_id = $1"
+    ))
+    .bind(onboarding_id)
+    .fetch_optional(db)
+    .await
 }
 
 /// A due process, claimed by one poller.
@@ -63,7 +68,11 @@ pub struct DueProcess {
 
 /// Claims up to `limit` due processes by moving their `next_poll_at` past `lease`: another
 /// replica skips them meanwhile, and if this one dies they become due again on their own.
-pub async fn claim_due(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<DueProcess>, sqlx::Error> {
+pub async fn claim_due(
+    pool: &PgPool,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<DueProcess>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE unico_processes p
             SET next_poll_at = now() + make_interval(secs => $2), poll_count = p.poll_count + 1,
@@ -107,7 +116,11 @@ pub async fn record_poll(
 }
 
 /// Stores the final answer (or the give-up at the deadline); the process leaves the queue.
-pub async fn finish(db: impl PgExecutor<'_>, process_id: &str, result: &BiometricResult) -> Result<(), sqlx::Error> {
+pub async fn finish(
+    db: impl PgExecutor<'_>,
+    process_id: &str,
+    result: &BiometricResult,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE unico_processes SET status = $2, result = $3, final = true, finished_at = now(), last_error = NULL
           WHERE process_id = $1",
@@ -121,7 +134,10 @@ pub async fn finish(db: impl PgExecutor<'_>, process_id: &str, result: &Biometri
 }
 
 /// Makes a process due now (a webhook said it finished). Answers whether it is known and open.
-pub async fn make_due(db: impl PgExecutor<'_>, process_id: &str) -> Result<Option<Uuid>, sqlx::Error> {
+pub async fn make_due(
+    db: impl PgExecutor<'_>,
+    process_id: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "UPDATE unico_processes SET next_poll_at = now() WHERE process_id = $1 AND NOT final RETURNING onboarding_id",
     )

@@ -27,8 +27,10 @@ pub async fn insert(db: impl PgExecutor<'_>, hook: NewWebhook<'_>) -> Result<i64
 
 /// Whether an authenticated notification for this process arrived before the process was stored.
 pub async fn arrived_early(db: impl PgExecutor<'_>, process_id: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM unico_webhooks WHERE process_id = $1 AND authenticated)")
-        .bind(process_id)
-        .fetch_one(db)
-        .await
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM unico_webhooks WHERE process_id = $1 AND authenticated)",
+    )
+    .bind(process_id)
+    .fetch_one(db)
+    .await
 }

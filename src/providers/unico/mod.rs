@@ -1,13 +1,24 @@
 //! unico "by Client" API: service-account token exchange, CreateProcess and GetProcess.
 //!
-//! SKELETON: the public API below is fixed; the bodies are being written.
+//! One access token is shared by every call and renewed shortly before it expires (`auth`);
+//! answers are read leniently (`wire`). Every HTTP exchange, the token's included, is reported to
+//! the call sink with personal data, the selfie, the API key and tokens replaced.
 
+mod auth;
+mod wire;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{RequestBuilder, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 
 use crate::domain::evidence::BiometricResult;
-use crate::providers::{CallContext, SharedSink};
+use crate::providers::{CallContext, CallRecord, SharedSink};
+
+use auth::{AccessToken, TokenSource};
 
 /// Everything the client needs; built from `[unico]` settings (or pointed at the sandbox).
 #[derive(Clone)]
@@ -47,10 +58,17 @@ pub struct CreateProcess {
 pub enum UnicoError {
     /// The token exchange failed (bad key, bad claims, replayed assertion: `1.2.x`).
     #[error("unico authentication failed: {description}")]
-    Auth { http_status: Option<u16>, description: String },
+    Auth {
+        http_status: Option<u16>,
+        description: String,
+    },
     /// A documented business error, `{"error": {"code", "description"}}`.
     #[error("unico rejected the request: {code} {description} (HTTP {http_status})")]
-    Business { http_status: u16, code: String, description: String },
+    Business {
+        http_status: u16,
+        code: String,
+        description: String,
+    },
     #[error("unico rate limit reached")]
     RateLimited { retry_after: Option<Duration> },
     #[error("unico answered HTTP {http_status}")]
@@ -68,7 +86,13 @@ pub enum UnicoError {
 impl UnicoError {
     /// A later attempt may succeed (rate limit, unico-side failure, timeout, network).
     pub fn is_transient(&self) -> bool {
-        matches!(self, UnicoError::RateLimited { .. } | UnicoError::Server { .. } | UnicoError::Timeout | UnicoError::Transport(_))
+        matches!(
+            self,
+            UnicoError::RateLimited { .. }
+                | UnicoError::Server { .. }
+                | UnicoError::Timeout
+                | UnicoError::Transport(_)
+        )
     }
 
     /// The selfie itself was refused (bad, expired or reused capture): ask the user for a new one.
@@ -80,19 +104,329 @@ impl UnicoError {
 
 #[derive(Clone)]
 pub struct UnicoClient {
-    _todo: (),
+    inner: Arc<Inner>,
 }
+
+struct Inner {
+    http: Http,
+    tokens: TokenSource,
+    api_key: HeaderValue,
+    processes_url: Url,
+}
+
+/// Codes unico answers (with HTTP 403) for an access token it no longer accepts.
+const TOKEN_REFUSED: [&str; 2] = ["10501", "10502"];
 
 impl UnicoClient {
-    pub fn new(_config: UnicoConfig, _sink: SharedSink) -> Result<Self, UnicoError> {
-        unimplemented!()
+    pub fn new(config: UnicoConfig, sink: SharedSink) -> Result<Self, UnicoError> {
+        if config.timeout.is_zero() {
+            return Err(UnicoError::Config(
+                "the unico timeout must be above zero".into(),
+            ));
+        }
+        let mut api_key =
+            HeaderValue::from_str(config.api_key.expose_secret().trim()).map_err(|_| {
+                UnicoError::Config("the unico API key is not a valid header value".into())
+            })?;
+        if api_key.is_empty() {
+            return Err(UnicoError::Config("the unico API key is empty".into()));
+        }
+        api_key.set_sensitive(true);
+
+        let tokens = TokenSource::new(
+            &config.private_key_pem,
+            config.service_account.trim().to_owned(),
+            &config.identity_url,
+        )?;
+        let processes_url = endpoint(&config.base_url, &["processes", "v1"])?;
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            // APIKEY is not a header reqwest knows to drop on a cross-host redirect, and unico
+            // documents no redirects: a 3xx is reported instead of followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("veredito/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| UnicoError::Config(format!("could not build the HTTP client: {e}")))?;
+
+        Ok(UnicoClient {
+            inner: Arc::new(Inner {
+                http: Http { client, sink },
+                tokens,
+                api_key,
+                processes_url,
+            }),
+        })
     }
 
-    pub async fn create_process(&self, _request: &CreateProcess, _ctx: CallContext) -> Result<BiometricResult, UnicoError> {
-        unimplemented!()
+    #[tracing::instrument(skip_all, fields(process_id = tracing::field::Empty))]
+    pub async fn create_process(
+        &self,
+        request: &CreateProcess,
+        ctx: CallContext,
+    ) -> Result<BiometricResult, UnicoError> {
+        let inner = &self.inner;
+        let body = serde_json::to_vec(&wire::CreateProcessBody::new(
+            request,
+            request.image_base64.expose_secret(),
+        ))
+        .map(bytes::Bytes::from)
+        .map_err(|e| UnicoError::Decode(format!("could not encode the CreateProcess body: {e}")))?;
+        let recorded = wire::CreateProcessBody::for_record(request);
+
+        let result = self
+            .authorized(ctx, || {
+                let builder = inner
+                    .http
+                    .client
+                    .post(inner.processes_url.clone())
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+                let exchange = Exchange {
+                    operation: "create_process",
+                    method: "POST",
+                    path: inner.processes_url.path().to_owned(),
+                    recorded_request: Some(recorded.clone()),
+                    context: ctx,
+                };
+                (builder, exchange)
+            })
+            .await?;
+        tracing::Span::current().record("process_id", result.process_id.as_str());
+        tracing::debug!(status = result.status, "unico process created");
+        Ok(result)
     }
 
-    pub async fn get_process(&self, _process_id: &str, _ctx: CallContext) -> Result<BiometricResult, UnicoError> {
-        unimplemented!()
+    #[tracing::instrument(skip_all, fields(process_id = %process_id))]
+    pub async fn get_process(
+        &self,
+        process_id: &str,
+        ctx: CallContext,
+    ) -> Result<BiometricResult, UnicoError> {
+        let inner = &self.inner;
+        let process_id = process_id.trim();
+        // The URL builder drops "." and ".." segments, which would turn this into another call.
+        if matches!(process_id, "" | "." | "..") {
+            return Err(UnicoError::Config(format!(
+                "{process_id:?} is not a process id"
+            )));
+        }
+        let mut url = inner.processes_url.clone();
+        // The id goes in as one path segment, percent-encoded, so a hostile id (from a webhook)
+        // cannot reach another path.
+        url.path_segments_mut()
+            .map_err(|_| UnicoError::Config("the unico base URL cannot take a path".into()))?
+            .push(process_id);
+
+        let result = self
+            .authorized(ctx, || {
+                let exchange = Exchange {
+                    operation: "get_process",
+                    method: "GET",
+                    path: url.path().to_owned(),
+                    recorded_request: None,
+                    context: ctx,
+                };
+                (inner.http.client.get(url.clone()), exchange)
+            })
+            .await?;
+        if result.process_id != process_id {
+            tracing::debug!(answered_id = %result.process_id, "unico answered another process id");
+        }
+        tracing::debug!(status = result.status, "unico process read");
+        Ok(result)
+    }
+
+    /// Sends a process request with the shared token and the API key. A token unico says is
+    /// invalid or expired (it may have been revoked, or clocks disagree) is dropped and the call
+    /// made once more with a new one; a second refusal is returned as it is.
+    async fn authorized(
+        &self,
+        ctx: CallContext,
+        make: impl Fn() -> (RequestBuilder, Exchange),
+    ) -> Result<BiometricResult, UnicoError> {
+        let inner = &self.inner;
+        let mut retried = false;
+        loop {
+            let token = inner.tokens.token(&inner.http, ctx).await?;
+            let (builder, exchange) = make();
+            let builder = builder
+                .header(AUTHORIZATION, bearer(&token)?)
+                .header("APIKEY", inner.api_key.clone());
+            match inner.http.send(builder, exchange, process_outcome).await {
+                Err(UnicoError::Business {
+                    http_status: 403,
+                    code,
+                    ..
+                }) if !retried && TOKEN_REFUSED.contains(&code.as_str()) => {
+                    tracing::debug!(code = %code, "unico refused the access token; renewing it");
+                    inner.tokens.invalidate(&token).await;
+                    retried = true;
+                }
+                other => return other,
+            }
+        }
     }
 }
+
+fn bearer(token: &AccessToken) -> Result<HeaderValue, UnicoError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.value.expose_secret()))
+        .map_err(|_| UnicoError::Decode("the access token cannot be sent in a header".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// `base` with `segments` appended; a trailing slash on `base` does not double the separator.
+fn endpoint(base: &str, segments: &[&str]) -> Result<Url, UnicoError> {
+    let mut url = Url::parse(base.trim())
+        .map_err(|e| UnicoError::Config(format!("invalid unico URL {base:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(UnicoError::Config(format!(
+            "the unico URL {base:?} is not http(s)"
+        )));
+    }
+    url.path_segments_mut()
+        .map_err(|_| UnicoError::Config(format!("the unico URL {base:?} cannot take a path")))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+/// Seconds, or an HTTP date; anything else is ignored rather than guessed at.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.signed_duration_since(chrono::Utc::now());
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Turns an answer of the processes API into a result or a typed error.
+fn process_outcome(
+    status: u16,
+    headers: &HeaderMap,
+    body: Option<&Value>,
+) -> Result<BiometricResult, UnicoError> {
+    match status {
+        200..=299 => {
+            let body =
+                body.ok_or_else(|| UnicoError::Decode("the process answer is not JSON".into()))?;
+            wire::parse_process(body)
+        }
+        429 => Err(UnicoError::RateLimited {
+            retry_after: retry_after(headers),
+        }),
+        500..=599 => Err(UnicoError::Server {
+            http_status: status,
+        }),
+        400..=499 => Err(match body.and_then(wire::parse_business_error) {
+            Some(e) => UnicoError::Business {
+                http_status: status,
+                code: e.code,
+                description: e.description,
+            },
+            None => UnicoError::Business {
+                http_status: status,
+                code: String::new(),
+                description: format!("HTTP {status} without a unico error body"),
+            },
+        }),
+        _ => Err(UnicoError::Decode(format!(
+            "unexpected HTTP status {status}"
+        ))),
+    }
+}
+
+/// The HTTP client and where calls are reported; shared by the token source and the API calls.
+pub(crate) struct Http {
+    client: reqwest::Client,
+    sink: SharedSink,
+}
+
+/// What the call record says about a request; the body is already redacted.
+pub(crate) struct Exchange {
+    operation: &'static str,
+    method: &'static str,
+    path: String,
+    recorded_request: Option<Value>,
+    context: CallContext,
+}
+
+impl Http {
+    /// Sends the request, reads the whole answer (under the client's timeout), reports the call
+    /// and hands status, headers and JSON body (None when not JSON) to `outcome`.
+    async fn send<T>(
+        &self,
+        request: RequestBuilder,
+        exchange: Exchange,
+        outcome: impl FnOnce(u16, &HeaderMap, Option<&Value>) -> Result<T, UnicoError>,
+    ) -> Result<T, UnicoError> {
+        let started = std::time::Instant::now();
+        let answered = match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                match response.bytes().await {
+                    Ok(bytes) => Ok((status, headers, bytes)),
+                    Err(e) => Err((Some(status), transport_error(e))),
+                }
+            }
+            Err(e) => Err((None, transport_error(e))),
+        };
+        let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+
+        let (http_status, response, result) = match answered {
+            Ok((status, headers, bytes)) => {
+                let json = serde_json::from_slice::<Value>(&bytes).ok();
+                let result = outcome(status, &headers, json.as_ref());
+                (Some(status), json.map(wire::for_record), result)
+            }
+            Err((status, error)) => (status, None, Err(error)),
+        };
+        let error = result.as_ref().err().map(|e| {
+            let text = e.to_string();
+            wire::scrub_document_numbers(&text).unwrap_or(text)
+        });
+        tracing::debug!(
+            operation = exchange.operation,
+            http_status,
+            latency_ms,
+            failed = error.is_some(),
+            "unico call"
+        );
+        self.sink.record(CallRecord {
+            context: exchange.context,
+            provider: "unico",
+            operation: exchange.operation,
+            method: exchange.method,
+            path: exchange.path,
+            http_status,
+            latency_ms,
+            request: exchange.recorded_request,
+            response,
+            error,
+        });
+        result
+    }
+}
+
+fn transport_error(error: reqwest::Error) -> UnicoError {
+    if error.is_timeout() {
+        return UnicoError::Timeout;
+    }
+    // reqwest's own message is generic ("error sending request"); the cause (refused, DNS,
+    // TLS) is in the source chain. The URL is left out: the record already has the path.
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    UnicoError::Transport(text)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,168 @@
+//! The `veredito` binary as an operator runs it: `serve` creates its database, applies
+//! migrations and serves; its logs never carry personal data or secrets; `migrate` and
+//! configuration errors behave as documented.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn veredito() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_veredito"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VEREDITO") || key == "DATABASE_URL" || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+#[tokio::test]
+async fn serve_creates_its_database_and_logs_no_personal_data() {
+    let database = format!("veredito_test_{}", Uuid::new_v4().simple());
+    let port = free_port();
+    let mut child = veredito()
+        .arg("serve")
+        .env("VEREDITO__SERVER__ADDR", format!("127.0.0.1:{port}"))
+        .env("VEREDITO__DATABASE__URL", format!("{}/{database}", server_url()))
+        .env("VEREDITO__TELEMETRY__LOG_FORMAT", "json")
+        .env("VEREDITO__SANDBOX__PROCESSING_DELAY", "300ms")
+        .env("VEREDITO__UNICO__POLL_INITIAL", "200ms")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(response) = http.get(format!("{base}/health/ready")).send().await {
+            ready = response.status() == 200;
+            if ready {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "serve did not become ready");
+
+    let cpfs = ["900.000.001-75", "900.000.007-60", "900.000.009-22", "900.000.024-61", "111.444.777-35"];
+    for cpf in cpfs {
+        let response = http
+            .post(format!("{base}/v1/onboardings"))
+            .bearer_auth(ONBOARDING_KEY)
+            .header("Idempotency-Key", key())
+            .header("Prefer", "wait=10")
+            .json(&onboarding_body(cpf))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{cpf}");
+    }
+    let mut invalid = onboarding_body("111.444.777-35");
+    invalid["person"]["cpf"] = json!("111.444.777-36");
+    let response = http
+        .post(format!("{base}/v1/onboardings"))
+        .bearer_auth(ONBOARDING_KEY)
+        .header("Idempotency-Key", key())
+        .json(&invalid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.unwrap();
+    assert!(!problem.to_string().contains("111.444.777-36"), "the problem does not echo the CPF");
+    http.post(format!("{base}/v1/webhooks/unico"))
+        .header(WEBHOOK_HEADER, "forged")
+        .json(&json!({"processId": "x"}))
+        .send()
+        .await
+        .unwrap();
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    assert!(output.status.success(), "serve exits cleanly on SIGTERM: {:?}", output.status);
+    let logs = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(logs.contains("veredito listening"), "logs were captured");
+    assert!(logs.contains("decided"), "decisions are logged");
+    let mut forbidden: Vec<String> = Vec::new();
+    for cpf in cpfs.iter().chain(["111.444.777-36"].iter()) {
+        forbidden.push((*cpf).to_owned());
+        forbidden.push(cpf.replace(['.', '-'], ""));
+    }
+    forbidden.extend(
+        [
+            "Maria Teste",
+            "maria.teste@example.com",
+            "5511974749090",
+            "c2VsZmllLWJ5dGVz",
+            "vrd_sandbox_onboarding",
+            "sandbox-webhook-secret",
+            "sandbox-api-key",
+            "BEGIN PRIVATE KEY",
+        ]
+        .map(str::to_owned),
+    );
+    for secret in forbidden {
+        assert!(!logs.contains(&secret), "`{secret}` appears in the logs");
+    }
+    // The token endpoint's answer must not be logged either.
+    assert!(!logs.contains("access_token\":\""), "an access token appears in the logs");
+
+    let mut admin = PgConnection::connect(&format!("{}/postgres", server_url())).await.unwrap();
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&database)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(exists, "serve created its database");
+}
+
+#[tokio::test]
+async fn migrate_applies_every_migration_and_is_repeatable() {
+    let url = fresh_database().await;
+    for _ in 0..2 {
+        let output = veredito().arg("migrate").env("VEREDITO__DATABASE__URL", &url).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    for table in ["decisions", "onboarding_events", "onboardings", "provider_calls", "unico_processes", "unico_webhooks"] {
+        assert!(tables.iter().any(|t| t == table), "{table} missing: {tables:?}");
+    }
+}
+
+#[test]
+fn configuration_errors_name_the_key() {
+    let cases = [
+        ("VEREDITO__POLICY__SCORE_REJECT_MAX", "80", "policy.score_reject_max"),
+        ("VEREDITO__POLICY__DEFAULT_WAIT", "soon", "default_wait"),
+        ("VEREDITO__SERVER__ADDR", "localhost", "server.addr"),
+        ("VEREDITO__UNICO__WEBHOOK_SECRET", "short", "unico.webhook_secret"),
+    ];
+    for (variable, value, key) in cases {
+        let output = veredito().args(["migrate"]).env(variable, value).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{variable}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(key), "{variable}={value}: {stderr}");
+    }
+    let output = veredito().args(["serve", "--config", "no/such/file.toml"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}

@@ -1,0 +1,692 @@
+//! The core decision path, driven over HTTP the way the onboarding backend drives it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// contract.md's verdict for each sandbox test CPF, written out here by hand (not read from the
+/// policy or the sandbox) so a regression in either shows up.
+const EXPECTED: &[(&str, &str, &[&str])] = &[
+    ("900.000.001-75", "approved", &["identity.confirmed"]),
+    (
+        "900.000.002-56",
+        "review",
+        &["biometrics.unexpected_result"],
+    ),
+    ("900.000.003-37", "rejected", &["liveness.not_live"]),
+    ("900.000.004-18", "rejected", &["liveness.not_live"]),
+    ("900.000.005-07", "review", &["score.unavailable"]),
+    ("900.000.006-80", "rejected", &["identity.not_confirmed"]),
+    ("900.000.007-60", "approved", &["score.low_risk"]),
+    ("900.000.008-41", "approved", &["identity.confirmed"]),
+    (
+        "900.000.009-22",
+        "rejected",
+        &["fraudsters.match", "identity.confirmed"],
+    ),
+    ("900.000.010-66", "review", &["score.unavailable"]),
+    (
+        "900.000.011-47",
+        "rejected",
+        &["fraudsters.match", "identity.confirmed"],
+    ),
+    ("900.000.012-28", "rejected", &["identity.not_confirmed"]),
+    (
+        "900.000.013-09",
+        "rejected",
+        &["fraudsters.match", "identity.not_confirmed"],
+    ),
+    (
+        "900.000.014-90",
+        "rejected",
+        &["fraudsters.match", "score.unavailable"],
+    ),
+    ("900.000.015-70", "approved", &["score.low_risk"]),
+    (
+        "900.000.016-51",
+        "review",
+        &["fraudsters.suspicious", "identity.confirmed"],
+    ),
+    ("900.000.017-32", "retry", &["score.capture_error"]),
+    ("900.000.018-13", "rejected", &["score.high_risk"]),
+    ("900.000.019-02", "review", &["score.uncertain"]),
+    ("900.000.020-38", "retry", &["biometrics.process_error"]),
+    ("900.000.021-19", "retry", &["biometrics.process_cancelled"]),
+    ("900.000.023-80", "retry", &["biometrics.process_error"]),
+    ("900.000.024-61", "retry", &["biometrics.capture_refused"]),
+    ("900.000.025-42", "approved", &["identity.confirmed"]),
+    // Any other valid CPF is approved.
+    ("111.444.777-35", "approved", &["identity.confirmed"]),
+];
+
+#[tokio::test]
+async fn every_sandbox_cpf_gets_the_contract_verdict() {
+    let app = TestApp::spawn().await;
+    let runs = EXPECTED.iter().map(|(cpf, outcome, reasons)| {
+        let app = &app;
+        async move {
+            let response = app.onboard(&key(), &onboarding_body(cpf), Some(15)).await;
+            assert_eq!(response.status(), 200, "{cpf}");
+            let view: Value = response.json().await.unwrap();
+            assert_eq!(view["status"], "decided", "{cpf}: {view}");
+            assert_eq!(view["outcome"], *outcome, "{cpf}: {view}");
+            assert_eq!(reason_codes(&view), *reasons, "{cpf}: {view}");
+            assert_eq!(view["policy_version"], "2026-11-23.1");
+            assert!(view["decided_at"].is_string());
+        }
+    });
+    futures_util::future::join_all(runs).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn synchronous_result_is_decided_without_polling() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .onboard(&key(), &onboarding_body("900.000.001-75"), Some(0))
+        .await;
+    // Decided from CreateProcess's own answer, so even a zero wait gets the verdict.
+    assert_eq!(response.status(), 200);
+    let view: Value = response.json().await.unwrap();
+    let id = view["id"].as_str().unwrap();
+    assert_eq!(view["outcome"], "approved");
+    assert_eq!(view["biometrics"]["status"], 3);
+    assert_eq!(view["biometrics"]["unico_id"], "yes");
+    assert_eq!(app.unico_calls(id, "create_process").await, 1);
+    assert_eq!(app.unico_calls(id, "get_process").await, 0);
+    assert_eq!(
+        app.events(id).await,
+        ["received", "process_created", "decided"]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn asynchronous_result_answers_202_then_the_verdict() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .onboard(&key(), &onboarding_body("900.000.007-60"), Some(0))
+        .await;
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["status"], "processing");
+    assert_eq!(view["outcome"], Value::Null);
+    assert_eq!(view["biometrics"]["status"], 1);
+    let id = view["id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/v1/onboardings/{id}"));
+
+    let decided = app.until_decided(&id, Duration::from_secs(10)).await;
+    assert_eq!(decided["outcome"], "approved");
+    assert_eq!(reason_codes(&decided), ["score.low_risk"]);
+    assert_eq!(decided["biometrics"]["score"], 50);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn waiting_request_gets_the_asynchronous_verdict() {
+    let app = TestApp::spawn().await;
+    let started = std::time::Instant::now();
+    let response = app
+        .onboard(&key(), &onboarding_body("900.000.009-22"), Some(20))
+        .await;
+    assert_eq!(response.status(), 200);
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["outcome"], "rejected");
+    assert_eq!(
+        reason_codes(&view),
+        ["fraudsters.match", "identity.confirmed"]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "woken by the decision, not by the wait's end"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn webhook_wakes_the_poller_before_its_backoff() {
+    // Polling is slow here (first look after 30 s), so only the webhook can explain a fast verdict.
+    let app =
+        TestApp::spawn_with(&[("unico.poll_initial", "30s"), ("unico.poll_max", "60s")]).await;
+    let started = std::time::Instant::now();
+    let response = app
+        .onboard(&key(), &onboarding_body("900.000.008-41"), Some(20))
+        .await;
+    assert_eq!(response.status(), 200);
+    let view: Value = response.json().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(view["outcome"], "approved");
+    let id = view["id"].as_str().unwrap();
+    assert_eq!(
+        app.events(id).await,
+        [
+            "received",
+            "process_created",
+            "webhook_received",
+            "poll",
+            "decided"
+        ]
+    );
+    // The webhook is a wake-up: the result was still read with GetProcess.
+    assert_eq!(app.unico_calls(id, "get_process").await, 1);
+    let trusted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM unico_webhooks WHERE authenticated AND known_process",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(trusted, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn polling_alone_finishes_a_process_without_webhook() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .onboard(&key(), &onboarding_body("900.000.025-42"), Some(20))
+        .await;
+    assert_eq!(response.status(), 200);
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["outcome"], "approved");
+    let id = view["id"].as_str().unwrap();
+    let events = app.events(id).await;
+    assert!(
+        !events.contains(&"webhook_received".to_owned()),
+        "{events:?}"
+    );
+    assert_eq!(events.last().map(String::as_str), Some("decided"));
+    assert!(app.unico_calls(id, "get_process").await >= 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn process_that_never_finishes_is_reviewed_at_the_deadline() {
+    let app = TestApp::spawn_with(&[("policy.biometrics_deadline", "2s")]).await;
+    let response = app
+        .onboard(&key(), &onboarding_body("900.000.022-08"), Some(15))
+        .await;
+    assert_eq!(response.status(), 200);
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["outcome"], "review");
+    assert_eq!(reason_codes(&view), ["biometrics.timeout"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn same_key_and_body_resumes_without_a_second_process() {
+    let app = TestApp::spawn().await;
+    let body = onboarding_body("900.000.007-60");
+    let key = key();
+    let first: Value = app
+        .onboard(&key, &body, Some(0))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second = app.onboard(&key, &body, Some(15)).await;
+    assert_eq!(second.status(), 200);
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(first["id"], second["id"]);
+    assert_eq!(second["outcome"], "approved");
+    let third: Value = app
+        .onboard(&key, &body, Some(0))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(third["id"], first["id"]);
+    assert_eq!(
+        app.unico_calls(first["id"].as_str().unwrap(), "create_process")
+            .await,
+        1
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn same_key_with_another_body_is_a_conflict() {
+    let app = TestApp::spawn().await;
+    let key = key();
+    let body = onboarding_body("900.000.001-75");
+    assert_eq!(app.onboard(&key, &body, Some(5)).await.status(), 200);
+    let mut changed = body.clone();
+    changed["person"]["name"] = json!("Outra Pessoa");
+    let response = app.onboard(&key, &changed, Some(5)).await;
+    assert_eq!(response.status(), 409);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let processes: i64 = sqlx::query_scalar("SELECT count(*) FROM unico_processes")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(processes, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_retries_create_one_process() {
+    let app = TestApp::spawn().await;
+    let key = key();
+    let body = onboarding_body("900.000.008-41");
+    let responses =
+        futures_util::future::join_all((0..12).map(|_| app.onboard(&key, &body, Some(15)))).await;
+    let mut ids = Vec::new();
+    for response in responses {
+        assert_eq!(response.status(), 200);
+        let view: Value = response.json().await.unwrap();
+        assert_eq!(view["outcome"], "approved");
+        ids.push(view["id"].as_str().unwrap().to_owned());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every retry answers the same onboarding");
+    assert_eq!(app.unico_calls(&ids[0], "create_process").await, 1);
+    let onboardings: i64 = sqlx::query_scalar("SELECT count(*) FROM onboardings")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(onboardings, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn restart_while_processes_are_pending_loses_nothing() {
+    // Slow unico, no webhook for 25; the first instance stops before anything finishes.
+    let app = TestApp::spawn_with(&[("sandbox.processing_delay", "1500ms")]).await;
+    let mut ids = Vec::new();
+    for cpf in ["900.000.025-42", "900.000.018-13", "900.000.007-60"] {
+        let response = app.onboard(&key(), &onboarding_body(cpf), Some(0)).await;
+        assert_eq!(response.status(), 202);
+        let view: Value = response.json().await.unwrap();
+        ids.push(view["id"].as_str().unwrap().to_owned());
+    }
+    let app = app.restart().await;
+    let mut outcomes = Vec::new();
+    for id in &ids {
+        let view = app.until_decided(id, Duration::from_secs(15)).await;
+        outcomes.push(view["outcome"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(outcomes, ["approved", "rejected", "approved"]);
+    let decisions: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(decisions, 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn emulator_is_rejected_before_unico_is_paid() {
+    let app = TestApp::spawn().await;
+    let mut body = onboarding_body("900.000.001-75");
+    body["device"]["risk_signals"]["is_emulated"] = json!(true);
+    body["device"]["risk_signals"]["is_rooted_device"] = json!(true);
+    let response = app.onboard(&key(), &body, Some(5)).await;
+    assert_eq!(response.status(), 200);
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["outcome"], "rejected");
+    assert_eq!(reason_codes(&view), ["device.emulated", "device.rooted"]);
+    assert_eq!(view["device"]["risk_flags"], json!(["emulated", "rooted"]));
+    assert_eq!(view["biometrics"], Value::Null);
+    let id = view["id"].as_str().unwrap();
+    assert_eq!(app.unico_calls(id, "create_process").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn forged_webhooks_are_refused_and_change_nothing() {
+    let app = TestApp::spawn_with(&[
+        ("unico.poll_initial", "30s"),
+        ("unico.poll_max", "60s"),
+        ("sandbox.processing_delay", "60s"),
+    ])
+    .await;
+    let view: Value = app
+        .onboard(&key(), &onboarding_body("900.000.008-41"), Some(0))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let process_id = view["biometrics"]["process_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({"processId": process_id, "state": "PROCESS_STATE_FINISHED", "flow": "id"});
+    for header in [
+        None,
+        Some("wrong-secret"),
+        Some("sandbox-webhook-secre"),
+        Some("sandbox-webhook-secret-"),
+    ] {
+        let mut request = app.http.post(app.url("/v1/webhooks/unico")).json(&body);
+        if let Some(value) = header {
+            request = request.header(WEBHOOK_HEADER, value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{header:?}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+    let untrusted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM unico_webhooks WHERE NOT authenticated")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(untrusted, 4);
+    let id = view["id"].as_str().unwrap();
+    assert!(
+        !app.events(id)
+            .await
+            .contains(&"webhook_received".to_owned())
+    );
+    let due_now: bool = sqlx::query_scalar(
+        "SELECT next_poll_at <= now() FROM unico_processes WHERE process_id = $1",
+    )
+    .bind(&process_id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(!due_now, "a forged webhook must not even wake the poller");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn webhook_shapes_duplicates_and_early_deliveries() {
+    let app = TestApp::spawn().await;
+    let send = |body: Value| {
+        app.http
+            .post(app.url("/v1/webhooks/unico"))
+            .header(WEBHOOK_HEADER, WEBHOOK_SECRET)
+            .json(&body)
+            .send()
+    };
+    // Unknown process: recorded, answered 204, ignored.
+    assert_eq!(
+        send(json!({"processId": "not-ours", "state": "PROCESS_STATE_FINISHED"}))
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    // The partner's shape, delivered twice.
+    for _ in 0..2 {
+        let response = send(json!({"eventDate": "2026-11-23T10:00:00-03:00", "event": "update_process", "data": {"id": "other", "status": 3}})).await.unwrap();
+        assert_eq!(response.status(), 204);
+    }
+    // Not a notification at all.
+    assert_eq!(send(json!({"hello": "world"})).await.unwrap().status(), 400);
+    let bad_json = app
+        .http
+        .post(app.url("/v1/webhooks/unico"))
+        .header(WEBHOOK_HEADER, WEBHOOK_SECRET)
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_json.status(), 400);
+    let recorded: Vec<(Option<String>, bool)> = sqlx::query_as(
+        "SELECT process_id, known_process FROM unico_webhooks WHERE authenticated ORDER BY id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        recorded,
+        [
+            (Some("not-ours".into()), false),
+            (Some("other".into()), false),
+            (Some("other".into()), false),
+            (None, false),
+            (None, false)
+        ]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_requests_get_problem_details() {
+    let app = TestApp::spawn().await;
+    let post = |key: Option<&str>, idem: Option<&str>, body: String| {
+        let mut request = app
+            .http
+            .post(app.url("/v1/onboardings"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(idem) = idem {
+            request = request.header("Idempotency-Key", idem);
+        }
+        request.send()
+    };
+    let valid = onboarding_body("900.000.001-75").to_string();
+
+    let r = post(None, Some("k1"), valid.clone()).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = post(Some("not-a-key"), Some("k1"), valid.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = post(Some(AUDITOR_KEY), Some("k1"), valid.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = post(Some(ONBOARDING_KEY), None, valid.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post(Some(ONBOARDING_KEY), Some("k1"), "{not json".into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let r = post(
+        Some(ONBOARDING_KEY),
+        Some("k1"),
+        format!("{{\"selfie\": \"{}\"}}", "a".repeat(2 * 1024 * 1024)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 413);
+
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            patch(|b| b["person"]["cpf"] = json!("111.444.777-36")),
+            "person.cpf",
+        ),
+        (patch(|b| b["person"]["cpf"] = json!("123")), "person.cpf"),
+        (patch(|b| b["selfie"] = json!("")), "selfie"),
+        (
+            patch(|b| b["person"]["birth_date"] = json!("31/01/1990")),
+            "person.birth_date",
+        ),
+        (
+            patch(|b| b["person"]["gender"] = json!("X")),
+            "person.gender",
+        ),
+        (
+            patch(|b| b["account"]["account_id"] = json!(" ")),
+            "account.account_id",
+        ),
+        (
+            patch(|b| b["device"]["risk_signals"]["is_teleporting"] = json!(true)),
+            "device.risk_signals.is_teleporting",
+        ),
+        (
+            patch(|b| b["device"]["risk_signals"]["screen_width"] = json!("wide")),
+            "device.risk_signals.screen_width",
+        ),
+        (
+            patch(|b| {
+                b["device"].as_object_mut().unwrap().remove("session_id");
+            }),
+            "device.session_id",
+        ),
+        (
+            patch(|b| {
+                b.as_object_mut().unwrap().remove("person");
+            }),
+            "person",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = post(Some(ONBOARDING_KEY), Some(&key()), body.to_string())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{field}");
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(problem["status"], 422);
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    let r = app
+        .http
+        .get(app.url("/v1/onboardings/00000000-0000-0000-0000-000000000000"))
+        .bearer_auth(ONBOARDING_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let nothing_stored: i64 = sqlx::query_scalar("SELECT count(*) FROM onboardings")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(nothing_stored, 0);
+    app.stop().await;
+}
+
+fn patch(change: impl FnOnce(&mut Value)) -> Value {
+    let mut body = onboarding_body("900.000.001-75");
+    change(&mut body);
+    body
+}
+
+#[tokio::test]
+async fn health_metrics_and_openapi_need_no_key() {
+    let app = TestApp::spawn().await;
+    app.onboard(&key(), &onboarding_body("900.000.001-75"), Some(5))
+        .await;
+    assert_eq!(
+        app.http
+            .get(app.url("/health/live"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let ready: Value = app
+        .http
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["database"], "ok");
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("veredito_decisions_total{outcome=\"approved\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("veredito_provider_calls_total{provider=\"unico\",operation=\"create_process\",status=\"200\"}"), "{metrics}");
+    let openapi: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(openapi["openapi"], "3.1.0");
+    for path in [
+        "/v1/onboardings",
+        "/v1/onboardings/{id}",
+        "/v1/webhooks/unico",
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+    ] {
+        assert!(
+            openapi["paths"][path].is_object(),
+            "{path} missing from openapi.json"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn personal_data_is_sealed_at_rest() {
+    let app = TestApp::spawn().await;
+    let view: Value = app
+        .onboard(&key(), &onboarding_body("111.444.777-35"), Some(5))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let row: String = sqlx::query_scalar("SELECT o::text FROM onboardings o WHERE id = $1::uuid")
+        .bind(view["id"].as_str().unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    for secret in [
+        "11144477735",
+        "111.444.777-35",
+        "Maria Teste",
+        "maria.teste@example.com",
+        "c2VsZmll",
+    ] {
+        assert!(!row.contains(secret), "{secret} stored in clear");
+    }
+    let dump: String = sqlx::query_scalar(
+        "SELECT string_agg(t::text, '\n') FROM (SELECT p::text AS t FROM provider_calls p UNION ALL SELECT u::text FROM unico_processes u UNION ALL SELECT d::text FROM decisions d UNION ALL SELECT e::text FROM onboarding_events e) s",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    for secret in [
+        "11144477735",
+        "Maria Teste",
+        "c2VsZmllLWJ5dGVz",
+        "sandbox-api-key",
+    ] {
+        assert!(!dump.contains(secret), "{secret} leaked into another table");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn decisions_cannot_be_changed() {
+    let app = TestApp::spawn().await;
+    app.onboard(&key(), &onboarding_body("900.000.001-75"), Some(5))
+        .await;
+    let update = sqlx::query("UPDATE decisions SET outcome = 'rejected'")
+        .execute(&app.db)
+        .await;
+    assert!(update.is_err());
+    let delete = sqlx::query("DELETE FROM decisions").execute(&app.db).await;
+    assert!(delete.is_err());
+    let outcome: String = sqlx::query_scalar("SELECT outcome FROM decisions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(outcome, "approved");
+    app.stop().await;
+}
