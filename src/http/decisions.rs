@@ -86,10 +86,11 @@ async fn export(State(st): State<AppState>, caller: Caller, RawQuery(query): Raw
 async fn replay(
     State(st): State<AppState>,
     caller: Caller,
-    body: JsonBody<ReplayRequest>,
+    // Taken as a Result so a caller without the scope hears 403, whatever the body.
+    body: Result<JsonBody<ReplayRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     caller.require(DECISIONS_READ)?;
-    let request = body.value.validate()?;
+    let request = body?.value.validate()?;
     let report = run_replay(&st, &request).await?;
     Ok(axum::Json(report).into_response())
 }
