@@ -47,27 +47,48 @@ pub fn router() -> Router<AppState> {
         .route("/v1/decisions/{id}", get(show))
 }
 
-async fn list(State(st): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     caller.require(DECISIONS_READ)?;
     let params = SearchParams::parse(&st, query.as_deref(), &["limit", "cursor"])?;
     let rows = audit::search(&st.db, &params.filter, params.cursor, params.limit + 1).await?;
     let has_more = rows.len() as i64 > params.limit;
     let page = &rows[..rows.len().min(params.limit as usize)];
     let pii = caller.has(PII_READ);
-    let items: Vec<DecisionItem> = page.iter().map(|row| DecisionItem::new(&st, row, pii)).collect();
-    let next_cursor = if has_more { page.last().map(|row| encode_cursor(row.cursor())) } else { None };
+    let items: Vec<DecisionItem> = page
+        .iter()
+        .map(|row| DecisionItem::new(&st, row, pii))
+        .collect();
+    let next_cursor = if has_more {
+        page.last().map(|row| encode_cursor(row.cursor()))
+    } else {
+        None
+    };
     Ok(axum::Json(json!({ "items": items, "next_cursor": next_cursor })).into_response())
 }
 
-async fn show(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn show(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     caller.require(DECISIONS_READ)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("decision"))?;
-    let row = audit::get(&st.db, id).await?.ok_or(ApiError::NotFound("decision"))?;
+    let row = audit::get(&st.db, id)
+        .await?
+        .ok_or(ApiError::NotFound("decision"))?;
     let explanation = Explanation::load(&st, row, caller.has(PII_READ)).await?;
     Ok(axum::Json(explanation).into_response())
 }
 
-async fn export(State(st): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+async fn export(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     caller.require(DECISIONS_READ)?;
     let params = SearchParams::parse(&st, query.as_deref(), &["format"])?;
     let format = match params.format.as_deref() {
@@ -78,8 +99,14 @@ async fn export(State(st): State<AppState>, caller: Caller, RawQuery(query): Raw
     let stream = export_stream(st, params.filter, format, caller.has(PII_READ));
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static(format.disposition()));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static(format.disposition()),
+    );
     Ok(response)
 }
 
@@ -131,14 +158,21 @@ impl SearchParams {
                 errors.push(FieldError::new(name, "given more than once"));
             }
         }
-        let mut params =
-            SearchParams { filter: DecisionFilter::default(), cursor: None, limit: DEFAULT_LIMIT, format: None };
+        let mut params = SearchParams {
+            filter: DecisionFilter::default(),
+            cursor: None,
+            limit: DEFAULT_LIMIT,
+            format: None,
+        };
         let time = |name: &str, errors: &mut Vec<FieldError>| -> Option<DateTime<Utc>> {
             let value = seen.get(name)?;
             match DateTime::parse_from_rfc3339(value) {
                 Ok(t) => Some(t.with_timezone(&Utc)),
                 Err(_) => {
-                    errors.push(FieldError::new(name, "must be an RFC 3339 time such as 2026-01-31T12:00:00Z"));
+                    errors.push(FieldError::new(
+                        name,
+                        "must be an RFC 3339 time such as 2026-01-31T12:00:00Z",
+                    ));
                     None
                 }
             }
@@ -154,21 +188,30 @@ impl SearchParams {
         ] {
             if let (Some(from), Some(to)) = (from, to) {
                 if from > to {
-                    errors.push(FieldError::new(field, "must not be before the start of the range"));
+                    errors.push(FieldError::new(
+                        field,
+                        "must not be before the start of the range",
+                    ));
                 }
             }
         }
         if let Some(outcome) = seen.get("outcome") {
             match Outcome::parse(outcome) {
                 Some(o) => f.outcome = Some(o.as_str().to_owned()),
-                None => errors.push(FieldError::new("outcome", "must be approved, review, retry or rejected")),
+                None => errors.push(FieldError::new(
+                    "outcome",
+                    "must be approved, review, retry or rejected",
+                )),
             }
         }
         if let Some(reason) = seen.get("reason") {
             if crate::policy::reason_codes().contains(&reason.as_str()) {
                 f.reason = Some(reason.clone());
             } else {
-                errors.push(FieldError::new("reason", "is not a reason code of the policy"));
+                errors.push(FieldError::new(
+                    "reason",
+                    "is not a reason code of the policy",
+                ));
             }
         }
         if let Some(cpf) = seen.get("cpf") {
@@ -177,7 +220,10 @@ impl SearchParams {
                 Err(e) => errors.push(FieldError::new("cpf", e.to_string())),
             }
         }
-        for (name, slot) in [("reference", &mut f.reference), ("policy_version", &mut f.policy_version)] {
+        for (name, slot) in [
+            ("reference", &mut f.reference),
+            ("policy_version", &mut f.policy_version),
+        ] {
             if let Some(value) = seen.get(name) {
                 if value.is_empty() || value.len() > 255 {
                     errors.push(FieldError::new(name, "must have 1 to 255 characters"));
@@ -189,30 +235,47 @@ impl SearchParams {
         if let Some(limit) = seen.get("limit") {
             match limit.parse::<i64>() {
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => params.limit = n,
-                _ => errors.push(FieldError::new("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"))),
+                _ => errors.push(FieldError::new(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                )),
             }
         }
         if let Some(cursor) = seen.get("cursor") {
             match decode_cursor(cursor) {
                 Some(c) => params.cursor = Some(c),
-                None => errors.push(FieldError::new("cursor", "is not a cursor this service handed out")),
+                None => errors.push(FieldError::new(
+                    "cursor",
+                    "is not a cursor this service handed out",
+                )),
             }
         }
         params.format = seen.remove("format");
-        if errors.is_empty() { Ok(params) } else { Err(ApiError::Validation(errors)) }
+        if errors.is_empty() {
+            Ok(params)
+        } else {
+            Err(ApiError::Validation(errors))
+        }
     }
 }
 
 /// The cursor is the last row's sort key, so a page never depends on rows before it: inserts
 /// while paging neither shift nor repeat anything. It is opaque to clients by contract only.
 fn encode_cursor(cursor: Cursor) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}/{}", cursor.decided_at.timestamp_micros(), cursor.id))
+    URL_SAFE_NO_PAD.encode(format!(
+        "{}/{}",
+        cursor.decided_at.timestamp_micros(),
+        cursor.id
+    ))
 }
 
 fn decode_cursor(text: &str) -> Option<Cursor> {
     let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(text).ok()?).ok()?;
     let (micros, id) = raw.split_once('/')?;
-    Some(Cursor { decided_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?, id: Uuid::parse_str(id).ok()? })
+    Some(Cursor {
+        decided_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        id: Uuid::parse_str(id).ok()?,
+    })
 }
 
 // ---- the decision as shown ---------------------------------------------------------------------
@@ -259,7 +322,11 @@ impl DecisionItem {
             reasons: row.reasons.clone(),
             policy_version: row.policy_version.clone(),
             thresholds: row.thresholds.clone(),
-            biometrics: row.evidence.get("biometrics").cloned().unwrap_or(Value::Null),
+            biometrics: row
+                .evidence
+                .get("biometrics")
+                .cloned()
+                .unwrap_or(Value::Null),
             device: device_view(&row.evidence),
             created_at: row.created_at,
             decided_at: row.decided_at,
@@ -270,12 +337,17 @@ impl DecisionItem {
 /// The device evidence as stored (QI Tech's answer under `state`) plus the phone's risk flags
 /// the policy saw.
 fn device_view(evidence: &Value) -> Value {
-    let signals: Option<RiskSignals> = evidence.get("risk_signals").and_then(|v| serde_json::from_value(v.clone()).ok());
+    let signals: Option<RiskSignals> = evidence
+        .get("risk_signals")
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
     let mut device = match evidence.get("device") {
         Some(Value::Object(map)) => map.clone(),
         _ => serde_json::Map::new(),
     };
-    device.insert("risk_flags".into(), json!(crate::policy::risk_flags(signals.as_ref())));
+    device.insert(
+        "risk_flags".into(),
+        json!(crate::policy::risk_flags(signals.as_ref())),
+    );
     Value::Object(device)
 }
 
@@ -305,7 +377,10 @@ impl Explanation {
         let evaluations = audit::evaluations(&st.db, row.id).await?;
         let events = events::list(&st.db, row.onboarding_id).await?;
         let provider_calls = calls::list_for_onboarding(&st.db, row.onboarding_id).await?;
-        let received = events.iter().find(|e| e.kind == "received").map_or(row.created_at, |e| e.at);
+        let received = events
+            .iter()
+            .find(|e| e.kind == "received")
+            .map_or(row.created_at, |e| e.at);
         let mut previous = received;
         let timeline = events
             .into_iter()
@@ -372,7 +447,13 @@ fn export_stream(
     format: ExportFormat,
     pii: bool,
 ) -> impl futures_util::Stream<Item = Result<Bytes, sqlx::Error>> {
-    let state = ExportState { st, filter, after: None, started: false, done: false };
+    let state = ExportState {
+        st,
+        filter,
+        after: None,
+        started: false,
+        done: false,
+    };
     futures_util::stream::try_unfold(state, move |mut s| async move {
         if s.done {
             return Ok(None);
@@ -396,7 +477,8 @@ fn export_stream(
             let item = DecisionItem::new(&s.st, row, pii);
             match format {
                 ExportFormat::Ndjson => {
-                    serde_json::to_writer(&mut out, &item).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+                    serde_json::to_writer(&mut out, &item)
+                        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
                     out.push(b'\n');
                 }
                 ExportFormat::Csv => write_csv_row(&mut out, csv_fields(&item, row, pii)),
@@ -441,9 +523,17 @@ fn csv_fields(item: &DecisionItem, row: &AuditRow, pii: bool) -> Vec<String> {
     };
     let bio = |name: &str| text(item.biometrics.get(name));
     let dev = |name: &str| text(item.device.get(name));
-    let flags = item.device.get("risk_flags").and_then(Value::as_array).map_or_else(String::new, |flags| {
-        flags.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("|")
-    });
+    let flags = item
+        .device
+        .get("risk_flags")
+        .and_then(Value::as_array)
+        .map_or_else(String::new, |flags| {
+            flags
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("|")
+        });
     let mut fields = vec![
         item.id.to_string(),
         item.onboarding_id.to_string(),
@@ -451,7 +541,9 @@ fn csv_fields(item: &DecisionItem, row: &AuditRow, pii: bool) -> Vec<String> {
         item.cpf.clone().unwrap_or_default(),
     ];
     if pii {
-        fields.push(defuse_formula(item.name.clone().flatten().as_deref().unwrap_or("")));
+        fields.push(defuse_formula(
+            item.name.clone().flatten().as_deref().unwrap_or(""),
+        ));
     }
     fields.extend([
         item.outcome.clone(),
@@ -469,8 +561,10 @@ fn csv_fields(item: &DecisionItem, row: &AuditRow, pii: bool) -> Vec<String> {
         dev("status"),
         dev("analysis_status"),
         flags,
-        item.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        item.decided_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        item.created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        item.decided_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
     ]);
     fields
 }
@@ -478,7 +572,11 @@ fn csv_fields(item: &DecisionItem, row: &AuditRow, pii: bool) -> Vec<String> {
 /// A cell that starts like a formula is run by spreadsheet programs when opened; a leading
 /// apostrophe keeps free text (a client's reference, a name) inert.
 fn defuse_formula(value: &str) -> String {
-    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_owned() }
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    }
 }
 
 /// RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled; CRLF ends rows.
@@ -530,21 +628,34 @@ impl ReplayRequest {
     fn validate(self) -> Result<ValidReplay, ApiError> {
         let mut errors = Vec::new();
         if self.decided_from > self.decided_to {
-            errors.push(FieldError::new("decided_to", "must not be before decided_from"));
+            errors.push(FieldError::new(
+                "decided_to",
+                "must not be before decided_from",
+            ));
         }
         if self.policy.score_reject_max >= self.policy.score_approve_min {
-            errors.push(FieldError::new("policy.score_reject_max", "must be below policy.score_approve_min"));
+            errors.push(FieldError::new(
+                "policy.score_reject_max",
+                "must be below policy.score_approve_min",
+            ));
         }
-        for (field, value) in
-            [("policy.score_reject_max", self.policy.score_reject_max), ("policy.score_approve_min", self.policy.score_approve_min)]
-        {
+        for (field, value) in [
+            ("policy.score_reject_max", self.policy.score_reject_max),
+            ("policy.score_approve_min", self.policy.score_approve_min),
+        ] {
             if !(-100..=100).contains(&value) {
-                errors.push(FieldError::new(field, "must be between -100 and 100, the range of unico's score"));
+                errors.push(FieldError::new(
+                    field,
+                    "must be between -100 and 100, the range of unico's score",
+                ));
             }
         }
         let limit = self.limit.unwrap_or(REPLAY_DEFAULT_LIMIT);
         if !(1..=REPLAY_MAX_LIMIT).contains(&limit) {
-            errors.push(FieldError::new("limit", format!("must be from 1 to {REPLAY_MAX_LIMIT}")));
+            errors.push(FieldError::new(
+                "limit",
+                format!("must be from 1 to {REPLAY_MAX_LIMIT}"),
+            ));
         }
         if !errors.is_empty() {
             return Err(ApiError::Validation(errors));
@@ -614,7 +725,10 @@ async fn run_replay(st: &AppState, request: &ValidReplay) -> Result<ReplayReport
                 break;
             }
             read += 1;
-            after = Some(Cursor { decided_at: row.decided_at, id: row.id });
+            after = Some(Cursor {
+                decided_at: row.decided_at,
+                id: row.id,
+            });
             let Ok(evidence) = serde_json::from_value::<Evidence>(row.evidence) else {
                 report.unreadable += 1;
                 continue;
@@ -634,7 +748,10 @@ async fn run_replay(st: &AppState, request: &ValidReplay) -> Result<ReplayReport
             let replayed: Vec<String> = verdict.reasons.iter().map(|r| r.code.clone()).collect();
             if verdict.outcome.as_str() != row.outcome {
                 report.changed += 1;
-                *report.by_transition.entry(format!("{}->{}", row.outcome, verdict.outcome.as_str())).or_default() += 1;
+                *report
+                    .by_transition
+                    .entry(format!("{}->{}", row.outcome, verdict.outcome.as_str()))
+                    .or_default() += 1;
                 if report.changes.len() < REPLAY_MAX_CHANGES {
                     report.changes.push(ReplayChange {
                         decision_id: row.id,

@@ -26,17 +26,25 @@ pub async fn run(st: AppState, every: Duration, shutdown: CancellationToken) {
         wait = every;
         match erase_expired(&st, &shutdown).await {
             Ok(0) => {}
-            Ok(erased) => tracing::info!(erased, days = st.settings.retention.pii_days, "erased expired personal data"),
+            Ok(erased) => tracing::info!(
+                erased,
+                days = st.settings.retention.pii_days,
+                "erased expired personal data"
+            ),
             Err(e) => tracing::warn!(error = %e, "retention pass failed; retrying at the next one"),
         }
     }
 }
 
 /// Erases everything due, batch by batch, and answers how many onboardings were erased.
-pub async fn erase_expired(st: &AppState, shutdown: &CancellationToken) -> Result<usize, sqlx::Error> {
+pub async fn erase_expired(
+    st: &AppState,
+    shutdown: &CancellationToken,
+) -> Result<usize, sqlx::Error> {
     let mut total = 0;
     loop {
-        let erased = audit::erase_expired_pii(&st.db, st.settings.retention.pii_days, BATCH).await?;
+        let erased =
+            audit::erase_expired_pii(&st.db, st.settings.retention.pii_days, BATCH).await?;
         total += erased.len();
         if (erased.len() as i64) < BATCH || shutdown.is_cancelled() {
             return Ok(total);

@@ -51,32 +51,48 @@ pub struct AuditRow {
 
 impl AuditRow {
     pub fn cursor(&self) -> Cursor {
-        Cursor { decided_at: self.decided_at, id: self.id }
+        Cursor {
+            decided_at: self.decided_at,
+            id: self.id,
+        }
     }
 
     /// The personal data, or None once retention erased it.
-    pub fn person(&self, cipher: &PiiCipher) -> Result<Option<crate::store::onboardings::PersonData>, StoreError> {
+    pub fn person(
+        &self,
+        cipher: &PiiCipher,
+    ) -> Result<Option<crate::store::onboardings::PersonData>, StoreError> {
         let (Some(key_id), Some(sealed)) = (&self.pii_key_id, &self.pii_ciphertext) else {
             return Ok(None);
         };
         let plain = cipher.decrypt(key_id, sealed, self.onboarding_id.as_bytes())?;
-        serde_json::from_slice(&plain).map(Some).map_err(|e| StoreError::Corrupt(e.to_string()))
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 }
 
-const AUDIT_COLUMNS: &str = "d.id, d.onboarding_id, o.reference, o.pii_key_id, o.pii_ciphertext, d.outcome, d.reasons,
+const AUDIT_COLUMNS: &str =
+    "d.id, d.onboarding_id, o.reference, o.pii_key_id, o.pii_ciphertext, d.outcome, d.reasons,
      d.reason_codes, d.policy_version, d.thresholds, d.evidence, o.created_at, d.decided_at";
 
 /// Appends the search to `q`. Only the filters present become predicates: a fixed statement
 /// with `$n IS NULL OR ...` for every filter would be planned once generically and lose the
 /// indexes.
-fn push_search(q: &mut QueryBuilder<'static, Postgres>, filter: &DecisionFilter, after: Option<Cursor>, limit: i64) {
+fn push_search(
+    q: &mut QueryBuilder<'static, Postgres>,
+    filter: &DecisionFilter,
+    after: Option<Cursor>,
+    limit: i64,
+) {
     q.push(format!("SELECT {AUDIT_COLUMNS} FROM decisions d JOIN onboardings o ON o.id = d.onboarding_id WHERE true"));
     if let Some(outcome) = &filter.outcome {
         q.push(" AND d.outcome = ").push_bind(outcome.clone());
     }
     if let Some(reason) = &filter.reason {
-        q.push(" AND d.reason_codes @> ARRAY[").push_bind(reason.clone()).push("]::text[]");
+        q.push(" AND d.reason_codes @> ARRAY[")
+            .push_bind(reason.clone())
+            .push("]::text[]");
     }
     if let Some(hash) = &filter.cpf_hash {
         q.push(" AND o.cpf_hash = ").push_bind(hash.clone());
@@ -85,7 +101,8 @@ fn push_search(q: &mut QueryBuilder<'static, Postgres>, filter: &DecisionFilter,
         q.push(" AND o.reference = ").push_bind(reference.clone());
     }
     if let Some(version) = &filter.policy_version {
-        q.push(" AND d.policy_version = ").push_bind(version.clone());
+        q.push(" AND d.policy_version = ")
+            .push_bind(version.clone());
     }
     if let Some(from) = filter.created_from {
         q.push(" AND o.created_at >= ").push_bind(from);
@@ -101,9 +118,14 @@ fn push_search(q: &mut QueryBuilder<'static, Postgres>, filter: &DecisionFilter,
     }
     if let Some(cursor) = after {
         // A row comparison, so the (decided_at DESC, id DESC) index seeks straight to the cursor.
-        q.push(" AND (d.decided_at, d.id) < (").push_bind(cursor.decided_at).push(", ").push_bind(cursor.id).push(")");
+        q.push(" AND (d.decided_at, d.id) < (")
+            .push_bind(cursor.decided_at)
+            .push(", ")
+            .push_bind(cursor.id)
+            .push(")");
     }
-    q.push(" ORDER BY d.decided_at DESC, d.id DESC LIMIT ").push_bind(limit);
+    q.push(" ORDER BY d.decided_at DESC, d.id DESC LIMIT ")
+        .push_bind(limit);
 }
 
 /// One page of the search, newest first, strictly after `after`.
@@ -142,7 +164,10 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<AuditRow>, sqlx::Erro
 
 /// The rule-by-rule trace stored with a decision.
 pub async fn evaluations(pool: &PgPool, id: Uuid) -> Result<Value, sqlx::Error> {
-    sqlx::query_scalar("SELECT evaluations FROM decisions WHERE id = $1").bind(id).fetch_one(pool).await
+    sqlx::query_scalar("SELECT evaluations FROM decisions WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
 }
 
 /// A stored decision as replay needs it.
@@ -186,7 +211,11 @@ pub async fn replay_page(
 /// Re-seals up to `limit` rows whose personal data is under a key other than the active one.
 /// Answers how many were moved; call until it answers 0 to finish a rotation. Rows are locked
 /// while re-sealed and skipped if another replica holds them, so replicas can share the work.
-pub async fn reencrypt_batch(pool: &PgPool, cipher: &PiiCipher, limit: i64) -> Result<usize, StoreError> {
+pub async fn reencrypt_batch(
+    pool: &PgPool,
+    cipher: &PiiCipher,
+    limit: i64,
+) -> Result<usize, StoreError> {
     let active = cipher.active_key_id();
     let mut tx = pool.begin().await?;
     // `<>` cannot use an index; the two ranges around the active id can.
@@ -226,7 +255,11 @@ pub async fn rows_by_key(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Erro
 /// Erases the personal data of up to `limit` onboardings decided more than `days` ago: the
 /// ciphertext, its key id, the CPF hash and the phone's coordinates. The decision, its reasons
 /// and its evidence stay. Each erasure is written to the onboarding's timeline.
-pub async fn erase_expired_pii(pool: &PgPool, days: u32, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+pub async fn erase_expired_pii(
+    pool: &PgPool,
+    days: u32,
+    limit: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "WITH due AS (
              SELECT o.id FROM onboardings o
