@@ -13,7 +13,11 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn veredito() -> Command {
@@ -31,10 +35,13 @@ fn veredito() -> Command {
 async fn serve_creates_its_database_and_logs_no_personal_data() {
     let database = format!("veredito_test_{}", Uuid::new_v4().simple());
     let port = free_port();
-    let mut child = veredito()
+    let child = veredito()
         .arg("serve")
         .env("VEREDITO__SERVER__ADDR", format!("127.0.0.1:{port}"))
-        .env("VEREDITO__DATABASE__URL", format!("{}/{database}", server_url()))
+        .env(
+            "VEREDITO__DATABASE__URL",
+            format!("{}/{database}", server_url()),
+        )
         .env("VEREDITO__TELEMETRY__LOG_FORMAT", "json")
         .env("VEREDITO__SANDBOX__PROCESSING_DELAY", "300ms")
         .env("VEREDITO__UNICO__POLL_INITIAL", "200ms")
@@ -57,7 +64,13 @@ async fn serve_creates_its_database_and_logs_no_personal_data() {
     }
     assert!(ready, "serve did not become ready");
 
-    let cpfs = ["900.000.001-75", "900.000.007-60", "900.000.009-22", "900.000.024-61", "111.444.777-35"];
+    let cpfs = [
+        "900.000.001-75",
+        "900.000.007-60",
+        "900.000.009-22",
+        "900.000.024-61",
+        "111.444.777-35",
+    ];
     for cpf in cpfs {
         let response = http
             .post(format!("{base}/v1/onboardings"))
@@ -82,7 +95,10 @@ async fn serve_creates_its_database_and_logs_no_personal_data() {
         .unwrap();
     assert_eq!(response.status(), 422);
     let problem: Value = response.json().await.unwrap();
-    assert!(!problem.to_string().contains("111.444.777-36"), "the problem does not echo the CPF");
+    assert!(
+        !problem.to_string().contains("111.444.777-36"),
+        "the problem does not echo the CPF"
+    );
     http.post(format!("{base}/v1/webhooks/unico"))
         .header(WEBHOOK_HEADER, "forged")
         .json(&json!({"processId": "x"}))
@@ -90,11 +106,25 @@ async fn serve_creates_its_database_and_logs_no_personal_data() {
         .await
         .unwrap();
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
-    assert!(output.status.success(), "serve exits cleanly on SIGTERM: {:?}", output.status);
-    let logs = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "serve exits cleanly on SIGTERM: {:?}",
+        output.status
+    );
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(logs.contains("veredito listening"), "logs were captured");
     assert!(logs.contains("decided"), "decisions are logged");
     let mut forbidden: Vec<String> = Vec::new();
@@ -119,14 +149,20 @@ async fn serve_creates_its_database_and_logs_no_personal_data() {
         assert!(!logs.contains(&secret), "`{secret}` appears in the logs");
     }
     // The token endpoint's answer must not be logged either.
-    assert!(!logs.contains("access_token\":\""), "an access token appears in the logs");
+    assert!(
+        !logs.contains("access_token\":\""),
+        "an access token appears in the logs"
+    );
 
-    let mut admin = PgConnection::connect(&format!("{}/postgres", server_url())).await.unwrap();
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&database)
-        .fetch_one(&mut admin)
+    let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
         .await
         .unwrap();
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&database)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
     assert!(exists, "serve created its database");
 }
 
@@ -134,8 +170,16 @@ async fn serve_creates_its_database_and_logs_no_personal_data() {
 async fn migrate_applies_every_migration_and_is_repeatable() {
     let url = fresh_database().await;
     for _ in 0..2 {
-        let output = veredito().arg("migrate").env("VEREDITO__DATABASE__URL", &url).output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let output = veredito()
+            .arg("migrate")
+            .env("VEREDITO__DATABASE__URL", &url)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let mut conn = PgConnection::connect(&url).await.unwrap();
     let tables: Vec<String> = sqlx::query_scalar(
@@ -144,25 +188,50 @@ async fn migrate_applies_every_migration_and_is_repeatable() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    for table in ["decisions", "onboarding_events", "onboardings", "provider_calls", "unico_processes", "unico_webhooks"] {
-        assert!(tables.iter().any(|t| t == table), "{table} missing: {tables:?}");
+    for table in [
+        "decisions",
+        "onboarding_events",
+        "onboardings",
+        "provider_calls",
+        "unico_processes",
+        "unico_webhooks",
+    ] {
+        assert!(
+            tables.iter().any(|t| t == table),
+            "{table} missing: {tables:?}"
+        );
     }
 }
 
 #[test]
 fn configuration_errors_name_the_key() {
     let cases = [
-        ("VEREDITO__POLICY__SCORE_REJECT_MAX", "80", "policy.score_reject_max"),
+        (
+            "VEREDITO__POLICY__SCORE_REJECT_MAX",
+            "80",
+            "policy.score_reject_max",
+        ),
         ("VEREDITO__POLICY__DEFAULT_WAIT", "soon", "default_wait"),
         ("VEREDITO__SERVER__ADDR", "localhost", "server.addr"),
-        ("VEREDITO__UNICO__WEBHOOK_SECRET", "short", "unico.webhook_secret"),
+        (
+            "VEREDITO__UNICO__WEBHOOK_SECRET",
+            "short",
+            "unico.webhook_secret",
+        ),
     ];
     for (variable, value, key) in cases {
-        let output = veredito().args(["migrate"]).env(variable, value).output().unwrap();
+        let output = veredito()
+            .args(["migrate"])
+            .env(variable, value)
+            .output()
+            .unwrap();
         assert_eq!(output.status.code(), Some(2), "{variable}={value}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(key), "{variable}={value}: {stderr}");
     }
-    let output = veredito().args(["serve", "--config", "no/such/file.toml"]).output().unwrap();
+    let output = veredito()
+        .args(["serve", "--config", "no/such/file.toml"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
