@@ -185,6 +185,11 @@ impl App {
             Duration::from_secs(5),
             stop_workers.clone(),
         ));
+        workers.spawn(jobs::retention::run(
+            state.clone(),
+            jobs::retention::EVERY,
+            stop_workers.clone(),
+        ));
         workers.close();
 
         let mut router = crate::http::router(state.clone());

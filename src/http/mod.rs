@@ -1,6 +1,7 @@
 //! The HTTP surface: one file per resource, merged here with the middleware every route shares.
 
 pub mod auth;
+pub mod decisions;
 pub mod error;
 pub mod health;
 pub mod json;
@@ -29,6 +30,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(onboardings::router())
+        .merge(decisions::router())
         .merge(webhooks::router())
         .merge(health::router())
         .fallback(|| async { ApiError::NotFound("route") })

@@ -3,6 +3,7 @@
 //! waiting requests and the poller.
 
 pub mod listener;
+pub mod retention;
 pub mod sweeper;
 pub mod unico_poller;
 
