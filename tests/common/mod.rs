@@ -72,6 +72,11 @@ impl TestApp {
         Self::start(db_url, overrides).await
     }
 
+    /// The app on an existing database, with the test defaults.
+    pub async fn spawn_on(db_url: &str) -> TestApp {
+        Self::start(db_url.to_owned(), test_overrides()).await
+    }
+
     /// Another replica on the same database as `self`.
     pub async fn replica(&self, extra: &[(&'static str, &str)]) -> TestApp {
         let mut overrides = test_overrides();
