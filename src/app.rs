@@ -232,6 +232,11 @@ impl App {
             stop_workers.clone(),
         ));
         workers.spawn(jobs::open_finance::run(state.clone(), stop_workers.clone()));
+        workers.spawn(jobs::retention::run(
+            state.clone(),
+            jobs::retention::EVERY,
+            stop_workers.clone(),
+        ));
         workers.close();
 
         let mut router = crate::http::router(state.clone());

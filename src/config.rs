@@ -38,6 +38,21 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub sandbox: SandboxSettings,
     pub telemetry: TelemetrySettings,
+    #[serde(default)]
+    pub jobs: JobsSettings,
+}
+
+/// Background workers. Every replica runs them by default; turning them off makes an API-only
+/// replica (it still listens for decisions, so its waiting requests are answered).
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobsSettings {
+    pub enabled: bool,
+}
+
+impl Default for JobsSettings {
+    fn default() -> Self {
+        JobsSettings { enabled: true }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

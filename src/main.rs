@@ -26,12 +26,20 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Re-encrypt stored personal data under `pii.active_key_id` (after adding a new key), then
+    /// print how many rows each key still seals.
+    RotateKeys {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let file = match &cli.command {
-        Command::Serve { config } | Command::Migrate { config } => config.clone(),
+        Command::Serve { config }
+        | Command::Migrate { config }
+        | Command::RotateKeys { config } => config.clone(),
     };
     let settings = match Settings::load(&Sources {
         file,
@@ -80,6 +88,27 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let pool = veredito::app::prepare_database(&settings, true).await?;
             pool.close().await;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::RotateKeys { .. } => {
+            let pool = veredito::app::prepare_database(&settings, true).await?;
+            let cipher = veredito::crypto::PiiCipher::from_settings(&settings.pii)?;
+            let mut total = 0;
+            loop {
+                let moved = veredito::store::audit::reencrypt_batch(&pool, &cipher, 500).await?;
+                total += moved;
+                if moved == 0 {
+                    break;
+                }
+            }
+            println!(
+                "re-encrypted {total} rows under key `{}`",
+                cipher.active_key_id()
+            );
+            for (key_id, rows) in veredito::store::audit::rows_by_key(&pool).await? {
+                println!("key `{key_id}`: {rows} rows");
+            }
+            pool.close().await;
             Ok(())
         }
     }

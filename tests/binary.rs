@@ -35,7 +35,7 @@ fn veredito() -> Command {
 async fn serve_creates_its_database_and_logs_no_personal_data() {
     let database = format!("veredito_test_{}", Uuid::new_v4().simple());
     let port = free_port();
-    let mut child = veredito()
+    let child = veredito()
         .arg("serve")
         .env("VEREDITO__SERVER__ADDR", format!("127.0.0.1:{port}"))
         .env(
@@ -234,4 +234,53 @@ fn configuration_errors_name_the_key() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn rotate_keys_moves_every_row_to_the_active_key() {
+    let url = fresh_database().await;
+    let app = TestApp::spawn_on(&url).await;
+    for cpf in ["900.000.001-75", "111.444.777-35"] {
+        let response = app.onboard(&key(), &onboarding_body(cpf), Some(5)).await;
+        assert_eq!(response.status(), 200);
+    }
+    app.stop().await;
+    // The old key stays configured so its rows can be read; the new one becomes active.
+    let file =
+        std::env::temp_dir().join(format!("veredito-rotate-{}.toml", Uuid::new_v4().simple()));
+    std::fs::write(
+        &file,
+        r#"[pii]
+active_key_id = "rotated-2"
+hash_key = "W4wusdwNWgkz296xz0C5lG1zoJAbT/o97AKxatRUrzI="
+keys = [
+  { id = "sandbox-1", key = "BRiCy4R4zdcy33daNragGMYBNF9FCr07ZNORKTW8sik=" },
+  { id = "rotated-2", key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" },
+]
+"#,
+    )
+    .unwrap();
+    let output = veredito()
+        .args(["rotate-keys", "--config"])
+        .arg(&file)
+        .env("VEREDITO__DATABASE__URL", &url)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&file).ok();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("re-encrypted 2 rows under key `rotated-2`"),
+        "{stdout}"
+    );
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let keys: Vec<String> = sqlx::query_scalar("SELECT DISTINCT pii_key_id FROM onboardings")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys, ["rotated-2"]);
 }

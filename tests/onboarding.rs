@@ -690,3 +690,25 @@ async fn decisions_cannot_be_changed() {
     assert_eq!(outcome, "approved");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_waiting_request_is_woken_by_another_replica_deciding() {
+    // Replica A serves the request but runs no workers; only replica B can poll and decide.
+    let api_only = TestApp::spawn_with(&[("jobs.enabled", "false")]).await;
+    let worker = api_only.replica(&[]).await;
+    let started = std::time::Instant::now();
+    let response = api_only
+        .onboard(&key(), &onboarding_body("900.000.008-41"), Some(20))
+        .await;
+    assert_eq!(response.status(), 200);
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["outcome"], "approved");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "woken by NOTIFY, not by the end of the wait"
+    );
+    let id = view["id"].as_str().unwrap();
+    assert!(api_only.events(id).await.contains(&"poll".to_owned()));
+    worker.stop().await;
+    api_only.stop().await;
+}

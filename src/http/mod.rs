@@ -1,6 +1,7 @@
 //! The HTTP surface: one file per resource, merged here with the middleware every route shares.
 
 pub mod auth;
+pub mod decisions;
 pub mod device_validations;
 pub mod error;
 pub mod health;
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(onboardings::router())
         .merge(device_validations::router())
+        .merge(decisions::router())
         .merge(webhooks::router())
         .merge(health::router())
         .fallback(|| async { ApiError::NotFound("route") })

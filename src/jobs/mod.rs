@@ -7,6 +7,7 @@ pub mod device_registration;
 pub mod device_validation;
 pub mod listener;
 pub mod open_finance;
+pub mod retention;
 pub mod sweeper;
 pub mod unico_poller;
 

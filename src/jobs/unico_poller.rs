@@ -65,80 +65,26 @@ async fn poll_one(st: &AppState, due: DueProcess) -> Result<(), crate::onboardin
         .unico
         .get_process(&due.process_id, CallContext::onboarding(due.onboarding_id))
         .await;
-    match answer {
-        Ok(result) if result.is_final() => {
-            crate::metrics::poll("final");
-            events::record(
-                &st.db,
-                due.onboarding_id,
-                "poll",
-                json!({ "status": result.status, "final": true }),
-            )
-            .await?;
-            decide::conclude_biometrics(
-                st,
-                due.onboarding_id,
-                BiometricEvidence::Received(result),
-                Some(&due.process_id),
-            )
-            .await
-        }
-        Ok(result) if left.is_zero() => {
-            crate::metrics::poll("deadline");
-            events::record(
-                &st.db,
-                due.onboarding_id,
-                "poll",
-                json!({ "status": result.status, "final": false }),
-            )
-            .await?;
-            decide::conclude_biometrics(
-                st,
-                due.onboarding_id,
-                BiometricEvidence::TimedOut(Some(result)),
-                Some(&due.process_id),
-            )
-            .await
-        }
+    let (kind, detail) = match &answer {
+        Ok(result) => (
+            "poll",
+            json!({ "status": result.status, "final": result.is_final() }),
+        ),
+        Err(error) => ("poll_failed", json!({ "error": error.to_string() })),
+    };
+    events::record(&st.db, due.onboarding_id, kind, detail).await?;
+    let evidence = match answer {
+        Ok(result) if result.is_final() => BiometricEvidence::Received(result),
+        Ok(result) if left.is_zero() => BiometricEvidence::TimedOut(Some(result)),
+        Err(_) if left.is_zero() => BiometricEvidence::TimedOut(Some(due.result.0)),
         Ok(result) => {
             crate::metrics::poll("open");
-            events::record(
-                &st.db,
-                due.onboarding_id,
-                "poll",
-                json!({ "status": result.status, "final": false }),
-            )
-            .await?;
             let next = backoff(st, due.poll_count).min(left);
             processes::record_poll(&st.db, &due.process_id, Some(&result), None, next).await?;
-            Ok(())
-        }
-        Err(error) if left.is_zero() => {
-            crate::metrics::poll("deadline");
-            events::record(
-                &st.db,
-                due.onboarding_id,
-                "poll_failed",
-                json!({ "error": error.to_string() }),
-            )
-            .await?;
-            decide::conclude_biometrics(
-                st,
-                due.onboarding_id,
-                BiometricEvidence::TimedOut(Some(due.result.0)),
-                Some(&due.process_id),
-            )
-            .await
+            return Ok(());
         }
         Err(error) => {
             crate::metrics::poll("error");
-            events::record(
-                &st.db,
-                due.onboarding_id,
-                "poll_failed",
-                json!({ "error": error.to_string() }),
-            )
-            .await?;
             let mut next = backoff(st, due.poll_count);
             if let UnicoError::RateLimited {
                 retry_after: Some(wait),
@@ -146,17 +92,24 @@ async fn poll_one(st: &AppState, due: DueProcess) -> Result<(), crate::onboardin
             {
                 next = next.max(wait);
             }
+            let message = error.to_string();
             processes::record_poll(
                 &st.db,
                 &due.process_id,
                 None,
-                Some(&error.to_string()),
+                Some(&message),
                 next.min(left),
             )
             .await?;
-            Ok(())
+            return Ok(());
         }
-    }
+    };
+    crate::metrics::poll(if matches!(evidence, BiometricEvidence::TimedOut(_)) {
+        "deadline"
+    } else {
+        "final"
+    });
+    decide::conclude_biometrics(st, due.onboarding_id, evidence, Some(&due.process_id)).await
 }
 
 /// poll_initial doubled per attempt up to poll_max, spread by ±20% so processes created together

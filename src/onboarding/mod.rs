@@ -159,10 +159,8 @@ async fn create_process(
             }
             Ok(())
         }
-        Err(error) if error.is_capture_problem() => {
-            let UnicoError::Business { code, .. } = &error else {
-                unreachable!("capture problems are business errors")
-            };
+        Err(error) if error.capture_problem().is_some() => {
+            let code = error.capture_problem().unwrap_or_default().to_owned();
             events::record(
                 &st.db,
                 id,
@@ -170,13 +168,8 @@ async fn create_process(
                 json!({ "error": error.to_string() }),
             )
             .await?;
-            decide::conclude_biometrics(
-                st,
-                id,
-                BiometricEvidence::CaptureRefused { code: code.clone() },
-                None,
-            )
-            .await?;
+            decide::conclude_biometrics(st, id, BiometricEvidence::CaptureRefused { code }, None)
+                .await?;
             Ok(())
         }
         Err(error) => {

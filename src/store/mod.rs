@@ -1,6 +1,7 @@
 //! All SQL lives here, one file per aggregate. Functions take an executor so callers decide
 //! what shares a transaction.
 
+pub mod audit;
 pub mod calls;
 pub mod decisions;
 pub mod device_validations;

@@ -72,6 +72,18 @@ impl TestApp {
         Self::start(db_url, overrides).await
     }
 
+    /// The app on an existing database, with the test defaults.
+    pub async fn spawn_on(db_url: &str) -> TestApp {
+        Self::start(db_url.to_owned(), test_overrides()).await
+    }
+
+    /// Another replica on the same database as `self`.
+    pub async fn replica(&self, extra: &[(&'static str, &str)]) -> TestApp {
+        let mut overrides = test_overrides();
+        overrides.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        Self::start(self.db_url.clone(), overrides).await
+    }
+
     async fn start(db_url: String, overrides: Vec<(&'static str, String)>) -> TestApp {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let mut all: Vec<(String, String)> = vec![("database.url".into(), db_url.clone())];

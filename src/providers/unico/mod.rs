@@ -95,10 +95,21 @@ impl UnicoError {
         )
     }
 
-    /// The selfie itself was refused (bad, expired or reused capture): ask the user for a new one.
-    pub fn is_capture_problem(&self) -> bool {
-        matches!(self, UnicoError::Business { code, .. }
-            if matches!(code.as_str(), "20009" | "20505" | "20506" | "20807" | "20900" | "10506" | "10507" | "10508"))
+    /// The selfie itself was refused (missing, unsupported, too large or small, bad base64, or an
+    /// SDK capture that failed its check, expired or was reused): the code, when a new capture is
+    /// what the user needs.
+    pub fn capture_problem(&self) -> Option<&str> {
+        match self {
+            UnicoError::Business { code, .. }
+                if matches!(
+                    code.as_str(),
+                    "20009" | "20505" | "20506" | "20807" | "20900" | "10506" | "10507" | "10508"
+                ) =>
+            {
+                Some(code)
+            }
+            _ => None,
+        }
     }
 }
 

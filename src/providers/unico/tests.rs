@@ -922,7 +922,7 @@ async fn business_errors_are_typed_with_their_code() {
             description: "CPF inválido".into()
         }
     );
-    assert!(!error.is_capture_problem() && !error.is_transient());
+    assert!(error.capture_problem().is_none() && !error.is_transient());
 
     let error = client
         .create_process(&request(), ctx())
@@ -932,7 +932,7 @@ async fn business_errors_are_typed_with_their_code() {
         matches!(&error, UnicoError::Business { code, .. } if code == "20506"),
         "{error:?}"
     );
-    assert!(error.is_capture_problem());
+    assert_eq!(error.capture_problem(), Some("20506"));
 
     let error = client
         .get_process(PROCESS_ID, ctx())

@@ -1,0 +1,53 @@
+//! Erases the personal data of onboardings decided more than `retention.pii_days` ago (LGPD:
+//! keep personal data no longer than needed). The decision, its reasons and its evidence stay,
+//! so the record of who was approved or rejected and why outlives the data that named them.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::store::audit;
+
+/// How often the job looks. Retention is counted in days, so an hour late is no harm.
+pub const EVERY: Duration = Duration::from_secs(3600);
+
+/// Rows erased per statement: small enough to keep each transaction and its locks short.
+const BATCH: i64 = 500;
+
+pub async fn run(st: AppState, every: Duration, shutdown: CancellationToken) {
+    // A first pass soon after start, so a service restarted daily still erases daily.
+    let mut wait = Duration::from_secs(30).min(every);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        wait = every;
+        match erase_expired(&st, &shutdown).await {
+            Ok(0) => {}
+            Ok(erased) => tracing::info!(
+                erased,
+                days = st.settings.retention.pii_days,
+                "erased expired personal data"
+            ),
+            Err(e) => tracing::warn!(error = %e, "retention pass failed; retrying at the next one"),
+        }
+    }
+}
+
+/// Erases everything due, batch by batch, and answers how many onboardings were erased.
+pub async fn erase_expired(
+    st: &AppState,
+    shutdown: &CancellationToken,
+) -> Result<usize, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let erased =
+            audit::erase_expired_pii(&st.db, st.settings.retention.pii_days, BATCH).await?;
+        total += erased.len();
+        if (erased.len() as i64) < BATCH || shutdown.is_cancelled() {
+            return Ok(total);
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The audit side of the store: searching decisions, reading one back with everything around
+//! it, and the upkeep of personal data at rest (key rotation and retention erasure).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use crate::crypto::PiiCipher;
+use crate::store::StoreError;
+
+/// What a search may be narrowed by. Every field is optional; values are already validated.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionFilter {
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    /// The keyed hash of the CPF's digits (never the CPF itself).
+    pub cpf_hash: Option<Vec<u8>>,
+    pub reference: Option<String>,
+    pub policy_version: Option<String>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    pub decided_from: Option<DateTime<Utc>>,
+    pub decided_to: Option<DateTime<Utc>>,
+}
+
+/// The position after the last decision of a page, in the listing's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub decided_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// A decision with the onboarding fields the audit views show.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: Uuid,
+    pub onboarding_id: Uuid,
+    pub reference: Option<String>,
+    pub pii_key_id: Option<String>,
+    pub pii_ciphertext: Option<Vec<u8>>,
+    pub outcome: String,
+    pub reasons: Value,
+    pub reason_codes: Vec<String>,
+    pub policy_version: String,
+    pub thresholds: Value,
+    pub evidence: Value,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: DateTime<Utc>,
+}
+
+impl AuditRow {
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            decided_at: self.decided_at,
+            id: self.id,
+        }
+    }
+
+    /// The personal data, or None once retention erased it.
+    pub fn person(
+        &self,
+        cipher: &PiiCipher,
+    ) -> Result<Option<crate::store::onboardings::PersonData>, StoreError> {
+        let (Some(key_id), Some(sealed)) = (&self.pii_key_id, &self.pii_ciphertext) else {
+            return Ok(None);
+        };
+        let plain = cipher.decrypt(key_id, sealed, self.onboarding_id.as_bytes())?;
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+const AUDIT_COLUMNS: &str =
+    "d.id, d.onboarding_id, o.reference, o.pii_key_id, o.pii_ciphertext, d.outcome, d.reasons,
+     d.reason_codes, d.policy_version, d.thresholds, d.evidence, o.created_at, d.decided_at";
+
+/// Appends the search to `q`. Only the filters present become predicates: a fixed statement
+/// with `$n IS NULL OR ...` for every filter would be planned once generically and lose the
+/// indexes.
+fn push_search(
+    q: &mut QueryBuilder<'static, Postgres>,
+    filter: &DecisionFilter,
+    after: Option<Cursor>,
+    limit: i64,
+) {
+    q.push(format!("SELECT {AUDIT_COLUMNS} FROM decisions d JOIN onboardings o ON o.id = d.onboarding_id WHERE true"));
+    if let Some(outcome) = &filter.outcome {
+        q.push(" AND d.outcome = ").push_bind(outcome.clone());
+    }
+    if let Some(reason) = &filter.reason {
+        q.push(" AND d.reason_codes @> ARRAY[")
+            .push_bind(reason.clone())
+            .push("]::text[]");
+    }
+    if let Some(hash) = &filter.cpf_hash {
+        q.push(" AND o.cpf_hash = ").push_bind(hash.clone());
+    }
+    if let Some(reference) = &filter.reference {
+        q.push(" AND o.reference = ").push_bind(reference.clone());
+    }
+    if let Some(version) = &filter.policy_version {
+        q.push(" AND d.policy_version = ")
+            .push_bind(version.clone());
+    }
+    if let Some(from) = filter.created_from {
+        q.push(" AND o.created_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.created_to {
+        q.push(" AND o.created_at <= ").push_bind(to);
+    }
+    if let Some(from) = filter.decided_from {
+        q.push(" AND d.decided_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.decided_to {
+        q.push(" AND d.decided_at <= ").push_bind(to);
+    }
+    if let Some(cursor) = after {
+        // A row comparison, so the (decided_at DESC, id DESC) index seeks straight to the cursor.
+        q.push(" AND (d.decided_at, d.id) < (")
+            .push_bind(cursor.decided_at)
+            .push(", ")
+            .push_bind(cursor.id)
+            .push(")");
+    }
+    q.push(" ORDER BY d.decided_at DESC, d.id DESC LIMIT ")
+        .push_bind(limit);
+}
+
+/// One page of the search, newest first, strictly after `after`.
+pub async fn search(
+    pool: &PgPool,
+    filter: &DecisionFilter,
+    after: Option<Cursor>,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    let mut q = QueryBuilder::new("");
+    push_search(&mut q, filter, after, limit);
+    q.build_query_as().fetch_all(pool).await
+}
+
+/// The plan PostgreSQL runs a search with, executed (`EXPLAIN ANALYZE`), for benchmarks and docs.
+pub async fn explain_search(
+    pool: &PgPool,
+    filter: &DecisionFilter,
+    after: Option<Cursor>,
+    limit: i64,
+) -> Result<String, sqlx::Error> {
+    let mut q = QueryBuilder::new("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ");
+    push_search(&mut q, filter, after, limit);
+    let lines: Vec<String> = q.build_query_scalar().fetch_all(pool).await?;
+    Ok(lines.join("\n"))
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<AuditRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {AUDIT_COLUMNS} FROM decisions d JOIN onboardings o ON o.id = d.onboarding_id WHERE d.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The rule-by-rule trace stored with a decision.
+pub async fn evaluations(pool: &PgPool, id: Uuid) -> Result<Value, sqlx::Error> {
+    sqlx::query_scalar("SELECT evaluations FROM decisions WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+}
+
+/// A stored decision as replay needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReplayRow {
+    pub id: Uuid,
+    pub onboarding_id: Uuid,
+    pub outcome: String,
+    pub reason_codes: Vec<String>,
+    pub thresholds: Value,
+    pub evidence: Value,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// Decisions decided in [from, to], oldest first, strictly after `after`, in pages of `limit`.
+pub async fn replay_page(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    after: Option<Cursor>,
+    limit: i64,
+) -> Result<Vec<ReplayRow>, sqlx::Error> {
+    let (after_at, after_id) = after.map_or((None, None), |c| (Some(c.decided_at), Some(c.id)));
+    sqlx::query_as(
+        "SELECT id, onboarding_id, outcome, reason_codes, thresholds, evidence, decided_at
+           FROM decisions
+          WHERE decided_at >= $1 AND decided_at <= $2
+            AND ($3::timestamptz IS NULL OR (decided_at, id) > ($3, $4::uuid))
+          ORDER BY decided_at, id
+          LIMIT $5",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Re-seals up to `limit` rows whose personal data is under a key other than the active one.
+/// Answers how many were moved; call until it answers 0 to finish a rotation. Rows are locked
+/// while re-sealed and skipped if another replica holds them, so replicas can share the work.
+pub async fn reencrypt_batch(
+    pool: &PgPool,
+    cipher: &PiiCipher,
+    limit: i64,
+) -> Result<usize, StoreError> {
+    let active = cipher.active_key_id();
+    let mut tx = pool.begin().await?;
+    // `<>` cannot use an index; the two ranges around the active id can.
+    let rows: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, pii_key_id, pii_ciphertext FROM onboardings
+          WHERE (pii_key_id < $1 OR pii_key_id > $1) AND pii_ciphertext IS NOT NULL
+          ORDER BY id LIMIT $2
+          FOR UPDATE SKIP LOCKED",
+    )
+    .bind(active)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, key_id, sealed) in &rows {
+        let plain = cipher.decrypt(key_id, sealed, id.as_bytes())?;
+        let (new_key, resealed) = cipher.encrypt(&plain, id.as_bytes())?;
+        sqlx::query("UPDATE onboardings SET pii_key_id = $2, pii_ciphertext = $3, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(new_key)
+            .bind(resealed)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len())
+}
+
+/// How many rows are sealed under each key, for watching a rotation progress.
+pub async fn rows_by_key(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT pii_key_id, count(*) FROM onboardings WHERE pii_key_id IS NOT NULL GROUP BY pii_key_id ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Erases the personal data of up to `limit` onboardings decided more than `days` ago: the
+/// ciphertext, its key id, the CPF hash and the phone's coordinates. The decision, its reasons
+/// and its evidence stay. Each erasure is written to the onboarding's timeline.
+pub async fn erase_expired_pii(
+    pool: &PgPool,
+    days: u32,
+    limit: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH due AS (
+             SELECT o.id FROM onboardings o
+              WHERE o.pii_erased_at IS NULL AND o.decided_at IS NOT NULL
+                AND o.decided_at < now() - make_interval(days => $1)
+                AND EXISTS (SELECT 1 FROM decisions d
+                             WHERE d.onboarding_id = o.id AND d.decided_at < now() - make_interval(days => $1))
+              ORDER BY o.decided_at
+              LIMIT $2
+              FOR UPDATE SKIP LOCKED
+         ), erased AS (
+             UPDATE onboardings o
+                SET pii_ciphertext = NULL, pii_key_id = NULL, cpf_hash = NULL, pii_erased_at = now(),
+                    updated_at = now(),
+                    device = o.device #- '{risk_signals,device_latitude}' #- '{risk_signals,device_longitude}'
+               FROM due WHERE o.id = due.id
+             RETURNING o.id
+         )
+         INSERT INTO onboarding_events (onboarding_id, kind, detail)
+         SELECT id, 'pii_erased', jsonb_build_object('retention_days', $1) FROM erased
+         RETURNING onboarding_id",
+    )
+    .bind(i32::try_from(days).unwrap_or(i32::MAX))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
