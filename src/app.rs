@@ -212,31 +212,34 @@ impl App {
             stop_workers.clone(),
         ));
         workers.spawn(jobs::listener::run(state.clone(), stop_workers.clone()));
-        workers.spawn(jobs::unico_poller::run(
-            state.clone(),
-            state.poll_wake.clone(),
-            stop_workers.clone(),
-        ));
-        workers.spawn(jobs::sweeper::run(
-            state.clone(),
-            Duration::from_secs(5),
-            stop_workers.clone(),
-        ));
-        workers.spawn(jobs::device_registration::run(
-            state.clone(),
-            state.device_wake.clone(),
-            stop_workers.clone(),
-        ));
-        workers.spawn(jobs::device_validation::run(
-            state.clone(),
-            stop_workers.clone(),
-        ));
-        workers.spawn(jobs::open_finance::run(state.clone(), stop_workers.clone()));
-        workers.spawn(jobs::retention::run(
-            state.clone(),
-            jobs::retention::EVERY,
-            stop_workers.clone(),
-        ));
+        // The queue workers; an API-only replica (jobs.enabled = false) leaves them to others.
+        if state.settings.jobs.enabled {
+            workers.spawn(jobs::unico_poller::run(
+                state.clone(),
+                state.poll_wake.clone(),
+                stop_workers.clone(),
+            ));
+            workers.spawn(jobs::sweeper::run(
+                state.clone(),
+                Duration::from_secs(5),
+                stop_workers.clone(),
+            ));
+            workers.spawn(jobs::device_registration::run(
+                state.clone(),
+                state.device_wake.clone(),
+                stop_workers.clone(),
+            ));
+            workers.spawn(jobs::device_validation::run(
+                state.clone(),
+                stop_workers.clone(),
+            ));
+            workers.spawn(jobs::open_finance::run(state.clone(), stop_workers.clone()));
+            workers.spawn(jobs::retention::run(
+                state.clone(),
+                jobs::retention::EVERY,
+                stop_workers.clone(),
+            ));
+        }
         workers.close();
 
         let mut router = crate::http::router(state.clone());

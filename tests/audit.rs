@@ -762,7 +762,12 @@ async fn explanation_shows_rules_evidence_timeline_and_calls() {
         .find(|e| e["code"] == "identity.confirmed")
         .unwrap();
     assert_eq!(confirmed["fired"], true);
-    assert_eq!(evaluations.iter().filter(|e| e["fired"] == true).count(), 1);
+    let fired: Vec<&str> = evaluations
+        .iter()
+        .filter(|e| e["fired"] == true)
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(fired, ["identity.confirmed", "device.registered"]);
     // The evidence as stored: unico's result as received.
     assert_eq!(d["evidence"]["biometrics"]["state"], "received");
     assert_eq!(

@@ -10,7 +10,11 @@ use serde_json::{Value, json};
 /// contract.md's verdict for each sandbox test CPF, written out here by hand (not read from the
 /// policy or the sandbox) so a regression in either shows up.
 const EXPECTED: &[(&str, &str, &[&str])] = &[
-    ("900.000.001-75", "approved", &["identity.confirmed"]),
+    (
+        "900.000.001-75",
+        "approved",
+        &["identity.confirmed", "device.registered"],
+    ),
     (
         "900.000.002-56",
         "review",
@@ -20,8 +24,16 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     ("900.000.004-18", "rejected", &["liveness.not_live"]),
     ("900.000.005-07", "review", &["score.unavailable"]),
     ("900.000.006-80", "rejected", &["identity.not_confirmed"]),
-    ("900.000.007-60", "approved", &["score.low_risk"]),
-    ("900.000.008-41", "approved", &["identity.confirmed"]),
+    (
+        "900.000.007-60",
+        "approved",
+        &["score.low_risk", "device.registered"],
+    ),
+    (
+        "900.000.008-41",
+        "approved",
+        &["identity.confirmed", "device.registered"],
+    ),
     (
         "900.000.009-22",
         "rejected",
@@ -44,7 +56,11 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
         "rejected",
         &["fraudsters.match", "score.unavailable"],
     ),
-    ("900.000.015-70", "approved", &["score.low_risk"]),
+    (
+        "900.000.015-70",
+        "approved",
+        &["score.low_risk", "device.registered"],
+    ),
     (
         "900.000.016-51",
         "review",
@@ -57,9 +73,17 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     ("900.000.021-19", "retry", &["biometrics.process_cancelled"]),
     ("900.000.023-80", "retry", &["biometrics.process_error"]),
     ("900.000.024-61", "retry", &["biometrics.capture_refused"]),
-    ("900.000.025-42", "approved", &["identity.confirmed"]),
+    (
+        "900.000.025-42",
+        "approved",
+        &["identity.confirmed", "device.registered"],
+    ),
     // Any other valid CPF is approved.
-    ("111.444.777-35", "approved", &["identity.confirmed"]),
+    (
+        "111.444.777-35",
+        "approved",
+        &["identity.confirmed", "device.registered"],
+    ),
 ];
 
 #[tokio::test]
@@ -99,7 +123,13 @@ async fn synchronous_result_is_decided_without_polling() {
     assert_eq!(app.unico_calls(id, "get_process").await, 0);
     assert_eq!(
         app.events(id).await,
-        ["received", "process_created", "decided"]
+        [
+            "received",
+            "process_created",
+            "device_registration_queued",
+            "device_registration_answered",
+            "decided"
+        ]
     );
     app.stop().await;
 }
@@ -121,7 +151,10 @@ async fn asynchronous_result_answers_202_then_the_verdict() {
 
     let decided = app.until_decided(&id, Duration::from_secs(10)).await;
     assert_eq!(decided["outcome"], "approved");
-    assert_eq!(reason_codes(&decided), ["score.low_risk"]);
+    assert_eq!(
+        reason_codes(&decided),
+        ["score.low_risk", "device.registered"]
+    );
     assert_eq!(decided["biometrics"]["score"], 50);
     app.stop().await;
 }
@@ -168,6 +201,8 @@ async fn webhook_wakes_the_poller_before_its_backoff() {
             "process_created",
             "webhook_received",
             "poll",
+            "device_registration_queued",
+            "device_registration_answered",
             "decided"
         ]
     );
