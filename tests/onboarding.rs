@@ -655,9 +655,16 @@ async fn health_metrics_and_openapi_need_no_key() {
         "/v1/onboardings",
         "/v1/onboardings/{id}",
         "/v1/webhooks/unico",
+        "/v1/device-validations",
+        "/v1/device-validations/{id}",
+        "/v1/decisions",
+        "/v1/decisions/{id}",
+        "/v1/decisions/export",
+        "/v1/decisions/replay",
         "/health/live",
         "/health/ready",
         "/metrics",
+        "/openapi.json",
     ] {
         assert!(
             openapi["paths"][path].is_object(),
