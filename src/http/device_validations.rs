@@ -119,7 +119,7 @@ async fn create(
     body: JsonBody<DeviceValidationBody>,
 ) -> Result<Response, ApiError> {
     caller.require(ONBOARDING_WRITE)?;
-    let key = idempotency_key(&headers)?;
+    let key = crate::http::idempotency_key(&headers)?;
     let request = body.value.validate().map_err(ApiError::Validation)?;
     // serde_json's maps are ordered by key, so this is a canonical form of the body.
     let hash = crate::crypto::sha256(&serde_json::to_vec(&body.raw).unwrap_or_default());
@@ -152,19 +152,4 @@ async fn show(
         .await?
         .ok_or(ApiError::NotFound("device validation"))?;
     Ok(Json(DeviceValidationView::from(row)).into_response())
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let value = headers
-        .get("idempotency-key")
-        .ok_or_else(|| ApiError::BadRequest("the Idempotency-Key header is required".into()))?;
-    let key = value
-        .to_str()
-        .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
-    if key.is_empty() || key.len() > 255 {
-        return Err(ApiError::BadRequest(
-            "Idempotency-Key must have 1 to 255 characters".into(),
-        ));
-    }
-    Ok(key)
 }

@@ -28,7 +28,7 @@ async fn create(
     body: JsonBody<OnboardingRequest>,
 ) -> Result<Response, ApiError> {
     caller.require(ONBOARDING_WRITE)?;
-    let key = idempotency_key(&headers)?;
+    let key = crate::http::idempotency_key(&headers)?;
     let wait = prefer_wait(&headers)?.unwrap_or(st.settings.policy.default_wait);
     let request = body.value.validate().map_err(ApiError::Validation)?;
     // serde_json's maps are ordered by key, so this is a canonical form of the body.
@@ -64,21 +64,6 @@ async fn show(
         .await?
         .ok_or(ApiError::NotFound("onboarding"))?;
     Ok(Json(view).into_response())
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let value = headers
-        .get("idempotency-key")
-        .ok_or_else(|| ApiError::BadRequest("the Idempotency-Key header is required".into()))?;
-    let key = value
-        .to_str()
-        .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
-    if key.is_empty() || key.len() > 255 {
-        return Err(ApiError::BadRequest(
-            "Idempotency-Key must have 1 to 255 characters".into(),
-        ));
-    }
-    Ok(key)
 }
 
 /// `Prefer: wait=N` (RFC 7240), N in seconds from 0 to 60. Other preferences are ignored.

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -12,35 +11,20 @@ use crate::app::AppState;
 use crate::onboarding::device;
 use crate::store::devices;
 
-const BATCH: i64 = 16;
-
 pub async fn run(st: AppState, wake: Arc<Notify>, shutdown: CancellationToken) {
     let lease = device::registration_lease(&st);
-    while !shutdown.is_cancelled() {
-        let due = match devices::claim_registrations(&st.db, BATCH, lease).await {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not claim due device registrations");
-                Vec::new()
+    super::drain(
+        "device registrations",
+        Some(wake),
+        Duration::from_millis(250),
+        shutdown,
+        |batch| devices::claim_registrations(&st.db, batch, lease),
+        |row| async {
+            let id = row.onboarding_id;
+            if let Err(e) = device::run_registration(&st, row).await {
+                tracing::warn!(error = %e, onboarding_id = %id, "device registration step failed; it stays due");
             }
-        };
-        if due.is_empty() {
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                _ = shutdown.cancelled() => return,
-            }
-            continue;
-        }
-        join_all(due.into_iter().map(|row| {
-            let st = st.clone();
-            async move {
-                let id = row.onboarding_id;
-                if let Err(e) = device::run_registration(&st, row).await {
-                    tracing::warn!(error = %e, onboarding_id = %id, "device registration step failed; it stays due");
-                }
-            }
-        }))
-        .await;
-    }
+        },
+    )
+    .await;
 }

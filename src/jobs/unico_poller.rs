@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures_util::future::join_all;
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -19,41 +18,24 @@ use crate::providers::unico::UnicoError;
 use crate::store::events;
 use crate::store::processes::{self, DueProcess};
 
-const BATCH: i64 = 16;
-
 pub async fn run(st: AppState, wake: Arc<Notify>, shutdown: CancellationToken) {
     // A claim outlives the slowest poll: GetProcess may retry once after renewing the token.
     let lease = st.settings.unico.timeout * 3 + Duration::from_secs(5);
-    loop {
-        if shutdown.is_cancelled() {
-            return;
-        }
-        let due = match processes::claim_due(&st.db, BATCH, lease).await {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not claim due unico processes");
-                Vec::new()
+    let idle = Duration::from_millis(500);
+    super::drain(
+        "unico processes",
+        Some(wake),
+        idle,
+        shutdown,
+        |batch| processes::claim_due(&st.db, batch, lease),
+        |process| async {
+            let process_id = process.process_id.clone();
+            if let Err(e) = poll_one(&st, process).await {
+                tracing::warn!(error = %e, process_id = %process_id, "poll failed; the process stays due");
             }
-        };
-        if due.is_empty() {
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = shutdown.cancelled() => return,
-            }
-            continue;
-        }
-        join_all(due.into_iter().map(|process| {
-            let st = st.clone();
-            async move {
-                let process_id = process.process_id.clone();
-                if let Err(e) = poll_one(&st, process).await {
-                    tracing::warn!(error = %e, process_id = %process_id, "poll failed; the process stays due");
-                }
-            }
-        }))
-        .await;
-    }
+        },
+    )
+    .await;
 }
 
 #[tracing::instrument(skip_all, fields(onboarding_id = %due.onboarding_id, process_id = %due.process_id))]
