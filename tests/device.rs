@@ -1,10 +1,12 @@
 //! The device half over HTTP: risk signals, QI Tech device registration, device validations and
 //! the Open Finance risk signal, against the sandbox and against provider fakes.
 
+mod common;
 mod device_support;
 
 use std::time::Duration;
 
+use common::*;
 use device_support::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -23,7 +25,9 @@ async fn review_flags_are_returned_and_stored_and_skip_registration() {
     ] {
         let mut signals = full_signals();
         signals[field] = json!(true);
-        let response = app.onboard(&body("dev-1", signals, None), 5).await;
+        let response = app
+            .onboard(&key(), &body("dev-1", signals, None), Some(5))
+            .await;
         assert_eq!(response.status(), 200, "{flag}");
         let view: Value = response.json().await.unwrap();
         let id = view["id"].as_str().unwrap();
@@ -61,7 +65,9 @@ async fn emulator_and_automation_reject_before_unico_and_qitech() {
     ] {
         let mut signals = full_signals();
         signals[field] = json!(true);
-        let response = app.onboard(&body("dev-1", signals, Some("enr-1")), 5).await;
+        let response = app
+            .onboard(&key(), &body("dev-1", signals, Some("enr-1")), Some(5))
+            .await;
         assert_eq!(response.status(), 200);
         let view: Value = response.json().await.unwrap();
         let id = view["id"].as_str().unwrap();
@@ -83,7 +89,9 @@ async fn unknown_or_mistyped_risk_signals_are_422() {
     let app = TestApp::spawn().await;
     let mut signals = full_signals();
     signals["is_emulator"] = json!(true);
-    let response = app.onboard(&body("dev-1", signals, None), 0).await;
+    let response = app
+        .onboard(&key(), &body("dev-1", signals, None), Some(0))
+        .await;
     assert_eq!(response.status(), 422);
     let problem: Value = response.json().await.unwrap();
     assert_eq!(
@@ -93,7 +101,9 @@ async fn unknown_or_mistyped_risk_signals_are_422() {
 
     let mut signals = full_signals();
     signals["screen_width"] = json!("wide");
-    let response = app.onboard(&body("dev-1", signals, None), 0).await;
+    let response = app
+        .onboard(&key(), &body("dev-1", signals, None), Some(0))
+        .await;
     assert_eq!(response.status(), 422);
     let problem: Value = response.json().await.unwrap();
     assert_eq!(
@@ -139,7 +149,9 @@ async fn sandbox_device_ids_give_every_registration_row() {
         ),
     ];
     for (device_id, outcome, code, status, analysis) in cases {
-        let response = app.onboard(&body(device_id, full_signals(), None), 5).await;
+        let response = app
+            .onboard(&key(), &body(device_id, full_signals(), None), Some(5))
+            .await;
         assert_eq!(response.status(), 200, "{device_id}");
         let view: Value = response.json().await.unwrap();
         assert_eq!(view["outcome"], outcome, "{device_id}: {view}");
@@ -249,7 +261,7 @@ async fn account_person_device_in_order_with_the_documented_bodies() {
     .await;
     let app = TestApp::with_fakes(&fake.qitech_url(), &fake.zro_url(), &[]).await;
     let response = app
-        .onboard(&body("dev-fake", full_signals(), None), 5)
+        .onboard(&key(), &body("dev-fake", full_signals(), None), Some(5))
         .await;
     assert_eq!(response.status(), 200);
     let view: Value = response.json().await.unwrap();
@@ -357,7 +369,7 @@ async fn device_conflict_is_read_back_not_registered_again() {
     .await;
     let app = TestApp::with_fakes(&fake.qitech_url(), &fake.zro_url(), &[]).await;
     let response = app
-        .onboard(&body("dev-fake", full_signals(), None), 5)
+        .onboard(&key(), &body("dev-fake", full_signals(), None), Some(5))
         .await;
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["outcome"], "rejected", "{view}");
@@ -447,7 +459,11 @@ async fn zro_gets_the_risk_signal_with_stable_transaction_and_fresh_nonce() {
     let fake = Fake::start(QitechScript::default(), 2).await;
     let app = TestApp::with_fakes(&fake.qitech_url(), &fake.zro_url(), &[]).await;
     let response = app
-        .onboard(&body("dev-fake", full_signals(), Some("enr-42")), 5)
+        .onboard(
+            &key(),
+            &body("dev-fake", full_signals(), Some("enr-42")),
+            Some(5),
+        )
         .await;
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["outcome"], "approved");
@@ -514,7 +530,11 @@ async fn sandbox_zro_sent_retried_failed_and_skipped() {
     ];
     for (enrollment, status, attempts) in cases {
         let response = app
-            .onboard(&body("dev-1", full_signals(), Some(enrollment)), 5)
+            .onboard(
+                &key(),
+                &body("dev-1", full_signals(), Some(enrollment)),
+                Some(5),
+            )
             .await;
         let view: Value = response.json().await.unwrap();
         assert_eq!(view["outcome"], "approved");
@@ -537,8 +557,9 @@ async fn sandbox_zro_sent_retried_failed_and_skipped() {
     // Not approved: nothing is sent.
     let response = app
         .onboard(
+            &key(),
             &body("sandbox-device-reproved", full_signals(), Some("enr-ok")),
-            5,
+            Some(5),
         )
         .await;
     let view: Value = response.json().await.unwrap();

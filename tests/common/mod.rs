@@ -36,17 +36,36 @@ pub async fn fresh_database() -> String {
     format!("{}/{name}", server_url())
 }
 
-/// What the tests change from config/default.toml: fast sandbox and polling.
-pub fn test_overrides() -> Vec<(&'static str, String)> {
-    vec![
-        ("server.addr", "127.0.0.1:0".into()),
-        ("sandbox.processing_delay", "400ms".into()),
-        ("sandbox.webhook_delay", "50ms".into()),
-        ("unico.poll_initial", "300ms".into()),
-        ("unico.poll_max", "1s".into()),
-        ("policy.default_wait", "10s".into()),
-        ("server.shutdown_grace", "2s".into()),
+/// What the tests change from config/default.toml: fast sandbox, polling and retries.
+pub fn test_overrides() -> Vec<(String, String)> {
+    [
+        ("server.addr", "127.0.0.1:0"),
+        ("sandbox.processing_delay", "300ms"),
+        ("sandbox.webhook_delay", "50ms"),
+        ("sandbox.qitech_pending_delay", "600ms"),
+        ("unico.poll_initial", "200ms"),
+        ("unico.poll_max", "1s"),
+        ("qitech.poll_initial", "150ms"),
+        ("qitech.poll_max", "400ms"),
+        ("qitech.timeout", "2s"),
+        ("zro.retry_initial", "150ms"),
+        ("zro.timeout", "2s"),
+        ("policy.default_wait", "10s"),
+        ("server.shutdown_grace", "2s"),
     ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+fn with_extra(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut overrides = test_overrides();
+    overrides.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    overrides
 }
 
 pub struct TestApp {
@@ -54,7 +73,7 @@ pub struct TestApp {
     pub db_url: String,
     pub db: PgPool,
     pub http: Client,
-    overrides: Vec<(&'static str, String)>,
+    overrides: Vec<(String, String)>,
     stop: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -65,11 +84,19 @@ impl TestApp {
     }
 
     /// Starts the app on a fresh database with `extra` overrides on top of the test defaults.
-    pub async fn spawn_with(extra: &[(&'static str, &str)]) -> TestApp {
-        let db_url = fresh_database().await;
-        let mut overrides = test_overrides();
-        overrides.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        Self::start(db_url, overrides).await
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+        Self::start(fresh_database().await, with_extra(extra)).await
+    }
+
+    /// Only unico simulated; QI Tech and Zro are the given fakes.
+    pub async fn with_fakes(qitech: &str, zro: &str, extra: &[(&str, &str)]) -> TestApp {
+        let mut all = vec![
+            ("sandbox.device_providers", "false"),
+            ("qitech.base_url", qitech),
+            ("zro.base_url", zro),
+        ];
+        all.extend_from_slice(extra);
+        Self::spawn_with(&all).await
     }
 
     /// The app on an existing database, with the test defaults.
@@ -78,16 +105,14 @@ impl TestApp {
     }
 
     /// Another replica on the same database as `self`.
-    pub async fn replica(&self, extra: &[(&'static str, &str)]) -> TestApp {
-        let mut overrides = test_overrides();
-        overrides.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        Self::start(self.db_url.clone(), overrides).await
+    pub async fn replica(&self, extra: &[(&str, &str)]) -> TestApp {
+        Self::start(self.db_url.clone(), with_extra(extra)).await
     }
 
-    async fn start(db_url: String, overrides: Vec<(&'static str, String)>) -> TestApp {
+    async fn start(db_url: String, overrides: Vec<(String, String)>) -> TestApp {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let mut all: Vec<(String, String)> = vec![("database.url".into(), db_url.clone())];
-        all.extend(overrides.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        all.extend(overrides.iter().cloned());
         let settings = Settings::load(&Sources {
             config_dir: Some(root.join("config")),
             file: None,
@@ -160,44 +185,101 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
-    pub async fn get_onboarding(&self, id: &str) -> Value {
+    /// GET `path` with `key`: the status and the JSON body (Null when there is none).
+    pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
         let response = self
             .http
-            .get(self.url(&format!("/v1/onboardings/{id}")))
-            .bearer_auth(ONBOARDING_KEY)
+            .get(self.url(path))
+            .bearer_auth(key)
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Starts an onboarding without waiting and answers its id, whatever its state.
+    pub async fn start_onboarding(&self, body: &Value) -> String {
+        let response = self.onboard(&key(), body, Some(0)).await;
+        assert!(
+            response.status() == 200 || response.status() == 202,
+            "unexpected {}",
+            response.status()
+        );
+        let view: Value = response.json().await.unwrap();
+        view["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn validate(
+        &self,
+        idempotency_key: &str,
+        body: &Value,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let response = self
+            .http
+            .post(self.url("/v1/device-validations"))
+            .bearer_auth(ONBOARDING_KEY)
+            .header("Idempotency-Key", idempotency_key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (
+            status,
+            headers,
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn onboarding(&self, id: &str) -> Value {
+        let (status, view) = self
+            .get(&format!("/v1/onboardings/{id}"), ONBOARDING_KEY)
+            .await;
+        assert_eq!(status, 200, "{view}");
+        view
     }
 
     /// Polls GET until the onboarding is decided, up to `limit`.
     pub async fn until_decided(&self, id: &str, limit: Duration) -> Value {
+        self.until(id, limit, |view| view["status"] == "decided")
+            .await
+    }
+
+    /// Polls GET until `check` holds for the onboarding, up to `limit`.
+    pub async fn until(&self, id: &str, limit: Duration, check: impl Fn(&Value) -> bool) -> Value {
         let started = tokio::time::Instant::now();
         loop {
-            let view = self.get_onboarding(id).await;
-            if view["status"] == "decided" {
+            let view = self.onboarding(id).await;
+            if check(&view) {
                 return view;
             }
             assert!(
                 started.elapsed() < limit,
-                "onboarding {id} not decided within {limit:?}: {view}"
+                "onboarding {id}: condition not met within {limit:?}: {view}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// How many times veredito called `operation` on unico for this onboarding.
-    pub async fn unico_calls(&self, onboarding_id: &str, operation: &str) -> i64 {
+    /// How many calls of `operation` veredito made to `provider` for this onboarding.
+    pub async fn calls(&self, onboarding_id: &str, provider: &str, operation: &str) -> i64 {
         // The call log is written in the background; give it a moment.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        sqlx::query_scalar("SELECT count(*) FROM provider_calls WHERE onboarding_id = $1::uuid AND provider = 'unico' AND operation = $2")
-            .bind(onboarding_id)
-            .bind(operation)
-            .fetch_one(&self.db)
-            .await
-            .unwrap()
+        sqlx::query_scalar(
+            "SELECT count(*) FROM provider_calls WHERE onboarding_id = $1::uuid AND provider = $2 AND operation = $3",
+        )
+        .bind(onboarding_id)
+        .bind(provider)
+        .bind(operation)
+        .fetch_one(&self.db)
+        .await
+        .unwrap()
+    }
+
+    pub async fn unico_calls(&self, onboarding_id: &str, operation: &str) -> i64 {
+        self.calls(onboarding_id, "unico", operation).await
     }
 
     pub async fn events(&self, onboarding_id: &str) -> Vec<String> {
