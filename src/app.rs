@@ -122,9 +122,9 @@ impl App {
         };
         let mut sandbox_config = None;
         let mut device_sandbox = None;
-        if settings.sandbox.enabled {
-            // The same client code talks to the simulated unico, only the hosts change.
-            let base = format!("http://{addr}");
+        // The same client code talks to the simulated providers; only the hosts change.
+        let base = format!("http://{addr}");
+        if settings.sandbox.enabled && settings.sandbox.unico_provider {
             unico_config.base_url = format!("{base}/sandbox/unico");
             unico_config.identity_url = format!("{base}/sandbox/unico-identity");
             sandbox_config = Some(sandbox::SandboxConfig {
@@ -144,6 +144,8 @@ impl App {
                 processing_delay: settings.sandbox.processing_delay,
                 webhook_delay: settings.sandbox.webhook_delay,
             });
+        }
+        if settings.sandbox.enabled {
             if settings.sandbox.device_providers {
                 qitech_config.base_url = format!("{base}/sandbox/qitech");
                 zro_config.base_url = format!("{base}/sandbox/zro");

@@ -199,6 +199,10 @@ pub struct SandboxSettings {
     /// the device clients call the configured `qitech.base_url` and `zro.base_url`.
     #[serde(default = "default_true")]
     pub device_providers: bool,
+    /// Whether the sandbox stands in for unico. Off, the unico client calls the configured
+    /// `unico.base_url` and `unico.identity_url` (tests point them at a fake).
+    #[serde(default = "default_true")]
+    pub unico_provider: bool,
 }
 
 fn default_true() -> bool {

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -753,4 +755,80 @@ async fn a_waiting_request_is_woken_by_another_replica_deciding() {
     assert!(api_only.events(id).await.contains(&"poll".to_owned()));
     worker.stop().await;
     api_only.stop().await;
+}
+
+/// A bare unico for the one thing the sandbox cannot stage: a webhook that arrives before
+/// veredito has stored the process it names. Its process id is fixed, so the test can deliver
+/// the notification first.
+async fn unico_fake(process_id: &'static str) -> (String, Arc<AtomicUsize>) {
+    use axum::routing::{get, post};
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counter = reads.clone();
+    let router = axum::Router::new()
+        .route(
+            "/oauth2/token",
+            post(|| async {
+                axum::Json(
+                    json!({"access_token": "fake", "expires_in": 3600, "token_type": "Bearer"}),
+                )
+            }),
+        )
+        .route(
+            "/processes/v1",
+            post(move || async move { axum::Json(json!({"id": process_id, "status": 1})) }),
+        )
+        .route(
+            "/processes/v1/{id}",
+            get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    axum::Json(json!({"id": process_id, "status": 3, "unicoId": {"result": "yes"}}))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, reads)
+}
+
+#[tokio::test]
+async fn a_webhook_that_arrives_before_the_process_is_stored_still_counts() {
+    let (unico, reads) = unico_fake("early-process-1").await;
+    // Polling alone would first look after 30 s.
+    let app = TestApp::spawn_with(&[
+        ("sandbox.unico_provider", "false"),
+        ("unico.base_url", &unico),
+        ("unico.identity_url", &unico),
+        ("unico.poll_initial", "30s"),
+        ("unico.poll_max", "60s"),
+    ])
+    .await;
+    let early = app
+        .http
+        .post(app.url("/v1/webhooks/unico"))
+        .header(WEBHOOK_HEADER, WEBHOOK_SECRET)
+        .json(&json!({"processId": "early-process-1", "state": "PROCESS_STATE_FINISHED"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(early.status(), 204);
+    let started = std::time::Instant::now();
+    let response = app
+        .onboard(&key(), &onboarding_body("111.444.777-35"), Some(15))
+        .await;
+    assert_eq!(response.status(), 200);
+    let view: Value = response.json().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the early webhook made the process due at once"
+    );
+    assert_eq!(view["outcome"], "approved");
+    assert_eq!(view["biometrics"]["process_id"], "early-process-1");
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        1,
+        "one GetProcess, right after CreateProcess"
+    );
+    app.stop().await;
 }
