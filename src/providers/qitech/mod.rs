@@ -178,8 +178,10 @@ fn encode(segment: &str) -> String {
 
 impl QitechClient {
     pub fn new(config: QitechConfig, sink: SharedSink) -> Result<Self, QitechError> {
+        // No redirects: reqwest would carry the credentials headers to wherever they point.
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| QitechError::Config(e.to_string()))?;
         reqwest::Url::parse(&config.base_url)

@@ -120,8 +120,10 @@ struct Answer {
 
 impl ZroClient {
     pub fn new(config: ZroConfig, sink: SharedSink) -> Result<Self, ZroError> {
+        // No redirects: reqwest would carry the credentials headers to wherever they point.
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ZroError::Config(e.to_string()))?;
         reqwest::Url::parse(&config.base_url)
