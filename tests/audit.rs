@@ -648,19 +648,10 @@ async fn pages_have_no_gaps_or_repeats_while_decisions_arrive() {
                 .to_string(),
         );
     }
-    // Decisions keep arriving while the auditor pages.
+    // Decisions keep arriving while the auditor pages, from the first page on: what is newer
+    // than the first page never enters the pages that follow it.
     let writer_stop = CancellationToken::new();
-    let writer = {
-        let (db, state, stop) = (h.db.clone(), h.state.clone(), writer_stop.clone());
-        tokio::spawn(async move {
-            let mut n = 1000;
-            while !stop.is_cancelled() {
-                seed(&db, &state, Spec::new(n, scored(60))).await;
-                n += 1;
-            }
-            n - 1000
-        })
-    };
+    let mut writer = None;
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
@@ -674,6 +665,17 @@ async fn pages_have_no_gaps_or_repeats_while_decisions_arrive() {
         assert!(items.len() <= 5);
         seen.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
         pages += 1;
+        if writer.is_none() {
+            let (db, state, stop) = (h.db.clone(), h.state.clone(), writer_stop.clone());
+            writer = Some(tokio::spawn(async move {
+                let mut n = 1000;
+                while !stop.is_cancelled() {
+                    seed(&db, &state, Spec::new(n, scored(60))).await;
+                    n += 1;
+                }
+                n - 1000
+            }));
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
@@ -682,7 +684,7 @@ async fn pages_have_no_gaps_or_repeats_while_decisions_arrive() {
         assert!(pages < 100, "paging does not end");
     }
     writer_stop.cancel();
-    let inserted = writer.await.unwrap();
+    let inserted = writer.expect("the writer started").await.unwrap();
     assert!(inserted > 0, "decisions were written while paging");
     let unique: BTreeSet<String> = seen.iter().cloned().collect();
     assert_eq!(
