@@ -1,55 +1,27 @@
 //! Builds the state and the router, starts the workers, and serves until shutdown.
 
 use std::net::SocketAddr;
-use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
 use crate::crypto::PiiCipher;
 use crate::http::auth::ApiKeys;
-use crate::onboarding::wait::Waiters;
+use crate::http::state::AppState;
+use crate::onboarding::services::{Services, Wakeups};
 use crate::policy::{Policy, Thresholds};
 use crate::providers::qitech::{QitechClient, QitechConfig};
 use crate::providers::unico::{UnicoClient, UnicoConfig};
 use crate::providers::zro::{ZroClient, ZroConfig};
 use crate::providers::{CallRecord, SharedSink};
 use crate::{jobs, sandbox, store};
-
-/// What every handler and worker shares.
-pub struct Shared {
-    pub db: PgPool,
-    pub settings: Settings,
-    pub policy: Policy,
-    pub unico: UnicoClient,
-    pub qitech: QitechClient,
-    pub zro: ZroClient,
-    pub cipher: PiiCipher,
-    pub api_keys: ApiKeys,
-    pub waiters: Waiters,
-    /// Wakes the unico poller early (a webhook arrived, a process was created).
-    pub poll_wake: Arc<Notify>,
-    /// Wakes the device registration worker (an onboarding entered the device stage).
-    pub device_wake: Arc<Notify>,
-}
-
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
 
 pub fn policy_from(settings: &Settings) -> Policy {
     let p = &settings.policy;
@@ -164,19 +136,23 @@ impl App {
             QitechClient::new(qitech_config, sink.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let zro = ZroClient::new(zro_config, sink.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
 
-        let state = AppState(Arc::new(Shared {
+        let api_keys = Arc::new(ApiKeys::from_settings(&settings.api.keys));
+        let flow = Arc::new(Services {
             policy: policy_from(&settings),
-            api_keys: ApiKeys::from_settings(&settings.api.keys),
             db,
             unico,
             qitech,
             zro,
             cipher,
-            waiters: Waiters::default(),
-            poll_wake: Arc::new(Notify::new()),
-            device_wake: Arc::new(Notify::new()),
+            wake: Wakeups::default(),
+            inline: TaskTracker::new(),
             settings,
-        }));
+        });
+        let state = AppState {
+            flow,
+            api_keys,
+            stopping: CancellationToken::new(),
+        };
         Ok(App {
             listener,
             addr,
@@ -191,8 +167,9 @@ impl App {
         self.addr
     }
 
-    pub fn state(&self) -> AppState {
-        self.state.clone()
+    /// The flow's services, as the running service holds them.
+    pub fn state(&self) -> crate::onboarding::services::Flow {
+        self.state.flow.clone()
     }
 
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish (up to the
@@ -206,38 +183,21 @@ impl App {
             sandbox,
             device_sandbox,
         } = self;
+        let flow = state.flow.clone();
         let workers = TaskTracker::new();
         let stop_workers = CancellationToken::new();
         workers.spawn(store::calls::run_writer(
-            state.db.clone(),
+            flow.db.clone(),
             calls,
             stop_workers.clone(),
         ));
-        workers.spawn(jobs::listener::run(state.clone(), stop_workers.clone()));
-        // The queue workers; an API-only replica (jobs.enabled = false) leaves them to others.
-        if state.settings.jobs.enabled {
-            workers.spawn(jobs::unico_poller::run(
-                state.clone(),
-                state.poll_wake.clone(),
-                stop_workers.clone(),
-            ));
-            workers.spawn(jobs::sweeper::run(
-                state.clone(),
-                Duration::from_secs(5),
-                stop_workers.clone(),
-            ));
-            workers.spawn(jobs::device_registration::run(
-                state.clone(),
-                state.device_wake.clone(),
-                stop_workers.clone(),
-            ));
-            workers.spawn(jobs::device_validation::run(
-                state.clone(),
-                stop_workers.clone(),
-            ));
-            workers.spawn(jobs::open_finance::run(state.clone(), stop_workers.clone()));
+        workers.spawn(jobs::listener::run(flow.clone(), stop_workers.clone()));
+        // The step runner; an API-only replica (jobs.enabled = false) runs only the steps it
+        // queues itself and leaves the rest to the others.
+        if flow.settings.jobs.enabled {
+            workers.spawn(jobs::runner::run(flow.clone(), stop_workers.clone()));
             workers.spawn(jobs::retention::run(
-                state.clone(),
+                flow.clone(),
                 jobs::retention::EVERY,
                 stop_workers.clone(),
             ));
@@ -252,10 +212,15 @@ impl App {
             router = router.merge(sandbox::device_router(config));
         }
         tracing::info!(%addr, "veredito listening");
-        let grace = state.settings.server.shutdown_grace;
+        let grace = flow.settings.server.shutdown_grace;
         let stopping = shutdown.clone();
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stopping.cancelled().await });
+        let waiting = state.stopping.clone();
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            stopping.cancelled().await;
+            // Requests waiting for a verdict answer 202 with Location now; the steps behind
+            // them go on (here, until the grace ends, or on the next start or another replica).
+            waiting.cancel();
+        });
         let mut serve = tokio::spawn(async move { server.await });
         tokio::select! {
             result = &mut serve => result??,
@@ -270,10 +235,19 @@ impl App {
             }
         }
         stop_workers.cancel();
+        // Steps in flight get the grace to store what their provider answered; one cut off
+        // keeps its claim until the lease ends, then runs again on the next start or elsewhere.
+        flow.inline.close();
+        if tokio::time::timeout(grace, flow.inline.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("steps still running after the shutdown grace; they run again later");
+        }
         if tokio::time::timeout(grace, workers.wait()).await.is_err() {
             tracing::warn!("workers did not stop within the shutdown grace");
         }
-        state.db.close().await;
+        flow.db.close().await;
         tracing::info!("veredito stopped");
         Ok(())
     }

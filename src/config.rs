@@ -141,6 +141,33 @@ pub struct ApiSettings {
     pub keys: Vec<ApiKeySettings>,
 }
 
+/// What an API key may do. The configuration names them; the HTTP layer checks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Start onboardings and device validations, read their state.
+    OnboardingWrite,
+    /// Search and explain decisions.
+    DecisionsRead,
+    /// See personal data unmasked.
+    PiiRead,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::OnboardingWrite, Scope::DecisionsRead, Scope::PiiRead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::OnboardingWrite => "onboarding:write",
+            Scope::DecisionsRead => "decisions:read",
+            Scope::PiiRead => "pii:read",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApiKeySettings {
     pub name: String,
@@ -346,11 +373,7 @@ impl Settings {
                     ),
                 ));
             }
-            if let Some(scope) = key
-                .scopes
-                .iter()
-                .find(|s| !crate::http::auth::KNOWN_SCOPES.contains(&s.as_str()))
-            {
+            if let Some(scope) = key.scopes.iter().find(|s| Scope::parse(s).is_none()) {
                 return Err(invalid(
                     "api.keys",
                     format!("key `{}`: unknown scope `{scope}`", key.name),

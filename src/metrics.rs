@@ -59,6 +59,7 @@ struct Metrics {
     decisions: Family<OutcomeLabels, Counter>,
     webhooks: Family<KindLabels, Counter>,
     polls: Family<KindLabels, Counter>,
+    step_failures: Family<KindLabels, Counter>,
 }
 
 static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
@@ -74,6 +75,7 @@ static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
     let decisions = Family::<OutcomeLabels, Counter>::default();
     let webhooks = Family::<KindLabels, Counter>::default();
     let polls = Family::<KindLabels, Counter>::default();
+    let step_failures = Family::<KindLabels, Counter>::default();
     registry.register(
         "http_requests",
         "HTTP requests answered",
@@ -101,6 +103,11 @@ static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
         webhooks.clone(),
     );
     registry.register("unico_polls", "GetProcess polls, by result", polls.clone());
+    registry.register(
+        "step_failures",
+        "Steps whose run ended in an error of veredito's own (the database), by kind",
+        step_failures.clone(),
+    );
     Mutex::new(Metrics {
         registry,
         http_requests,
@@ -110,6 +117,7 @@ static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
         decisions,
         webhooks,
         polls,
+        step_failures,
     })
 });
 
@@ -177,6 +185,14 @@ pub fn webhook(kind: &str) {
 pub fn poll(kind: &str) {
     with(|m| {
         m.polls
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .inc();
+    });
+}
+
+pub fn step_failed(kind: &str) {
+    with(|m| {
+        m.step_failures
             .get_or_create(&KindLabels { kind: kind.into() })
             .inc();
     });

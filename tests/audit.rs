@@ -13,11 +13,12 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use veredito::app::{App, AppState};
+use veredito::app::App;
 use veredito::config::{Settings, Sources};
 use veredito::domain::evidence::{
     BiometricEvidence, BiometricResult, DeviceEvidence, Evidence, RiskSignals,
 };
+use veredito::onboarding::services::Flow as AppState;
 use veredito::store::{self, onboardings::NewOnboarding, onboardings::PersonData};
 
 const AUDITOR: &str = "vrd_sandbox_auditor";
@@ -297,8 +298,9 @@ async fn seed(db: &PgPool, state: &AppState, spec: Spec) -> Seeded {
         phone: None,
     };
     let key = format!("key-{id}");
+    let mut tx = db.begin().await.unwrap();
     store::onboardings::insert(
-        db,
+        &mut tx,
         &state.cipher,
         NewOnboarding {
             id,
@@ -311,20 +313,26 @@ async fn seed(db: &PgPool, state: &AppState, spec: Spec) -> Seeded {
             person_id: "per-1",
             device: json!({"device_id": "dev-1", "session_id": "s-1", "risk_signals": spec.evidence.risk_signals}),
             open_finance: None,
+            selfie: "c2VsZmll",
         },
     )
     .await
     .expect("onboarding stored");
+    tx.commit().await.unwrap();
     store::events::record(db, id, "received", json!({}))
         .await
         .unwrap();
     let mut tx = db.begin().await.unwrap();
     let (decision_id, decided_at) = match spec.decided_at {
         None => {
-            let row = store::decisions::decide(&mut tx, id, &verdict, &spec.evidence)
+            assert!(
+                store::onboardings::transition(&mut *tx, id, "received", "decided")
+                    .await
+                    .unwrap()
+            );
+            let row = store::decisions::insert(&mut tx, id, &verdict, &spec.evidence)
                 .await
-                .unwrap()
-                .expect("decided");
+                .unwrap();
             (row.id, row.decided_at)
         }
         Some(at) => {

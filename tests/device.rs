@@ -189,9 +189,11 @@ async fn pending_registration_is_read_back_until_approved() {
     let id = app
         .start_onboarding(&body("sandbox-device-pending", full_signals(), None))
         .await;
-    let processing = app.onboarding(&id).await;
+    // The request answers before QI Tech does; its step then finds the analysis pending.
+    let processing = app
+        .until(&id, LIMIT, |v| v["device"]["analysis_status"] == "pending")
+        .await;
     assert_eq!(processing["status"], "processing", "{processing}");
-    assert_eq!(processing["device"]["analysis_status"], "pending");
     let decided = app.until_decided(&id, LIMIT).await;
     assert_eq!(decided["outcome"], "approved");
     assert_eq!(
@@ -441,6 +443,12 @@ async fn recovery_after_restart_approves() {
     let id = app
         .start_onboarding(&body("dev-fake", full_signals(), None))
         .await;
+    // Restart only once QI Tech has refused the device at least once.
+    let started = tokio::time::Instant::now();
+    while !fake.log().iter().any(|l| l.ends_with("/device")) {
+        assert!(started.elapsed() < LIMIT, "no device registration attempt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let app = app.restart().await;
     assert_eq!(app.onboarding(&id).await["status"], "processing");
     fake.script(|s| s.qitech.device_failures = 0);

@@ -112,9 +112,9 @@ async fn every_sandbox_cpf_gets_the_contract_verdict() {
 async fn synchronous_result_is_decided_without_polling() {
     let app = TestApp::spawn().await;
     let response = app
-        .onboard(&key(), &onboarding_body("900.000.001-75"), Some(0))
+        .onboard(&key(), &onboarding_body("900.000.001-75"), Some(5))
         .await;
-    // Decided from CreateProcess's own answer, so even a zero wait gets the verdict.
+    // Decided from CreateProcess's own answer, within the wait and without a single poll.
     assert_eq!(response.status(), 200);
     let view: Value = response.json().await.unwrap();
     let id = view["id"].as_str().unwrap();
@@ -140,16 +140,28 @@ async fn synchronous_result_is_decided_without_polling() {
 async fn asynchronous_result_answers_202_then_the_verdict() {
     let app = TestApp::spawn().await;
     let response = app
-        .onboard(&key(), &onboarding_body("900.000.007-60"), Some(0))
-        .await;
+        .http
+        .post(app.url("/v1/onboardings"))
+        .bearer_auth(ONBOARDING_KEY)
+        .header("Idempotency-Key", key())
+        .header("Prefer", "respond-async")
+        .json(&onboarding_body("900.000.007-60"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
+    assert_eq!(response.headers()["preference-applied"], "respond-async");
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["status"], "processing");
     assert_eq!(view["outcome"], Value::Null);
-    assert_eq!(view["biometrics"]["status"], 1);
     let id = view["id"].as_str().unwrap().to_owned();
     assert_eq!(location, format!("/v1/onboardings/{id}"));
+    let open = app
+        .until(&id, Duration::from_secs(10), |v| !v["biometrics"].is_null())
+        .await;
+    assert_eq!(open["status"], "processing", "{open}");
+    assert_eq!(open["biometrics"]["status"], 1, "{open}");
 
     let decided = app.until_decided(&id, Duration::from_secs(10)).await;
     assert_eq!(decided["outcome"], "approved");
@@ -383,12 +395,14 @@ async fn forged_webhooks_are_refused_and_change_nothing() {
         ("sandbox.processing_delay", "60s"),
     ])
     .await;
-    let view: Value = app
-        .onboard(&key(), &onboarding_body("900.000.008-41"), Some(0))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let id = app
+        .start_onboarding(&onboarding_body("900.000.008-41"))
+        .await;
+    let view = app
+        .until(&id, Duration::from_secs(10), |v| {
+            v["biometrics"]["process_id"].is_string()
+        })
+        .await;
     let process_id = view["biometrics"]["process_id"]
         .as_str()
         .unwrap()
@@ -424,13 +438,16 @@ async fn forged_webhooks_are_refused_and_change_nothing() {
             .contains(&"webhook_received".to_owned())
     );
     let due_now: bool = sqlx::query_scalar(
-        "SELECT next_poll_at <= now() FROM unico_processes WHERE process_id = $1",
+        "SELECT run_at <= now() FROM steps WHERE onboarding_id = $1::uuid AND kind = 'read_process' AND status = 'pending'",
     )
-    .bind(&process_id)
+    .bind(id)
     .fetch_one(&app.db)
     .await
     .unwrap();
     assert!(!due_now, "a forged webhook must not even wake the poller");
+    // And nothing polled: GetProcess was never called (the call log is written with each step).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.unico_calls(id, "get_process").await, 0);
     app.stop().await;
 }
 

@@ -2,5 +2,8 @@
 
 pub mod cpf;
 pub mod evidence;
+pub mod field;
+pub mod transitions;
 
 pub use cpf::Cpf;
+pub use field::FieldError;

@@ -8,42 +8,39 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use crate::app::AppState;
-use crate::config::ApiKeySettings;
+use crate::config::{ApiKeySettings, Scope};
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
-pub const ONBOARDING_WRITE: &str = "onboarding:write";
-pub const DECISIONS_READ: &str = "decisions:read";
-pub const PII_READ: &str = "pii:read";
-
-/// Scopes a configured key may carry.
-pub const KNOWN_SCOPES: &[&str] = &[ONBOARDING_WRITE, DECISIONS_READ, PII_READ];
+pub const ONBOARDING_WRITE: Scope = Scope::OnboardingWrite;
+pub const DECISIONS_READ: Scope = Scope::DecisionsRead;
+pub const PII_READ: Scope = Scope::PiiRead;
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub name: Arc<str>,
-    scopes: Arc<[String]>,
+    scopes: Arc<[Scope]>,
 }
 
 impl Caller {
-    pub fn has(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
     }
 
-    pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.has(scope) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(scope))
+            Err(ApiError::Forbidden(scope.as_str()))
         }
     }
 
     /// Passes when the key carries at least one of `scopes`.
-    pub fn require_any(&self, scopes: &[&'static str]) -> Result<(), ApiError> {
-        match scopes.iter().find(|s| self.has(s)) {
+    pub fn require_any(&self, scopes: &[Scope]) -> Result<(), ApiError> {
+        match scopes.iter().find(|s| self.has(**s)) {
             Some(_) => Ok(()),
-            None => Err(ApiError::Forbidden(scopes[0])),
+            None => Err(ApiError::Forbidden(scopes[0].as_str())),
         }
     }
 }
@@ -63,7 +60,7 @@ impl ApiKeys {
                     digest,
                     Caller {
                         name: key.name.as_str().into(),
-                        scopes: key.scopes.clone().into(),
+                        scopes: key.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
                     },
                 );
             }

@@ -18,12 +18,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::Cpf;
 use crate::domain::evidence::{Evidence, RiskSignals};
 use crate::http::auth::{Caller, DECISIONS_READ, PII_READ};
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
+use crate::http::state::AppState;
 use crate::policy::{Outcome, Policy, Thresholds};
 use crate::store::audit::{self, AuditRow, Cursor, DecisionFilter};
 use crate::store::{calls, events};

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::http::auth::{Caller, DECISIONS_READ, ONBOARDING_WRITE};
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
+use crate::http::state::AppState;
 use crate::onboarding::device::{self, ValidationRequest};
 use crate::store::device_validations::{self, ValidationRow};
 
@@ -123,7 +123,14 @@ async fn create(
     let request = body.value.validate().map_err(ApiError::Validation)?;
     // serde_json's maps are ordered by key, so this is a canonical form of the body.
     let hash = crate::crypto::sha256(&serde_json::to_vec(&body.raw).unwrap_or_default());
-    let id = device::submit_validation(&st, &caller.name, key, &hash, &request).await?;
+    let (id, started) =
+        device::submit_validation(&st.flow, &caller.name, key, &hash, &request).await?;
+    // QI Tech usually answers at once: give the first send the time a caller would wait for
+    // an onboarding. A slower answer is carried on by the step and read with GET.
+    let deadline = tokio::time::Instant::now() + st.settings.policy.default_wait;
+    for step in started {
+        let _ = tokio::time::timeout_at(deadline, step).await;
+    }
     let row = device_validations::get(&st.db, id)
         .await?
         .ok_or(ApiError::NotFound("device validation"))?;

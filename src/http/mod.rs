@@ -7,6 +7,8 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod onboardings;
+pub mod state;
+pub mod wait;
 pub mod webhooks;
 
 use std::time::{Duration, Instant};
@@ -20,8 +22,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::app::AppState;
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 /// The contract's body limit.
 pub const BODY_LIMIT: usize = 2 * 1024 * 1024;

@@ -9,10 +9,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::http::auth::{Caller, DECISIONS_READ, ONBOARDING_WRITE};
 use crate::http::error::ApiError;
 use crate::http::json::JsonBody;
+use crate::http::state::AppState;
 use crate::onboarding::{self, FlowError, OnboardingRequest};
 
 pub fn router() -> Router<AppState> {
@@ -29,12 +29,17 @@ async fn create(
 ) -> Result<Response, ApiError> {
     caller.require(ONBOARDING_WRITE)?;
     let key = crate::http::idempotency_key(&headers)?;
-    let wait = prefer_wait(&headers)?.unwrap_or(st.settings.policy.default_wait);
+    let preference = prefer(&headers)?;
+    let wait = match preference {
+        Preference::RespondAsync => Duration::ZERO,
+        Preference::Wait(wait) => wait,
+        Preference::None => st.settings.policy.default_wait,
+    };
     let request = body.value.validate().map_err(ApiError::Validation)?;
     // serde_json's maps are ordered by key, so this is a canonical form of the body.
     let hash = crate::crypto::sha256(&serde_json::to_vec(&body.raw).unwrap_or_default());
-    let id = onboarding::submit(&st, &caller.name, key, &hash, &request).await?;
-    let decided = onboarding::wait::until_decided(&st, id, wait).await?;
+    let id = onboarding::submit(&st.flow, &caller.name, key, &hash, &request).await?;
+    let decided = crate::http::wait::until_decided(&st, id, wait).await?;
     let view = onboarding::view::load(&st, id)
         .await?
         .ok_or(ApiError::NotFound("onboarding"))?;
@@ -47,7 +52,11 @@ async fn create(
         }
         response
     };
-    if let Ok(applied) = HeaderValue::from_str(&format!("wait={}", wait.as_secs())) {
+    let applied = match preference {
+        Preference::RespondAsync => "respond-async".to_owned(),
+        _ => format!("wait={}", wait.as_secs()),
+    };
+    if let Ok(applied) = HeaderValue::from_str(&applied) {
         response.headers_mut().insert("preference-applied", applied);
     }
     Ok(response)
@@ -66,44 +75,49 @@ async fn show(
     Ok(Json(view).into_response())
 }
 
-/// `Prefer: wait=N` (RFC 7240), N in seconds from 0 to 60. Other preferences are ignored.
-fn prefer_wait(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
+/// What the caller prefers (RFC 7240): `respond-async` (202 at once) wins over `wait=N`
+/// (N in seconds from 0 to 60). Other preferences are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Preference {
+    None,
+    Wait(Duration),
+    RespondAsync,
+}
+
+fn prefer(headers: &HeaderMap) -> Result<Preference, ApiError> {
+    let mut found = Preference::None;
     for value in headers.get_all("prefer") {
         let text = value
             .to_str()
             .map_err(|_| ApiError::BadRequest("Prefer header is not ASCII".into()))?;
         for preference in text.split([',', ';']) {
+            let preference = preference.trim();
+            if preference.eq_ignore_ascii_case("respond-async") {
+                return Ok(Preference::RespondAsync);
+            }
             let Some((name, seconds)) = preference.split_once('=') else {
                 continue;
             };
-            if !name.trim().eq_ignore_ascii_case("wait") {
+            if !name.trim().eq_ignore_ascii_case("wait") || found != Preference::None {
                 continue;
             }
-            return match seconds.trim().trim_matches('"').parse::<u64>() {
-                Ok(n) if n <= 60 => Ok(Some(Duration::from_secs(n))),
-                _ => Err(ApiError::BadRequest(
-                    "Prefer: wait must be a number of seconds from 0 to 60".into(),
-                )),
+            found = match seconds.trim().trim_matches('"').parse::<u64>() {
+                Ok(n) if n <= 60 => Preference::Wait(Duration::from_secs(n)),
+                _ => {
+                    return Err(ApiError::BadRequest(
+                        "Prefer: wait must be a number of seconds from 0 to 60".into(),
+                    ));
+                }
             };
         }
     }
-    Ok(None)
+    Ok(found)
 }
 
 impl From<FlowError> for ApiError {
     fn from(error: FlowError) -> Self {
         match error {
             FlowError::IdempotencyConflict => ApiError::Conflict(error.to_string()),
-            FlowError::ProviderUnavailable(e) => ApiError::Unavailable {
-                detail: format!("{e}; retry with the same Idempotency-Key"),
-                retry_after_secs: match e {
-                    crate::providers::unico::UnicoError::RateLimited {
-                        retry_after: Some(d),
-                    } => d.as_secs().max(1),
-                    _ => 5,
-                },
-            },
-            FlowError::ProviderRefused(e) => ApiError::BadGateway(format!("{e}")),
             FlowError::Store(e) => e.into(),
         }
     }
@@ -120,17 +134,28 @@ mod tests {
     }
 
     #[test]
-    fn prefer_wait_parses_seconds_among_other_preferences() {
+    fn prefer_parses_wait_and_respond_async_among_other_preferences() {
         assert_eq!(
-            prefer_wait(&headers("wait=5")).unwrap(),
-            Some(Duration::from_secs(5))
+            prefer(&headers("wait=5")).unwrap(),
+            Preference::Wait(Duration::from_secs(5))
         );
         assert_eq!(
-            prefer_wait(&headers("respond-async, wait=0")).unwrap(),
-            Some(Duration::ZERO)
+            prefer(&headers("wait=0")).unwrap(),
+            Preference::Wait(Duration::ZERO)
         );
-        assert_eq!(prefer_wait(&headers("return=minimal")).unwrap(), None);
-        assert!(prefer_wait(&headers("wait=61")).is_err());
-        assert!(prefer_wait(&headers("wait=abc")).is_err());
+        assert_eq!(
+            prefer(&headers("wait=10, respond-async")).unwrap(),
+            Preference::RespondAsync
+        );
+        assert_eq!(
+            prefer(&headers("Respond-Async")).unwrap(),
+            Preference::RespondAsync
+        );
+        assert_eq!(
+            prefer(&headers("return=minimal")).unwrap(),
+            Preference::None
+        );
+        assert!(prefer(&headers("wait=61")).is_err());
+        assert!(prefer(&headers("wait=abc")).is_err());
     }
 }

@@ -10,9 +10,10 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::app::AppState;
+use crate::domain::transitions::StepKind;
 use crate::http::error::ApiError;
-use crate::store::{events, processes, webhooks};
+use crate::http::state::AppState;
+use crate::store::{events, processes, steps, webhooks};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/webhooks/unico", post(receive))
@@ -58,7 +59,7 @@ async fn receive(
         ));
     };
     let mut tx = st.db.begin().await?;
-    let open = processes::make_due(&mut *tx, &notification.process_id).await?;
+    let open = processes::open_onboarding(&mut *tx, &notification.process_id).await?;
     let known = open.is_some() || processes::exists(&mut *tx, &notification.process_id).await?;
     webhooks::insert(
         &mut *tx,
@@ -79,10 +80,7 @@ async fn receive(
             json!({ "process_id": notification.process_id, "state": notification.state }),
         )
         .await?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(crate::jobs::UNICO_DUE_CHANNEL)
-            .execute(&mut *tx)
-            .await?;
+        steps::make_due(&mut tx, onboarding_id, StepKind::ReadProcess).await?;
     }
     tx.commit().await?;
     crate::metrics::webhook(if known { "known" } else { "unknown" });

@@ -6,11 +6,11 @@ use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::jobs::UNICO_DUE_CHANNEL;
+use crate::onboarding::services::Flow;
 use crate::store::decisions::DECIDED_CHANNEL;
+use crate::store::steps::STEPS_CHANNEL;
 
-pub async fn run(st: AppState, shutdown: CancellationToken) {
+pub async fn run(st: Flow, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
         match listen(&st, &shutdown).await {
             Ok(()) => break,
@@ -25,14 +25,14 @@ pub async fn run(st: AppState, shutdown: CancellationToken) {
     }
 }
 
-async fn listen(st: &AppState, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
+async fn listen(st: &Flow, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(&st.db).await?;
     listener
-        .listen_all([DECIDED_CHANNEL, UNICO_DUE_CHANNEL])
+        .listen_all([DECIDED_CHANNEL, STEPS_CHANNEL])
         .await?;
     // Anything decided while we were not listening: let every waiter look again.
-    st.waiters.recheck_all();
-    st.poll_wake.notify_one();
+    st.wake.recheck_all();
+    st.wake.steps.notify_one();
     loop {
         let notification = tokio::select! {
             n = listener.try_recv() => n?,
@@ -41,17 +41,17 @@ async fn listen(st: &AppState, shutdown: &CancellationToken) -> Result<(), sqlx:
         let Some(notification) = notification else {
             // The connection dropped; try_recv reconnects on the next call, but notifications
             // in between are lost, so waiters must re-check.
-            st.waiters.recheck_all();
-            st.poll_wake.notify_one();
+            st.wake.recheck_all();
+            st.wake.steps.notify_one();
             continue;
         };
         match notification.channel() {
             DECIDED_CHANNEL => {
                 if let Ok(id) = Uuid::parse_str(notification.payload()) {
-                    st.waiters.decided(id);
+                    st.wake.decided(id);
                 }
             }
-            UNICO_DUE_CHANNEL => st.poll_wake.notify_one(),
+            STEPS_CHANNEL => st.wake.steps.notify_one(),
             _ => {}
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
+use crate::onboarding::services::Services;
 use crate::store::audit;
 
 /// How often the job looks. Retention is counted in days, so an hour late is no harm.
@@ -15,7 +15,7 @@ pub const EVERY: Duration = Duration::from_secs(3600);
 /// Rows erased per statement: small enough to keep each transaction and its locks short.
 const BATCH: i64 = 500;
 
-pub async fn run(st: AppState, every: Duration, shutdown: CancellationToken) {
+pub async fn run(st: std::sync::Arc<Services>, every: Duration, shutdown: CancellationToken) {
     // A first pass soon after start, so a service restarted daily still erases daily.
     let mut wait = Duration::from_secs(30).min(every);
     loop {
@@ -38,7 +38,7 @@ pub async fn run(st: AppState, every: Duration, shutdown: CancellationToken) {
 
 /// Erases everything due, batch by batch, and answers how many onboardings were erased.
 pub async fn erase_expired(
-    st: &AppState,
+    st: &Services,
     shutdown: &CancellationToken,
 ) -> Result<usize, sqlx::Error> {
     let mut total = 0;

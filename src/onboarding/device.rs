@@ -11,69 +11,24 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::Cpf;
-use crate::domain::evidence::{BiometricEvidence, DeviceEvidence, DeviceRegistration, Evidence};
-use crate::onboarding::{FlowError, decide};
-use crate::providers::CallContext;
+use crate::domain::evidence::{DeviceEvidence, DeviceRegistration};
+use crate::domain::transitions::{
+    self, OnboardingEvent, OnboardingState, StepKind, ValidationEvent, ValidationState,
+};
+use crate::onboarding::FlowError;
+use crate::onboarding::decide::{self, Applied};
+use crate::onboarding::services::{Flow, Services};
 use crate::providers::qitech::{
-    Created, NewAccount, NewDevice, NewPerson, QitechError, Registered, Sent, ValidationEvent,
+    Created, NewAccount, NewDevice, NewPerson, QitechError, Registered, Sent,
+    ValidationEvent as QitechEvent,
 };
 use crate::providers::zro::RiskSignal;
+use crate::providers::{CallContext, capture};
 use crate::store::device_validations::{self, ValidationRow};
-use crate::store::devices::{self, RegistrationRow, SignalRow, step};
-use crate::store::{StoreError, events, onboardings, processes};
-
-/// The biometric verdict approved: instead of deciding, move the onboarding to the device stage
-/// and queue its registration, in one transaction (closing the unico process with it).
-#[tracing::instrument(skip_all, fields(onboarding_id = %onboarding_id))]
-pub async fn begin_registration(
-    st: &AppState,
-    onboarding_id: Uuid,
-    evidence: &Evidence,
-    process_id: Option<&str>,
-) -> Result<(), FlowError> {
-    let mut tx = st.db.begin().await?;
-    if let (Some(process_id), BiometricEvidence::Received(result)) =
-        (process_id, &evidence.biometrics)
-    {
-        processes::finish(&mut *tx, process_id, result).await?;
-    }
-    let queued = devices::enter_device_stage(
-        &mut tx,
-        onboarding_id,
-        &evidence.biometrics,
-        st.settings.policy.device_deadline,
-    )
-    .await?;
-    if !queued {
-        // Another path got here first; its registration is the one that counts.
-        return Ok(());
-    }
-    events::record(
-        &mut *tx,
-        onboarding_id,
-        "device_registration_queued",
-        json!({}),
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!("biometrics approved; registering the device with QI Tech");
-    // The first attempt runs here, so a quick QI Tech answer reaches a caller still waiting for
-    // the verdict; anything slower or failing is carried on by the worker.
-    match devices::claim_registration(&st.db, onboarding_id, registration_lease(st)).await? {
-        Some(row) => run_registration(st, row).await,
-        None => {
-            st.device_wake.notify_one();
-            Ok(())
-        }
-    }
-}
-
-/// Up to four sequential calls (account, person, device, read-back) fit in one claim.
-pub fn registration_lease(st: &AppState) -> Duration {
-    st.settings.qitech.timeout * 4 + Duration::from_secs(5)
-}
+use crate::store::devices::{self, RegistrationRow, step};
+use crate::store::steps::{self, Step, Subject, When};
+use crate::store::{StoreError, calls, events, onboardings};
 
 /// The device fields of the onboarding request, as stored.
 struct DeviceInput {
@@ -92,7 +47,7 @@ fn device_input(device: &Value) -> DeviceInput {
 }
 
 /// What a step of the registration led to.
-enum Step {
+enum Step_ {
     /// Go on with the next step now.
     Next(&'static str),
     /// Look again later (pending analysis).
@@ -101,86 +56,113 @@ enum Step {
     Final(DeviceRegistration),
 }
 
-/// Runs a claimed registration as far as it goes now: through the steps until QI Tech answers
-/// finally (decide), pending (read back later) or fails (retry later, or decide at the deadline).
-#[tracing::instrument(skip_all, fields(onboarding_id = %row.onboarding_id, step = %row.step))]
-pub async fn run_registration(st: &AppState, row: RegistrationRow) -> Result<(), FlowError> {
-    let id = row.onboarding_id;
-    let Some(onboarding) = onboardings::get(&st.db, id).await? else {
-        devices::finish_registration(&st.db, id).await?;
-        return Ok(());
+/// Runs the registration as far as it goes now: through QI Tech's calls until it answers finally
+/// (decide), pending (read back later) or fails (retry later, or decide at the deadline). Progress
+/// is stored once, with what it led to: every call repeats safely (QI Tech answers 409 for an
+/// account, person or device it has), so a run cut short only repeats calls.
+#[tracing::instrument(skip_all, fields(onboarding_id = %id, step = %step.kind))]
+pub async fn register(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, FlowError> {
+    let onboarding = onboardings::get(&flow.db, id).await?;
+    let row = devices::registration(&flow.db, id).await?;
+    let (Some(onboarding), Some(row)) = (onboarding, row) else {
+        steps::complete(&flow.db, step).await?;
+        return Ok(Applied::default());
     };
-    if onboarding.state == "decided" {
-        devices::finish_registration(&st.db, id).await?;
-        return Ok(());
+    if onboarding.state != OnboardingState::Device.as_str() || row.step == step::DONE {
+        steps::complete(&flow.db, step).await?;
+        return Ok(Applied::default());
     }
     let device = device_input(&onboarding.device);
-    let mut current = row.step.clone();
-    loop {
-        let result = registration_step(st, &row, &onboarding, &device, &current).await;
-        match result {
-            Ok(Step::Next(next)) => {
-                // The claim is renewed, not released: this run goes on with the next step, and
-                // a worker must not pick the row up meanwhile.
-                devices::advance(&st.db, id, next, None, registration_lease(st)).await?;
-                current = next.to_owned();
+    let ((result, at), made) = capture(async {
+        let mut current = row.step.clone();
+        loop {
+            match registration_step(flow, &row, &onboarding, &device, &current).await {
+                Ok(Step_::Next(next)) => current = next.to_owned(),
+                other => return (other, current),
             }
-            Ok(Step::Final(registration)) => {
-                events::record(
-                    &st.db,
-                    id,
-                    "device_registration_answered",
-                    registration_event(&registration),
-                )
-                .await?;
-                return conclude(
-                    st,
-                    &row,
-                    &onboarding,
-                    DeviceEvidence::Answered(registration),
-                )
-                .await;
-            }
-            Ok(Step::Later(registration)) if row.past_deadline => {
-                events::record(
-                    &st.db,
-                    id,
-                    "device_registration_deadline",
-                    registration_event(&registration),
-                )
-                .await?;
-                return conclude(
-                    st,
-                    &row,
-                    &onboarding,
-                    DeviceEvidence::PendingPastDeadline(registration),
-                )
-                .await;
-            }
-            Ok(Step::Later(registration)) => {
-                events::record(
-                    &st.db,
-                    id,
-                    "device_registration_pending",
-                    registration_event(&registration),
-                )
-                .await?;
-                let wait = retry_delay(st, &row);
-                devices::advance(&st.db, id, step::READ_BACK, Some(&registration), wait).await?;
-                return Ok(());
-            }
-            Err(error) => return registration_failed(st, &row, &onboarding, &current, error).await,
         }
-    }
+    })
+    .await;
+
+    let mut tx = flow.db.begin().await?;
+    calls::insert_all(&mut tx, &made).await?;
+    let applied = match result {
+        Ok(Step_::Final(registration)) => {
+            let answered = DeviceEvidence::Answered(registration);
+            finish(&mut tx, flow, step, &row, &onboarding, answered).await?
+        }
+        Ok(Step_::Later(registration)) if row.past_deadline => {
+            let pending = DeviceEvidence::PendingPastDeadline(registration);
+            finish(&mut tx, flow, step, &row, &onboarding, pending).await?
+        }
+        Ok(Step_::Later(registration)) => {
+            events::record(
+                &mut *tx,
+                id,
+                "device_registration_pending",
+                registration_event(&registration),
+            )
+            .await?;
+            devices::set_registration(&mut *tx, id, step::READ_BACK, Some(&registration), None)
+                .await?;
+            let wait = retry_delay(flow, &row, step);
+            if step.kind == StepKind::ReadDevice {
+                steps::reschedule(&mut *tx, step, wait, None).await?;
+                Applied::default()
+            } else {
+                steps::complete(&mut *tx, step).await?;
+                decide::apply(
+                    &mut tx,
+                    id,
+                    OnboardingState::Device,
+                    OnboardingEvent::DeviceAnalysisPending,
+                    |_| When::In(wait),
+                )
+                .await?
+            }
+        }
+        Ok(Step_::Next(_)) => unreachable_next(),
+        Err(error) => {
+            registration_failed(&mut tx, flow, step, &row, &onboarding, &at, error).await?
+        }
+    };
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// QI Tech's answer (or the deadline) decides: the registration is closed with the decision.
+async fn finish(
+    tx: &mut sqlx::PgConnection,
+    flow: &Services,
+    step: &Step,
+    row: &RegistrationRow,
+    onboarding: &onboardings::OnboardingRow,
+    device: DeviceEvidence,
+) -> Result<Applied, FlowError> {
+    let (kind, registration) = match &device {
+        DeviceEvidence::Answered(r) => ("device_registration_answered", r),
+        DeviceEvidence::PendingPastDeadline(r) => ("device_registration_deadline", r),
+        DeviceEvidence::NotRun => return Ok(Applied::default()),
+    };
+    let id = row.onboarding_id;
+    events::record(&mut *tx, id, kind, registration_event(registration)).await?;
+    devices::set_registration(&mut *tx, id, step::DONE, Some(registration), None).await?;
+    steps::complete(&mut *tx, step).await?;
+    decide::conclude_device(tx, flow, onboarding, row.biometrics.0.clone(), device).await
+}
+
+fn unreachable_next() -> Applied {
+    // The loop above only stops on a final, pending or failed call.
+    Applied::default()
 }
 
 async fn registration_step(
-    st: &AppState,
+    st: &Services,
     row: &RegistrationRow,
     onboarding: &onboardings::OnboardingRow,
     device: &DeviceInput,
     current: &str,
-) -> Result<Step, StepError> {
+) -> Result<Step_, StepError> {
     let ctx = CallContext::onboarding(row.onboarding_id);
     let account_id = onboarding.account_id.as_str();
     let person_id = onboarding.person_id.as_str();
@@ -200,7 +182,7 @@ async fn registration_step(
                 existed = created == Created::AlreadyExisted,
                 "QI Tech account ready"
             );
-            Ok(Step::Next(step::PERSON))
+            Ok(Step_::Next(step::PERSON))
         }
         step::PERSON => {
             let person = onboarding
@@ -226,7 +208,7 @@ async fn registration_step(
                 existed = created == Created::AlreadyExisted,
                 "QI Tech person ready"
             );
-            Ok(Step::Next(step::DEVICE))
+            Ok(Step_::Next(step::DEVICE))
         }
         step::DEVICE => {
             let person = onboarding
@@ -251,7 +233,7 @@ async fn registration_step(
             match registered {
                 Registered::Answered(registration) => Ok(classify(registration)),
                 // Registered by an attempt whose answer never arrived: never POST it again.
-                Registered::AlreadyRegistered => Ok(Step::Next(step::READ_BACK)),
+                Registered::AlreadyRegistered => Ok(Step_::Next(step::READ_BACK)),
             }
         }
         step::READ_BACK => {
@@ -267,11 +249,11 @@ async fn registration_step(
     }
 }
 
-fn classify(registration: DeviceRegistration) -> Step {
+fn classify(registration: DeviceRegistration) -> Step_ {
     if registration.analysis_status == "pending" {
-        Step::Later(registration)
+        Step_::Later(registration)
     } else {
-        Step::Final(registration)
+        Step_::Final(registration)
     }
 }
 
@@ -289,13 +271,25 @@ enum StepError {
     Store(#[from] StoreError),
 }
 
+impl StepError {
+    fn code(&self) -> String {
+        match self {
+            StepError::Qitech(e) => e.code(),
+            StepError::PersonErased => "person_erased".into(),
+            StepError::Store(_) => "store".into(),
+        }
+    }
+}
+
 async fn registration_failed(
-    st: &AppState,
+    tx: &mut sqlx::PgConnection,
+    flow: &Services,
+    step: &Step,
     row: &RegistrationRow,
     onboarding: &onboardings::OnboardingRow,
     current: &str,
     error: StepError,
-) -> Result<(), FlowError> {
+) -> Result<Applied, FlowError> {
     let id = row.onboarding_id;
     let transient = match &error {
         StepError::Qitech(e) => e.is_transient(),
@@ -303,19 +297,21 @@ async fn registration_failed(
         StepError::Store(StoreError::Database(_)) => true,
         StepError::Store(_) => false,
     };
+    let code = error.code();
     events::record(
-        &st.db,
+        &mut *tx,
         id,
         "device_registration_failed",
-        json!({ "step": current, "error": error.to_string(), "transient": transient }),
+        json!({ "step": current, "error": code, "transient": transient }),
     )
     .await?;
     if transient && !row.past_deadline {
-        tracing::warn!(error = %error, step = current, "QI Tech device registration failed; retrying later");
-        devices::registration_failed(&st.db, id, &error.to_string(), retry_delay(st, row)).await?;
-        return Ok(());
+        tracing::warn!(error = %code, step = current, "QI Tech device registration failed; retrying later");
+        devices::set_registration(&mut *tx, id, current, None, Some(&code)).await?;
+        steps::reschedule(&mut *tx, step, retry_delay(flow, row, step), Some(&code)).await?;
+        return Ok(Applied::default());
     }
-    tracing::warn!(error = %error, step = current, transient, "QI Tech device registration gave up");
+    tracing::warn!(error = %code, step = current, transient, "QI Tech device registration gave up");
     // Nothing unknown is approved: a registration that never got a final answer is reviewed.
     let unanswered = DeviceRegistration {
         status: "unknown".into(),
@@ -325,7 +321,7 @@ async fn registration_failed(
             "error".into()
         },
         reason: Some(format!("registration_failed_at_{current}")),
-        reason_description: Some(error.to_string()),
+        reason_description: Some(code.clone()),
     };
     let evidence = match row.registration.as_ref().map(|r| r.0.clone()) {
         Some(last) if transient => DeviceEvidence::PendingPastDeadline(last),
@@ -335,34 +331,18 @@ async fn registration_failed(
             ..unanswered
         }),
     };
-    conclude(st, row, onboarding, evidence).await
+    devices::set_registration(&mut *tx, id, step::DONE, None, Some(&code)).await?;
+    steps::complete(&mut *tx, step).await?;
+    decide::conclude_device(tx, flow, onboarding, row.biometrics.0.clone(), evidence).await
 }
 
-/// The final decision, made on the approved biometrics and QI Tech's answer.
-async fn conclude(
-    st: &AppState,
-    row: &RegistrationRow,
-    onboarding: &onboardings::OnboardingRow,
-    device: DeviceEvidence,
-) -> Result<(), FlowError> {
-    let evidence = Evidence {
-        risk_signals: onboarding.risk_signals(),
-        biometrics: row.biometrics.0.clone(),
-        device,
-    };
-    let verdict = st.policy.evaluate(&evidence);
-    decide::record_verdict(st, row.onboarding_id, &verdict, &evidence, None).await?;
-    devices::finish_registration(&st.db, row.onboarding_id).await?;
-    Ok(())
-}
-
-/// qitech.poll_initial doubled per attempt up to poll_max, ±20% so registrations started
-/// together do not call together; never past the deadline, where the job decides anyway.
-fn retry_delay(st: &AppState, row: &RegistrationRow) -> Duration {
-    let wait = backoff(
-        st.settings.qitech.poll_initial,
-        st.settings.qitech.poll_max,
-        row.attempts,
+/// qitech.poll_initial doubled per attempt up to poll_max, never past the deadline, where the
+/// step decides anyway.
+fn retry_delay(flow: &Services, row: &RegistrationRow, step: &Step) -> Duration {
+    let wait = steps::backoff(
+        flow.settings.qitech.poll_initial,
+        flow.settings.qitech.poll_max,
+        step.attempts,
     );
     let left = (row.deadline_at - chrono::Utc::now())
         .to_std()
@@ -370,28 +350,23 @@ fn retry_delay(st: &AppState, row: &RegistrationRow) -> Duration {
     wait.min(left)
 }
 
-fn backoff(initial: Duration, max: Duration, attempt: i32) -> Duration {
-    let exponent = attempt.clamp(1, 16) as u32 - 1;
-    let base = initial.saturating_mul(1u32 << exponent).min(max);
-    base.mul_f64(0.8 + fastrand::f64() * 0.4)
-}
-
-/// Sends a claimed Open Finance risk signal. The verdict stands whatever Zro answers.
-#[tracing::instrument(skip_all, fields(onboarding_id = %row.onboarding_id))]
-pub async fn send_risk_signal(st: &AppState, row: SignalRow) -> Result<(), FlowError> {
-    let id = row.onboarding_id;
-    let Some(onboarding) = onboardings::get(&st.db, id).await? else {
-        devices::signal_attempted(
-            &st.db,
-            id,
-            "failed",
-            None,
-            Some("onboarding not found"),
-            None,
-        )
-        .await?;
-        return Ok(());
+/// Sends the Open Finance risk signal. The verdict stands whatever Zro answers.
+#[tracing::instrument(skip_all, fields(onboarding_id = %id))]
+pub async fn send_risk_signal(
+    flow: &Services,
+    step: &Step,
+    id: Uuid,
+) -> Result<Applied, FlowError> {
+    let signal_row = devices::signal(&flow.db, id).await?;
+    let onboarding = onboardings::get(&flow.db, id).await?;
+    let (Some(row), Some(onboarding)) = (signal_row, onboarding) else {
+        steps::complete(&flow.db, step).await?;
+        return Ok(Applied::default());
     };
+    if row.status != "pending" {
+        steps::complete(&flow.db, step).await?;
+        return Ok(Applied::default());
+    }
     let device = device_input(&onboarding.device);
     let signals = onboarding.risk_signals().unwrap_or_default();
     let signal = RiskSignal {
@@ -400,47 +375,59 @@ pub async fn send_risk_signal(st: &AppState, row: SignalRow) -> Result<(), FlowE
         device_id: &device.device_id,
         signals: &signals,
     };
-    match st
-        .zro
-        .send_risk_signal(&signal, CallContext::onboarding(id))
-        .await
-    {
+    let (answer, made) = capture(
+        flow.zro
+            .send_risk_signal(&signal, CallContext::onboarding(id)),
+    )
+    .await;
+    let mut tx = flow.db.begin().await?;
+    calls::insert_all(&mut tx, &made).await?;
+    match answer {
         Ok(status) => {
-            devices::signal_attempted(&st.db, id, "sent", Some(status), None, None).await?;
+            devices::signal_attempted(&mut *tx, id, step.attempts, "sent", Some(status), None)
+                .await?;
             events::record(
-                &st.db,
+                &mut *tx,
                 id,
                 "open_finance_signal_sent",
-                json!({ "attempts": row.attempts }),
+                json!({ "attempts": step.attempts }),
             )
             .await?;
+            steps::complete(&mut *tx, step).await?;
         }
         Err(error) => {
-            let zro = &st.settings.zro;
-            let retry = error.is_transient() && (row.attempts as u32) < zro.max_attempts;
-            let retry_in =
-                retry.then(|| backoff(zro.retry_initial, Duration::from_secs(600), row.attempts));
+            let zro = &flow.settings.zro;
+            let code = error.code();
+            let retry = error.is_transient() && (step.attempts as u32) < zro.max_attempts;
+            tracing::warn!(error = %code, attempts = step.attempts, retrying = retry, "Open Finance risk signal failed");
             let status = if retry { "pending" } else { "failed" };
-            tracing::warn!(error = %error, attempts = row.attempts, retrying = retry, "Open Finance risk signal failed");
             devices::signal_attempted(
-                &st.db,
+                &mut *tx,
                 id,
+                step.attempts,
                 status,
                 error.http_status(),
-                Some(&error.to_string()),
-                retry_in,
+                Some(&code),
             )
             .await?;
             events::record(
-                &st.db,
+                &mut *tx,
                 id,
                 "open_finance_signal_failed",
-                json!({ "attempts": row.attempts, "error": error.to_string(), "retrying": retry }),
+                json!({ "attempts": step.attempts, "error": code, "retrying": retry }),
             )
             .await?;
+            if retry {
+                let wait =
+                    steps::backoff(zro.retry_initial, Duration::from_secs(600), step.attempts);
+                steps::reschedule(&mut *tx, step, wait, Some(&code)).await?;
+            } else {
+                steps::complete(&mut *tx, step).await?;
+            }
         }
     }
-    Ok(())
+    tx.commit().await?;
+    Ok(Applied::default())
 }
 
 /// A device validation request, checked.
@@ -452,18 +439,20 @@ pub struct ValidationRequest {
     pub face_recognition_key: Option<String>,
 }
 
-/// Stores the validation (or finds the one stored under the same Idempotency-Key) and, when new,
-/// sends the event to QI Tech at once. Answers its id.
+/// Stores the validation with its first step (or finds the one stored under the same
+/// Idempotency-Key) and, when new, starts sending the event to QI Tech at once. Answers its id
+/// and the started step, which the caller may wait for.
 #[tracing::instrument(skip_all, fields(device_validation_id))]
 pub async fn submit_validation(
-    st: &AppState,
+    flow: &Flow,
     client_name: &str,
     idempotency_key: &str,
     request_hash: &[u8],
     request: &ValidationRequest,
-) -> Result<Uuid, FlowError> {
+) -> Result<(Uuid, Vec<tokio::task::JoinHandle<()>>), FlowError> {
+    let mut tx = flow.db.begin().await?;
     let inserted = device_validations::insert(
-        &st.db,
+        &mut tx,
         device_validations::NewValidation {
             client_name,
             idempotency_key,
@@ -474,18 +463,28 @@ pub async fn submit_validation(
             session_id: &request.session_id,
             face_recognition_key: request.face_recognition_key.as_deref(),
         },
-        validation_lease(st),
     )
     .await?;
     match inserted {
         device_validations::Inserted::New(id) => {
             tracing::Span::current().record("device_validation_id", tracing::field::display(id));
-            if let Some(claimed) =
-                device_validations::claim_one(&st.db, id, validation_lease(st)).await?
-            {
-                advance_validation(st, claimed).await?;
+            let (_, kinds) =
+                transitions::validation(ValidationState::Processing, ValidationEvent::Accepted)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut held = Vec::new();
+            for kind in kinds {
+                held.extend(
+                    steps::queue(
+                        &mut tx,
+                        kind,
+                        Subject::Validation(id),
+                        decide::default_timing(flow, kind),
+                    )
+                    .await?,
+                );
             }
-            Ok(id)
+            tx.commit().await?;
+            Ok((id, crate::onboarding::steps::spawn(flow, held)))
         }
         device_validations::Inserted::Existing {
             same_body: false, ..
@@ -493,12 +492,8 @@ pub async fn submit_validation(
         device_validations::Inserted::Existing {
             id,
             same_body: true,
-        } => Ok(id),
+        } => Ok((id, Vec::new())),
     }
-}
-
-pub fn validation_lease(st: &AppState) -> Duration {
-    st.settings.qitech.timeout * 2 + Duration::from_secs(5)
 }
 
 /// What an analysis status means for the caller. Only the documented final statuses conclude;
@@ -513,71 +508,128 @@ pub fn validation_outcome(analysis_status: &str) -> Option<&'static str> {
 
 /// Sends the event (first time, or again after a failure) or reads it back, and stores where it
 /// stands.
-#[tracing::instrument(skip_all, fields(device_validation_id = %row.id))]
-pub async fn advance_validation(st: &AppState, row: ValidationRow) -> Result<(), FlowError> {
-    let ctx = CallContext {
-        onboarding_id: None,
-        device_validation_id: Some(row.id),
+#[tracing::instrument(skip_all, fields(device_validation_id = %id))]
+pub async fn advance_validation(
+    flow: &Services,
+    step: &Step,
+    id: Uuid,
+) -> Result<Applied, FlowError> {
+    let Some(row) = device_validations::get(&flow.db, id).await? else {
+        steps::complete(&flow.db, step).await?;
+        return Ok(Applied::default());
     };
-    let answer = if row.sent {
-        st.qitech.get_device_validation(row.event_id, ctx).await
-    } else {
-        let event = ValidationEvent {
-            event_id: row.event_id,
-            account_id: &row.account_id,
-            person_id: &row.person_id,
-            session_id: &row.session_id,
-            face_recognition_key: row.face_recognition_key.as_deref(),
-            event_date: row.event_date,
-        };
-        match st.qitech.send_device_validation(&event, ctx).await {
-            Ok(Sent::Answered(result)) => Ok(result),
-            Ok(Sent::AlreadySent) => {
-                // An earlier send reached QI Tech although its answer did not reach us.
-                device_validations::mark_sent(&st.db, row.id).await?;
-                st.qitech.get_device_validation(row.event_id, ctx).await
-            }
-            Err(e) => Err(e),
-        }
-    };
-    let wait = backoff(
-        st.settings.qitech.poll_initial,
-        st.settings.qitech.poll_max,
-        row.attempts,
+    if row.state != ValidationState::Processing.as_str() {
+        steps::complete(&flow.db, step).await?;
+        return Ok(Applied::default());
+    }
+    let ((answer, sent_before), made) = capture(query_validation(flow, &row)).await;
+    let wait = steps::backoff(
+        flow.settings.qitech.poll_initial,
+        flow.settings.qitech.poll_max,
+        step.attempts,
     );
-    match answer {
+    let mut tx = flow.db.begin().await?;
+    calls::insert_all(&mut tx, &made).await?;
+    let event = match answer {
         Ok(result) => {
             let outcome = validation_outcome(&result.analysis_status);
             tracing::info!(analysis_status = %result.analysis_status, outcome = outcome.unwrap_or("processing"), "device validation answered");
             device_validations::record_answer(
-                &st.db,
+                &mut *tx,
                 row.id,
                 &result.analysis_status,
                 result.reason.as_deref(),
                 outcome,
-                wait,
+                step.attempts,
             )
             .await?;
+            if outcome.is_some() {
+                ValidationEvent::Concluded
+            } else {
+                ValidationEvent::AnalysisOpen
+            }
         }
         Err(error)
-            if !row.sent && !error.is_transient() && !matches!(error, QitechError::NotFound) =>
+            if !row.sent
+                && !sent_before
+                && !error.is_transient()
+                && !matches!(error, QitechError::NotFound) =>
         {
             // QI Tech refuses the event itself; sending it again would not change that.
-            tracing::warn!(error = %error, "QI Tech refused the device validation event");
+            tracing::warn!(error = %error.code(), "QI Tech refused the device validation event");
             device_validations::record_answer(
-                &st.db,
+                &mut *tx,
                 row.id,
                 "not_sent",
-                Some(&error.to_string()),
+                Some(&error.code()),
                 Some("rejected"),
-                wait,
+                step.attempts,
             )
             .await?;
+            ValidationEvent::Concluded
         }
         Err(error) => {
-            tracing::warn!(error = %error, "device validation call failed; trying again later");
-            device_validations::record_failure(&st.db, row.id, &error.to_string(), wait).await?;
+            let code = error.code();
+            tracing::warn!(error = %code, "device validation call failed; trying again later");
+            if sent_before {
+                device_validations::mark_sent(&mut *tx, row.id).await?;
+            }
+            device_validations::record_failure(&mut *tx, row.id, &code, step.attempts).await?;
+            steps::reschedule(&mut *tx, step, wait, Some(&code)).await?;
+            tx.commit().await?;
+            return Ok(Applied::default());
+        }
+    };
+    match (event, step.kind) {
+        (ValidationEvent::AnalysisOpen, StepKind::ReadValidation) => {
+            steps::reschedule(&mut *tx, step, wait, None).await?;
+        }
+        (event, _) => {
+            steps::complete(&mut *tx, step).await?;
+            let (_, kinds) = transitions::validation(ValidationState::Processing, event)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            for kind in kinds {
+                steps::queue(&mut tx, kind, Subject::Validation(id), When::In(wait)).await?;
+            }
         }
     }
-    Ok(())
+    tx.commit().await?;
+    Ok(Applied::default())
+}
+
+/// Sends the event, or reads it back once QI Tech has it. Answers, beside the result, whether
+/// QI Tech said it already had the event (an earlier send whose answer was lost).
+async fn query_validation(
+    flow: &Services,
+    row: &ValidationRow,
+) -> (
+    Result<crate::providers::qitech::ValidationResult, QitechError>,
+    bool,
+) {
+    let ctx = CallContext {
+        onboarding_id: None,
+        device_validation_id: Some(row.id),
+    };
+    if row.sent {
+        return (
+            flow.qitech.get_device_validation(row.event_id, ctx).await,
+            false,
+        );
+    }
+    let event = QitechEvent {
+        event_id: row.event_id,
+        account_id: &row.account_id,
+        person_id: &row.person_id,
+        session_id: &row.session_id,
+        face_recognition_key: row.face_recognition_key.as_deref(),
+        event_date: row.event_date,
+    };
+    match flow.qitech.send_device_validation(&event, ctx).await {
+        Ok(Sent::Answered(result)) => (Ok(result), false),
+        Ok(Sent::AlreadySent) => (
+            flow.qitech.get_device_validation(row.event_id, ctx).await,
+            true,
+        ),
+        Err(e) => (Err(e), false),
+    }
 }

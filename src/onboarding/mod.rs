@@ -1,26 +1,26 @@
-//! The onboarding flow: store the request, ask unico, and decide when the evidence is final.
+//! The onboarding flow: store the request with its first step, then let the steps carry it.
 //!
-//! States: `received` (stored, unico not yet asked) -> `biometrics` (a unico process is open)
-//! -> `device` (everything else approved; QI Tech registers the device) -> `decided`. A device
-//! rejected on its risk signals goes straight to `decided`, and so does a process whose
-//! CreateProcess answer is already final and does not approve.
+//! States and steps are the machine of `domain::transitions`: `received` (CreateProcess queued)
+//! -> `biometrics` (the process is read back until final) -> `device` (everything else approved;
+//! QI Tech registers the device) -> `decided`. The request that stores an onboarding runs its
+//! first step at once on this replica; every later step is a row of the step queue, so a crash,
+//! a restart or a provider fault only delays it.
 
+pub mod biometrics;
 pub mod decide;
 pub mod device;
 pub mod request;
+pub mod services;
+pub mod steps;
 pub mod view;
-pub mod wait;
-
-use std::time::Duration;
 
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::evidence::{BiometricEvidence, DeviceEvidence, Evidence};
-use crate::providers::CallContext;
-use crate::providers::unico::{CreateProcess, Subject, UnicoError};
-use crate::store::{self, StoreError, events, onboardings, processes, webhooks};
+use crate::domain::transitions::{OnboardingEvent, OnboardingState};
+use crate::onboarding::services::{Flow, Services};
+use crate::store::{StoreError, events, onboardings};
 
 pub use request::{OnboardingRequest, ValidOnboarding};
 
@@ -28,10 +28,6 @@ pub use request::{OnboardingRequest, ValidOnboarding};
 pub enum FlowError {
     #[error("this Idempotency-Key was used with a different body")]
     IdempotencyConflict,
-    #[error("unico could not be reached: {0}")]
-    ProviderUnavailable(UnicoError),
-    #[error("unico refused veredito's request: {0}")]
-    ProviderRefused(UnicoError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -42,19 +38,22 @@ impl From<sqlx::Error> for FlowError {
     }
 }
 
-/// Starts the onboarding, or resumes the one stored under the same Idempotency-Key. Answers its id;
-/// the verdict may or may not exist yet.
+/// Stores the onboarding with its first step in one transaction and starts that step on this
+/// replica, or finds the one stored under the same Idempotency-Key. Answers its id; the verdict
+/// may or may not exist yet. No provider is called before this answers.
 #[tracing::instrument(skip_all, fields(onboarding_id))]
 pub async fn submit(
-    st: &AppState,
+    flow: &Flow,
     client_name: &str,
     idempotency_key: &str,
     request_hash: &[u8],
     request: &ValidOnboarding,
 ) -> Result<Uuid, FlowError> {
+    use secrecy::ExposeSecret;
+    let mut tx = flow.db.begin().await?;
     let inserted = onboardings::insert(
-        &st.db,
-        &st.cipher,
+        &mut tx,
+        &flow.cipher,
         onboardings::NewOnboarding {
             id: Uuid::new_v4(),
             client_name,
@@ -66,24 +65,12 @@ pub async fn submit(
             person_id: &request.person_id,
             device: request.device.clone(),
             open_finance: request.open_finance.clone(),
+            selfie: request.selfie.expose_secret(),
         },
     )
     .await?;
     let id = match inserted {
-        onboardings::Inserted::New(id) => {
-            tracing::Span::current().record("onboarding_id", tracing::field::display(id));
-            events::record(&st.db, id, "received", json!({})).await?;
-            if let Some(verdict) = st.policy.screen_device(request.risk_signals.as_ref()) {
-                let evidence = Evidence {
-                    risk_signals: request.risk_signals.clone(),
-                    biometrics: BiometricEvidence::NotRun,
-                    device: DeviceEvidence::NotRun,
-                };
-                decide::record_verdict(st, id, &verdict, &evidence, None).await?;
-                return Ok(id);
-            }
-            id
-        }
+        onboardings::Inserted::New(id) => id,
         onboardings::Inserted::Existing {
             same_body: false, ..
         } => return Err(FlowError::IdempotencyConflict),
@@ -92,108 +79,57 @@ pub async fn submit(
             same_body: true,
         } => {
             tracing::Span::current().record("onboarding_id", tracing::field::display(id));
-            tracing::info!("resuming onboarding under the same Idempotency-Key");
-            id
+            tracing::info!("the same Idempotency-Key again: waiting on the stored onboarding");
+            return Ok(id);
         }
     };
-    create_process(st, id, request).await?;
+    tracing::Span::current().record("onboarding_id", tracing::field::display(id));
+    events::record(&mut *tx, id, "received", json!({})).await?;
+    let applied = match flow.policy.screen_device(request.risk_signals.as_ref()) {
+        Some(verdict) => {
+            let evidence = Evidence {
+                risk_signals: request.risk_signals.clone(),
+                biometrics: BiometricEvidence::NotRun,
+                device: DeviceEvidence::NotRun,
+            };
+            let Some(onboarding) = onboardings::get(&mut *tx, id).await? else {
+                return Err(
+                    StoreError::Corrupt("the onboarding just stored is gone".into()).into(),
+                );
+            };
+            decide::record_verdict(
+                &mut tx,
+                flow,
+                &onboarding,
+                OnboardingState::Received,
+                &verdict,
+                &evidence,
+                OnboardingEvent::Screened,
+            )
+            .await?
+        }
+        None => {
+            decide::apply(
+                &mut tx,
+                id,
+                OnboardingState::Received,
+                OnboardingEvent::Accepted,
+                |kind| decide::default_timing(flow, kind),
+            )
+            .await?
+        }
+    };
+    tx.commit().await?;
+    if applied.decided {
+        flow.wake.decided(id);
+    }
+    steps::spawn(flow, applied.steps);
     Ok(id)
 }
 
-/// Creates the unico process unless one exists or another request is creating it right now.
-/// Each process costs money, so the claim in the database, not this request, decides who calls.
-async fn create_process(
-    st: &AppState,
-    id: Uuid,
-    request: &ValidOnboarding,
-) -> Result<(), FlowError> {
-    let lease = st.settings.unico.timeout * 3 + Duration::from_secs(5);
-    if !onboardings::claim_creation(&st.db, id, lease).await? {
-        return Ok(());
-    }
-    let create = CreateProcess {
-        subject: Subject {
-            code: request.person.cpf.clone(),
-            name: request.person.name.clone(),
-            gender: request.person.gender.clone(),
-            birth_date: request.person.birth_date.clone(),
-            email: request.person.email.clone(),
-            phone: request.person.phone.clone(),
-        },
-        image_base64: request.selfie.clone(),
-    };
-    match st
-        .unico
-        .create_process(&create, CallContext::onboarding(id))
-        .await
-    {
-        Ok(result) => {
-            let early = webhooks::arrived_early(&st.db, &result.process_id).await?;
-            let first_poll = if early {
-                Duration::ZERO
-            } else {
-                st.settings.unico.poll_initial
-            };
-            let mut tx = st.db.begin().await?;
-            processes::insert(&mut *tx, id, &result, first_poll).await?;
-            onboardings::set_state(&mut *tx, id, "biometrics").await?;
-            events::record(
-                &mut *tx,
-                id,
-                "process_created",
-                json!({ "process_id": result.process_id, "status": result.status }),
-            )
-            .await?;
-            tx.commit().await?;
-            if result.is_final() {
-                let process_id = result.process_id.clone();
-                decide::conclude_biometrics(
-                    st,
-                    id,
-                    BiometricEvidence::Received(result),
-                    Some(&process_id),
-                )
-                .await?;
-            } else {
-                st.poll_wake.notify_one();
-            }
-            Ok(())
-        }
-        Err(error) if error.capture_problem().is_some() => {
-            let code = error.capture_problem().unwrap_or_default().to_owned();
-            events::record(
-                &st.db,
-                id,
-                "process_refused",
-                json!({ "error": error.to_string() }),
-            )
-            .await?;
-            decide::conclude_biometrics(st, id, BiometricEvidence::CaptureRefused { code }, None)
-                .await?;
-            Ok(())
-        }
-        Err(error) => {
-            tracing::warn!(error = %error, "CreateProcess failed; the onboarding waits for a retry of the request");
-            onboardings::release_creation(&st.db, id, &error.to_string()).await?;
-            events::record(
-                &st.db,
-                id,
-                "process_create_failed",
-                json!({ "error": error.to_string() }),
-            )
-            .await?;
-            Err(if error.is_transient() {
-                FlowError::ProviderUnavailable(error)
-            } else {
-                FlowError::ProviderRefused(error)
-            })
-        }
-    }
-}
-
 /// Whether `id` exists and is decided, without loading it all.
-pub async fn is_decided(st: &AppState, id: Uuid) -> Result<Option<bool>, FlowError> {
-    Ok(store::onboardings::state(&st.db, id)
+pub async fn is_decided(flow: &Services, id: Uuid) -> Result<Option<bool>, FlowError> {
+    Ok(crate::store::onboardings::state(&flow.db, id)
         .await?
-        .map(|s| s == "decided"))
+        .map(|s| s == OnboardingState::Decided.as_str()))
 }

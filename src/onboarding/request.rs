@@ -4,8 +4,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::domain::Cpf;
+use crate::domain::FieldError;
 use crate::domain::evidence::RiskSignals;
-use crate::http::error::FieldError;
 use crate::store::onboardings::PersonData;
 
 #[derive(Debug, Deserialize)]

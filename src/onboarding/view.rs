@@ -5,9 +5,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::domain::evidence::BiometricResult;
 use crate::onboarding::FlowError;
+use crate::onboarding::services::Services;
 use crate::policy::Reason;
 use crate::store::{decisions, devices, onboardings, processes};
 
@@ -46,7 +46,7 @@ pub struct OpenFinanceView {
     pub error: Option<String>,
 }
 
-pub async fn load(st: &AppState, id: Uuid) -> Result<Option<OnboardingView>, FlowError> {
+pub async fn load(st: &Services, id: Uuid) -> Result<Option<OnboardingView>, FlowError> {
     let Some(onboarding) = onboardings::get(&st.db, id).await? else {
         return Ok(None);
     };

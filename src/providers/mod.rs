@@ -5,6 +5,8 @@ pub mod qitech;
 pub mod unico;
 pub mod zro;
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -57,6 +59,51 @@ impl CallSink for DiscardCalls {
 }
 
 pub type SharedSink = Arc<dyn CallSink>;
+
+tokio::task_local! {
+    static CAPTURED: RefCell<Vec<CallRecord>>;
+}
+
+/// Runs `work` and answers, beside its output, the provider calls it made. They are kept from
+/// the sink so the caller can store them in the transaction that stores what they led to: one
+/// commit instead of one per call, and no record lost if the process stops in between.
+pub async fn capture<F: Future>(work: F) -> (F::Output, Vec<CallRecord>) {
+    CAPTURED
+        .scope(RefCell::new(Vec::new()), async move {
+            let output = work.await;
+            let calls = CAPTURED.with(|calls| std::mem::take(&mut *calls.borrow_mut()));
+            (output, calls)
+        })
+        .await
+}
+
+/// Where a client reports a call: to the capture of the work in progress, or else to the sink.
+pub(crate) fn report(sink: &dyn CallSink, call: CallRecord) {
+    crate::metrics::provider_call(
+        call.provider,
+        call.operation,
+        call.http_status,
+        call.latency_ms,
+    );
+    let mut call = Some(call);
+    let _ = CAPTURED.try_with(|calls| {
+        if let Some(call) = call.take() {
+            calls.borrow_mut().push(call);
+        }
+    });
+    if let Some(call) = call {
+        sink.record(call);
+    }
+}
+
+/// A provider's error code as it may be stored and logged: letters, digits, `-` and `_`, at most
+/// 24 of them, so a code field that carries anything else cannot smuggle it through.
+pub(crate) fn safe_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .take(24)
+        .collect()
+}
 
 /// Replaces the values of the named keys, at any depth, by "[redacted]".
 pub fn redact(mut value: Value, keys: &[&str]) -> Value {

@@ -14,12 +14,6 @@ pub struct ChannelSink {
 
 impl CallSink for ChannelSink {
     fn record(&self, call: CallRecord) {
-        crate::metrics::provider_call(
-            call.provider,
-            call.operation,
-            call.http_status,
-            call.latency_ms,
-        );
         if self.tx.try_send(call).is_err() {
             tracing::warn!("provider call log is full; a call record was dropped");
         }
@@ -49,7 +43,18 @@ pub async fn run_writer(
     }
 }
 
-pub async fn insert(pool: &PgPool, call: &CallRecord) -> Result<(), sqlx::Error> {
+/// Stores the calls a step made, in the transaction that stores what they led to.
+pub async fn insert_all(
+    tx: &mut sqlx::PgConnection,
+    calls: &[CallRecord],
+) -> Result<(), sqlx::Error> {
+    for call in calls {
+        insert(&mut *tx, call).await?;
+    }
+    Ok(())
+}
+
+pub async fn insert(db: impl sqlx::PgExecutor<'_>, call: &CallRecord) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO provider_calls (onboarding_id, device_validation_id, provider, operation, method, path,
                                      http_status, latency_ms, request, response, error)
@@ -66,7 +71,7 @@ pub async fn insert(pool: &PgPool, call: &CallRecord) -> Result<(), sqlx::Error>
     .bind(&call.request)
     .bind(&call.response)
     .bind(&call.error)
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(())
 }

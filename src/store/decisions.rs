@@ -29,24 +29,14 @@ pub struct DecisionRow {
 
 const COLUMNS: &str = "id, onboarding_id, outcome, reasons, reason_codes, policy_version, thresholds, evidence, evaluations, decided_at";
 
-/// Closes the onboarding with `verdict`. Answers None when it was already decided (a webhook
-/// and a poll may race to the same result): the first decision stands.
-pub async fn decide(
+/// Stores the decision and announces it to the waiting requests of every replica, in the
+/// transaction that moved the onboarding to `decided` (so there is exactly one).
+pub async fn insert(
     tx: &mut PgConnection,
     onboarding_id: Uuid,
     verdict: &Verdict,
     evidence: &Evidence,
-) -> Result<Option<DecisionRow>, sqlx::Error> {
-    let closed: Option<Uuid> = sqlx::query_scalar(
-        "UPDATE onboardings SET state = 'decided', decided_at = now(), updated_at = now(), create_claimed_until = NULL
-          WHERE id = $1 AND state <> 'decided' RETURNING id",
-    )
-    .bind(onboarding_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if closed.is_none() {
-        return Ok(None);
-    }
+) -> Result<DecisionRow, sqlx::Error> {
     let codes: Vec<&str> = verdict.reasons.iter().map(|r| r.code.as_str()).collect();
     let row: DecisionRow = sqlx::query_as(&format!(
         "INSERT INTO decisions (id, onboarding_id, outcome, reasons, reason_codes, policy_version, thresholds,
@@ -70,7 +60,7 @@ pub async fn decide(
         .bind(onboarding_id.to_string())
         .execute(&mut *tx)
         .await?;
-    Ok(Some(row))
+    Ok(row)
 }
 
 pub async fn for_onboarding(

@@ -1,10 +1,8 @@
 //! Device validations of returning users: the request as received, the event sent to QI Tech,
 //! and its analysis until final. Rows still processing form the follow-up queue.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 pub struct NewValidation<'a> {
@@ -54,14 +52,13 @@ const COLUMNS: &str = "id, reference, account_id, person_id, session_id, face_re
 /// Inserts the validation reserved for `lease` to the request creating it (which sends the event
 /// itself); should that request die, the worker takes over when the lease ends.
 pub async fn insert(
-    pool: &PgPool,
+    tx: &mut sqlx::PgConnection,
     new: NewValidation<'_>,
-    lease: Duration,
 ) -> Result<Inserted, sqlx::Error> {
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO device_validations (id, client_name, idempotency_key, request_hash, reference, account_id,
-                                         person_id, session_id, face_recognition_key, event_id, next_poll_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now() + make_interval(secs => $11))
+                                         person_id, session_id, face_recognition_key, event_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (client_name, idempotency_key) DO NOTHING
          RETURNING id",
     )
@@ -75,8 +72,7 @@ pub async fn insert(
     .bind(new.session_id)
     .bind(new.face_recognition_key)
     .bind(Uuid::new_v4())
-    .bind(lease.as_secs_f64())
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
     if let Some(id) = inserted {
         return Ok(Inserted::New(id));
@@ -85,7 +81,7 @@ pub async fn insert(
         sqlx::query_as("SELECT id, request_hash FROM device_validations WHERE client_name = $1 AND idempotency_key = $2")
             .bind(new.client_name)
             .bind(new.idempotency_key)
-            .fetch_one(pool)
+            .fetch_one(&mut *tx)
             .await?;
     Ok(Inserted::Existing {
         id,
@@ -103,71 +99,27 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ValidationR
 }
 
 /// Claims up to `limit` validations due for a send or a read-back, for `lease`.
-pub async fn claim_due(
-    pool: &PgPool,
-    limit: i64,
-    lease: Duration,
-) -> Result<Vec<ValidationRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "UPDATE device_validations v
-            SET next_poll_at = now() + make_interval(secs => $2), attempts = v.attempts + 1
-          WHERE v.id IN (
-                SELECT id FROM device_validations
-                 WHERE state = 'processing' AND next_poll_at <= now()
-                 ORDER BY next_poll_at
-                 LIMIT $1
-                 FOR UPDATE SKIP LOCKED)
-          RETURNING {COLUMNS}"
-    ))
-    .bind(limit)
-    .bind(lease.as_secs_f64())
-    .fetch_all(pool)
-    .await
-}
-
-/// Like `claim_due` for one validation, whatever its schedule: the request that created it sends
-/// the event itself. Answers None when it is decided or someone else holds it.
-pub async fn claim_one(
-    pool: &PgPool,
-    id: Uuid,
-    lease: Duration,
-) -> Result<Option<ValidationRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "UPDATE device_validations v
-            SET next_poll_at = now() + make_interval(secs => $2), attempts = v.attempts + 1
-          WHERE v.id = (SELECT id FROM device_validations WHERE id = $1 AND state = 'processing'
-                         FOR UPDATE SKIP LOCKED)
-          RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(lease.as_secs_f64())
-    .fetch_optional(pool)
-    .await
-}
-
-/// Stores QI Tech's answer. With an `outcome` the validation is decided; without, it is read
-/// back again after `poll_in`.
 pub async fn record_answer(
     db: impl PgExecutor<'_>,
     id: Uuid,
     analysis_status: &str,
     reason: Option<&str>,
     outcome: Option<&str>,
-    poll_in: Duration,
+    attempts: i32,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE device_validations
             SET sent = true, analysis_status = $2, reason = $3, outcome = $4, last_error = NULL,
                 state = CASE WHEN $4::text IS NULL THEN 'processing' ELSE 'decided' END,
                 decided_at = CASE WHEN $4::text IS NULL THEN NULL ELSE now() END,
-                next_poll_at = now() + make_interval(secs => $5)
+                attempts = $5
           WHERE id = $1 AND state = 'processing'",
     )
     .bind(id)
     .bind(analysis_status)
     .bind(reason)
     .bind(outcome)
-    .bind(poll_in.as_secs_f64())
+    .bind(attempts)
     .execute(db)
     .await?;
     Ok(())
@@ -187,15 +139,15 @@ pub async fn record_failure(
     db: impl PgExecutor<'_>,
     id: Uuid,
     error: &str,
-    retry_in: Duration,
+    attempts: i32,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE device_validations SET last_error = $2, next_poll_at = now() + make_interval(secs => $3)
+        "UPDATE device_validations SET last_error = $2, attempts = $3
           WHERE id = $1 AND state = 'processing'",
     )
     .bind(id)
     .bind(error)
-    .bind(retry_in.as_secs_f64())
+    .bind(attempts)
     .execute(db)
     .await?;
     Ok(())

@@ -9,6 +9,7 @@ pub mod devices;
 pub mod events;
 pub mod onboardings;
 pub mod processes;
+pub mod steps;
 pub mod webhooks;
 
 use std::str::FromStr;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::crypto::PiiCipher;
@@ -32,6 +32,8 @@ pub struct NewOnboarding<'a> {
     pub person_id: &'a str,
     pub device: Value,
     pub open_finance: Option<Value>,
+    /// The selfie, base64 as received; sealed until unico has it.
+    pub selfie: &'a str,
 }
 
 pub enum Inserted {
@@ -43,18 +45,29 @@ pub enum Inserted {
     },
 }
 
+/// The selfie is sealed under the row id and this label, so its ciphertext cannot pass for the
+/// person's data.
+const SELFIE_CONTEXT: &[u8] = b"selfie";
+
+fn selfie_context(id: Uuid) -> Vec<u8> {
+    [id.as_bytes().as_slice(), SELFIE_CONTEXT].concat()
+}
+
 pub async fn insert(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     cipher: &PiiCipher,
     new: NewOnboarding<'_>,
 ) -> Result<Inserted, StoreError> {
     let plaintext =
         serde_json::to_vec(new.person).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let (key_id, sealed) = cipher.encrypt(&plaintext, new.id.as_bytes())?;
+    let (selfie_key_id, selfie_sealed) =
+        cipher.encrypt(new.selfie.as_bytes(), &selfie_context(new.id))?;
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO onboardings (id, client_name, idempotency_key, request_hash, reference, cpf_hash,
-                                  pii_key_id, pii_ciphertext, account_id, person_id, device, open_finance)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                  pii_key_id, pii_ciphertext, account_id, person_id, device, open_finance,
+                                  selfie_key_id, selfie_ciphertext)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (client_name, idempotency_key) DO NOTHING
          RETURNING id",
     )
@@ -70,7 +83,9 @@ pub async fn insert(
     .bind(new.person_id)
     .bind(new.device)
     .bind(new.open_finance)
-    .fetch_optional(pool)
+    .bind(selfie_key_id)
+    .bind(selfie_sealed)
+    .fetch_optional(&mut *tx)
     .await?;
     if let Some(id) = inserted {
         return Ok(Inserted::New(id));
@@ -80,7 +95,7 @@ pub async fn insert(
     )
     .bind(new.client_name)
     .bind(new.idempotency_key)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
     Ok(Inserted::Existing {
         id,
@@ -142,64 +157,48 @@ pub async fn state(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<String>, 
         .await
 }
 
-/// Takes the right to create this onboarding's unico process for `lease`. Only one request at a
-/// time holds it, and a holder that crashed loses it when the lease runs out.
-pub async fn claim_creation(
-    pool: &PgPool,
+/// Moves the onboarding from `from` to `to`, in the caller's transaction. Answers false when it
+/// was no longer in `from` (another replica or a late answer got there first: theirs stands).
+/// Leaving `received` erases the sealed selfie: unico has it, or will never need it.
+pub async fn transition(
+    db: impl PgExecutor<'_>,
     id: Uuid,
-    lease: std::time::Duration,
+    from: &str,
+    to: &str,
 ) -> Result<bool, sqlx::Error> {
-    let claimed: Option<Uuid> = sqlx::query_scalar(
+    let moved = sqlx::query(
         "UPDATE onboardings
-            SET create_claimed_until = now() + make_interval(secs => $2), updated_at = now()
-          WHERE id = $1 AND state = 'received'
-            AND (create_claimed_until IS NULL OR create_claimed_until < now())
-          RETURNING id",
+            SET state = $3, updated_at = now(),
+                decided_at = CASE WHEN $3 = 'decided' THEN now() ELSE decided_at END,
+                selfie_key_id = CASE WHEN $3 = 'received' THEN selfie_key_id END,
+                selfie_ciphertext = CASE WHEN $3 = 'received' THEN selfie_ciphertext END
+          WHERE id = $1 AND state = $2",
     )
     .bind(id)
-    .bind(lease.as_secs_f64())
-    .fetch_optional(pool)
-    .await?;
-    Ok(claimed.is_some())
+    .bind(from)
+    .bind(to)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(moved == 1)
 }
 
-/// Gives the claim back after a failed attempt, so a retry of the request may try again.
-pub async fn release_creation(pool: &PgPool, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE onboardings SET create_claimed_until = NULL, last_error = $2, updated_at = now()
-          WHERE id = $1 AND state = 'received'",
-    )
-    .bind(id)
-    .bind(error)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-pub async fn set_state(db: impl PgExecutor<'_>, id: Uuid, state: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE onboardings SET state = $2, updated_at = now() WHERE id = $1 AND state <> 'decided'")
-        .bind(id)
-        .bind(state)
-        .execute(db)
-        .await?;
-    Ok(())
-}
-
-/// Onboardings whose unico process was never created (the request died before it could be)
-/// and that nobody is creating now, older than `age`.
-pub async fn stranded(
-    pool: &PgPool,
-    age: std::time::Duration,
-    limit: i64,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM onboardings
-          WHERE state = 'received' AND created_at < now() - make_interval(secs => $1)
-            AND (create_claimed_until IS NULL OR create_claimed_until < now())
-          ORDER BY created_at LIMIT $2",
-    )
-    .bind(age.as_secs_f64())
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+/// The sealed selfie, while unico does not have it yet.
+pub async fn selfie(
+    db: impl PgExecutor<'_>,
+    cipher: &PiiCipher,
+    id: Uuid,
+) -> Result<Option<String>, StoreError> {
+    let row: Option<(Option<String>, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT selfie_key_id, selfie_ciphertext FROM onboardings WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    let Some((Some(key_id), Some(sealed))) = row else {
+        return Ok(None);
+    };
+    let plain = cipher.decrypt(&key_id, &sealed, &selfie_context(id))?;
+    String::from_utf8(plain)
+        .map(Some)
+        .map_err(|_| StoreError::Corrupt("the sealed selfie is not text".into()))
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::domain::evidence::BiometricResult;
@@ -56,41 +56,6 @@ pub async fn for_onboarding(
     .await
 }
 
-/// A due process, claimed by one poller.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DueProcess {
-    pub process_id: String,
-    pub onboarding_id: Uuid,
-    pub poll_count: i32,
-    pub created_at: DateTime<Utc>,
-    pub result: sqlx::types::Json<BiometricResult>,
-}
-
-/// Claims up to `limit` due processes by moving their `next_poll_at` past `lease`: another
-/// replica skips them meanwhile, and if this one dies they become due again on their own.
-pub async fn claim_due(
-    pool: &PgPool,
-    limit: i64,
-    lease: Duration,
-) -> Result<Vec<DueProcess>, sqlx::Error> {
-    sqlx::query_as(
-        "UPDATE unico_processes p
-            SET next_poll_at = now() + make_interval(secs => $2), poll_count = p.poll_count + 1,
-                last_polled_at = now()
-          WHERE p.process_id IN (
-                SELECT process_id FROM unico_processes
-                 WHERE NOT final AND next_poll_at <= now()
-                 ORDER BY next_poll_at
-                 LIMIT $1
-                 FOR UPDATE SKIP LOCKED)
-          RETURNING p.process_id, p.onboarding_id, p.poll_count, p.created_at, p.result",
-    )
-    .bind(limit)
-    .bind(lease.as_secs_f64())
-    .fetch_all(pool)
-    .await
-}
-
 /// Stores a poll that did not finish the process, and when to look again.
 pub async fn record_poll(
     db: impl PgExecutor<'_>,
@@ -133,13 +98,13 @@ pub async fn finish(
     Ok(())
 }
 
-/// Makes a process due now (a webhook said it finished). Answers whether it is known and open.
-pub async fn make_due(
+/// The onboarding of an open process (a webhook said it may have finished).
+pub async fn open_onboarding(
     db: impl PgExecutor<'_>,
     process_id: &str,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
-        "UPDATE unico_processes SET next_poll_at = now() WHERE process_id = $1 AND NOT final RETURNING onboarding_id",
+        "SELECT onboarding_id FROM unico_processes WHERE process_id = $1 AND NOT final",
     )
     .bind(process_id)
     .fetch_optional(db)

@@ -263,10 +263,10 @@ impl TestApp {
         }
     }
 
-    /// How many calls of `operation` veredito made to `provider` for this onboarding.
+    /// How many calls of `operation` veredito made to `provider` for this onboarding. Every
+    /// step stores its calls in the transaction that stores their result, so the count is
+    /// complete for whatever the onboarding's state shows.
     pub async fn calls(&self, onboarding_id: &str, provider: &str, operation: &str) -> i64 {
-        // The call log is written in the background; give it a moment.
-        tokio::time::sleep(Duration::from_millis(200)).await;
         sqlx::query_scalar(
             "SELECT count(*) FROM provider_calls WHERE onboarding_id = $1::uuid AND provider = $2 AND operation = $3",
         )

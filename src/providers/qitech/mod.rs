@@ -126,6 +126,24 @@ impl QitechError {
                 | QitechError::RateLimited
         )
     }
+
+    /// A label safe to store and log: the kind of failure and the HTTP status, never QI Tech's
+    /// text.
+    pub fn code(&self) -> String {
+        match self {
+            QitechError::Unauthorized { http_status } => {
+                format!("qitech.unauthorized.{http_status}")
+            }
+            QitechError::NotFound => "qitech.not_found".into(),
+            QitechError::Refused { http_status, .. } => format!("qitech.refused.{http_status}"),
+            QitechError::RateLimited => "qitech.rate_limited".into(),
+            QitechError::Server { http_status } => format!("qitech.server.{http_status}"),
+            QitechError::Timeout => "qitech.timeout".into(),
+            QitechError::Transport(_) => "qitech.transport".into(),
+            QitechError::Decode(_) => "qitech.decode".into(),
+            QitechError::Config(_) => "qitech.config".into(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -418,18 +436,21 @@ impl QitechClient {
             Err(QitechError::RateLimited) => (Some(429), None),
             Err(_) => (None, None),
         };
-        self.sink.record(CallRecord {
-            context: ctx,
-            provider: PROVIDER,
-            operation,
-            method: if method == Method::GET { "GET" } else { "POST" },
-            path,
-            http_status,
-            latency_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
-            request: body.map(|b| redact(b, REDACTED)),
-            response,
-            error: result.as_ref().err().map(ToString::to_string),
-        });
+        crate::providers::report(
+            &*self.sink,
+            CallRecord {
+                context: ctx,
+                provider: PROVIDER,
+                operation,
+                method: if method == Method::GET { "GET" } else { "POST" },
+                path,
+                http_status,
+                latency_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+                request: body.map(|b| redact(b, REDACTED)),
+                response,
+                error: result.as_ref().err().map(ToString::to_string),
+            },
+        );
         result
     }
 }

@@ -85,14 +85,44 @@ pub enum UnicoError {
 
 impl UnicoError {
     /// A later attempt may succeed (rate limit, unico-side failure, timeout, network).
+    /// The token endpoint counts too: down (no answer, 5xx) or rate limiting is transient.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
+        match self {
             UnicoError::RateLimited { .. }
-                | UnicoError::Server { .. }
-                | UnicoError::Timeout
-                | UnicoError::Transport(_)
-        )
+            | UnicoError::Server { .. }
+            | UnicoError::Timeout
+            | UnicoError::Transport(_) => true,
+            UnicoError::Auth { http_status, .. } => {
+                matches!(http_status, None | Some(429) | Some(500..=599))
+            }
+            _ => false,
+        }
+    }
+
+    /// How long unico asked to be left alone (`Retry-After` of a 429).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            UnicoError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A label safe to store and log: the kind of failure with unico's code or HTTP status,
+    /// never unico's text (which can echo the request).
+    pub fn code(&self) -> String {
+        let status = |s: &Option<u16>| s.map_or_else(|| "none".to_owned(), |s| s.to_string());
+        match self {
+            UnicoError::Auth { http_status, .. } => format!("unico.auth.{}", status(http_status)),
+            UnicoError::Business {
+                http_status, code, ..
+            } => format!("unico.business.{http_status}.{}", super::safe_code(code)),
+            UnicoError::RateLimited { .. } => "unico.rate_limited".into(),
+            UnicoError::Server { http_status } => format!("unico.server.{http_status}"),
+            UnicoError::Timeout => "unico.timeout".into(),
+            UnicoError::Transport(_) => "unico.transport".into(),
+            UnicoError::Decode(_) => "unico.decode".into(),
+            UnicoError::Config(_) => "unico.config".into(),
+        }
     }
 
     /// The selfie itself was refused (missing, unsupported, too large or small, bad base64, or an
@@ -406,18 +436,21 @@ impl Http {
             failed = error.is_some(),
             "unico call"
         );
-        self.sink.record(CallRecord {
-            context: exchange.context,
-            provider: "unico",
-            operation: exchange.operation,
-            method: exchange.method,
-            path: exchange.path,
-            http_status,
-            latency_ms,
-            request: exchange.recorded_request,
-            response,
-            error,
-        });
+        crate::providers::report(
+            &*self.sink,
+            CallRecord {
+                context: exchange.context,
+                provider: "unico",
+                operation: exchange.operation,
+                method: exchange.method,
+                path: exchange.path,
+                http_status,
+                latency_ms,
+                request: exchange.recorded_request,
+                response,
+                error,
+            },
+        );
         result
     }
 }

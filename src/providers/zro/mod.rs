@@ -78,6 +78,22 @@ impl ZroError {
         )
     }
 
+    /// A label safe to store and log: the kind of failure with Zro's code or HTTP status.
+    pub fn code(&self) -> String {
+        match self {
+            ZroError::Auth { http_status } => format!("zro.auth.{http_status}"),
+            ZroError::Invalid {
+                http_status, code, ..
+            } => format!("zro.invalid.{http_status}.{}", super::safe_code(code)),
+            ZroError::RateLimited => "zro.rate_limited".into(),
+            ZroError::Server { http_status } => format!("zro.server.{http_status}"),
+            ZroError::Timeout => "zro.timeout".into(),
+            ZroError::Transport(_) => "zro.transport".into(),
+            ZroError::Decode(_) => "zro.decode".into(),
+            ZroError::Config(_) => "zro.config".into(),
+        }
+    }
+
     /// The HTTP status Zro answered, when it answered.
     pub fn http_status(&self) -> Option<u16> {
         match self {
@@ -264,21 +280,24 @@ impl ZroClient {
             Err(e) if e.is_timeout() => Err(ZroError::Timeout),
             Err(e) => Err(ZroError::Transport(e.without_url().to_string())),
         };
-        self.sink.record(CallRecord {
-            context: ctx,
-            provider: PROVIDER,
-            operation,
-            method: "POST",
-            path,
-            http_status: result.as_ref().ok().map(|a| a.status.as_u16()),
-            latency_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
-            request: body.map(|b| redact(b, REDACTED)),
-            response: result
-                .as_ref()
-                .ok()
-                .map(|a| redact(a.body.clone(), REDACTED)),
-            error: result.as_ref().err().map(ToString::to_string),
-        });
+        crate::providers::report(
+            &*self.sink,
+            CallRecord {
+                context: ctx,
+                provider: PROVIDER,
+                operation,
+                method: "POST",
+                path,
+                http_status: result.as_ref().ok().map(|a| a.status.as_u16()),
+                latency_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+                request: body.map(|b| redact(b, REDACTED)),
+                response: result
+                    .as_ref()
+                    .ok()
+                    .map(|a| redact(a.body.clone(), REDACTED)),
+                error: result.as_ref().err().map(ToString::to_string),
+            },
+        );
         result
     }
 }

@@ -1,0 +1,25 @@
+//! What the handlers share: the flow's services, the API keys and the waiting requests.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::http::auth::ApiKeys;
+use crate::onboarding::services::{Flow, Services};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub flow: Flow,
+    pub api_keys: Arc<ApiKeys>,
+    /// Cancelled when the service begins to stop: requests waiting for a verdict answer 202 at
+    /// once instead of being cut off.
+    pub stopping: CancellationToken,
+}
+
+impl Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.flow
+    }
+}

@@ -1,0 +1,278 @@
+//! The unico steps: create the process, then read it back until it is final or the deadline
+//! passes.
+//!
+//! Retry rules. CreateProcess is the paid call and unico takes no idempotency key, so:
+//! - a refused capture (unico's codes for a missing, unsupported, expired or reused selfie) is
+//!   final: the onboarding is decided `retry`, the person takes a new selfie;
+//! - every other failure is retried by the step, durably, with exponential backoff and jitter
+//!   (`unico.poll_initial` doubling up to `unico.poll_max`), never sooner than a 429's
+//!   `Retry-After`, until `policy.biometrics_deadline`, where the onboarding is decided `review`
+//!   (`biometrics.timeout`). unico's guidance is to retry 5xx with backoff; 429, connection
+//!   errors and token-endpoint failures are retried for the same reason (nothing was created).
+//!   A 4xx that is not about the capture (credentials, configuration) is retried too, so an
+//!   operator who fixes the configuration within the deadline saves the onboarding. A timeout
+//!   is retried although unico may have created the process it did not answer for: that can cost
+//!   a second process, where giving up would cost a manual review; keep `unico.timeout` generous.
+//! - the step's lease is the only permission to call: one runner, on one replica, holds it.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::domain::evidence::BiometricEvidence;
+use crate::domain::transitions::{OnboardingEvent, OnboardingState, StepKind};
+use crate::onboarding::FlowError;
+use crate::onboarding::decide::{self, Applied};
+use crate::onboarding::services::Services;
+use crate::providers::unico::{CreateProcess, Subject as UnicoSubject};
+use crate::providers::{CallContext, capture};
+use crate::store::steps::{self, Step, When};
+use crate::store::{calls, events, onboardings, processes, webhooks};
+
+/// What is left of a deadline that started at `since`.
+pub fn left_before(deadline: Duration, since: DateTime<Utc>) -> Duration {
+    let age = (Utc::now() - since).to_std().unwrap_or_default();
+    deadline.saturating_sub(age)
+}
+
+fn retry_wait(flow: &Services, step: &Step) -> Duration {
+    let unico = &flow.settings.unico;
+    steps::backoff(unico.poll_initial, unico.poll_max, step.attempts)
+}
+
+pub async fn create_process(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, FlowError> {
+    let Some(onboarding) = onboardings::get(&flow.db, id).await? else {
+        steps::complete(&flow.db, step).await?;
+        return Ok(Applied::default());
+    };
+    if onboarding.state != OnboardingState::Received.as_str() {
+        steps::complete(&flow.db, step).await?;
+        return Ok(Applied::default());
+    }
+    let left = left_before(
+        flow.settings.policy.biometrics_deadline,
+        onboarding.created_at,
+    );
+    let selfie = onboardings::selfie(&flow.db, &flow.cipher, id).await?;
+    let person = onboarding.person(&flow.cipher)?;
+    let (Some(selfie), Some(person), false) = (selfie, person, left.is_zero()) else {
+        // Past the deadline (or nothing left to send): decided on what is known, which is
+        // nothing, so the onboarding goes to review.
+        let mut tx = flow.db.begin().await?;
+        steps::complete(&mut *tx, step).await?;
+        events::record(
+            &mut *tx,
+            id,
+            "biometrics_deadline",
+            json!({ "process_created": false, "attempts": step.attempts - 1 }),
+        )
+        .await?;
+        let applied = decide::conclude_biometrics(
+            &mut tx,
+            flow,
+            &onboarding,
+            OnboardingState::Received,
+            BiometricEvidence::TimedOut(None),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(applied);
+    };
+    let request = CreateProcess {
+        subject: UnicoSubject {
+            code: person.cpf.clone(),
+            name: person.name.clone(),
+            gender: person.gender.clone(),
+            birth_date: person.birth_date.clone(),
+            email: person.email.clone(),
+            phone: person.phone.clone(),
+        },
+        image_base64: SecretString::from(selfie),
+    };
+    let (answer, made) = capture(
+        flow.unico
+            .create_process(&request, CallContext::onboarding(id)),
+    )
+    .await;
+
+    let mut tx = flow.db.begin().await?;
+    calls::insert_all(&mut tx, &made).await?;
+    let applied = match answer {
+        Ok(result) => {
+            steps::complete(&mut *tx, step).await?;
+            processes::insert(&mut *tx, id, &result, Duration::ZERO).await?;
+            events::record(
+                &mut *tx,
+                id,
+                "process_created",
+                json!({ "process_id": result.process_id, "status": result.status }),
+            )
+            .await?;
+            if result.is_final() {
+                decide::conclude_biometrics(
+                    &mut tx,
+                    flow,
+                    &onboarding,
+                    OnboardingState::Received,
+                    BiometricEvidence::Received(result),
+                )
+                .await?
+            } else {
+                // A notification that came before the process was stored makes it due at once.
+                let early = webhooks::arrived_early(&mut *tx, &result.process_id).await?;
+                decide::apply(
+                    &mut tx,
+                    id,
+                    OnboardingState::Received,
+                    OnboardingEvent::ProcessOpen,
+                    |kind| match kind {
+                        StepKind::ReadProcess if early => When::Now,
+                        kind => decide::default_timing(flow, kind),
+                    },
+                )
+                .await?
+            }
+        }
+        Err(error) if error.capture_problem().is_some() => {
+            let code = error.capture_problem().unwrap_or_default().to_owned();
+            steps::complete(&mut *tx, step).await?;
+            events::record(
+                &mut *tx,
+                id,
+                "process_refused",
+                json!({ "error": error.code() }),
+            )
+            .await?;
+            decide::conclude_biometrics(
+                &mut tx,
+                flow,
+                &onboarding,
+                OnboardingState::Received,
+                BiometricEvidence::CaptureRefused { code },
+            )
+            .await?
+        }
+        Err(error) => {
+            let code = error.code();
+            let wait = steps::retry_in(retry_wait(flow, step), error.retry_after(), Some(left));
+            if error.is_transient() {
+                tracing::warn!(error = %code, attempt = step.attempts, retry_in_ms = wait.as_millis() as u64, "CreateProcess failed; retrying");
+            } else {
+                tracing::error!(error = %code, attempt = step.attempts, retry_in_ms = wait.as_millis() as u64, "unico refused CreateProcess; retrying until the deadline (check the unico configuration)");
+            }
+            events::record(
+                &mut *tx,
+                id,
+                "process_create_failed",
+                json!({ "error": code, "transient": error.is_transient(), "retry_in_ms": wait.as_millis() as u64 }),
+            )
+            .await?;
+            steps::reschedule(&mut *tx, step, wait, Some(&code)).await?;
+            Applied::default()
+        }
+    };
+    tx.commit().await?;
+    Ok(applied)
+}
+
+pub async fn read_process(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, FlowError> {
+    let onboarding = onboardings::get(&flow.db, id).await?;
+    let process = processes::for_onboarding(&flow.db, id).await?;
+    let (Some(onboarding), Some(process)) = (onboarding, process) else {
+        steps::complete(&flow.db, step).await?;
+        return Ok(Applied::default());
+    };
+    if onboarding.state != OnboardingState::Biometrics.as_str() || process.final_ {
+        steps::complete(&flow.db, step).await?;
+        return Ok(Applied::default());
+    }
+    let left = left_before(flow.settings.policy.biometrics_deadline, process.created_at);
+    let (answer, made) = capture(
+        flow.unico
+            .get_process(&process.process_id, CallContext::onboarding(id)),
+    )
+    .await;
+
+    let mut tx = flow.db.begin().await?;
+    calls::insert_all(&mut tx, &made).await?;
+    let (kind, detail) = match &answer {
+        Ok(result) => (
+            "poll",
+            json!({ "status": result.status, "final": result.is_final() }),
+        ),
+        Err(error) => ("poll_failed", json!({ "error": error.code() })),
+    };
+    events::record(&mut *tx, id, kind, detail).await?;
+    let concluded = match answer {
+        Ok(result) if result.is_final() => {
+            Some((Some(result.clone()), BiometricEvidence::Received(result)))
+        }
+        Ok(result) if left.is_zero() => Some((
+            Some(result.clone()),
+            BiometricEvidence::TimedOut(Some(result)),
+        )),
+        Err(_) if left.is_zero() => Some((
+            None,
+            BiometricEvidence::TimedOut(Some(process.result.0.clone())),
+        )),
+        Ok(result) => {
+            crate::metrics::poll("open");
+            processes::record_poll(
+                &mut *tx,
+                &process.process_id,
+                Some(&result),
+                None,
+                Duration::ZERO,
+            )
+            .await?;
+            steps::reschedule(&mut *tx, step, retry_wait(flow, step).min(left), None).await?;
+            None
+        }
+        Err(error) => {
+            crate::metrics::poll("error");
+            let code = error.code();
+            let wait = steps::retry_in(retry_wait(flow, step), error.retry_after(), Some(left));
+            tracing::warn!(error = %code, attempt = step.attempts, "GetProcess failed; reading again later");
+            processes::record_poll(
+                &mut *tx,
+                &process.process_id,
+                None,
+                Some(&code),
+                Duration::ZERO,
+            )
+            .await?;
+            steps::reschedule(&mut *tx, step, wait, Some(&code)).await?;
+            None
+        }
+    };
+    let applied = match concluded {
+        None => Applied::default(),
+        Some((last, evidence)) => {
+            crate::metrics::poll(if matches!(evidence, BiometricEvidence::TimedOut(_)) {
+                "deadline"
+            } else {
+                "final"
+            });
+            steps::complete(&mut *tx, step).await?;
+            processes::finish(
+                &mut *tx,
+                &process.process_id,
+                last.as_ref().unwrap_or(&process.result.0),
+            )
+            .await?;
+            decide::conclude_biometrics(
+                &mut tx,
+                flow,
+                &onboarding,
+                OnboardingState::Biometrics,
+                evidence,
+            )
+            .await?
+        }
+    };
+    tx.commit().await?;
+    Ok(applied)
+}

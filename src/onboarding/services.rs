@@ -1,0 +1,74 @@
+//! What the flow works with: the database, the cipher, the policy, the provider clients and the
+//! wake-ups. Built once by `app.rs`; the HTTP layer and the jobs hand it down, nothing below the
+//! flow sees it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::config::Settings;
+use crate::crypto::PiiCipher;
+use crate::policy::Policy;
+use crate::providers::qitech::QitechClient;
+use crate::providers::unico::UnicoClient;
+use crate::providers::zro::ZroClient;
+
+pub struct Services {
+    pub db: PgPool,
+    pub settings: Settings,
+    pub policy: Policy,
+    pub unico: UnicoClient,
+    pub qitech: QitechClient,
+    pub zro: ZroClient,
+    pub cipher: PiiCipher,
+    pub wake: Wakeups,
+    /// Steps run at once by the replica that queued them. Shutdown waits for them (up to the
+    /// grace), so a paid call in flight gets its answer stored.
+    pub inline: TaskTracker,
+}
+
+/// The flow services as every task holds them.
+pub type Flow = Arc<Services>;
+
+/// In-process wake-ups. The NOTIFY listener feeds them from PostgreSQL, so what another replica
+/// commits wakes this one too.
+pub struct Wakeups {
+    /// A step became due.
+    pub steps: Notify,
+    /// An onboarding was decided (the nil id: look again, a notification may have been lost).
+    pub decided: broadcast::Sender<Uuid>,
+}
+
+impl Default for Wakeups {
+    fn default() -> Self {
+        Wakeups {
+            steps: Notify::new(),
+            decided: broadcast::channel(4096).0,
+        }
+    }
+}
+
+impl Wakeups {
+    pub fn decided(&self, id: Uuid) {
+        let _ = self.decided.send(id);
+    }
+
+    pub fn recheck_all(&self) {
+        let _ = self.decided.send(Uuid::nil());
+    }
+}
+
+impl Services {
+    /// How long a runner holds a claimed step: the slowest step makes up to four sequential
+    /// provider calls (QI Tech account, person, device, read-back; or a unico call retried once
+    /// after a token renewal, with the token exchanges), each bounded by its client's timeout.
+    pub fn step_lease(&self) -> Duration {
+        let s = &self.settings;
+        let slowest = s.unico.timeout.max(s.qitech.timeout).max(s.zro.timeout);
+        slowest * 4 + Duration::from_secs(5)
+    }
+}

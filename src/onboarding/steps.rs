@@ -1,0 +1,77 @@
+//! Running a step: the kind says which part of the flow does the work. A step that leads to
+//! another one the writer holds (CreateProcess approved, so register the device) runs that one
+//! next, in the same task, so the synchronous path never waits for a poll.
+
+use tracing::Instrument;
+
+use crate::domain::transitions::StepKind;
+use crate::onboarding::decide::Applied;
+use crate::onboarding::services::{Flow, Services};
+use crate::onboarding::{FlowError, biometrics, device};
+use crate::store::steps::{self, Step, Subject};
+
+/// Runs `held` steps on this replica at once, in the background: they are leased to this
+/// replica already, and shutdown waits for them up to its grace.
+pub fn spawn(flow: &Flow, held: Vec<Step>) -> Vec<tokio::task::JoinHandle<()>> {
+    held.into_iter()
+        .map(|step| {
+            let task_flow = flow.clone();
+            flow.inline
+                .spawn(async move { run(&task_flow, step).await })
+        })
+        .collect()
+}
+
+/// Runs `step` and whatever it hands on. A failure leaves the step claimed until its lease
+/// ends; then a runner on any replica takes it again.
+pub async fn run(flow: &Services, step: Step) {
+    let mut queue = vec![step];
+    while let Some(step) = queue.pop() {
+        let span = tracing::info_span!("step", kind = %step.kind, attempt = step.attempts, onboarding_id = tracing::field::Empty, device_validation_id = tracing::field::Empty);
+        match step.subject {
+            Subject::Onboarding(id) => span.record("onboarding_id", tracing::field::display(id)),
+            Subject::Validation(id) => {
+                span.record("device_validation_id", tracing::field::display(id))
+            }
+        };
+        match run_one(flow, &step).instrument(span).await {
+            Ok(applied) => {
+                if applied.decided {
+                    if let Subject::Onboarding(id) = step.subject {
+                        flow.wake.decided(id);
+                    }
+                }
+                queue.extend(applied.steps);
+            }
+            Err(error) => {
+                crate::metrics::step_failed(step.kind.as_str());
+                tracing::warn!(kind = %step.kind, error = %error, "step failed; it runs again when its lease ends");
+            }
+        }
+    }
+}
+
+async fn run_one(flow: &Services, step: &Step) -> Result<Applied, FlowError> {
+    match (step.kind, step.subject) {
+        (StepKind::CreateProcess, Subject::Onboarding(id)) => {
+            biometrics::create_process(flow, step, id).await
+        }
+        (StepKind::ReadProcess, Subject::Onboarding(id)) => {
+            biometrics::read_process(flow, step, id).await
+        }
+        (StepKind::RegisterDevice | StepKind::ReadDevice, Subject::Onboarding(id)) => {
+            device::register(flow, step, id).await
+        }
+        (StepKind::OpenFinanceSignal, Subject::Onboarding(id)) => {
+            device::send_risk_signal(flow, step, id).await
+        }
+        (StepKind::SendValidation | StepKind::ReadValidation, Subject::Validation(id)) => {
+            device::advance_validation(flow, step, id).await
+        }
+        (kind, subject) => {
+            tracing::error!(%kind, ?subject, "a step of this kind cannot work on this subject; dropped");
+            steps::complete(&flow.db, step).await?;
+            Ok(Applied::default())
+        }
+    }
+}

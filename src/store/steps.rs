@@ -1,0 +1,297 @@
+//! The one step queue. Every piece of work that follows a state change is a row here, written in
+//! the transaction of that change; runners on any replica claim due rows with
+//! `FOR UPDATE SKIP LOCKED` and a lease, and NOTIFY wakes them when a row becomes due now.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::domain::transitions::StepKind;
+
+/// NOTIFY channel: a step became due now (queued, or made due by a webhook).
+pub const STEPS_CHANNEL: &str = "veredito_steps";
+
+/// What a step works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Onboarding(Uuid),
+    Validation(Uuid),
+}
+
+impl Subject {
+    fn columns(self) -> (Option<Uuid>, Option<Uuid>) {
+        match self {
+            Subject::Onboarding(id) => (Some(id), None),
+            Subject::Validation(id) => (None, Some(id)),
+        }
+    }
+}
+
+/// When a queued step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Due now: any runner on any replica may take it (they are notified).
+    Now,
+    /// Due after this long.
+    In(Duration),
+    /// Held by the writer for this lease: it runs the step itself at once, and if it dies the
+    /// lease runs out and a runner takes the step.
+    Claimed(Duration),
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Row {
+    id: i64,
+    kind: String,
+    onboarding_id: Option<Uuid>,
+    device_validation_id: Option<Uuid>,
+    attempts: i32,
+    last_error: Option<String>,
+    claimed_at: Option<DateTime<Utc>>,
+}
+
+/// A step as a runner holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub id: i64,
+    pub kind: StepKind,
+    pub subject: Subject,
+    /// Runs so far, this one included.
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub claimed_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<Row> for Step {
+    type Error = sqlx::Error;
+    fn try_from(row: Row) -> Result<Step, sqlx::Error> {
+        let kind = StepKind::parse(&row.kind)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown step kind {}", row.kind).into()))?;
+        let subject = match (row.onboarding_id, row.device_validation_id) {
+            (Some(id), None) => Subject::Onboarding(id),
+            (None, Some(id)) => Subject::Validation(id),
+            _ => return Err(sqlx::Error::Decode("a step names one subject".into())),
+        };
+        Ok(Step {
+            id: row.id,
+            kind,
+            subject,
+            attempts: row.attempts,
+            last_error: row.last_error,
+            claimed_at: row.claimed_at,
+        })
+    }
+}
+
+const COLUMNS: &str =
+    "id, kind, onboarding_id, device_validation_id, attempts, last_error, claimed_at";
+
+/// Queues `kind` for `subject` in the caller's transaction. A pending step of the same kind for
+/// the same subject is left as it is (None). With `When::Claimed` the new step is answered,
+/// held by the caller.
+pub async fn queue(
+    tx: &mut PgConnection,
+    kind: StepKind,
+    subject: Subject,
+    when: When,
+) -> Result<Option<Step>, sqlx::Error> {
+    let (onboarding_id, validation_id) = subject.columns();
+    let (delay, lease) = match when {
+        When::Now => (Duration::ZERO, None),
+        When::In(delay) => (delay, None),
+        When::Claimed(lease) => (Duration::ZERO, Some(lease)),
+    };
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "INSERT INTO steps (kind, onboarding_id, device_validation_id, run_at, attempts, claimed_at, claimed_until)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4),
+                 CASE WHEN $5::float8 IS NULL THEN 0 ELSE 1 END,
+                 CASE WHEN $5::float8 IS NULL THEN NULL ELSE now() END,
+                 now() + make_interval(secs => $5))
+         ON CONFLICT DO NOTHING
+         RETURNING {COLUMNS}"
+    ))
+    .bind(kind.as_str())
+    .bind(onboarding_id)
+    .bind(validation_id)
+    .bind(delay.as_secs_f64())
+    .bind(lease.map(|l| l.as_secs_f64()))
+    .fetch_optional(&mut *tx)
+    .await?;
+    if when == When::Now && row.is_some() {
+        notify(&mut *tx).await?;
+    }
+    match (when, row) {
+        (When::Claimed(_), Some(row)) => Ok(Some(row.try_into()?)),
+        _ => Ok(None),
+    }
+}
+
+/// Wakes the runners of every replica when the transaction commits.
+pub async fn notify(db: impl PgExecutor<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(STEPS_CHANNEL)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due steps for `lease`, oldest due first.
+pub async fn claim_due(
+    pool: &PgPool,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<Step>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "UPDATE steps s
+            SET claimed_at = now(), claimed_until = now() + make_interval(secs => $2),
+                attempts = s.attempts + 1
+          WHERE s.id IN (
+                SELECT id FROM steps
+                 WHERE status = 'pending' AND run_at <= now()
+                   AND (claimed_until IS NULL OR claimed_until < now())
+                 ORDER BY run_at
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED)
+          RETURNING {COLUMNS}"
+    ))
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(Step::try_from).collect()
+}
+
+/// The step ran to its end.
+pub async fn complete(db: impl PgExecutor<'_>, step: &Step) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE steps SET status = 'done', finished_at = now(), claimed_until = NULL
+          WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(step.id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Releases the step to run again after `run_in` (or at once, when it was made due while it
+/// ran), remembering why. `error` is a code or a class, never a provider's text.
+pub async fn reschedule(
+    db: impl PgExecutor<'_>,
+    step: &Step,
+    run_in: Duration,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE steps
+            SET run_at = CASE WHEN claimed_at IS NOT NULL AND run_at > claimed_at THEN now()
+                              ELSE now() + make_interval(secs => $2) END,
+                claimed_until = NULL, last_error = $3
+          WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(step.id)
+    .bind(run_in.as_secs_f64())
+    .bind(error)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Makes the pending `kind` step of an onboarding due now (a webhook said the process may be
+/// over). Answers whether there was one.
+pub async fn make_due(
+    tx: &mut PgConnection,
+    onboarding_id: Uuid,
+    kind: StepKind,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE steps SET run_at = now()
+          WHERE onboarding_id = $1 AND kind = $2 AND status = 'pending'",
+    )
+    .bind(onboarding_id)
+    .bind(kind.as_str())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if updated > 0 {
+        notify(&mut *tx).await?;
+    }
+    Ok(updated > 0)
+}
+
+/// How long until the next step falls due (None: nothing is scheduled).
+pub async fn next_due_in(pool: &PgPool) -> Result<Option<Duration>, sqlx::Error> {
+    let at: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT min(run_at) FROM steps WHERE status = 'pending' AND run_at > now()",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(at.map(|at| (at - Utc::now()).to_std().unwrap_or_default()))
+}
+
+/// The pending steps of an onboarding, by kind (for the timeline and for tests).
+pub async fn pending_for_onboarding(
+    db: impl PgExecutor<'_>,
+    onboarding_id: Uuid,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT kind FROM steps WHERE onboarding_id = $1 AND status = 'pending' ORDER BY id",
+    )
+    .bind(onboarding_id)
+    .fetch_all(db)
+    .await
+}
+
+/// The one backoff: `initial` doubled per attempt up to `max`, spread by ±20% so work that
+/// failed together does not retry together.
+pub fn backoff(initial: Duration, max: Duration, attempt: i32) -> Duration {
+    let exponent = attempt.clamp(1, 16) as u32 - 1;
+    let base = initial.saturating_mul(1u32 << exponent).min(max);
+    base.mul_f64(0.8 + fastrand::f64() * 0.4)
+}
+
+/// When to try again after a failure: the backoff, never sooner than the provider's
+/// `Retry-After`, never later than `left` (the deadline, where the step decides anyway).
+pub fn retry_in(
+    backoff: Duration,
+    retry_after: Option<Duration>,
+    left: Option<Duration>,
+) -> Duration {
+    let wait = retry_after.map_or(backoff, |r| backoff.max(r));
+    match left {
+        Some(left) => wait.min(left),
+        None => wait,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let initial = Duration::from_secs(1);
+        let max = Duration::from_secs(30);
+        for (attempt, base) in [(0, 1), (1, 1), (2, 2), (3, 4), (5, 16), (6, 30), (40, 30)] {
+            for _ in 0..50 {
+                let wait = backoff(initial, max, attempt).as_secs_f64();
+                let base = base as f64;
+                assert!(
+                    wait >= base * 0.8 - 1e-9 && wait <= base * 1.2 + 1e-9,
+                    "attempt {attempt}: {wait}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn retry_in_never_before_retry_after_and_never_past_the_deadline() {
+        let s = Duration::from_secs;
+        assert_eq!(retry_in(s(1), None, None), s(1));
+        assert_eq!(retry_in(s(1), Some(s(2)), None), s(2));
+        assert_eq!(retry_in(s(5), Some(s(2)), None), s(5));
+        assert_eq!(retry_in(s(5), Some(s(2)), Some(s(3))), s(3));
+        assert_eq!(retry_in(s(5), None, Some(Duration::ZERO)), Duration::ZERO);
+    }
+}
