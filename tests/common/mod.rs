@@ -158,7 +158,12 @@ impl TestApp {
     async fn stop_inner(mut self) -> TestApp {
         self.stop.cancel();
         if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+            // A service that crashed, panicked or hung on the way out fails the test.
+            tokio::time::timeout(Duration::from_secs(15), task)
+                .await
+                .expect("the service stops within 15 s")
+                .expect("the service task did not panic")
+                .expect("the service ran and stopped without error");
         }
         self
     }

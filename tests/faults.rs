@@ -1,0 +1,368 @@
+//! Provider faults are absorbed: a unico that fails, rate-limits, stalls or loses its token
+//! endpoint for a moment costs the caller a 202 at worst, never a 5xx, and the onboarding is
+//! still decided with exactly one unico process. A service stopped while a request waits
+//! answers it 202 and finishes the onboarding after it starts again.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use common::*;
+use serde_json::{Value, json};
+
+/// What the fake answers to one CreateProcess.
+#[derive(Clone, Debug)]
+enum Create {
+    Status(u16),
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    /// Answers a final, approving process after this long.
+    SlowOk(Duration),
+}
+
+#[derive(Default)]
+struct Script {
+    /// Answers to the next CreateProcess calls; once empty, every call succeeds at once.
+    creates: VecDeque<Create>,
+    /// How many token requests answer 503 before the endpoint recovers.
+    token_failures: usize,
+}
+
+#[derive(Default)]
+struct Seen {
+    tokens: Vec<Instant>,
+    creates: Vec<Instant>,
+    /// Processes the fake created (answered 200 for).
+    created: usize,
+    reads: usize,
+}
+
+#[derive(Clone, Default)]
+struct Fake {
+    script: Arc<Mutex<Script>>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Fake {
+    async fn start(script: Script) -> (Fake, String) {
+        let fake = Fake {
+            script: Arc::new(Mutex::new(script)),
+            seen: Arc::default(),
+        };
+        let (token, create, read) = (fake.clone(), fake.clone(), fake.clone());
+        let router = axum::Router::new()
+            .route(
+                "/oauth2/token",
+                post(move || {
+                    let fake = token.clone();
+                    async move { fake.token() }
+                }),
+            )
+            .route(
+                "/processes/v1",
+                post(move |headers: HeaderMap| {
+                    let fake = create.clone();
+                    async move { fake.create(headers).await }
+                }),
+            )
+            .route(
+                "/processes/v1/{id}",
+                get(
+                    move |axum::extract::Path(id): axum::extract::Path<String>| {
+                        read.seen.lock().unwrap().reads += 1;
+                        async move { axum::Json(approved(&id)) }
+                    },
+                ),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        (fake, url)
+    }
+
+    fn token(&self) -> axum::response::Response {
+        self.seen.lock().unwrap().tokens.push(Instant::now());
+        let mut script = self.script.lock().unwrap();
+        if script.token_failures > 0 {
+            script.token_failures -= 1;
+            return (StatusCode::SERVICE_UNAVAILABLE, "identity host down").into_response();
+        }
+        axum::Json(
+            json!({"access_token": "fake-token", "expires_in": 3600, "token_type": "Bearer"}),
+        )
+        .into_response()
+    }
+
+    async fn create(&self, headers: HeaderMap) -> axum::response::Response {
+        assert_eq!(headers["authorization"], "Bearer fake-token");
+        self.seen.lock().unwrap().creates.push(Instant::now());
+        let next = self.script.lock().unwrap().creates.pop_front();
+        match next {
+            Some(Create::Status(status)) => {
+                let status = StatusCode::from_u16(status).unwrap();
+                (status, axum::Json(json!({"error": {"code": "99999", "description": "Maria da Silva 11144477735 failed"}}))).into_response()
+            }
+            Some(Create::RateLimited { retry_after_secs }) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", retry_after_secs.to_string())],
+                "slow down",
+            )
+                .into_response(),
+            Some(Create::SlowOk(delay)) => {
+                tokio::time::sleep(delay).await;
+                self.created()
+            }
+            None => self.created(),
+        }
+    }
+
+    fn created(&self) -> axum::response::Response {
+        let mut seen = self.seen.lock().unwrap();
+        seen.created += 1;
+        let id = format!("fake-process-{}", seen.created);
+        axum::Json(approved(&id)).into_response()
+    }
+
+    fn created_count(&self) -> usize {
+        self.seen.lock().unwrap().created
+    }
+
+    fn creates(&self) -> Vec<Instant> {
+        self.seen.lock().unwrap().creates.clone()
+    }
+}
+
+fn approved(id: &str) -> Value {
+    json!({"id": id, "status": 3, "unicoId": {"result": "yes"}, "liveness": 1})
+}
+
+async fn app_on(unico: &str, extra: &[(&str, &str)]) -> TestApp {
+    let mut all = vec![
+        ("sandbox.unico_provider", "false"),
+        ("unico.base_url", unico),
+        ("unico.identity_url", unico),
+    ];
+    all.extend_from_slice(extra);
+    TestApp::spawn_with(&all).await
+}
+
+/// Onboards with `Prefer: wait=N`; the caller must get 200 or 202, never an error.
+async fn onboard_absorbed(app: &TestApp, wait: u64) -> (u16, String) {
+    let response = app
+        .onboard(&key(), &onboarding_body("111.444.777-35"), Some(wait))
+        .await;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(
+        status == 200 || status == 202,
+        "a provider fault reached the caller as {status}: {body}"
+    );
+    (status, body["id"].as_str().unwrap().to_owned())
+}
+
+async fn decided_once(app: &TestApp, fake: &Fake, id: &str) -> Value {
+    let view = app.until_decided(id, Duration::from_secs(20)).await;
+    assert_eq!(view["outcome"], "approved", "{view}");
+    assert_eq!(fake.created_count(), 1, "exactly one unico process");
+    assert_eq!(
+        app.unico_calls(id, "create_process").await as usize,
+        fake.creates().len()
+    );
+    view
+}
+
+#[tokio::test]
+async fn create_process_500_twice_then_ok() {
+    let (fake, url) = Fake::start(Script {
+        creates: [Create::Status(500), Create::Status(500)].into(),
+        ..Default::default()
+    })
+    .await;
+    let app = app_on(&url, &[]).await;
+    let (status, id) = onboard_absorbed(&app, 10).await;
+    assert_eq!(status, 200, "retried within the wait");
+    decided_once(&app, &fake, &id).await;
+    assert_eq!(fake.creates().len(), 3);
+    let events = app.events(&id).await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| *e == "process_create_failed")
+            .count(),
+        2,
+        "{events:?}"
+    );
+    // The provider's text (which here names the person) is kept nowhere but in the scrubbed
+    // call log: the step records the code.
+    let errors: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT last_error FROM steps WHERE onboarding_id = $1::uuid")
+            .bind(&id)
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert!(
+        errors.iter().flatten().all(|e| !e.contains("Maria")),
+        "{errors:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn create_process_503_twice_then_ok() {
+    let (fake, url) = Fake::start(Script {
+        creates: [Create::Status(503), Create::Status(503)].into(),
+        ..Default::default()
+    })
+    .await;
+    let app = app_on(&url, &[]).await;
+    let (_, id) = onboard_absorbed(&app, 10).await;
+    decided_once(&app, &fake, &id).await;
+    assert_eq!(fake.creates().len(), 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limited_create_process_waits_for_retry_after() {
+    let (fake, url) = Fake::start(Script {
+        creates: [Create::RateLimited {
+            retry_after_secs: 2,
+        }]
+        .into(),
+        ..Default::default()
+    })
+    .await;
+    let app = app_on(&url, &[]).await;
+    let (_, id) = onboard_absorbed(&app, 10).await;
+    decided_once(&app, &fake, &id).await;
+    let creates = fake.creates();
+    assert_eq!(creates.len(), 2);
+    let gap = creates[1] - creates[0];
+    assert!(
+        gap >= Duration::from_secs(2),
+        "retried {gap:?} after a 429 asking for 2 s"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn token_endpoint_503_twice_then_ok() {
+    let (fake, url) = Fake::start(Script {
+        token_failures: 2,
+        ..Default::default()
+    })
+    .await;
+    let app = app_on(&url, &[]).await;
+    let (_, id) = onboard_absorbed(&app, 10).await;
+    decided_once(&app, &fake, &id).await;
+    assert_eq!(fake.seen.lock().unwrap().tokens.len(), 3);
+    assert_eq!(
+        fake.creates().len(),
+        1,
+        "CreateProcess only once a token was had"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn slow_create_process_answers_202_and_decides_later() {
+    let (fake, url) = Fake::start(Script {
+        creates: [Create::SlowOk(Duration::from_secs(15))].into(),
+        ..Default::default()
+    })
+    .await;
+    let app = app_on(&url, &[("unico.timeout", "30s")]).await;
+    let started = Instant::now();
+    let (status, id) = onboard_absorbed(&app, 3).await;
+    let answered = started.elapsed();
+    assert_eq!(status, 202);
+    assert!(
+        answered >= Duration::from_secs(3) && answered < Duration::from_secs(5),
+        "answered after {answered:?}"
+    );
+    // Meanwhile the service goes on serving: health, and another onboarding decided at once.
+    let health = Instant::now();
+    let live = app.http.get(app.url("/health/live")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    assert!(health.elapsed() < Duration::from_millis(500));
+    let (other_status, other) = onboard_absorbed(&app, 10).await;
+    assert_eq!(other_status, 200);
+    assert_eq!(app.onboarding(&other).await["outcome"], "approved");
+    assert_eq!(app.onboarding(&id).await["status"], "processing");
+
+    let view = app.until_decided(&id, Duration::from_secs(25)).await;
+    assert_eq!(view["outcome"], "approved");
+    assert_eq!(fake.created_count(), 2, "one process for each onboarding");
+    assert_eq!(app.unico_calls(&id, "create_process").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_answers_a_waiting_request_and_the_next_start_decides() {
+    // The sandbox takes 3 s per process: the request is still waiting when the service stops.
+    let app = TestApp::spawn_with(&[
+        ("sandbox.processing_delay", "3s"),
+        ("sandbox.webhook_delay", "50ms"),
+        ("unico.poll_initial", "500ms"),
+    ])
+    .await;
+    let request = {
+        let http = app.http.clone();
+        let url = app.url("/v1/onboardings");
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let response = http
+                .post(url)
+                .bearer_auth(ONBOARDING_KEY)
+                .header("Idempotency-Key", key())
+                .header("Prefer", "wait=30")
+                .json(&onboarding_body("900.000.007-60"))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned());
+            let body: Value = response.json().await.unwrap();
+            (status, location, body, started.elapsed())
+        })
+    };
+    // Stop once the process is open at unico.
+    let started = Instant::now();
+    let id = loop {
+        let open: Option<String> =
+            sqlx::query_scalar("SELECT onboarding_id::text FROM unico_processes LIMIT 1")
+                .fetch_optional(&app.db)
+                .await
+                .unwrap();
+        if let Some(id) = open {
+            break id;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no process created"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let stopping = Instant::now();
+    let app = app.restart().await;
+    let (status, location, body, _) = request.await.unwrap();
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("/v1/onboardings/{id}").as_str())
+    );
+    assert_eq!(body["status"], "processing");
+    assert!(stopping.elapsed() < Duration::from_secs(5));
+    let view = app.until_decided(&id, Duration::from_secs(15)).await;
+    assert_eq!(view["outcome"], "approved", "{view}");
+    assert_eq!(app.unico_calls(&id, "create_process").await, 1);
+    app.stop().await;
+}
