@@ -4,13 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use crate::config::{ApiKeySettings, Scope};
 use crate::http::error::ApiError;
-use crate::http::state::AppState;
 
 pub const ONBOARDING_WRITE: Scope = Scope::OnboardingWrite;
 pub const DECISIONS_READ: Scope = Scope::DecisionsRead;
@@ -75,13 +74,15 @@ impl ApiKeys {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl<S> FromRequestParts<S> for Caller
+where
+    Arc<ApiKeys>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let api_keys = Arc::<ApiKeys>::from_ref(state);
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -91,8 +92,7 @@ impl FromRequestParts<AppState> for Caller {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::Unauthorized);
         }
-        let caller = state
-            .api_keys
+        let caller = api_keys
             .authenticate(key.trim())
             .ok_or(ApiError::Unauthorized)?;
         tracing::Span::current().record("caller", &*caller.name);

@@ -14,7 +14,7 @@ use crate::http::auth::{Caller, DECISIONS_READ, ONBOARDING_WRITE};
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
 use crate::http::state::AppState;
-use crate::onboarding::device::{self, ValidationRequest};
+use crate::onboarding::{self, ValidationRequest};
 use crate::store::device_validations::{self, ValidationRow};
 
 pub fn router() -> Router<AppState> {
@@ -124,7 +124,7 @@ async fn create(
     // serde_json's maps are ordered by key, so this is a canonical form of the body.
     let hash = crate::crypto::sha256(&serde_json::to_vec(&body.raw).unwrap_or_default());
     let (id, started) =
-        device::submit_validation(&st.flow, &caller.name, key, &hash, &request).await?;
+        onboarding::submit_validation(&st.flow, &caller.name, key, &hash, &request).await?;
     // QI Tech usually answers at once: give the first send the time a caller would wait for
     // an onboarding. A slower answer is carried on by the step and read with GET.
     let deadline = tokio::time::Instant::now() + st.settings.policy.default_wait;

@@ -17,6 +17,12 @@ pub struct AppState {
     pub stopping: CancellationToken,
 }
 
+impl axum::extract::FromRef<AppState> for Arc<ApiKeys> {
+    fn from_ref(state: &AppState) -> Arc<ApiKeys> {
+        state.api_keys.clone()
+    }
+}
+
 impl Deref for AppState {
     type Target = Services;
     fn deref(&self) -> &Services {

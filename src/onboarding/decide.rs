@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::evidence::{BiometricEvidence, DeviceEvidence, Evidence};
 use crate::domain::transitions::{self, OnboardingEvent, OnboardingState, StepKind};
-use crate::onboarding::FlowError;
+use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
 use crate::policy::{Outcome, Verdict};
 use crate::store::onboardings::OnboardingRow;

@@ -173,3 +173,12 @@ impl OnboardingRequest {
         })
     }
 }
+
+/// A device validation request, checked.
+pub struct ValidationRequest {
+    pub reference: Option<String>,
+    pub account_id: String,
+    pub person_id: String,
+    pub session_id: String,
+    pub face_recognition_key: Option<String>,
+}

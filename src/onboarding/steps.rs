@@ -6,8 +6,9 @@ use tracing::Instrument;
 
 use crate::domain::transitions::StepKind;
 use crate::onboarding::decide::Applied;
+use crate::onboarding::error::FlowError;
 use crate::onboarding::services::{Flow, Services};
-use crate::onboarding::{FlowError, biometrics, device};
+use crate::onboarding::{biometrics, device, validation};
 use crate::store::steps::{self, Step, Subject};
 
 /// Runs `held` steps on this replica at once, in the background: they are leased to this
@@ -66,7 +67,7 @@ async fn run_one(flow: &Services, step: &Step) -> Result<Applied, FlowError> {
             device::send_risk_signal(flow, step, id).await
         }
         (StepKind::SendValidation | StepKind::ReadValidation, Subject::Validation(id)) => {
-            device::advance_validation(flow, step, id).await
+            validation::advance(flow, step, id).await
         }
         (kind, subject) => {
             tracing::error!(%kind, ?subject, "a step of this kind cannot work on this subject; dropped");

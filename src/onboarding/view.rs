@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::domain::evidence::BiometricResult;
-use crate::onboarding::FlowError;
+use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
 use crate::policy::Reason;
 use crate::store::{decisions, devices, onboardings, processes};

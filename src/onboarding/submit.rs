@@ -1,0 +1,170 @@
+//! Taking a request in: it is stored with its first step in one transaction, and that step is
+//! started on this replica. No provider is called before the caller's answer is decided on.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::domain::evidence::{BiometricEvidence, DeviceEvidence, Evidence};
+use crate::domain::transitions::{
+    self, OnboardingEvent, OnboardingState, ValidationEvent, ValidationState,
+};
+use crate::onboarding::decide;
+use crate::onboarding::error::FlowError;
+use crate::onboarding::request::{ValidOnboarding, ValidationRequest};
+use crate::onboarding::services::{Flow, Services};
+use crate::onboarding::steps;
+use crate::store::steps::Subject;
+use crate::store::{StoreError, device_validations, events, onboardings};
+
+/// Stores the onboarding with its first step in one transaction and starts that step on this
+/// replica, or finds the one stored under the same Idempotency-Key. Answers its id; the verdict
+/// may or may not exist yet. No provider is called before this answers.
+#[tracing::instrument(skip_all, fields(onboarding_id))]
+pub async fn submit(
+    flow: &Flow,
+    client_name: &str,
+    idempotency_key: &str,
+    request_hash: &[u8],
+    request: &ValidOnboarding,
+) -> Result<Uuid, FlowError> {
+    use secrecy::ExposeSecret;
+    let mut tx = flow.db.begin().await?;
+    let inserted = onboardings::insert(
+        &mut tx,
+        &flow.cipher,
+        onboardings::NewOnboarding {
+            id: Uuid::new_v4(),
+            client_name,
+            idempotency_key,
+            request_hash,
+            reference: request.reference.as_deref(),
+            person: &request.person,
+            account_id: &request.account_id,
+            person_id: &request.person_id,
+            device: request.device.clone(),
+            open_finance: request.open_finance.clone(),
+            selfie: request.selfie.expose_secret(),
+        },
+    )
+    .await?;
+    let id = match inserted {
+        onboardings::Inserted::New(id) => id,
+        onboardings::Inserted::Existing {
+            same_body: false, ..
+        } => return Err(FlowError::IdempotencyConflict),
+        onboardings::Inserted::Existing {
+            id,
+            same_body: true,
+        } => {
+            tracing::Span::current().record("onboarding_id", tracing::field::display(id));
+            tracing::info!("the same Idempotency-Key again: waiting on the stored onboarding");
+            return Ok(id);
+        }
+    };
+    tracing::Span::current().record("onboarding_id", tracing::field::display(id));
+    events::record(&mut *tx, id, "received", json!({})).await?;
+    let applied = match flow.policy.screen_device(request.risk_signals.as_ref()) {
+        Some(verdict) => {
+            let evidence = Evidence {
+                risk_signals: request.risk_signals.clone(),
+                biometrics: BiometricEvidence::NotRun,
+                device: DeviceEvidence::NotRun,
+            };
+            let Some(onboarding) = onboardings::get(&mut *tx, id).await? else {
+                return Err(
+                    StoreError::Corrupt("the onboarding just stored is gone".into()).into(),
+                );
+            };
+            decide::record_verdict(
+                &mut tx,
+                flow,
+                &onboarding,
+                OnboardingState::Received,
+                &verdict,
+                &evidence,
+                OnboardingEvent::Screened,
+            )
+            .await?
+        }
+        None => {
+            decide::apply(
+                &mut tx,
+                id,
+                OnboardingState::Received,
+                OnboardingEvent::Accepted,
+                |kind| decide::default_timing(flow, kind),
+            )
+            .await?
+        }
+    };
+    tx.commit().await?;
+    if applied.decided {
+        flow.wake.decided(id);
+    }
+    steps::spawn(flow, applied.steps);
+    Ok(id)
+}
+
+/// Whether `id` exists and is decided, without loading it all.
+pub async fn is_decided(flow: &Services, id: Uuid) -> Result<Option<bool>, FlowError> {
+    Ok(crate::store::onboardings::state(&flow.db, id)
+        .await?
+        .map(|s| s == OnboardingState::Decided.as_str()))
+}
+
+/// Stores the validation with its first step (or finds the one stored under the same
+/// Idempotency-Key) and, when new, starts sending the event to QI Tech at once. Answers its id
+/// and the started step, which the caller may wait for.
+#[tracing::instrument(skip_all, fields(device_validation_id))]
+pub async fn submit_validation(
+    flow: &Flow,
+    client_name: &str,
+    idempotency_key: &str,
+    request_hash: &[u8],
+    request: &ValidationRequest,
+) -> Result<(Uuid, Vec<tokio::task::JoinHandle<()>>), FlowError> {
+    let mut tx = flow.db.begin().await?;
+    let inserted = device_validations::insert(
+        &mut tx,
+        device_validations::NewValidation {
+            client_name,
+            idempotency_key,
+            request_hash,
+            reference: request.reference.as_deref(),
+            account_id: &request.account_id,
+            person_id: &request.person_id,
+            session_id: &request.session_id,
+            face_recognition_key: request.face_recognition_key.as_deref(),
+        },
+    )
+    .await?;
+    match inserted {
+        device_validations::Inserted::New(id) => {
+            tracing::Span::current().record("device_validation_id", tracing::field::display(id));
+            let (_, kinds) =
+                transitions::validation(ValidationState::Processing, ValidationEvent::Accepted)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut held = Vec::new();
+            for kind in kinds {
+                held.extend(
+                    crate::store::steps::queue(
+                        &mut tx,
+                        kind,
+                        Subject::Validation(id),
+                        decide::default_timing(flow, kind),
+                    )
+                    .await?,
+                );
+            }
+            tx.commit().await?;
+            Ok((id, steps::spawn(flow, held)))
+        }
+        device_validations::Inserted::Existing {
+            same_body: false, ..
+        } => Err(FlowError::IdempotencyConflict),
+        device_validations::Inserted::Existing {
+            id,
+            same_body: true,
+        } => Ok((id, Vec::new())),
+    }
+}
