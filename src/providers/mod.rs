@@ -1,6 +1,7 @@
 //! Clients of the providers veredito calls. Each client takes typed input and answers typed
 //! results and typed errors; none of them knows the HTTP surface or the store.
 
+pub mod http;
 pub mod qitech;
 pub mod unico;
 pub mod zro;

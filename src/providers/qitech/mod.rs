@@ -4,7 +4,7 @@
 
 mod wire;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use reqwest::{Method, StatusCode};
@@ -13,7 +13,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::evidence::DeviceRegistration;
-use crate::providers::{CallContext, CallRecord, SharedSink, redact};
+use crate::providers::http::{Answer, Exchange, Failure, ProviderError, ProviderHttp};
+use crate::providers::{CallContext, SharedSink, redact};
 
 const PROVIDER: &str = "qitech";
 /// Personal data QI Tech receives; kept out of the audit log of calls.
@@ -148,10 +149,9 @@ impl QitechError {
 
 #[derive(Clone)]
 pub struct QitechClient {
-    http: reqwest::Client,
+    http: ProviderHttp,
     base_url: String,
     api_key: SecretString,
-    sink: SharedSink,
 }
 
 /// Dates go out in Brasília time with the offset written, as QI Tech's examples show. Brazil
@@ -196,19 +196,13 @@ fn encode(segment: &str) -> String {
 
 impl QitechClient {
     pub fn new(config: QitechConfig, sink: SharedSink) -> Result<Self, QitechError> {
-        // No redirects: reqwest would carry the credentials headers to wherever they point.
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| QitechError::Config(e.to_string()))?;
+        let client = crate::providers::http::client(config.timeout).map_err(QitechError::Config)?;
         reqwest::Url::parse(&config.base_url)
             .map_err(|e| QitechError::Config(format!("base_url: {e}")))?;
         Ok(QitechClient {
-            http,
+            http: ProviderHttp::new(client, sink, |answer| redact(answer, REDACTED)),
             base_url: config.base_url.trim_end_matches('/').to_owned(),
             api_key: config.api_key,
-            sink,
         })
     }
 
@@ -383,75 +377,57 @@ impl QitechClient {
         body: Option<Value>,
         ctx: CallContext,
     ) -> Result<(StatusCode, Value), QitechError> {
-        let started = Instant::now();
         let mut request = self
             .http
+            .client
             .request(method.clone(), format!("{}{path}", self.base_url))
             .header(reqwest::header::AUTHORIZATION, self.api_key.expose_secret())
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(body) = &body {
             request = request.json(body);
         }
-        let outcome = match request.send().await {
-            Ok(response) => {
-                let status = response.status();
-                match response.bytes().await {
-                    Ok(bytes) => Ok((
-                        status,
-                        serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
-                    )),
-                    Err(e) if e.is_timeout() => Err(QitechError::Timeout),
-                    Err(e) => Err(QitechError::Transport(e.without_url().to_string())),
+        let exchange = Exchange {
+            provider: PROVIDER,
+            operation,
+            method: if method == Method::GET { "GET" } else { "POST" },
+            path,
+            request: body.map(|b| redact(b, REDACTED)),
+            context: ctx,
+        };
+        self.http
+            .send(request, exchange, |answer: &Answer| {
+                let body = answer.body.clone().unwrap_or(Value::Null);
+                let status = StatusCode::from_u16(answer.status)
+                    .map_err(|_| QitechError::Decode(format!("HTTP status {}", answer.status)))?;
+                match answer.status {
+                    200..=299 | 409 => Ok((status, body)),
+                    401 | 403 => Err(QitechError::Unauthorized {
+                        http_status: answer.status,
+                    }),
+                    404 => Err(QitechError::NotFound),
+                    429 => Err(QitechError::RateLimited),
+                    500..=599 => Err(QitechError::Server {
+                        http_status: answer.status,
+                    }),
+                    other => Err(QitechError::Refused {
+                        http_status: other,
+                        detail: error_detail(&body),
+                    }),
                 }
+            })
+            .await
+    }
+}
+
+impl ProviderError for QitechError {
+    fn from_failure(failure: Failure) -> Self {
+        match failure {
+            Failure::Timeout => QitechError::Timeout,
+            Failure::Transport(cause) => QitechError::Transport(cause),
+            Failure::TooLarge => {
+                QitechError::Decode("the answer is larger than veredito reads".into())
             }
-            Err(e) if e.is_timeout() => Err(QitechError::Timeout),
-            Err(e) => Err(QitechError::Transport(e.without_url().to_string())),
-        };
-        let result = outcome.and_then(|(status, answer)| match status.as_u16() {
-            200..=299 | 409 => Ok((status, answer)),
-            401 | 403 => Err(QitechError::Unauthorized {
-                http_status: status.as_u16(),
-            }),
-            404 => Err(QitechError::NotFound),
-            429 => Err(QitechError::RateLimited),
-            500..=599 => Err(QitechError::Server {
-                http_status: status.as_u16(),
-            }),
-            other => Err(QitechError::Refused {
-                http_status: other,
-                detail: error_detail(&answer),
-            }),
-        });
-        let (http_status, response) = match &result {
-            Ok((status, answer)) => (
-                Some(status.as_u16()),
-                Some(redact(answer.clone(), REDACTED)),
-            ),
-            Err(
-                QitechError::Unauthorized { http_status }
-                | QitechError::Server { http_status }
-                | QitechError::Refused { http_status, .. },
-            ) => (Some(*http_status), None),
-            Err(QitechError::NotFound) => (Some(404), None),
-            Err(QitechError::RateLimited) => (Some(429), None),
-            Err(_) => (None, None),
-        };
-        crate::providers::report(
-            &*self.sink,
-            CallRecord {
-                context: ctx,
-                provider: PROVIDER,
-                operation,
-                method: if method == Method::GET { "GET" } else { "POST" },
-                path,
-                http_status,
-                latency_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
-                request: body.map(|b| redact(b, REDACTED)),
-                response,
-                error: result.as_ref().err().map(ToString::to_string),
-            },
-        );
-        result
+        }
     }
 }
 

@@ -12,8 +12,9 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::wire;
-use super::{Exchange, Http, UnicoError};
+use super::{Http, UnicoError};
 use crate::providers::CallContext;
+use crate::providers::http::{Answer, Exchange};
 
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// The longest assertion lifetime unico accepts.
@@ -128,7 +129,9 @@ impl TokenSource {
         let answer = self.exchange(http, context, iat).await?;
         let lifetime = answer
             .expires_in
-            .map(Duration::from_secs)
+            // A day at most: an absurd lifetime must not overflow the clock arithmetic below,
+            // and no identity host issues longer ones.
+            .map(|secs| Duration::from_secs(secs.min(86_400)))
             .unwrap_or(DEFAULT_TOKEN_LIFETIME);
         cache.generation += 1;
         let token = AccessToken {
@@ -171,13 +174,18 @@ impl TokenSource {
             ("assertion", assertion.as_str()),
         ]);
         let exchange = Exchange {
+            provider: "unico",
             operation: "token",
             method: "POST",
             path: self.token_url.path().to_owned(),
-            recorded_request: Some(json!({"grant_type": GRANT_TYPE, "assertion": wire::REDACTED})),
+            request: Some(json!({"grant_type": GRANT_TYPE, "assertion": wire::REDACTED})),
             context,
         };
-        let answer = http.send(request, exchange, token_outcome).await?;
+        let answer = http
+            .send(request, exchange, |a: &Answer| {
+                token_outcome(a.status, &a.headers, a.body.as_ref())
+            })
+            .await?;
         if let Some(token_type) = &answer.token_type {
             if !token_type.eq_ignore_ascii_case("bearer") {
                 tracing::debug!(token_type = %token_type, "unico answered an unexpected token type");

@@ -16,7 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::domain::evidence::BiometricResult;
-use crate::providers::{CallContext, CallRecord, SharedSink};
+use crate::providers::http::{Answer, Exchange, Failure, ProviderError, ProviderHttp as Http};
+use crate::providers::{CallContext, SharedSink};
 
 use auth::{AccessToken, TokenSource};
 
@@ -180,18 +181,13 @@ impl UnicoClient {
             &config.identity_url,
         )?;
         let processes_url = endpoint(&config.base_url, &["processes", "v1"])?;
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            // APIKEY is not a header reqwest knows to drop on a cross-host redirect, and unico
-            // documents no redirects: a 3xx is reported instead of followed.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("veredito/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| UnicoError::Config(format!("could not build the HTTP client: {e}")))?;
+        // unico documents no redirects, and APIKEY is not a header reqwest knows to drop on a
+        // cross-host one: a 3xx is reported instead of followed.
+        let client = crate::providers::http::client(config.timeout).map_err(UnicoError::Config)?;
 
         Ok(UnicoClient {
             inner: Arc::new(Inner {
-                http: Http { client, sink },
+                http: Http::new(client, sink, wire::for_record),
                 tokens,
                 api_key,
                 processes_url,
@@ -223,10 +219,11 @@ impl UnicoClient {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(body.clone());
                 let exchange = Exchange {
+                    provider: "unico",
                     operation: "create_process",
                     method: "POST",
                     path: inner.processes_url.path().to_owned(),
-                    recorded_request: Some(recorded.clone()),
+                    request: Some(recorded.clone()),
                     context: ctx,
                 };
                 (builder, exchange)
@@ -261,10 +258,11 @@ impl UnicoClient {
         let result = self
             .authorized(ctx, || {
                 let exchange = Exchange {
+                    provider: "unico",
                     operation: "get_process",
                     method: "GET",
                     path: url.path().to_owned(),
-                    recorded_request: None,
+                    request: None,
                     context: ctx,
                 };
                 (inner.http.client.get(url.clone()), exchange)
@@ -293,7 +291,13 @@ impl UnicoClient {
             let builder = builder
                 .header(AUTHORIZATION, bearer(&token)?)
                 .header("APIKEY", inner.api_key.clone());
-            match inner.http.send(builder, exchange, process_outcome).await {
+            match inner
+                .http
+                .send(builder, exchange, |a: &Answer| {
+                    process_outcome(a.status, &a.headers, a.body.as_ref())
+                })
+                .await
+            {
                 Err(UnicoError::Business {
                     http_status: 403,
                     code,
@@ -379,97 +383,16 @@ fn process_outcome(
     }
 }
 
-/// The HTTP client and where calls are reported; shared by the token source and the API calls.
-pub(crate) struct Http {
-    client: reqwest::Client,
-    sink: SharedSink,
-}
-
-/// What the call record says about a request; the body is already redacted.
-pub(crate) struct Exchange {
-    operation: &'static str,
-    method: &'static str,
-    path: String,
-    recorded_request: Option<Value>,
-    context: CallContext,
-}
-
-impl Http {
-    /// Sends the request, reads the whole answer (under the client's timeout), reports the call
-    /// and hands status, headers and JSON body (None when not JSON) to `outcome`.
-    async fn send<T>(
-        &self,
-        request: RequestBuilder,
-        exchange: Exchange,
-        outcome: impl FnOnce(u16, &HeaderMap, Option<&Value>) -> Result<T, UnicoError>,
-    ) -> Result<T, UnicoError> {
-        let started = std::time::Instant::now();
-        let answered = match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let headers = response.headers().clone();
-                match response.bytes().await {
-                    Ok(bytes) => Ok((status, headers, bytes)),
-                    Err(e) => Err((Some(status), transport_error(e))),
-                }
+impl ProviderError for UnicoError {
+    fn from_failure(failure: Failure) -> Self {
+        match failure {
+            Failure::Timeout => UnicoError::Timeout,
+            Failure::Transport(cause) => UnicoError::Transport(cause),
+            Failure::TooLarge => {
+                UnicoError::Decode("the answer is larger than veredito reads".into())
             }
-            Err(e) => Err((None, transport_error(e))),
-        };
-        let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
-
-        let (http_status, response, result) = match answered {
-            Ok((status, headers, bytes)) => {
-                let json = serde_json::from_slice::<Value>(&bytes).ok();
-                let result = outcome(status, &headers, json.as_ref());
-                (Some(status), json.map(wire::for_record), result)
-            }
-            Err((status, error)) => (status, None, Err(error)),
-        };
-        let error = result.as_ref().err().map(|e| {
-            let text = e.to_string();
-            wire::scrub_document_numbers(&text).unwrap_or(text)
-        });
-        tracing::debug!(
-            operation = exchange.operation,
-            http_status,
-            latency_ms,
-            failed = error.is_some(),
-            "unico call"
-        );
-        crate::providers::report(
-            &*self.sink,
-            CallRecord {
-                context: exchange.context,
-                provider: "unico",
-                operation: exchange.operation,
-                method: exchange.method,
-                path: exchange.path,
-                http_status,
-                latency_ms,
-                request: exchange.recorded_request,
-                response,
-                error,
-            },
-        );
-        result
+        }
     }
-}
-
-fn transport_error(error: reqwest::Error) -> UnicoError {
-    if error.is_timeout() {
-        return UnicoError::Timeout;
-    }
-    // reqwest's own message is generic ("error sending request"); the cause (refused, DNS,
-    // TLS) is in the source chain. The URL is left out: the record already has the path.
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    UnicoError::Transport(text)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, json};
 
 use super::*;
+use crate::providers::CallRecord;
 use crate::providers::CallSink;
 
 const PRIVATE_KEY: &str = include_str!("testdata/private_key.pem");
@@ -1117,7 +1118,7 @@ async fn records_and_logs_hold_no_personal_data_or_secrets() {
     let recorded = format!("{calls:?}");
     let logged = String::from_utf8(lock(&logs.0).clone()).expect("utf8 logs");
     assert!(
-        logged.contains("unico call") && logged.contains("create_process"),
+        logged.contains("provider call") && logged.contains("create_process"),
         "{logged}"
     );
     assert!(

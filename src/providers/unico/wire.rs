@@ -234,7 +234,7 @@ pub(crate) fn for_record(body: Value) -> Value {
 fn scrub_strings(value: &mut Value) {
     match value {
         Value::String(s) => {
-            if let Some(clean) = scrub_document_numbers(s) {
+            if let Some(clean) = crate::providers::http::scrub_document_numbers(s) {
                 *s = clean;
             }
         }
@@ -244,41 +244,10 @@ fn scrub_strings(value: &mut Value) {
     }
 }
 
-/// Replaces anything that looks like a CPF (11 digits, maybe with `.` and `-`) in free text.
-/// Returns None when there is nothing to replace, which is the usual case.
-pub(crate) fn scrub_document_numbers(text: &str) -> Option<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let mut digits = 0;
-    let mut changed = false;
-    let mut flush = |run: &mut String, digits: &mut usize, out: &mut String| {
-        if *digits >= 11 {
-            out.push_str(REDACTED);
-            changed = true;
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-        *digits = 0;
-    };
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            run.push(c);
-            digits += 1;
-        } else if (c == '.' || c == '-') && digits > 0 {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut digits, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut run, &mut digits, &mut out);
-    changed.then_some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::http::scrub_document_numbers;
     use serde_json::json;
 
     #[test]

@@ -4,7 +4,7 @@
 //! no lifetime, so a 401 is the signal to sign in again (once per call).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -14,7 +14,10 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::domain::evidence::RiskSignals;
-use crate::providers::{CallContext, CallRecord, SharedSink, redact};
+use crate::providers::http::{
+    Answer as SharedAnswer, Exchange, Failure, ProviderError, ProviderHttp,
+};
+use crate::providers::{CallContext, SharedSink, redact};
 
 const PROVIDER: &str = "zro";
 /// Secrets and the phone's position never go to the audit log of calls.
@@ -120,13 +123,12 @@ struct SigninAnswer {
 
 #[derive(Clone)]
 pub struct ZroClient {
-    http: reqwest::Client,
+    http: ProviderHttp,
     base_url: String,
     api_id: String,
     api_key: SecretString,
     /// Held across a sign-in, so concurrent calls share one new token instead of each signing in.
     token: Arc<Mutex<Option<SecretString>>>,
-    sink: SharedSink,
 }
 
 struct Answer {
@@ -136,21 +138,15 @@ struct Answer {
 
 impl ZroClient {
     pub fn new(config: ZroConfig, sink: SharedSink) -> Result<Self, ZroError> {
-        // No redirects: reqwest would carry the credentials headers to wherever they point.
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ZroError::Config(e.to_string()))?;
+        let client = crate::providers::http::client(config.timeout).map_err(ZroError::Config)?;
         reqwest::Url::parse(&config.base_url)
             .map_err(|e| ZroError::Config(format!("base_url: {e}")))?;
         Ok(ZroClient {
-            http,
+            http: ProviderHttp::new(client, sink, |answer| redact(answer, REDACTED)),
             base_url: config.base_url.trim_end_matches('/').to_owned(),
             api_id: config.api_id,
             api_key: config.api_key,
             token: Arc::new(Mutex::new(None)),
-            sink,
         })
     }
 
@@ -188,6 +184,7 @@ impl ZroClient {
         );
         let request = self
             .http
+            .client
             .post(format!("{}{path}", self.base_url))
             .bearer_auth(token.expose_secret())
             .header("x-transaction-uuid", signal.transaction_uuid.to_string())
@@ -232,6 +229,7 @@ impl ZroClient {
         let path = "/auth/signin".to_owned();
         let request = self
             .http
+            .client
             .post(format!("{}{path}", self.base_url))
             .json(&body);
         let answer = self.send("signin", path, request, Some(body), ctx).await?;
@@ -264,41 +262,35 @@ impl ZroClient {
         body: Option<Value>,
         ctx: CallContext,
     ) -> Result<Answer, ZroError> {
-        let started = Instant::now();
-        let result = match request.send().await {
-            Ok(response) => {
-                let status = response.status();
-                match response.bytes().await {
-                    Ok(bytes) => Ok(Answer {
-                        status,
-                        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-                    }),
-                    Err(e) if e.is_timeout() => Err(ZroError::Timeout),
-                    Err(e) => Err(ZroError::Transport(e.without_url().to_string())),
-                }
-            }
-            Err(e) if e.is_timeout() => Err(ZroError::Timeout),
-            Err(e) => Err(ZroError::Transport(e.without_url().to_string())),
+        let exchange = Exchange {
+            provider: PROVIDER,
+            operation,
+            method: "POST",
+            path,
+            request: body.map(|b| redact(b, REDACTED)),
+            context: ctx,
         };
-        crate::providers::report(
-            &*self.sink,
-            CallRecord {
-                context: ctx,
-                provider: PROVIDER,
-                operation,
-                method: "POST",
-                path,
-                http_status: result.as_ref().ok().map(|a| a.status.as_u16()),
-                latency_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
-                request: body.map(|b| redact(b, REDACTED)),
-                response: result
-                    .as_ref()
-                    .ok()
-                    .map(|a| redact(a.body.clone(), REDACTED)),
-                error: result.as_ref().err().map(ToString::to_string),
-            },
-        );
-        result
+        self.http
+            .send(request, exchange, |answer: &SharedAnswer| {
+                Ok(Answer {
+                    status: StatusCode::from_u16(answer.status)
+                        .map_err(|_| ZroError::Decode(format!("HTTP status {}", answer.status)))?,
+                    body: answer.body.clone().unwrap_or(Value::Null),
+                })
+            })
+            .await
+    }
+}
+
+impl ProviderError for ZroError {
+    fn from_failure(failure: Failure) -> Self {
+        match failure {
+            Failure::Timeout => ZroError::Timeout,
+            Failure::Transport(cause) => ZroError::Transport(cause),
+            Failure::TooLarge => {
+                ZroError::Decode("the answer is larger than veredito reads".into())
+            }
+        }
     }
 }
 

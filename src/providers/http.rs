@@ -1,0 +1,223 @@
+//! The HTTP plumbing the unico, QI Tech and Zro clients share: a client that follows no
+//! redirects, one send that reads the answer up to a cap, turns transport failures into the
+//! client's error type, and reports the call (bodies redacted by the client) for the audit.
+
+use std::time::{Duration, Instant};
+
+use reqwest::RequestBuilder;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use crate::providers::{CallContext, CallRecord, SharedSink};
+
+/// The most of an answer veredito reads: provider answers are a few kilobytes; anything larger
+/// is refused before it can take the service's memory.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// A client for one provider. No redirects: reqwest would carry credential headers (APIKEY,
+/// Authorization) to wherever a redirect points, and no provider documents one.
+pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    if timeout.is_zero() {
+        return Err("the timeout must be above zero".into());
+    }
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("veredito/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("could not build the HTTP client: {e}"))
+}
+
+/// What a provider answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    /// The body as JSON; None when it is not JSON.
+    pub body: Option<Value>,
+}
+
+/// A call that got no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Timeout,
+    /// Connection refused, reset, DNS, TLS: the cause chain, without the URL.
+    Transport(String),
+    /// The answer was larger than `MAX_ANSWER_BYTES`.
+    TooLarge,
+}
+
+/// A client's error type, as the shared send needs it.
+pub trait ProviderError: std::fmt::Display {
+    fn from_failure(failure: Failure) -> Self;
+}
+
+/// What the call record says about a request; the body is already redacted.
+pub struct Exchange {
+    pub provider: &'static str,
+    pub operation: &'static str,
+    pub method: &'static str,
+    pub path: String,
+    pub request: Option<Value>,
+    pub context: CallContext,
+}
+
+/// A provider's client and where its calls are reported.
+#[derive(Clone)]
+pub struct ProviderHttp {
+    pub client: reqwest::Client,
+    sink: SharedSink,
+    /// Turns an answer's body into what the call record keeps (the client's redaction).
+    redact: fn(Value) -> Value,
+}
+
+impl ProviderHttp {
+    pub fn new(client: reqwest::Client, sink: SharedSink, redact: fn(Value) -> Value) -> Self {
+        ProviderHttp {
+            client,
+            sink,
+            redact,
+        }
+    }
+
+    /// Sends the request, reads the answer (under the client's timeout and the size cap),
+    /// reports the call and hands the answer to `outcome`.
+    pub async fn send<T, E: ProviderError>(
+        &self,
+        request: RequestBuilder,
+        exchange: Exchange,
+        outcome: impl FnOnce(&Answer) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let started = Instant::now();
+        let answered = match request.send().await {
+            Ok(response) => read(response).await,
+            Err(e) => Err(failure(e)),
+        };
+        let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let (http_status, response, result) = match answered {
+            Ok(answer) => {
+                let result = outcome(&answer);
+                (Some(answer.status), answer.body.map(self.redact), result)
+            }
+            Err(failure) => (None, None, Err(E::from_failure(failure))),
+        };
+        let error = result.as_ref().err().map(|e| {
+            let text = e.to_string();
+            scrub_document_numbers(&text).unwrap_or(text)
+        });
+        tracing::debug!(
+            provider = exchange.provider,
+            operation = exchange.operation,
+            http_status,
+            latency_ms,
+            failed = error.is_some(),
+            "provider call"
+        );
+        crate::providers::report(
+            &*self.sink,
+            CallRecord {
+                context: exchange.context,
+                provider: exchange.provider,
+                operation: exchange.operation,
+                method: exchange.method,
+                path: exchange.path,
+                http_status,
+                latency_ms,
+                request: exchange.request,
+                response,
+                error,
+            },
+        );
+        result
+    }
+}
+
+async fn read(mut response: reqwest::Response) -> Result<Answer, Failure> {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(Failure::TooLarge);
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(failure)? {
+        if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(Failure::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Answer {
+        status,
+        headers,
+        body: serde_json::from_slice(&bytes).ok(),
+    })
+}
+
+fn failure(error: reqwest::Error) -> Failure {
+    if error.is_timeout() {
+        return Failure::Timeout;
+    }
+    // reqwest's own message is generic ("error sending request"); the cause (refused, DNS,
+    // TLS) is in the source chain. The URL is left out: the record already has the path.
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    Failure::Transport(text)
+}
+
+/// Replaces anything that looks like a CPF (11 digits, maybe with `.` and `-`) in free text.
+/// Returns None when there is nothing to replace, which is the usual case.
+pub fn scrub_document_numbers(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let mut digits = 0;
+    let mut changed = false;
+    let mut flush = |run: &mut String, digits: &mut usize, out: &mut String| {
+        if *digits >= 11 {
+            out.push_str("[redacted]");
+            changed = true;
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+        *digits = 0;
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+            digits += 1;
+        } else if (c == '.' || c == '-') && digits > 0 {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut digits, &mut out);
+    changed.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrubs_cpfs_and_phones_but_not_short_numbers() {
+        assert_eq!(
+            scrub_document_numbers("CPF 111.444.777-35 invalid").as_deref(),
+            Some("CPF [redacted] invalid")
+        );
+        assert_eq!(
+            scrub_document_numbers("phone 5511974749090").as_deref(),
+            Some("phone [redacted]")
+        );
+        assert_eq!(scrub_document_numbers("status 3, score -40"), None);
+    }
+}
