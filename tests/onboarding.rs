@@ -533,6 +533,14 @@ async fn invalid_requests_get_problem_details() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // The scope is checked before the body or the headers are looked at.
+    for (key, body) in [
+        (None, "{not json".to_owned()),
+        (Some("k1"), "{}".to_owned()),
+    ] {
+        let r = post(Some(AUDITOR_KEY), key, body).await.unwrap();
+        assert_eq!(r.status(), 403);
+    }
     let r = post(Some(ONBOARDING_KEY), None, valid.clone())
         .await
         .unwrap();

@@ -99,3 +99,21 @@ where
         Ok(caller)
     }
 }
+
+/// A caller whose key may write onboardings and device validations. Checked from the headers
+/// alone, so a key without the scope gets its 403 before its body is looked at.
+pub struct Writer(pub Caller);
+
+impl<S> FromRequestParts<S> for Writer
+where
+    Arc<ApiKeys>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(ONBOARDING_WRITE)?;
+        Ok(Writer(caller))
+    }
+}

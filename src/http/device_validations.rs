@@ -2,7 +2,7 @@
 //! a returning user's device.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::http::auth::{Caller, DECISIONS_READ, ONBOARDING_WRITE};
+use crate::http::IdempotencyKey;
+use crate::http::auth::{Caller, DECISIONS_READ, ONBOARDING_WRITE, Writer};
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
 use crate::http::state::AppState;
@@ -114,17 +115,15 @@ impl From<ValidationRow> for DeviceValidationView {
 
 async fn create(
     State(st): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
+    Writer(caller): Writer,
+    IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<DeviceValidationBody>,
 ) -> Result<Response, ApiError> {
-    caller.require(ONBOARDING_WRITE)?;
-    let key = crate::http::idempotency_key(&headers)?;
     let request = body.value.validate().map_err(ApiError::Validation)?;
     // serde_json's maps are ordered by key, so this is a canonical form of the body.
     let hash = crate::crypto::sha256(&serde_json::to_vec(&body.raw).unwrap_or_default());
     let (id, started) =
-        onboarding::submit_validation(&st.flow, &caller.name, key, &hash, &request).await?;
+        onboarding::submit_validation(&st.flow, &caller.name, &key, &hash, &request).await?;
     // QI Tech usually answers at once: give the first send the time a caller would wait for
     // an onboarding. A slower answer is carried on by the step and read with GET.
     let deadline = tokio::time::Instant::now() + st.settings.policy.default_wait;

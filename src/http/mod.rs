@@ -54,20 +54,31 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The `Idempotency-Key` header: required, 1 to 255 visible ASCII characters.
-pub(crate) fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
-    let value = headers
-        .get("idempotency-key")
-        .ok_or_else(|| ApiError::BadRequest("the Idempotency-Key header is required".into()))?;
-    let key = value
-        .to_str()
-        .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
-    if key.is_empty() || key.len() > 255 {
-        return Err(ApiError::BadRequest(
-            "Idempotency-Key must have 1 to 255 characters".into(),
-        ));
+/// The `Idempotency-Key` header: required, 1 to 255 visible ASCII characters. An extractor, so
+/// a request without one is refused before its body is read.
+pub struct IdempotencyKey(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get("idempotency-key")
+            .ok_or_else(|| ApiError::BadRequest("the Idempotency-Key header is required".into()))?;
+        let key = value
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
+        if key.is_empty() || key.len() > 255 {
+            return Err(ApiError::BadRequest(
+                "Idempotency-Key must have 1 to 255 characters".into(),
+            ));
+        }
+        Ok(IdempotencyKey(key.to_owned()))
     }
-    Ok(key)
 }
 
 async fn record_metrics(request: Request, next: Next) -> Response {

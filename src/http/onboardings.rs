@@ -9,7 +9,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use uuid::Uuid;
 
-use crate::http::auth::{Caller, DECISIONS_READ, ONBOARDING_WRITE};
+use crate::http::IdempotencyKey;
+use crate::http::auth::{Caller, DECISIONS_READ, ONBOARDING_WRITE, Writer};
 use crate::http::error::ApiError;
 use crate::http::json::JsonBody;
 use crate::http::state::AppState;
@@ -23,12 +24,11 @@ pub fn router() -> Router<AppState> {
 
 async fn create(
     State(st): State<AppState>,
-    caller: Caller,
+    Writer(caller): Writer,
+    IdempotencyKey(key): IdempotencyKey,
     headers: HeaderMap,
     body: JsonBody<OnboardingRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(ONBOARDING_WRITE)?;
-    let key = crate::http::idempotency_key(&headers)?;
     let preference = prefer(&headers)?;
     let wait = match preference {
         Preference::RespondAsync => Duration::ZERO,
@@ -38,7 +38,7 @@ async fn create(
     let request = body.value.validate().map_err(ApiError::Validation)?;
     // serde_json's maps are ordered by key, so this is a canonical form of the body.
     let hash = crate::crypto::sha256(&serde_json::to_vec(&body.raw).unwrap_or_default());
-    let id = onboarding::submit(&st.flow, &caller.name, key, &hash, &request).await?;
+    let id = onboarding::submit(&st.flow, &caller.name, &key, &hash, &request).await?;
     let decided = crate::http::wait::until_decided(&st, id, wait).await?;
     let view = onboarding::view::load(&st, id)
         .await?

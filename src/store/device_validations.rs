@@ -16,14 +16,7 @@ pub struct NewValidation<'a> {
     pub face_recognition_key: Option<&'a str>,
 }
 
-pub enum Inserted {
-    New(Uuid),
-    /// The Idempotency-Key was used before; `same_body` tells whether the body matches.
-    Existing {
-        id: Uuid,
-        same_body: bool,
-    },
-}
+pub use crate::store::idempotency::Inserted;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ValidationRow {
@@ -74,19 +67,15 @@ pub async fn insert(
     .bind(Uuid::new_v4())
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(id) = inserted {
-        return Ok(Inserted::New(id));
-    }
-    let (id, hash): (Uuid, Vec<u8>) =
-        sqlx::query_as("SELECT id, request_hash FROM device_validations WHERE client_name = $1 AND idempotency_key = $2")
-            .bind(new.client_name)
-            .bind(new.idempotency_key)
-            .fetch_one(&mut *tx)
-            .await?;
-    Ok(Inserted::Existing {
-        id,
-        same_body: hash == new.request_hash,
-    })
+    Ok(crate::store::idempotency::resolve(
+        tx,
+        crate::store::idempotency::Keyed::DeviceValidations,
+        inserted,
+        new.client_name,
+        new.idempotency_key,
+        new.request_hash,
+    )
+    .await?)
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ValidationRow>, sqlx::Error> {

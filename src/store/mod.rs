@@ -7,6 +7,7 @@ pub mod decisions;
 pub mod device_validations;
 pub mod devices;
 pub mod events;
+pub mod idempotency;
 pub mod onboardings;
 pub mod processes;
 pub mod steps;

@@ -36,14 +36,7 @@ pub struct NewOnboarding<'a> {
     pub selfie: &'a str,
 }
 
-pub enum Inserted {
-    New(Uuid),
-    /// The Idempotency-Key was used before; `same_body` tells whether the body matches.
-    Existing {
-        id: Uuid,
-        same_body: bool,
-    },
-}
+pub use crate::store::idempotency::Inserted;
 
 /// The selfie is sealed under the row id and this label, so its ciphertext cannot pass for the
 /// person's data.
@@ -87,20 +80,15 @@ pub async fn insert(
     .bind(selfie_sealed)
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(id) = inserted {
-        return Ok(Inserted::New(id));
-    }
-    let (id, hash): (Uuid, Vec<u8>) = sqlx::query_as(
-        "SELECT id, request_hash FROM onboardings WHERE client_name = $1 AND idempotency_key = $2",
+    Ok(crate::store::idempotency::resolve(
+        tx,
+        crate::store::idempotency::Keyed::Onboardings,
+        inserted,
+        new.client_name,
+        new.idempotency_key,
+        new.request_hash,
     )
-    .bind(new.client_name)
-    .bind(new.idempotency_key)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(Inserted::Existing {
-        id,
-        same_body: hash == new.request_hash,
-    })
+    .await?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
