@@ -67,7 +67,7 @@ pub async fn insert(
     .bind(Uuid::new_v4())
     .fetch_optional(&mut *tx)
     .await?;
-    Ok(crate::store::idempotency::resolve(
+    crate::store::idempotency::resolve(
         tx,
         crate::store::idempotency::Keyed::DeviceValidations,
         inserted,
@@ -75,7 +75,7 @@ pub async fn insert(
         new.idempotency_key,
         new.request_hash,
     )
-    .await?)
+    .await
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ValidationRow>, sqlx::Error> {
