@@ -288,7 +288,7 @@ keys = [
 /// `serve` on `database` and `port`, with the sandbox's unico taking 3 s per process; answers
 /// once it is ready.
 async fn serve_slow_unico(database_url: &str, port: u16) -> std::process::Child {
-    let child = veredito()
+    let mut child = veredito()
         .arg("serve")
         .env("VEREDITO__SERVER__ADDR", format!("127.0.0.1:{port}"))
         .env("VEREDITO__SERVER__SHUTDOWN_GRACE", "3s")
@@ -312,6 +312,8 @@ async fn serve_slow_unico(database_url: &str, port: u16) -> std::process::Child 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    child.kill().ok();
+    child.wait().ok();
     panic!("serve did not become ready");
 }
 
