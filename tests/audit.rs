@@ -3,18 +3,18 @@
 
 mod common;
 
+use common::TestApp;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use veredito::app::App;
-use veredito::config::{Settings, Sources};
 use veredito::domain::evidence::{
     BiometricEvidence, BiometricResult, DeviceEvidence, Evidence, RiskSignals,
 };
@@ -27,74 +27,17 @@ const ONBOARDING: &str = "vrd_sandbox_onboarding";
 
 // ---- harness -----------------------------------------------------------------------------------
 
-struct Harness {
-    base: String,
-    db_url: String,
-    db: PgPool,
-    state: AppState,
-    http: Client,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+type Harness = TestApp;
 
-impl Harness {
-    async fn start() -> Harness {
-        Self::start_on(common::fresh_database().await, &[], None).await
-    }
-
-    async fn start_with(extra: &[(&str, &str)]) -> Harness {
-        Self::start_on(common::fresh_database().await, extra, None).await
-    }
-
-    async fn start_on(db_url: String, extra: &[(&str, &str)], file: Option<PathBuf>) -> Harness {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let mut overrides: Vec<(String, String)> = vec![("database.url".into(), db_url.clone())];
-        overrides.extend(
-            common::test_overrides()
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v)),
-        );
-        overrides.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        let settings = Settings::load(&Sources {
-            config_dir: Some(root.join("config")),
-            file,
-            overrides,
-            ignore_env: true,
-        })
-        .expect("test settings load");
-        let app = App::build(settings).await.expect("app builds");
-        let base = format!("http://{}", app.addr());
-        let state = app.state();
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(app.run(stop.clone()));
-        Harness {
-            base,
-            db: state.db.clone(),
-            db_url,
-            state,
-            http: Client::new(),
-            stop,
-            task,
-        }
-    }
-
-    async fn stop(self) -> String {
-        self.stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-        self.db_url
-    }
-
-    async fn get(
+/// What the audit tests ask of the service, on top of the common harness.
+impl TestApp {
+    async fn request(
         &self,
         key: Option<&str>,
         path: &str,
         query: &[(&str, &str)],
     ) -> reqwest::Response {
-        let mut request = self.http.get(format!("{}{path}", self.base)).query(query);
+        let mut request = self.http.get(self.url(path)).query(query);
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
@@ -102,7 +45,7 @@ impl Harness {
     }
 
     async fn get_json(&self, key: &str, path: &str, query: &[(&str, &str)]) -> Value {
-        let response = self.get(Some(key), path, query).await;
+        let response = self.request(Some(key), path, query).await;
         let status = response.status();
         let body: Value = response.json().await.expect("json body");
         assert_eq!(status, StatusCode::OK, "{path} {query:?}: {body}");
@@ -134,7 +77,7 @@ impl Harness {
     }
 
     async fn problem_fields(&self, path: &str, query: &[(&str, &str)]) -> Vec<String> {
-        let response = self.get(Some(AUDITOR), path, query).await;
+        let response = self.request(Some(AUDITOR), path, query).await;
         assert_eq!(
             response.status(),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -156,7 +99,7 @@ impl Harness {
     async fn replay(&self, body: Value) -> (StatusCode, Value) {
         let response = self
             .http
-            .post(format!("{}/v1/decisions/replay", self.base))
+            .post(self.url("/v1/decisions/replay"))
             .bearer_auth(AUDITOR)
             .json(&body)
             .send()
@@ -166,7 +109,7 @@ impl Harness {
     }
 
     async fn export(&self, key: &str, query: &[(&str, &str)]) -> (String, String) {
-        let response = self.get(Some(key), "/v1/decisions/export", query).await;
+        let response = self.request(Some(key), "/v1/decisions/export", query).await;
         assert_eq!(response.status(), StatusCode::OK, "export {query:?}");
         let content_type = response.headers()["content-type"]
             .to_str()
@@ -412,7 +355,7 @@ async fn all_rows_as_text(db: &PgPool) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn every_filter_narrows_the_search() {
-    let h = Harness::start().await;
+    let h = Harness::spawn().await;
     let long_ago = Utc::now() - chrono::Duration::days(20);
     let approved = h.seed(Spec::new(1, scored(60))).await;
     let review = h.seed(Spec::new(2, scored(10))).await;
@@ -646,7 +589,7 @@ fn set_to_vec(wanted: &[&Seeded], order: &[String]) -> Vec<String> {
 
 #[tokio::test]
 async fn pages_have_no_gaps_or_repeats_while_decisions_arrive() {
-    let h = Harness::start().await;
+    let h = Harness::spawn().await;
     let mut existing = BTreeSet::new();
     for n in 0..37 {
         existing.insert(
@@ -712,7 +655,7 @@ async fn pages_have_no_gaps_or_repeats_while_decisions_arrive() {
 
 #[tokio::test]
 async fn explanation_shows_rules_evidence_timeline_and_calls() {
-    let h = Harness::start().await;
+    let h = Harness::spawn().await;
     // A real onboarding through the sandbox: unico answers 'yes' for this CPF.
     let body = common::onboarding_body("111.444.777-35");
     let response = h
@@ -822,7 +765,7 @@ async fn explanation_shows_rules_evidence_timeline_and_calls() {
 
     // Unknown and malformed ids.
     let missing = h
-        .get(
+        .request(
             Some(AUDITOR),
             &format!("/v1/decisions/{}", Uuid::new_v4()),
             &[],
@@ -834,7 +777,7 @@ async fn explanation_shows_rules_evidence_timeline_and_calls() {
         "application/problem+json"
     );
     assert_eq!(
-        h.get(Some(AUDITOR), "/v1/decisions/not-a-uuid", &[])
+        h.request(Some(AUDITOR), "/v1/decisions/not-a-uuid", &[])
             .await
             .status(),
         StatusCode::NOT_FOUND
@@ -846,7 +789,7 @@ async fn explanation_shows_rules_evidence_timeline_and_calls() {
 
 #[tokio::test]
 async fn personal_data_is_masked_unless_the_key_may_read_it() {
-    let h = Harness::start().await;
+    let h = Harness::spawn().await;
     let seeded = h.seed(Spec::new(42, scored(60))).await;
     let cpf = cpf_from(42);
     let path = format!("/v1/decisions/{}", seeded.decision_id);
@@ -858,7 +801,7 @@ async fn personal_data_is_masked_unless_the_key_may_read_it() {
     ] {
         for p in ["/v1/decisions", path.as_str(), "/v1/decisions/export"] {
             assert_eq!(
-                h.get(key, p, &[]).await.status().as_u16(),
+                h.request(key, p, &[]).await.status().as_u16(),
                 status,
                 "{p} with {key:?}"
             );
@@ -936,7 +879,7 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 
 #[tokio::test]
 async fn export_streams_every_matching_decision_as_csv_and_ndjson() {
-    let h = Harness::start().await;
+    let h = Harness::spawn().await;
     let tricky = "ref, with \"quotes\"\nand a line";
     let special = h
         .seed(Spec {
@@ -1066,7 +1009,7 @@ async fn export_streams_every_matching_decision_as_csv_and_ndjson() {
 
 #[tokio::test]
 async fn replay_counts_what_a_candidate_policy_would_change_without_writing() {
-    let h = Harness::start().await;
+    let h = Harness::spawn().await;
     let from = rfc3339(Utc::now() - chrono::Duration::seconds(5));
     let stays_approved = h.seed(Spec::new(1, scored(60))).await;
     let to_approved = h.seed(Spec::new(2, scored(45))).await;
@@ -1233,7 +1176,7 @@ async fn replay_counts_what_a_candidate_policy_would_change_without_writing() {
 
 #[tokio::test]
 async fn cpf_and_name_are_not_stored_in_the_clear() {
-    let h = Harness::start().await;
+    let h = Harness::spawn().await;
     // Through the real onboarding path, and through the store.
     let mut body = common::onboarding_body("900.000.019-02");
     body["person"]["name"] = json!("Zuleica Encriptada Nogueira");
@@ -1311,7 +1254,7 @@ async fn keys_rotate_and_old_rows_are_resealed() {
     const NEW: (&str, &str) = ("k-2026", "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=");
     let db_url = common::fresh_database().await;
 
-    let before = Harness::start_on(db_url.clone(), &[], Some(key_file(OLD.0, &[OLD]))).await;
+    let before = Harness::spawn_with_file(&db_url, &[], key_file(OLD.0, &[OLD])).await;
     let mut old_rows = Vec::new();
     for n in 0..5 {
         old_rows.push(before.seed(Spec::new(n, scored(60))).await);
@@ -1323,7 +1266,7 @@ async fn keys_rotate_and_old_rows_are_resealed() {
     before.stop().await;
 
     // The new key becomes active; the old one stays configured to read what it sealed.
-    let after = Harness::start_on(db_url.clone(), &[], Some(key_file(NEW.0, &[OLD, NEW]))).await;
+    let after = Harness::spawn_with_file(&db_url, &[], key_file(NEW.0, &[OLD, NEW])).await;
     assert_eq!(after.state.cipher.active_key_id(), NEW.0);
     let fresh = after.seed(Spec::new(9, scored(60))).await;
     let listed = after
@@ -1375,7 +1318,7 @@ async fn keys_rotate_and_old_rows_are_resealed() {
     after.stop().await;
 
     // The old key can now be retired: everything reads under the new one alone.
-    let retired = Harness::start_on(db_url, &[], Some(key_file(NEW.0, &[NEW]))).await;
+    let retired = Harness::spawn_with_file(&db_url, &[], key_file(NEW.0, &[NEW])).await;
     let items = retired.get_json(AUDITOR_PII, "/v1/decisions", &[]).await;
     let names: BTreeSet<String> = items["items"]
         .as_array()
@@ -1407,7 +1350,7 @@ type ErasedRow = (
 
 #[tokio::test]
 async fn retention_erases_personal_data_and_keeps_the_decision() {
-    let h = Harness::start_with(&[("retention.pii_days", "30")]).await;
+    let h = Harness::spawn_with(&[("retention.pii_days", "30")]).await;
     let expired = h
         .seed(Spec {
             decided_at: Some(Utc::now() - chrono::Duration::days(31)),
@@ -1488,7 +1431,7 @@ async fn retention_erases_personal_data_and_keeps_the_decision() {
 
 #[tokio::test]
 async fn the_application_role_cannot_change_or_delete_decisions() {
-    let h = Harness::start().await;
+    let h = Harness::spawn().await;
     let seeded = h.seed(Spec::new(1, scored(60))).await;
     let role = format!("veredito_test_app_{}", Uuid::new_v4().simple());
     sqlx::query(&format!("CREATE ROLE {role} LOGIN IN ROLE veredito_app"))
@@ -1496,8 +1439,12 @@ async fn the_application_role_cannot_change_or_delete_decisions() {
         .await
         .unwrap();
 
+    // The test server's URL with this role as the user.
+    let server = common::server_url();
+    let (scheme, rest) = server.split_once("://").unwrap();
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
     let as_app = format!(
-        "postgres://{role}@127.0.0.1:5432/{}",
+        "{scheme}://{role}@{host}/{}",
         h.db_url.rsplit('/').next().unwrap()
     );
     let outcome = async {
@@ -1587,7 +1534,7 @@ async fn query_plans_at_scale() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    let h = Harness::start().await;
+    let h = Harness::spawn().await;
     let started = std::time::Instant::now();
     sqlx::query(
         "WITH gen AS (

@@ -73,7 +73,10 @@ pub struct TestApp {
     pub db_url: String,
     pub db: PgPool,
     pub http: Client,
+    /// The running service's own flow services (its cipher, settings, pool).
+    pub state: veredito::onboarding::services::Flow,
     overrides: Vec<(String, String)>,
+    file: Option<PathBuf>,
     stop: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -104,18 +107,31 @@ impl TestApp {
         Self::start(db_url.to_owned(), test_overrides()).await
     }
 
+    /// The app on `db_url` with `extra` overrides and a configuration file.
+    pub async fn spawn_with_file(db_url: &str, extra: &[(&str, &str)], file: PathBuf) -> TestApp {
+        Self::start_from(db_url.to_owned(), with_extra(extra), Some(file)).await
+    }
+
     /// Another replica on the same database as `self`.
     pub async fn replica(&self, extra: &[(&str, &str)]) -> TestApp {
         Self::start(self.db_url.clone(), with_extra(extra)).await
     }
 
     async fn start(db_url: String, overrides: Vec<(String, String)>) -> TestApp {
+        Self::start_from(db_url, overrides, None).await
+    }
+
+    async fn start_from(
+        db_url: String,
+        overrides: Vec<(String, String)>,
+        file: Option<PathBuf>,
+    ) -> TestApp {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let mut all: Vec<(String, String)> = vec![("database.url".into(), db_url.clone())];
         all.extend(overrides.iter().cloned());
         let settings = Settings::load(&Sources {
             config_dir: Some(root.join("config")),
-            file: None,
+            file: file.clone(),
             overrides: all,
             ignore_env: true,
         })
@@ -124,6 +140,7 @@ impl TestApp {
             .await
             .expect("app builds");
         let base = format!("http://{}", app.addr());
+        let state = app.state();
         let db = PgPool::connect(&db_url).await.expect("test pool");
         let stop = CancellationToken::new();
         let task = tokio::spawn(app.run(stop.clone()));
@@ -132,7 +149,9 @@ impl TestApp {
             db_url,
             db,
             http: Client::new(),
+            state,
             overrides,
+            file,
             stop,
             task: Some(task),
         }
@@ -144,11 +163,12 @@ impl TestApp {
         let TestApp {
             db_url,
             overrides,
+            file,
             db,
             ..
         } = self.stop_inner().await;
         db.close().await;
-        Self::start(db_url, overrides).await
+        Self::start_from(db_url, overrides, file).await
     }
 
     pub async fn stop(self) {
