@@ -1252,9 +1252,9 @@ fn key_file(active: &str, keys: &[(&str, &str)]) -> PathBuf {
 async fn keys_rotate_and_old_rows_are_resealed() {
     const OLD: (&str, &str) = ("k-2025", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=");
     const NEW: (&str, &str) = ("k-2026", "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=");
-    let db_url = common::fresh_database().await;
+    let database = common::fresh_database().await;
 
-    let before = Harness::spawn_with_file(&db_url, &[], key_file(OLD.0, &[OLD])).await;
+    let before = Harness::spawn_with_file(&database, &[], key_file(OLD.0, &[OLD])).await;
     let mut old_rows = Vec::new();
     for n in 0..5 {
         old_rows.push(before.seed(Spec::new(n, scored(60))).await);
@@ -1266,7 +1266,7 @@ async fn keys_rotate_and_old_rows_are_resealed() {
     before.stop().await;
 
     // The new key becomes active; the old one stays configured to read what it sealed.
-    let after = Harness::spawn_with_file(&db_url, &[], key_file(NEW.0, &[OLD, NEW])).await;
+    let after = Harness::spawn_with_file(&database, &[], key_file(NEW.0, &[OLD, NEW])).await;
     assert_eq!(after.state.cipher.active_key_id(), NEW.0);
     let fresh = after.seed(Spec::new(9, scored(60))).await;
     let listed = after
@@ -1318,7 +1318,7 @@ async fn keys_rotate_and_old_rows_are_resealed() {
     after.stop().await;
 
     // The old key can now be retired: everything reads under the new one alone.
-    let retired = Harness::spawn_with_file(&db_url, &[], key_file(NEW.0, &[NEW])).await;
+    let retired = Harness::spawn_with_file(&database, &[], key_file(NEW.0, &[NEW])).await;
     let items = retired.get_json(AUDITOR_PII, "/v1/decisions", &[]).await;
     let names: BTreeSet<String> = items["items"]
         .as_array()

@@ -34,6 +34,7 @@ fn veredito() -> Command {
 #[tokio::test]
 async fn serve_creates_its_database_and_logs_no_personal_data() {
     let database = format!("veredito_test_{}", Uuid::new_v4().simple());
+    let _dropped_at_the_end = TestDatabase::adopt(&database);
     let port = free_port();
     let child = veredito()
         .arg("serve")
@@ -168,7 +169,8 @@ async fn serve_creates_its_database_and_logs_no_personal_data() {
 
 #[tokio::test]
 async fn migrate_applies_every_migration_and_is_repeatable() {
-    let url = fresh_database().await;
+    let database = fresh_database().await;
+    let url = database.url.clone();
     for _ in 0..2 {
         let output = veredito()
             .arg("migrate")
@@ -238,8 +240,9 @@ fn configuration_errors_name_the_key() {
 
 #[tokio::test]
 async fn rotate_keys_moves_every_row_to_the_active_key() {
-    let url = fresh_database().await;
-    let app = TestApp::spawn_on(&url).await;
+    let database = fresh_database().await;
+    let url = database.url.clone();
+    let app = TestApp::spawn_on(&database).await;
     for cpf in ["900.000.001-75", "111.444.777-35"] {
         let response = app.onboard(&key(), &onboarding_body(cpf), Some(5)).await;
         assert_eq!(response.status(), 200);
@@ -319,7 +322,8 @@ async fn serve_slow_unico(database_url: &str, port: u16) -> std::process::Child 
 
 #[tokio::test]
 async fn sigterm_answers_a_waiting_request_and_the_next_start_decides() {
-    let url = fresh_database().await;
+    let database = fresh_database().await;
+    let url = database.url.clone();
     let port = free_port();
     let child = serve_slow_unico(&url, port).await;
     let base = format!("http://127.0.0.1:{port}");

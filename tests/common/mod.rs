@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, Response};
@@ -22,18 +23,69 @@ pub fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
+/// One test's database, dropped when the last handle on it goes, whether the test passed or
+/// panicked.
+pub struct TestDatabase {
+    pub url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// A new, empty database.
+    pub async fn create() -> Arc<TestDatabase> {
+        let database = Self::adopt(&format!("veredito_test_{}", Uuid::new_v4().simple()));
+        let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
+            .await
+            .expect("PostgreSQL is reachable");
+        sqlx::query(&format!("CREATE DATABASE {}", database.name))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        database
+    }
+
+    /// A database named `name` that something else creates (the binary, say); dropped all the
+    /// same.
+    pub fn adopt(name: &str) -> Arc<TestDatabase> {
+        Arc::new(TestDatabase {
+            url: format!("{}/{name}", server_url()),
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread of its own
+        // with its own runtime drops the database (FORCE ends the connections still open).
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
+                    .await
+                    .ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await
+                    .ok()?;
+                admin.close().await.ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("could not drop the test database {}", self.name);
+        }
+    }
+}
+
 /// A new, empty database for one test.
-pub async fn fresh_database() -> String {
-    let name = format!("veredito_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
-        .await
-        .expect("PostgreSQL is reachable");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .expect("create test database");
-    admin.close().await.ok();
-    format!("{}/{name}", server_url())
+pub async fn fresh_database() -> Arc<TestDatabase> {
+    TestDatabase::create().await
 }
 
 /// What the tests change from config/default.toml: fast sandbox, polling and retries.
@@ -77,6 +129,7 @@ pub struct TestApp {
     pub state: veredito::onboarding::services::Flow,
     overrides: Vec<(String, String)>,
     file: Option<PathBuf>,
+    database: Arc<TestDatabase>,
     stop: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -103,29 +156,34 @@ impl TestApp {
     }
 
     /// The app on an existing database, with the test defaults.
-    pub async fn spawn_on(db_url: &str) -> TestApp {
-        Self::start(db_url.to_owned(), test_overrides()).await
+    pub async fn spawn_on(database: &Arc<TestDatabase>) -> TestApp {
+        Self::start(database.clone(), test_overrides()).await
     }
 
-    /// The app on `db_url` with `extra` overrides and a configuration file.
-    pub async fn spawn_with_file(db_url: &str, extra: &[(&str, &str)], file: PathBuf) -> TestApp {
-        Self::start_from(db_url.to_owned(), with_extra(extra), Some(file)).await
+    /// The app on `database` with `extra` overrides and a configuration file.
+    pub async fn spawn_with_file(
+        database: &Arc<TestDatabase>,
+        extra: &[(&str, &str)],
+        file: PathBuf,
+    ) -> TestApp {
+        Self::start_from(database.clone(), with_extra(extra), Some(file)).await
     }
 
     /// Another replica on the same database as `self`.
     pub async fn replica(&self, extra: &[(&str, &str)]) -> TestApp {
-        Self::start(self.db_url.clone(), with_extra(extra)).await
+        Self::start(self.database.clone(), with_extra(extra)).await
     }
 
-    async fn start(db_url: String, overrides: Vec<(String, String)>) -> TestApp {
-        Self::start_from(db_url, overrides, None).await
+    async fn start(database: Arc<TestDatabase>, overrides: Vec<(String, String)>) -> TestApp {
+        Self::start_from(database, overrides, None).await
     }
 
     async fn start_from(
-        db_url: String,
+        database: Arc<TestDatabase>,
         overrides: Vec<(String, String)>,
         file: Option<PathBuf>,
     ) -> TestApp {
+        let db_url = database.url.clone();
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let mut all: Vec<(String, String)> = vec![("database.url".into(), db_url.clone())];
         all.extend(overrides.iter().cloned());
@@ -152,6 +210,7 @@ impl TestApp {
             state,
             overrides,
             file,
+            database,
             stop,
             task: Some(task),
         }
@@ -161,14 +220,14 @@ impl TestApp {
     /// same database.
     pub async fn restart(self) -> TestApp {
         let TestApp {
-            db_url,
             overrides,
             file,
             db,
+            database,
             ..
         } = self.stop_inner().await;
         db.close().await;
-        Self::start_from(db_url, overrides, file).await
+        Self::start_from(database, overrides, file).await
     }
 
     pub async fn stop(self) {
