@@ -185,6 +185,14 @@ fn rooted(mut evidence: Evidence) -> Evidence {
     evidence
 }
 
+/// The phone sent where it was.
+fn located(mut evidence: Evidence) -> Evidence {
+    let signals = evidence.risk_signals.get_or_insert_with(Default::default);
+    signals.device_latitude = Some(-23.5613);
+    signals.device_longitude = Some(-46.6565);
+    evidence
+}
+
 fn suspicious(mut evidence: Evidence) -> Evidence {
     if let BiometricEvidence::Received(result) = &mut evidence.biometrics {
         result.identity_fraudsters = Some("suspicious".into());
@@ -1354,15 +1362,34 @@ async fn retention_erases_personal_data_and_keeps_the_decision() {
     let expired = h
         .seed(Spec {
             decided_at: Some(Utc::now() - chrono::Duration::days(31)),
-            ..Spec::new(1, rooted(scored(-60)))
+            ..Spec::new(1, located(rooted(scored(-60))))
         })
         .await;
     let kept = h
         .seed(Spec {
             decided_at: Some(Utc::now() - chrono::Duration::days(29)),
-            ..Spec::new(2, scored(60))
+            ..Spec::new(2, located(scored(60)))
         })
         .await;
+    let coordinates = |id: Uuid| {
+        let db = h.db.clone();
+        async move {
+            let device: Value = sqlx::query_scalar("SELECT device FROM onboardings WHERE id = $1")
+                .bind(id)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            (
+                device["risk_signals"].get("device_latitude").cloned(),
+                device["risk_signals"].get("device_longitude").cloned(),
+            )
+        }
+    };
+    assert_eq!(
+        coordinates(expired.onboarding_id).await,
+        (Some(json!(-23.5613)), Some(json!(-46.6565))),
+        "stored before retention"
+    );
     let path = format!("/v1/decisions/{}", expired.decision_id);
     let before = h.get_json(AUDITOR_PII, &path, &[]).await;
     assert_eq!(before["name"], "Pessoa Auditada 1");
@@ -1389,6 +1416,12 @@ async fn retention_erases_personal_data_and_keeps_the_decision() {
     assert_eq!((key_id, sealed, hash), (None, None, None));
     assert!(erased_at.is_some());
     assert!(device["risk_signals"].get("device_latitude").is_none());
+    assert_eq!(coordinates(expired.onboarding_id).await, (None, None));
+    assert_eq!(
+        coordinates(kept.onboarding_id).await,
+        (Some(json!(-23.5613)), Some(json!(-46.6565))),
+        "a row within retention keeps them"
+    );
 
     // The decision is whole: outcome, reasons, evidence, trace.
     let after = h.get_json(AUDITOR_PII, &path, &[]).await;
@@ -1471,7 +1504,7 @@ async fn the_application_role_cannot_change_or_delete_decisions() {
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions").fetch_one(&mut app).await.unwrap();
         let mut refused = BTreeMap::new();
         for statement in [
-            format!("UPDATE decisions SET outcome = 'approved' WHERE id = '{}'", seeded.decision_id),
+            format!("UPDATE decisions SET outcome = 'rejected' WHERE id = '{}'", seeded.decision_id),
             format!("DELETE FROM decisions WHERE id = '{}'", seeded.decision_id),
             "TRUNCATE decisions".to_owned(),
         ] {
@@ -1498,7 +1531,7 @@ async fn the_application_role_cannot_change_or_delete_decisions() {
     // The owner (here a superuser) is stopped by the trigger.
     for statement in [
         format!(
-            "UPDATE decisions SET outcome = 'approved' WHERE id = '{}'",
+            "UPDATE decisions SET outcome = 'rejected' WHERE id = '{}'",
             seeded.decision_id
         ),
         format!("DELETE FROM decisions WHERE id = '{}'", seeded.decision_id),
@@ -1519,7 +1552,7 @@ async fn the_application_role_cannot_change_or_delete_decisions() {
         .fetch_one(&h.db)
         .await
         .unwrap();
-    assert_eq!(outcome, "approved");
+    assert_eq!(outcome, "approved", "the update to rejected did not happen");
     h.stop().await;
 }
 

@@ -319,6 +319,9 @@ async fn account_person_device_in_order_with_the_documented_bodies() {
             .fetch_all(&app.db)
             .await
             .unwrap();
+    // Account, person and device: each stored with the step that made it.
+    assert_eq!(logged.len(), 3, "{logged:?}");
+    assert!(logged.iter().all(|r| r.is_object()), "{logged:?}");
     let text = serde_json::to_string(&logged).unwrap();
     assert!(
         !text.contains("Maria") && !text.contains("900.000.001") && !text.contains("974749090"),
