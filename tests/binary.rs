@@ -127,6 +127,10 @@ async fn serve_creates_its_database_and_logs_no_personal_data() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(logs.contains("veredito listening"), "logs were captured");
+    assert!(
+        logs.contains("\"level\":\"DEBUG\""),
+        "debug lines were emitted, so the scan covers them"
+    );
     assert!(logs.contains("decided"), "decisions are logged");
     let mut forbidden: Vec<String> = Vec::new();
     for cpf in cpfs.iter().chain(["111.444.777-36"].iter()) {
@@ -138,6 +142,8 @@ async fn serve_creates_its_database_and_logs_no_personal_data() {
             "Maria Teste",
             "maria.teste@example.com",
             "5511974749090",
+            // The phone as QI Tech receives it, split into area code and number.
+            "974749090",
             "c2VsZmllLWJ5dGVz",
             "vrd_sandbox_onboarding",
             "sandbox-webhook-secret",
@@ -286,6 +292,32 @@ keys = [
         .await
         .unwrap();
     assert_eq!(keys, ["rotated-2"]);
+    conn.close().await.ok();
+
+    // With the old key gone from the configuration, every name still reads back.
+    let only_new =
+        std::env::temp_dir().join(format!("veredito-rotated-{}.toml", Uuid::new_v4().simple()));
+    std::fs::write(
+        &only_new,
+        r#"[pii]
+active_key_id = "rotated-2"
+hash_key = "W4wusdwNWgkz296xz0C5lG1zoJAbT/o97AKxatRUrzI="
+keys = [{ id = "rotated-2", key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" }]
+"#,
+    )
+    .unwrap();
+    let app = TestApp::spawn_with_file(&database, &[], only_new.clone()).await;
+    std::fs::remove_file(&only_new).ok();
+    let (status, page) = app.get("/v1/decisions", "vrd_sandbox_auditor_pii").await;
+    assert_eq!(status, 200, "{page}");
+    let names: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap_or("unreadable"))
+        .collect();
+    assert_eq!(names, ["Maria Teste da Silva", "Maria Teste da Silva"]);
+    app.stop().await;
 }
 
 /// `serve` on `database` and `port`, with the sandbox's unico taking 3 s per process; answers

@@ -354,6 +354,11 @@ async fn restart_while_processes_are_pending_loses_nothing() {
         let view: Value = response.json().await.unwrap();
         ids.push(view["id"].as_str().unwrap().to_owned());
     }
+    let decided: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(decided, 0, "nothing is decided before the restart");
     let app = app.restart().await;
     let mut outcomes = Vec::new();
     for id in &ids {
@@ -452,7 +457,7 @@ async fn forged_webhooks_are_refused_and_change_nothing() {
 }
 
 #[tokio::test]
-async fn webhook_shapes_duplicates_and_early_deliveries() {
+async fn webhook_shapes_duplicates_and_unknown_processes() {
     let app = TestApp::spawn().await;
     let send = |body: Value| {
         app.http
@@ -501,6 +506,14 @@ async fn webhook_shapes_duplicates_and_early_deliveries() {
             (None, false)
         ]
     );
+    // Notifications for processes nobody has queue no work and touch no onboarding.
+    let touched: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM steps), (SELECT count(*) FROM onboarding_events)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(touched, (0, 0));
     app.stop().await;
 }
 
@@ -558,6 +571,13 @@ async fn invalid_requests_get_problem_details() {
     .await
     .unwrap();
     assert_eq!(r.status(), 413);
+    // Just under the limit is taken: a 1.9 MiB selfie is a valid onboarding.
+    let mut big = onboarding_body("900.000.001-75");
+    big["selfie"] = json!("QUJD".repeat(1_900 * 1024 / 4));
+    let r = post(Some(ONBOARDING_KEY), Some(&key()), big.to_string())
+        .await
+        .unwrap();
+    assert!(r.status() == 200 || r.status() == 202, "{}", r.status());
 
     let cases: Vec<(Value, &str)> = vec![
         (
@@ -616,11 +636,11 @@ async fn invalid_requests_get_problem_details() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    let nothing_stored: i64 = sqlx::query_scalar("SELECT count(*) FROM onboardings")
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM onboardings")
         .fetch_one(&app.db)
         .await
         .unwrap();
-    assert_eq!(nothing_stored, 0);
+    assert_eq!(stored, 1, "only the valid 1.9 MiB onboarding was stored");
     app.stop().await;
 }
 
