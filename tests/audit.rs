@@ -678,8 +678,6 @@ async fn explanation_shows_rules_evidence_timeline_and_calls() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let onboarding: Value = response.json().await.unwrap();
-    // The provider call log is written in the background.
-    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let found = h
         .get_json(
@@ -1204,7 +1202,6 @@ async fn cpf_and_name_are_not_stored_in_the_clear() {
         ..Spec::new(77, scored(60))
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let rows = all_rows_as_text(&h.db).await;
     assert!(rows.iter().any(|(table, _)| table == "onboardings"));

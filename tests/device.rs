@@ -575,7 +575,15 @@ async fn sandbox_zro_sent_retried_failed_and_skipped() {
         .await;
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["outcome"], "rejected");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The signal would be queued in the decision's own transaction: there is none to wait for.
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM steps WHERE onboarding_id = $1::uuid AND kind = 'open_finance_signal'",
+    )
+    .bind(view["id"].as_str().unwrap())
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(queued, 0);
     assert_eq!(
         app.onboarding(view["id"].as_str().unwrap())
             .await
@@ -683,7 +691,22 @@ async fn device_validation_in_each_status() {
             .await;
         assert_eq!(status, 202, "{account}");
         assert_eq!(view["analysis_status"], analysis);
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        // Read back several times, and still open.
+        let started = tokio::time::Instant::now();
+        loop {
+            let reads: i32 = sqlx::query_scalar(
+                "SELECT attempts FROM device_validations WHERE id = $1::uuid",
+            )
+            .bind(view["id"].as_str().unwrap())
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+            if reads >= 3 {
+                break;
+            }
+            assert!(started.elapsed() < LIMIT, "{account}: read back {reads} times");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let (_, later) = app
             .get(
                 &format!("/v1/device-validations/{}", view["id"].as_str().unwrap()),

@@ -450,8 +450,16 @@ async fn forged_webhooks_are_refused_and_change_nothing() {
     .await
     .unwrap();
     assert!(!due_now, "a forged webhook must not even wake the poller");
-    // And nothing polled: GetProcess was never called (the call log is written with each step).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // And nothing polled: the read-back step never ran, and GetProcess was never called (each
+    // step stores its calls with its result).
+    let runs: i32 = sqlx::query_scalar(
+        "SELECT attempts FROM steps WHERE onboarding_id = $1::uuid AND kind = 'read_process'",
+    )
+    .bind(id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(runs, 0);
     assert_eq!(app.unico_calls(id, "get_process").await, 0);
     app.stop().await;
 }
