@@ -1215,6 +1215,11 @@ async fn cpf_and_name_are_not_stored_in_the_clear() {
         cpf77.as_str(),
         "Ubirajara",
         "Cifrado",
+        // The contact data and the selfie of the onboarding sent over HTTP.
+        "maria.teste@example.com",
+        "5511974749090",
+        "974749090",
+        "c2VsZmllLWJ5dGVz",
     ];
     for (table, row) in &rows {
         for secret in secrets {

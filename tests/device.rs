@@ -694,17 +694,19 @@ async fn device_validation_in_each_status() {
         // Read back several times, and still open.
         let started = tokio::time::Instant::now();
         loop {
-            let reads: i32 = sqlx::query_scalar(
-                "SELECT attempts FROM device_validations WHERE id = $1::uuid",
-            )
-            .bind(view["id"].as_str().unwrap())
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+            let reads: i32 =
+                sqlx::query_scalar("SELECT attempts FROM device_validations WHERE id = $1::uuid")
+                    .bind(view["id"].as_str().unwrap())
+                    .fetch_one(&app.db)
+                    .await
+                    .unwrap();
             if reads >= 3 {
                 break;
             }
-            assert!(started.elapsed() < LIMIT, "{account}: read back {reads} times");
+            assert!(
+                started.elapsed() < LIMIT,
+                "{account}: read back {reads} times"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let (_, later) = app
@@ -815,5 +817,47 @@ async fn device_validation_idempotency_validation_and_scopes() {
             .0,
         401
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn zro_failing_every_time_is_reported_failed_after_max_attempts() {
+    let fake = Fake::start(QitechScript::default(), usize::MAX).await;
+    let app = TestApp::with_fakes(
+        &fake.qitech_url(),
+        &fake.zro_url(),
+        &[("zro.max_attempts", "3"), ("zro.retry_initial", "50ms")],
+    )
+    .await;
+    let response = app
+        .onboard(
+            &key(),
+            &body("dev-fake", full_signals(), Some("enr-down")),
+            Some(5),
+        )
+        .await;
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["outcome"], "approved", "{view}");
+    let id = view["id"].as_str().unwrap().to_owned();
+    let done = app
+        .until(&id, LIMIT, |v| v["open_finance"]["status"] != "pending")
+        .await;
+    assert_eq!(done["open_finance"]["status"], "failed", "{done}");
+    assert_eq!(done["open_finance"]["attempts"], 3);
+    assert_eq!(done["outcome"], "approved", "the verdict stands");
+    let posts = fake
+        .log()
+        .iter()
+        .filter(|l| l.ends_with("/risk-signal"))
+        .count();
+    assert_eq!(posts, 3, "exactly max_attempts sends: {:?}", fake.log());
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM steps WHERE onboarding_id = $1::uuid AND status = 'pending'",
+    )
+    .bind(&id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(pending, 0, "nothing left to retry");
     app.stop().await;
 }

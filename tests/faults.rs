@@ -366,3 +366,34 @@ async fn stopping_answers_a_waiting_request_and_the_next_start_decides() {
     assert_eq!(app.unico_calls(&id, "create_process").await, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_process_never_created_is_reviewed_at_the_deadline() {
+    let (fake, url) = Fake::start(Script {
+        creates: std::iter::repeat_n(Create::Status(503), 1000).collect(),
+        ..Default::default()
+    })
+    .await;
+    let app = app_on(&url, &[("policy.biometrics_deadline", "2s")]).await;
+    let (status, id) = onboard_absorbed(&app, 1).await;
+    assert_eq!(status, 202);
+    let view = app.until_decided(&id, Duration::from_secs(15)).await;
+    assert_eq!(view["outcome"], "review", "{view}");
+    assert_eq!(reason_codes(&view), ["biometrics.timeout"]);
+    assert_eq!(fake.created_count(), 0);
+    let attempts = fake.creates().len();
+    assert!(attempts >= 3, "retried until the deadline: {attempts}");
+    assert_eq!(
+        app.unico_calls(&id, "create_process").await as usize,
+        attempts
+    );
+    // The selfie waited sealed for a retry; with the decision it is gone.
+    let selfie: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT selfie_ciphertext FROM onboardings WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(selfie, None);
+    app.stop().await;
+}

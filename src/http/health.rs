@@ -21,14 +21,24 @@ async fn live() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Ready when the database answers within a second: an orchestrator asking while the database
+/// is down gets its answer before its own probe times out.
 async fn ready(State(st): State<AppState>) -> impl IntoResponse {
-    match sqlx::query("SELECT 1").execute(&st.db).await {
-        Ok(_) => (
+    let probe = sqlx::query("SELECT 1").execute(&st.db);
+    match tokio::time::timeout(std::time::Duration::from_secs(1), probe).await {
+        Ok(Ok(_)) => (
             StatusCode::OK,
             Json(json!({ "status": "ok", "database": "ok" })),
         ),
-        Err(e) => {
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "database": "unreachable" })),
+            )
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the database did not answer within 1 s");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({ "status": "unavailable", "database": "unreachable" })),

@@ -16,7 +16,7 @@ use crate::store::steps;
 const CONCURRENCY: usize = 64;
 
 /// The longest the runner sleeps without looking.
-const FALLBACK: Duration = Duration::from_secs(1);
+const FALLBACK: Duration = steps::LONGEST_SLEEP;
 
 pub async fn run(flow: Flow, shutdown: CancellationToken) {
     let lease = flow.step_lease();

@@ -10,8 +10,13 @@ use uuid::Uuid;
 
 use crate::domain::transitions::StepKind;
 
-/// NOTIFY channel: a step became due now (queued, or made due by a webhook).
+/// NOTIFY channel: a step became due now (queued, or made due by a webhook), or falls due
+/// sooner than a runner's longest sleep.
 pub const STEPS_CHANNEL: &str = "veredito_steps";
+
+/// The longest a runner sleeps without looking. A step that falls due sooner than this wakes
+/// the runners (NOTIFY) so they sleep until it instead; later ones they find on their own.
+pub const LONGEST_SLEEP: Duration = Duration::from_secs(1);
 
 /// What a step works on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +124,7 @@ pub async fn queue(
     .bind(lease.map(|l| l.as_secs_f64()))
     .fetch_optional(&mut *tx)
     .await?;
-    if when == When::Now && row.is_some() {
+    if row.is_some() && matches!(when, When::Now | When::In(_)) && delay < LONGEST_SLEEP {
         notify(&mut *tx).await?;
     }
     match (when, row) {
@@ -178,11 +183,14 @@ pub async fn complete(db: impl PgExecutor<'_>, step: &Step) -> Result<(), sqlx::
 /// Releases the step to run again after `run_in` (or at once, when it was made due while it
 /// ran), remembering why. `error` is a code or a class, never a provider's text.
 pub async fn reschedule(
-    db: impl PgExecutor<'_>,
+    tx: &mut PgConnection,
     step: &Step,
     run_in: Duration,
     error: Option<&str>,
 ) -> Result<(), sqlx::Error> {
+    if run_in < LONGEST_SLEEP {
+        notify(&mut *tx).await?;
+    }
     sqlx::query(
         "UPDATE steps
             SET run_at = CASE WHEN claimed_at IS NOT NULL AND run_at > claimed_at THEN now()
@@ -193,7 +201,7 @@ pub async fn reschedule(
     .bind(step.id)
     .bind(run_in.as_secs_f64())
     .bind(error)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
