@@ -170,7 +170,7 @@ pub async fn create_process(flow: &Services, step: &Step, id: Uuid) -> Result<Ap
                 json!({ "error": code, "transient": error.is_transient(), "retry_in_ms": wait.as_millis() as u64 }),
             )
             .await?;
-            steps::reschedule(&mut *tx, step, wait, Some(&code)).await?;
+            steps::reschedule(&mut tx, step, wait, Some(&code)).await?;
             Applied::default()
         }
     };
@@ -228,7 +228,7 @@ pub async fn read_process(flow: &Services, step: &Step, id: Uuid) -> Result<Appl
                 Duration::ZERO,
             )
             .await?;
-            steps::reschedule(&mut *tx, step, retry_wait(flow, step).min(left), None).await?;
+            steps::reschedule(&mut tx, step, retry_wait(flow, step).min(left), None).await?;
             None
         }
         Err(error) => {
@@ -244,7 +244,7 @@ pub async fn read_process(flow: &Services, step: &Step, id: Uuid) -> Result<Appl
                 Duration::ZERO,
             )
             .await?;
-            steps::reschedule(&mut *tx, step, wait, Some(&code)).await?;
+            steps::reschedule(&mut tx, step, wait, Some(&code)).await?;
             None
         }
     };

@@ -103,7 +103,7 @@ pub async fn register(flow: &Services, step: &Step, id: Uuid) -> Result<Applied,
                 .await?;
             let wait = retry_delay(flow, &row, step);
             if step.kind == StepKind::ReadDevice {
-                steps::reschedule(&mut *tx, step, wait, None).await?;
+                steps::reschedule(&mut tx, step, wait, None).await?;
                 Applied::default()
             } else {
                 steps::complete(&mut *tx, step).await?;
@@ -304,7 +304,7 @@ async fn registration_failed(
     if transient && !row.past_deadline {
         tracing::warn!(error = %code, step = current, "QI Tech device registration failed; retrying later");
         devices::set_registration(&mut *tx, id, current, None, Some(&code)).await?;
-        steps::reschedule(&mut *tx, step, retry_delay(flow, row, step), Some(&code)).await?;
+        steps::reschedule(&mut tx, step, retry_delay(flow, row, step), Some(&code)).await?;
         return Ok(Applied::default());
     }
     tracing::warn!(error = %code, step = current, transient, "QI Tech device registration gave up");
@@ -416,7 +416,7 @@ pub async fn send_risk_signal(
             if retry {
                 let wait =
                     steps::backoff(zro.retry_initial, Duration::from_secs(600), step.attempts);
-                steps::reschedule(&mut *tx, step, wait, Some(&code)).await?;
+                steps::reschedule(&mut tx, step, wait, Some(&code)).await?;
             } else {
                 steps::complete(&mut *tx, step).await?;
             }

@@ -88,14 +88,14 @@ pub async fn advance(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, 
                 device_validations::mark_sent(&mut *tx, row.id).await?;
             }
             device_validations::record_failure(&mut *tx, row.id, &code, step.attempts).await?;
-            steps::reschedule(&mut *tx, step, wait, Some(&code)).await?;
+            steps::reschedule(&mut tx, step, wait, Some(&code)).await?;
             tx.commit().await?;
             return Ok(Applied::default());
         }
     };
     match (event, step.kind) {
         (ValidationEvent::AnalysisOpen, StepKind::ReadValidation) => {
-            steps::reschedule(&mut *tx, step, wait, None).await?;
+            steps::reschedule(&mut tx, step, wait, None).await?;
         }
         (event, _) => {
             steps::complete(&mut *tx, step).await?;
