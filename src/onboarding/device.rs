@@ -304,7 +304,7 @@ async fn registration_failed(
     if transient && !row.past_deadline {
         tracing::warn!(error = %code, step = current, "QI Tech device registration failed; retrying later");
         devices::set_registration(&mut *tx, id, current, None, Some(&code)).await?;
-        steps::reschedule(&mut tx, step, retry_delay(flow, row, step), Some(&code)).await?;
+        steps::reschedule(tx, step, retry_delay(flow, row, step), Some(&code)).await?;
         return Ok(Applied::default());
     }
     tracing::warn!(error = %code, step = current, transient, "QI Tech device registration gave up");
