@@ -614,6 +614,7 @@ async fn pages_have_no_gaps_or_repeats_while_decisions_arrive() {
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
+    let mut between_pages = 0;
     loop {
         let mut query = vec![("limit", "5")];
         if let Some(c) = &cursor {
@@ -635,13 +636,27 @@ async fn pages_have_no_gaps_or_repeats_while_decisions_arrive() {
                 n - 1000
             }));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => break,
         }
+        // Before the next page, at least one more decision is stored.
+        let stored_now = |db: PgPool| async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM decisions")
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        };
+        let before = stored_now(h.db.clone()).await;
+        let waited = tokio::time::Instant::now();
+        while stored_now(h.db.clone()).await <= before {
+            assert!(waited.elapsed() < Duration::from_secs(10), "the writer stalled");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        between_pages += 1;
         assert!(pages < 100, "paging does not end");
     }
+    assert_eq!(between_pages, pages - 1, "decisions arrived between every two pages");
     writer_stop.cancel();
     let inserted = writer.expect("the writer started").await.unwrap();
     assert!(inserted > 0, "decisions were written while paging");
@@ -1734,6 +1749,10 @@ async fn query_plans_at_scale() {
             "\n### {name}: {found} rows, best of 5: {:.2} ms\n```\n{plan}\n```",
             best.as_secs_f64() * 1000.0
         );
+        // What docs/audit.md relies on: every search is answered from an index, never by
+        // reading the decisions table whole, and the first page needs no sort of all rows.
+        assert!(!plan.contains("Seq Scan on decisions"), "{name}:\n{plan}");
+        assert!(plan.contains("Index"), "{name}:\n{plan}");
     }
     let t = std::time::Instant::now();
     let replayed = store::audit::replay_page(&h.db, week_ago, Utc::now(), None, 1000)
