@@ -650,13 +650,20 @@ async fn pages_have_no_gaps_or_repeats_while_decisions_arrive() {
         let before = stored_now(h.db.clone()).await;
         let waited = tokio::time::Instant::now();
         while stored_now(h.db.clone()).await <= before {
-            assert!(waited.elapsed() < Duration::from_secs(10), "the writer stalled");
+            assert!(
+                waited.elapsed() < Duration::from_secs(10),
+                "the writer stalled"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         between_pages += 1;
         assert!(pages < 100, "paging does not end");
     }
-    assert_eq!(between_pages, pages - 1, "decisions arrived between every two pages");
+    assert_eq!(
+        between_pages,
+        pages - 1,
+        "decisions arrived between every two pages"
+    );
     writer_stop.cancel();
     let inserted = writer.expect("the writer started").await.unwrap();
     assert!(inserted > 0, "decisions were written while paging");
@@ -1772,5 +1779,119 @@ async fn query_plans_at_scale() {
         "retention pass with nothing due ({erased}): {:.2} ms",
         t.elapsed().as_secs_f64() * 1000.0
     );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn retention_runs_on_its_schedule_in_batches() {
+    let h = Harness::spawn_with(&[("retention.pii_days", "30")]).await;
+    let long_ago = Utc::now() - chrono::Duration::days(40);
+    for n in 0..5 {
+        h.seed(Spec {
+            decided_at: Some(long_ago),
+            ..Spec::new(n, scored(60))
+        })
+        .await;
+    }
+    let recent = h.seed(Spec::new(9, scored(60))).await;
+    // Batches of two: five rows take three statements, the last one short.
+    let (erased, statements) =
+        veredito::jobs::retention::erase_expired_by(&h.state, 2, &CancellationToken::new())
+            .await
+            .unwrap();
+    assert_eq!((erased, statements), (5, 3));
+
+    // On its schedule: more rows fall due, and the job erases them without being called.
+    for n in 10..13 {
+        h.seed(Spec {
+            decided_at: Some(long_ago),
+            ..Spec::new(n, scored(60))
+        })
+        .await;
+    }
+    let stop = CancellationToken::new();
+    let job = tokio::spawn(veredito::jobs::retention::run(
+        h.state.clone(),
+        Duration::from_millis(100),
+        stop.clone(),
+    ));
+    let started = tokio::time::Instant::now();
+    loop {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM onboardings WHERE pii_erased_at IS NULL AND decided_at < now() - interval '30 days'",
+        )
+        .fetch_one(&h.db)
+        .await
+        .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{left} rows still due"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    job.await.unwrap();
+    let kept: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT pii_ciphertext FROM onboardings WHERE id = $1")
+            .bind(recent.onboarding_id)
+            .fetch_one(&h.db)
+            .await
+            .unwrap();
+    assert!(kept.is_some(), "a recent row keeps its data");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn replay_of_decisions_the_service_made() {
+    // Stored by the real path (sandbox unico and QI Tech), not by the test: the replay reads
+    // back what the flow stored and must reach the same verdicts from it.
+    let h = Harness::spawn_with(&[("sandbox.processing_delay", "100ms")]).await;
+    let from = rfc3339(Utc::now() - chrono::Duration::seconds(5));
+    let mut expected = BTreeMap::new();
+    for (cpf, outcome) in [
+        ("900.000.001-75", "approved"),
+        ("900.000.007-60", "approved"),
+        ("900.000.019-02", "review"),
+        ("900.000.018-13", "rejected"),
+        ("900.000.024-61", "retry"),
+    ] {
+        let response = h
+            .onboard(&common::key(), &common::onboarding_body(cpf), Some(10))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{cpf}");
+        let view: Value = response.json().await.unwrap();
+        assert_eq!(view["outcome"], outcome, "{cpf}");
+        expected.insert(view["id"].as_str().unwrap().to_owned(), outcome);
+    }
+    let to = rfc3339(Utc::now() + chrono::Duration::seconds(5));
+    let (status, same) = h
+        .replay(json!({"decided_from": from, "decided_to": to,
+                       "policy": {"score_reject_max": -40, "score_approve_min": 50}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    assert_eq!(same["evaluated"], 5, "{same}");
+    assert_eq!(same["changed"], 0, "{same}");
+    assert_eq!(same["reasons_changed"], 0, "{same}");
+
+    // A lower rejection threshold moves exactly the score -50 onboarding out of rejected.
+    let (_, candidate) = h
+        .replay(json!({"decided_from": from, "decided_to": to,
+                       "policy": {"score_reject_max": -60, "score_approve_min": 50}}))
+        .await;
+    assert_eq!(candidate["changed"], 1, "{candidate}");
+    assert_eq!(
+        candidate["by_transition"],
+        json!({"rejected->review": 1}),
+        "{candidate}"
+    );
+    let change = &candidate["changes"][0];
+    assert_eq!(
+        expected[change["onboarding_id"].as_str().unwrap()],
+        "rejected"
+    );
+    assert_eq!(change["replayed_reasons"], json!(["score.uncertain"]));
     h.stop().await;
 }

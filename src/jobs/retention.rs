@@ -41,13 +41,24 @@ pub async fn erase_expired(
     st: &Services,
     shutdown: &CancellationToken,
 ) -> Result<usize, sqlx::Error> {
-    let mut total = 0;
+    erase_expired_by(st, BATCH, shutdown).await.map(|(n, _)| n)
+}
+
+/// Erases everything due in batches of `batch`; answers how many onboardings were erased and in
+/// how many statements.
+pub async fn erase_expired_by(
+    st: &Services,
+    batch: i64,
+    shutdown: &CancellationToken,
+) -> Result<(usize, usize), sqlx::Error> {
+    let (mut total, mut statements) = (0, 0);
     loop {
         let erased =
-            audit::erase_expired_pii(&st.db, st.settings.retention.pii_days, BATCH).await?;
+            audit::erase_expired_pii(&st.db, st.settings.retention.pii_days, batch).await?;
         total += erased.len();
-        if (erased.len() as i64) < BATCH || shutdown.is_cancelled() {
-            return Ok(total);
+        statements += 1;
+        if (erased.len() as i64) < batch || shutdown.is_cancelled() {
+            return Ok((total, statements));
         }
     }
 }
