@@ -595,11 +595,20 @@ async fn every_async_scenario_answers_status_1_then_its_result() {
         assert_eq!(&without_id(early), *at_create, "{code} before the delay");
         ids.push(id);
     }
-    tokio::time::sleep(delay + Duration::from_millis(100)).await;
     for ((code, _, finally), id) in expected.iter().zip(&ids) {
-        let (status, body) = sandbox.get(&token, id).await;
-        assert_eq!(status, 200);
-        assert_eq!(&without_id(body), finally, "{code} after the delay");
+        // Read until the answer changes (bounded), then it must be the final one.
+        let started = std::time::Instant::now();
+        let body = loop {
+            let (status, body) = sandbox.get(&token, id).await;
+            assert_eq!(status, 200);
+            let body = without_id(body);
+            if &body == finally || started.elapsed() > delay * 20 {
+                break body;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(&body, finally, "{code} after the delay");
+        assert!(started.elapsed() <= delay * 20);
     }
 }
 
@@ -615,8 +624,14 @@ async fn process_ids_survive_a_restart_and_are_unique() {
     // A second instance from the same configuration: no shared memory at all.
     let after = Sandbox::start(cfg).await;
     let token = after.token().await;
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let (status, body) = after.get(&token, first["id"].as_str().unwrap()).await;
+    let started = std::time::Instant::now();
+    let (status, body) = loop {
+        let (status, body) = after.get(&token, first["id"].as_str().unwrap()).await;
+        if body["status"] == 3 || started.elapsed() > Duration::from_secs(5) {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], 3);
     assert_eq!(body["score"], 50);
