@@ -572,11 +572,18 @@ async fn token_is_renewed_before_it_expires() {
     client.get_process(PROCESS_ID, ctx()).await.expect("second");
     assert_eq!(fake.exchanges(), 1, "a fresh token is reused");
 
-    // Past the renewal point but well before the 2 s expiry: the old token would still be
-    // accepted, so only the client's own schedule can cause this exchange.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    client.get_process(PROCESS_ID, ctx()).await.expect("third");
-    assert_eq!(fake.exchanges(), 2, "renewed ahead of expiry");
+    // Before the 2 s expiry the old token is still accepted, so only the client's own schedule
+    // can cause a second exchange: keep calling until it does, and it must be in time.
+    let started = StdInstant::now();
+    while fake.exchanges() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_millis(1900),
+            "not renewed ahead of expiry"
+        );
+        client.get_process(PROCESS_ID, ctx()).await.expect("later");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fake.exchanges(), 2, "renewed once");
     assert_eq!(
         fake.state.token_refusals.load(Ordering::SeqCst),
         0,
@@ -589,7 +596,11 @@ async fn token_is_renewed_before_it_expires() {
     );
 
     let seen = fake.seen();
-    assert_ne!(seen[1].authorization, seen[2].authorization);
+    assert_ne!(
+        seen[1].authorization,
+        seen.last().unwrap().authorization,
+        "the last call went out with the new token"
+    );
 }
 
 #[tokio::test]
