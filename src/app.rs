@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::crypto::PiiCipher;
 use crate::http::auth::ApiKeys;
 use crate::http::state::AppState;
-use crate::onboarding::services::{Services, Wakeups};
+use crate::onboarding::services::{CallbackTarget, Services, Wakeups};
 use crate::policy::{Policy, Thresholds};
 use crate::providers::qitech::{QitechClient, QitechConfig};
 use crate::providers::unico::{UnicoClient, UnicoConfig};
@@ -137,6 +137,15 @@ impl App {
         let zro = ZroClient::new(zro_config, sink.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
 
         let api_keys = Arc::new(ApiKeys::from_settings(&settings.api.keys));
+        let callbacks = match (&settings.callbacks.url, settings.callbacks.signing_key()?) {
+            (Some(url), Some(key)) => Some(CallbackTarget {
+                url: url.clone(),
+                key,
+                client: crate::providers::http::client(settings.callbacks.timeout)
+                    .map_err(|e| anyhow::anyhow!("callbacks: {e}"))?,
+            }),
+            _ => None,
+        };
         let flow = Arc::new(Services {
             policy: policy_from(&settings),
             db,
@@ -146,6 +155,7 @@ impl App {
             cipher,
             wake: Wakeups::default(),
             inline: TaskTracker::new(),
+            callbacks,
             settings,
         });
         let state = AppState {
@@ -195,7 +205,18 @@ impl App {
         // The step runner; an API-only replica (jobs.enabled = false) runs only the steps it
         // queues itself and leaves the rest to the others.
         if flow.settings.jobs.enabled {
-            workers.spawn(jobs::runner::run(flow.clone(), stop_workers.clone()));
+            workers.spawn(jobs::runner::run(
+                flow.clone(),
+                store::steps::Lane::Flow,
+                jobs::runner::FLOW_CONCURRENCY,
+                stop_workers.clone(),
+            ));
+            workers.spawn(jobs::runner::run(
+                flow.clone(),
+                store::steps::Lane::Callbacks,
+                jobs::runner::CALLBACK_CONCURRENCY,
+                stop_workers.clone(),
+            ));
             workers.spawn(jobs::retention::run(
                 flow.clone(),
                 jobs::retention::EVERY,

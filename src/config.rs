@@ -40,6 +40,85 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     #[serde(default)]
     pub jobs: JobsSettings,
+    #[serde(default)]
+    pub review: ReviewSettings,
+    #[serde(default)]
+    pub callbacks: CallbackSettings,
+}
+
+/// Human review.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReviewSettings {
+    /// How long a case may stay unresolved before it is overdue.
+    #[serde(deserialize_with = "duration")]
+    pub sla: Duration,
+}
+
+impl Default for ReviewSettings {
+    fn default() -> Self {
+        ReviewSettings {
+            sla: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Decision callbacks to the onboarding backend (Standard Webhooks signatures).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CallbackSettings {
+    /// Where events are POSTed; unset, no event is written.
+    pub url: Option<String>,
+    /// `whsec_` followed by the base64 of the signing key.
+    pub secret: Option<SecretString>,
+    #[serde(deserialize_with = "duration")]
+    pub max_age: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub retry_initial: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub retry_max: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for CallbackSettings {
+    fn default() -> Self {
+        CallbackSettings {
+            url: None,
+            secret: None,
+            max_age: Duration::from_secs(24 * 3600),
+            retry_initial: Duration::from_secs(5),
+            retry_max: Duration::from_secs(600),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl CallbackSettings {
+    /// The signing key: the base64-decoded part of the secret after `whsec_`.
+    pub fn signing_key(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        use base64::Engine;
+        if self.url.is_none() {
+            return Ok(None);
+        }
+        let secret = self
+            .secret
+            .as_ref()
+            .ok_or_else(|| invalid("callbacks.secret", "is required when callbacks.url is set"))?;
+        let encoded = secret
+            .expose_secret()
+            .strip_prefix("whsec_")
+            .ok_or_else(|| invalid("callbacks.secret", "must start with whsec_"))?;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| invalid("callbacks.secret", "must be whsec_ followed by base64"))?;
+        if key.len() < 16 {
+            return Err(invalid(
+                "callbacks.secret",
+                "the key must have at least 16 bytes",
+            ));
+        }
+        Ok(Some(key))
+    }
 }
 
 /// Background workers. Every replica runs them by default; turning them off makes an API-only
@@ -150,16 +229,24 @@ pub enum Scope {
     DecisionsRead,
     /// See personal data unmasked.
     PiiRead,
+    /// Claim, release and resolve review cases (the key's name is the reviewer recorded).
+    ReviewsWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::OnboardingWrite, Scope::DecisionsRead, Scope::PiiRead];
+    pub const ALL: [Scope; 4] = [
+        Scope::OnboardingWrite,
+        Scope::DecisionsRead,
+        Scope::PiiRead,
+        Scope::ReviewsWrite,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::OnboardingWrite => "onboarding:write",
             Scope::DecisionsRead => "decisions:read",
             Scope::PiiRead => "pii:read",
+            Scope::ReviewsWrite => "reviews:write",
         }
     }
 
@@ -310,6 +397,24 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.callbacks.url {
+            match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => return Err(invalid("callbacks.url", "must be an http(s) URL")),
+            }
+        }
+        self.callbacks.signing_key()?;
+        if self.callbacks.retry_initial.is_zero()
+            || self.callbacks.retry_max < self.callbacks.retry_initial
+        {
+            return Err(invalid(
+                "callbacks.retry_max",
+                "must be at least callbacks.retry_initial, which must be above zero",
+            ));
+        }
+        if self.review.sla.is_zero() {
+            return Err(invalid("review.sla", "must be above zero"));
+        }
         if self.server.addr.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "server.addr",

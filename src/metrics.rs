@@ -7,6 +7,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -60,6 +61,10 @@ struct Metrics {
     webhooks: Family<KindLabels, Counter>,
     polls: Family<KindLabels, Counter>,
     step_failures: Family<KindLabels, Counter>,
+    callbacks: Family<KindLabels, Counter>,
+    reviews: Family<KindLabels, Counter>,
+    review_open: Gauge,
+    review_overdue: Gauge,
 }
 
 static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
@@ -76,6 +81,10 @@ static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
     let webhooks = Family::<KindLabels, Counter>::default();
     let polls = Family::<KindLabels, Counter>::default();
     let step_failures = Family::<KindLabels, Counter>::default();
+    let callbacks = Family::<KindLabels, Counter>::default();
+    let reviews = Family::<KindLabels, Counter>::default();
+    let review_open = Gauge::default();
+    let review_overdue = Gauge::default();
     registry.register(
         "http_requests",
         "HTTP requests answered",
@@ -108,6 +117,26 @@ static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
         "Steps whose run ended in an error of veredito's own (the database), by kind",
         step_failures.clone(),
     );
+    registry.register(
+        "callback_attempts",
+        "Callback delivery attempts, by result (delivered, retry, failed)",
+        callbacks.clone(),
+    );
+    registry.register(
+        "review_cases",
+        "Review cases opened and resolved",
+        reviews.clone(),
+    );
+    registry.register(
+        "review_cases_unresolved",
+        "Review cases open or claimed",
+        review_open.clone(),
+    );
+    registry.register(
+        "review_cases_overdue",
+        "Unresolved review cases past their due time (review.sla)",
+        review_overdue.clone(),
+    );
     Mutex::new(Metrics {
         registry,
         http_requests,
@@ -118,6 +147,10 @@ static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
         webhooks,
         polls,
         step_failures,
+        callbacks,
+        reviews,
+        review_open,
+        review_overdue,
     })
 });
 
@@ -193,6 +226,30 @@ pub fn poll(kind: &str) {
 pub fn step_failed(kind: &str) {
     with(|m| {
         m.step_failures
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .inc();
+    });
+}
+
+pub fn review(kind: &str) {
+    with(|m| {
+        m.reviews
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .inc();
+    });
+}
+
+/// Sets the review gauges (read from the database when metrics are scraped).
+pub fn review_cases(unresolved: i64, overdue: i64) {
+    with(|m| {
+        m.review_open.set(unresolved);
+        m.review_overdue.set(overdue);
+    });
+}
+
+pub fn callback(kind: &str) {
+    with(|m| {
+        m.callbacks
             .get_or_create(&KindLabels { kind: kind.into() })
             .inc();
     });

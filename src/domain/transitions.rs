@@ -21,10 +21,12 @@ pub enum StepKind {
     SendValidation,
     /// Reads back a device validation whose analysis is not final yet.
     ReadValidation,
+    /// POSTs one decision event to the onboarding backend's callback URL.
+    DeliverCallback,
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 7] = [
+    pub const ALL: [StepKind; 8] = [
         StepKind::CreateProcess,
         StepKind::ReadProcess,
         StepKind::RegisterDevice,
@@ -32,6 +34,7 @@ impl StepKind {
         StepKind::OpenFinanceSignal,
         StepKind::SendValidation,
         StepKind::ReadValidation,
+        StepKind::DeliverCallback,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +46,7 @@ impl StepKind {
             StepKind::OpenFinanceSignal => "open_finance_signal",
             StepKind::SendValidation => "send_validation",
             StepKind::ReadValidation => "read_validation",
+            StepKind::DeliverCallback => "deliver_callback",
         }
     }
 
@@ -112,6 +116,9 @@ pub enum OnboardingEvent {
     DeviceConcluded { open_finance: bool },
     /// A deadline passed with no final evidence: decided on what is known.
     DeadlinePassed,
+    /// A reviewer approved an onboarding whose device was never registered: QI Tech registers
+    /// it first, and its answer completes the reviewer's decision.
+    ReviewerApprovedUnregistered,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +165,9 @@ pub fn onboarding(state: OnboardingState, event: OnboardingEvent) -> Result<Tran
             },
         )),
         (S::Received | S::Biometrics | S::Device, E::DeadlinePassed) => Ok(to(S::Decided, &[])),
+        (S::Decided, E::ReviewerApprovedUnregistered) => {
+            Ok(to(S::Device, &[StepKind::RegisterDevice]))
+        }
         (state, event) => Err(Stale { state, event }),
     }
 }
@@ -243,6 +253,8 @@ mod tests {
             ("late approval after decision",       S::Decided,    E::BiometricsApproved,  None),
             ("late device answer",                 S::Decided,    plain,                  None),
             ("deadline after decision",            S::Decided,    E::DeadlinePassed,      None),
+            ("reviewer approves, device unknown",  S::Decided,    E::ReviewerApprovedUnregistered, Some((S::Device, vec![K::RegisterDevice]))),
+            ("reviewer approval while processing", S::Biometrics, E::ReviewerApprovedUnregistered, None),
             ("second accept",                      S::Biometrics, E::Accepted,            None),
             ("screening after unico was asked",    S::Biometrics, E::Screened,            None),
             ("device answer before biometrics",    S::Biometrics, plain,                  None),
@@ -258,7 +270,8 @@ mod tests {
 
     #[test]
     fn every_onboarding_path_ends_decided() {
-        // Whatever the order of events, the machine can always reach `decided` and never leaves it.
+        // Whatever the order of events, the machine can always reach `decided`, and only a
+        // reviewer's approval of an unregistered device takes it back to the device stage.
         let events = [
             E::Accepted,
             E::Screened,
@@ -281,6 +294,10 @@ mod tests {
         for event in events {
             assert!(onboarding(S::Decided, event).is_err(), "{event:?}");
         }
+        assert_eq!(
+            onboarding(S::Decided, E::ReviewerApprovedUnregistered).map(|t| t.state),
+            Ok(S::Device)
+        );
     }
 
     #[test]

@@ -298,6 +298,12 @@ pub struct DecisionItem {
     pub device: Value,
     pub created_at: DateTime<Utc>,
     pub decided_at: DateTime<Utc>,
+    /// policy, or reviewer (with the reviewer and the note).
+    pub decided_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reviewer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl DecisionItem {
@@ -330,6 +336,9 @@ impl DecisionItem {
             device: device_view(&row.evidence),
             created_at: row.created_at,
             decided_at: row.decided_at,
+            decided_by: row.decided_by.clone(),
+            reviewer: row.reviewer.clone(),
+            note: row.note.clone(),
         }
     }
 }
@@ -352,7 +361,7 @@ fn device_view(evidence: &Value) -> Value {
 }
 
 #[derive(Debug, Serialize)]
-struct Explanation {
+pub(crate) struct Explanation {
     #[serde(flatten)]
     decision: DecisionItem,
     /// Every rule of the policy table with what it read and whether it fired.
@@ -373,7 +382,7 @@ struct TimelineEntry {
 }
 
 impl Explanation {
-    async fn load(st: &AppState, row: AuditRow, pii: bool) -> Result<Self, ApiError> {
+    pub(crate) async fn load(st: &AppState, row: AuditRow, pii: bool) -> Result<Self, ApiError> {
         let evaluations = audit::evaluations(&st.db, row.id).await?;
         let events = events::list(&st.db, row.onboarding_id).await?;
         let provider_calls = calls::list_for_onboarding(&st.db, row.onboarding_id).await?;

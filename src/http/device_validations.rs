@@ -6,8 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::http::IdempotencyKey;
@@ -15,8 +14,9 @@ use crate::http::auth::{Caller, DECISIONS_READ, ONBOARDING_WRITE, Writer};
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
 use crate::http::state::AppState;
+use crate::onboarding::validation::DeviceValidationView;
 use crate::onboarding::{self, ValidationRequest};
-use crate::store::device_validations::{self, ValidationRow};
+use crate::store::device_validations;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -79,37 +79,6 @@ impl DeviceValidationBody {
             session_id: self.session_id,
             face_recognition_key: self.face_recognition_key.filter(|k| !k.is_empty()),
         })
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct DeviceValidationView {
-    id: Uuid,
-    reference: Option<String>,
-    status: &'static str,
-    outcome: Option<String>,
-    analysis_status: Option<String>,
-    reason: Option<String>,
-    created_at: DateTime<Utc>,
-    decided_at: Option<DateTime<Utc>>,
-}
-
-impl From<ValidationRow> for DeviceValidationView {
-    fn from(row: ValidationRow) -> Self {
-        DeviceValidationView {
-            id: row.id,
-            reference: row.reference,
-            status: if row.state == "decided" {
-                "decided"
-            } else {
-                "processing"
-            },
-            outcome: row.outcome,
-            analysis_status: row.analysis_status,
-            reason: row.reason,
-            created_at: row.created_at,
-            decided_at: row.decided_at,
-        }
     }
 }
 

@@ -47,7 +47,15 @@ async fn ready(State(st): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics() -> impl IntoResponse {
+async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    if let Ok(Ok((unresolved, overdue))) = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        crate::store::reviews::counts(&st.db),
+    )
+    .await
+    {
+        crate::metrics::review_cases(unresolved, overdue);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -32,7 +32,40 @@ where
                     ApiError::BadRequest("the body could not be read".into())
                 }
             })?;
-        let raw: Value = serde_json::from_slice(&bytes)
+        parse(&bytes)
+    }
+}
+
+/// A body that may be left out: an empty body is None, anything else is read as `JsonBody`.
+pub struct MaybeJson<T>(pub Option<JsonBody<T>>);
+
+impl<S, T> FromRequest<S> for MaybeJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest("the body could not be read".into())
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(MaybeJson(None));
+        }
+        parse(&bytes).map(|body| MaybeJson(Some(body)))
+    }
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError> {
+    {
+        let raw: Value = serde_json::from_slice(bytes)
             .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
         if !raw.is_object() {
             return Err(ApiError::BadRequest(

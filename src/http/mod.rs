@@ -1,12 +1,14 @@
 //! The HTTP surface: one file per resource, merged here with the middleware every route shares.
 
 pub mod auth;
+pub mod callbacks;
 pub mod decisions;
 pub mod device_validations;
 pub mod error;
 pub mod health;
 pub mod json;
 pub mod onboardings;
+pub mod reviews;
 pub mod state;
 pub mod wait;
 pub mod webhooks;
@@ -36,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .merge(device_validations::router())
         .merge(decisions::router())
         .merge(webhooks::router())
+        .merge(reviews::router())
+        .merge(callbacks::router())
         .merge(health::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(middleware::from_fn(record_metrics))

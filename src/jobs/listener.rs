@@ -32,7 +32,7 @@ async fn listen(st: &Flow, shutdown: &CancellationToken) -> Result<(), sqlx::Err
         .await?;
     // Anything decided while we were not listening: let every waiter look again.
     st.wake.recheck_all();
-    st.wake.steps.notify_one();
+    wake_runners(st);
     loop {
         let notification = tokio::select! {
             n = listener.try_recv() => n?,
@@ -42,7 +42,7 @@ async fn listen(st: &Flow, shutdown: &CancellationToken) -> Result<(), sqlx::Err
             // The connection dropped; try_recv reconnects on the next call, but notifications
             // in between are lost, so waiters must re-check.
             st.wake.recheck_all();
-            st.wake.steps.notify_one();
+            wake_runners(st);
             continue;
         };
         match notification.channel() {
@@ -51,8 +51,13 @@ async fn listen(st: &Flow, shutdown: &CancellationToken) -> Result<(), sqlx::Err
                     st.wake.decided(id);
                 }
             }
-            STEPS_CHANNEL => st.wake.steps.notify_one(),
+            STEPS_CHANNEL => wake_runners(st),
             _ => {}
         }
     }
+}
+
+fn wake_runners(st: &Flow) {
+    st.wake.steps.notify_one();
+    st.wake.callbacks.notify_one();
 }

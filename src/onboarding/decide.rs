@@ -10,9 +10,10 @@ use crate::domain::transitions::{self, OnboardingEvent, OnboardingState, StepKin
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
 use crate::policy::{Outcome, Verdict};
+use crate::store::decisions::DecidedBy;
 use crate::store::onboardings::OnboardingRow;
 use crate::store::steps::{self, Step, Subject, When};
-use crate::store::{decisions, devices, events, onboardings};
+use crate::store::{decisions, devices, events, onboardings, reviews};
 
 /// What a transition left for the writer: the steps it holds and runs next, and whether the
 /// onboarding is now decided (its waiters are woken after the commit).
@@ -47,6 +48,7 @@ pub fn default_timing(flow: &Services, kind: StepKind) -> When {
         StepKind::ReadDevice | StepKind::ReadValidation => {
             When::In(flow.settings.qitech.poll_initial)
         }
+        StepKind::DeliverCallback => When::Now,
     }
 }
 
@@ -117,6 +119,7 @@ pub async fn conclude_biometrics(
                 onboarding.id,
                 &evidence.biometrics,
                 flow.settings.policy.device_deadline,
+                None,
             )
             .await?;
             events::record(
@@ -135,24 +138,57 @@ pub async fn conclude_biometrics(
     } else {
         OnboardingEvent::BiometricsConcluded
     };
-    record_verdict(tx, flow, onboarding, from, &verdict, &evidence, event).await
+    record_verdict(
+        tx,
+        flow,
+        onboarding,
+        from,
+        &verdict,
+        &evidence,
+        event,
+        Decision::policy(),
+    )
+    .await
 }
 
-/// The decision on the approved biometrics and QI Tech's answer (or its absence).
+/// The decision on the approved biometrics and QI Tech's answer (or its absence). A
+/// registration run for a reviewer's approval ends in that reviewer's decision instead.
 pub async fn conclude_device(
     tx: &mut PgConnection,
     flow: &Services,
     onboarding: &OnboardingRow,
+    review_case_id: Option<Uuid>,
     biometrics: BiometricEvidence,
     device: DeviceEvidence,
 ) -> Result<Applied, FlowError> {
+    let case = match review_case_id {
+        Some(id) => reviews::get(&mut *tx, id).await?,
+        None => None,
+    };
+    let verdict = match &case {
+        Some(_) => flow
+            .policy
+            .reviewer_verdict(Outcome::Approved, Some(&device)),
+        None => flow.policy.evaluate(&Evidence {
+            risk_signals: onboarding.risk_signals(),
+            biometrics: biometrics.clone(),
+            device: device.clone(),
+        }),
+    };
     let evidence = Evidence {
         risk_signals: onboarding.risk_signals(),
         biometrics,
         device,
     };
-    let verdict = flow.policy.evaluate(&evidence);
     let open_finance = verdict.outcome == Outcome::Approved && has_enrollment(onboarding);
+    let decision = match &case {
+        Some(case) => Decision {
+            id: case.resolution_decision_id.unwrap_or_else(Uuid::new_v4),
+            reviewer: case.resolution_reviewer.clone(),
+            note: case.resolution_note.clone(),
+        },
+        None => Decision::policy(),
+    };
     record_verdict(
         tx,
         flow,
@@ -161,8 +197,37 @@ pub async fn conclude_device(
         &verdict,
         &evidence,
         OnboardingEvent::DeviceConcluded { open_finance },
+        decision,
     )
     .await
+}
+
+/// Who makes a decision about to be written, and its id.
+pub struct Decision {
+    pub id: Uuid,
+    /// Set for a reviewer's decision, with the reviewer's note.
+    pub reviewer: Option<String>,
+    pub note: Option<String>,
+}
+
+impl Decision {
+    pub fn policy() -> Decision {
+        Decision {
+            id: Uuid::new_v4(),
+            reviewer: None,
+            note: None,
+        }
+    }
+
+    fn by(&self) -> DecidedBy<'_> {
+        match &self.reviewer {
+            Some(name) => DecidedBy::Reviewer {
+                name,
+                note: self.note.as_deref().unwrap_or_default(),
+            },
+            None => DecidedBy::Policy,
+        }
+    }
 }
 
 fn has_enrollment(onboarding: &OnboardingRow) -> bool {
@@ -174,8 +239,10 @@ fn has_enrollment(onboarding: &OnboardingRow) -> bool {
         .is_some_and(|id| !id.is_empty())
 }
 
-/// Moves the onboarding to `decided` and stores the decision with its timeline entry. When the
-/// onboarding moved meanwhile nothing is written: the first decision stands.
+/// Moves the onboarding to `decided` and stores the decision with its timeline entry, its
+/// callback and, for the policy's `review`, the case a reviewer picks up. When the onboarding
+/// moved meanwhile nothing is written: the first decision stands.
+#[allow(clippy::too_many_arguments)]
 pub async fn record_verdict(
     tx: &mut PgConnection,
     flow: &Services,
@@ -184,6 +251,7 @@ pub async fn record_verdict(
     verdict: &Verdict,
     evidence: &Evidence,
     event: OnboardingEvent,
+    decision: Decision,
 ) -> Result<Applied, FlowError> {
     let id = onboarding.id;
     if let OnboardingEvent::DeviceConcluded { open_finance: true } = event {
@@ -194,19 +262,26 @@ pub async fn record_verdict(
     if !applied.decided {
         return Ok(applied);
     }
-    let decision = decisions::insert(tx, id, verdict, evidence).await?;
+    let by = decision.by();
+    let stored = decisions::insert(tx, decision.id, id, verdict, evidence, by).await?;
     events::record(
         &mut *tx,
         id,
         "decided",
         json!({
-            "decision_id": decision.id,
-            "outcome": decision.outcome,
-            "reasons": decision.reason_codes,
+            "decision_id": stored.id,
+            "outcome": stored.outcome,
+            "reasons": stored.reason_codes,
+            "decided_by": stored.decided_by,
             "risk_flags": crate::policy::risk_flags(evidence.risk_signals.as_ref()),
         }),
     )
     .await?;
+    if verdict.outcome == Outcome::Review && matches!(by, DecidedBy::Policy) {
+        crate::onboarding::reviews::open(tx, flow, id, &stored, "policy", None).await?;
+    }
+    crate::onboarding::callbacks::onboarding_decided(tx, flow, id).await?;
+    let decision = stored;
     crate::metrics::decision(verdict.outcome.as_str());
     tracing::info!(outcome = verdict.outcome.as_str(), reasons = ?decision.reason_codes, "decided");
     Ok(applied)

@@ -144,7 +144,15 @@ async fn finish(
     events::record(&mut *tx, id, kind, registration_event(registration)).await?;
     devices::set_registration(&mut *tx, id, step::DONE, Some(registration), None).await?;
     steps::complete(&mut *tx, step).await?;
-    decide::conclude_device(tx, flow, onboarding, row.biometrics.0.clone(), device).await
+    decide::conclude_device(
+        tx,
+        flow,
+        onboarding,
+        row.review_case_id,
+        row.biometrics.0.clone(),
+        device,
+    )
+    .await
 }
 
 fn unreachable_next() -> Applied {
@@ -329,7 +337,15 @@ async fn registration_failed(
     };
     devices::set_registration(&mut *tx, id, step::DONE, None, Some(&code)).await?;
     steps::complete(&mut *tx, step).await?;
-    decide::conclude_device(tx, flow, onboarding, row.biometrics.0.clone(), evidence).await
+    decide::conclude_device(
+        tx,
+        flow,
+        onboarding,
+        row.review_case_id,
+        row.biometrics.0.clone(),
+        evidence,
+    )
+    .await
 }
 
 /// qitech.poll_initial doubled per attempt up to poll_max, never past the deadline, where the

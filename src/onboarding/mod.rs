@@ -7,10 +7,12 @@
 //! a restart or a provider fault only delays it.
 
 pub mod biometrics;
+pub mod callbacks;
 pub mod decide;
 pub mod device;
 pub mod error;
 pub mod request;
+pub mod reviews;
 pub mod services;
 pub mod steps;
 pub mod submit;

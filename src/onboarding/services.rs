@@ -29,6 +29,15 @@ pub struct Services {
     /// Steps run at once by the replica that queued them. Shutdown waits for them (up to the
     /// grace), so a paid call in flight gets its answer stored.
     pub inline: TaskTracker,
+    /// Where decision events go; None when `callbacks.url` is unset.
+    pub callbacks: Option<CallbackTarget>,
+}
+
+/// The onboarding backend's callback endpoint and the key events are signed with.
+pub struct CallbackTarget {
+    pub url: String,
+    pub key: Vec<u8>,
+    pub client: reqwest::Client,
 }
 
 /// The flow services as every task holds them.
@@ -37,8 +46,10 @@ pub type Flow = Arc<Services>;
 /// In-process wake-ups. The NOTIFY listener feeds them from PostgreSQL, so what another replica
 /// commits wakes this one too.
 pub struct Wakeups {
-    /// A step became due.
+    /// A step of the flow became due.
     pub steps: Notify,
+    /// A callback became due.
+    pub callbacks: Notify,
     /// An onboarding was decided (the nil id: look again, a notification may have been lost).
     pub decided: broadcast::Sender<Uuid>,
 }
@@ -47,6 +58,7 @@ impl Default for Wakeups {
     fn default() -> Self {
         Wakeups {
             steps: Notify::new(),
+            callbacks: Notify::new(),
             decided: broadcast::channel(4096).0,
         }
     }
@@ -68,7 +80,12 @@ impl Services {
     /// after a token renewal, with the token exchanges), each bounded by its client's timeout.
     pub fn step_lease(&self) -> Duration {
         let s = &self.settings;
-        let slowest = s.unico.timeout.max(s.qitech.timeout).max(s.zro.timeout);
+        let slowest = s
+            .unico
+            .timeout
+            .max(s.qitech.timeout)
+            .max(s.zro.timeout)
+            .max(s.callbacks.timeout);
         slowest * 4 + Duration::from_secs(5)
     }
 }

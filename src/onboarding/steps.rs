@@ -8,7 +8,7 @@ use crate::domain::transitions::StepKind;
 use crate::onboarding::decide::Applied;
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::{Flow, Services};
-use crate::onboarding::{biometrics, device, validation};
+use crate::onboarding::{biometrics, callbacks, device, validation};
 use crate::store::steps::{self, Step, Subject};
 
 /// Runs `held` steps on this replica at once, in the background: they are leased to this
@@ -34,6 +34,7 @@ pub async fn run(flow: &Services, step: Step) {
             Subject::Validation(id) => {
                 span.record("device_validation_id", tracing::field::display(id))
             }
+            Subject::Callback(_) => &span,
         };
         match run_one(flow, &step).instrument(span).await {
             Ok(applied) => {
@@ -65,6 +66,9 @@ async fn run_one(flow: &Services, step: &Step) -> Result<Applied, FlowError> {
         }
         (StepKind::OpenFinanceSignal, Subject::Onboarding(id)) => {
             device::send_risk_signal(flow, step, id).await
+        }
+        (StepKind::DeliverCallback, Subject::Callback(id)) => {
+            callbacks::deliver(flow, step, id).await
         }
         (StepKind::SendValidation | StepKind::ReadValidation, Subject::Validation(id)) => {
             validation::advance(flow, step, id).await

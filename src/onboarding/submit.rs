@@ -83,6 +83,7 @@ pub async fn submit(
                 &verdict,
                 &evidence,
                 OnboardingEvent::Screened,
+                decide::Decision::policy(),
             )
             .await?
         }

@@ -1,6 +1,8 @@
 //! The device validation steps: send the event to QI Tech, then read its analysis back until it
 //! is final.
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::transitions::{self, StepKind, ValidationEvent, ValidationState};
@@ -12,6 +14,38 @@ use crate::providers::{CallContext, capture};
 use crate::store::device_validations::{self, ValidationRow};
 use crate::store::steps::{self, Step, Subject, When};
 use crate::store::{StoreError, calls};
+
+#[derive(Debug, Serialize)]
+/// A device validation as its GET (and its callback) shows it.
+pub struct DeviceValidationView {
+    pub id: Uuid,
+    pub reference: Option<String>,
+    pub status: &'static str,
+    pub outcome: Option<String>,
+    pub analysis_status: Option<String>,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+impl From<ValidationRow> for DeviceValidationView {
+    fn from(row: ValidationRow) -> Self {
+        DeviceValidationView {
+            id: row.id,
+            reference: row.reference,
+            status: if row.state == "decided" {
+                "decided"
+            } else {
+                "processing"
+            },
+            outcome: row.outcome,
+            analysis_status: row.analysis_status,
+            reason: row.reason,
+            created_at: row.created_at,
+            decided_at: row.decided_at,
+        }
+    }
+}
 
 /// What an analysis status means for the caller. Only the documented final statuses conclude;
 /// anything else, known or not, keeps the validation open and is never approved.
@@ -99,6 +133,12 @@ pub async fn advance(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, 
         }
         (event, _) => {
             steps::complete(&mut *tx, step).await?;
+            if event == ValidationEvent::Concluded {
+                crate::onboarding::callbacks::validation_decided(&mut tx, flow, id, |row| {
+                    serde_json::to_value(DeviceValidationView::from(row)).unwrap_or_default()
+                })
+                .await?;
+            }
             let (_, kinds) = transitions::validation(ValidationState::Processing, event)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             for kind in kinds {

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::evidence::BiometricResult;
@@ -23,6 +24,8 @@ pub struct OnboardingView {
     /// The Open Finance risk signal sent to Zro, when the onboarding has an enrollment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub open_finance: Option<OpenFinanceView>,
+    /// policy or reviewer: who made the decision the verdict is.
+    pub decided_by: Option<String>,
     pub policy_version: String,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
@@ -47,11 +50,27 @@ pub struct OpenFinanceView {
 }
 
 pub async fn load(st: &Services, id: Uuid) -> Result<Option<OnboardingView>, FlowError> {
-    let Some(onboarding) = onboardings::get(&st.db, id).await? else {
+    let mut conn = st.db.acquire().await?;
+    load_in(&mut conn, &st.policy.version, id).await
+}
+
+/// The view as `conn` sees it: inside a transaction, with what it wrote and has not committed
+/// (a callback's body is built so, in the transaction of the event it reports).
+pub async fn load_in(
+    conn: &mut PgConnection,
+    policy_version: &str,
+    id: Uuid,
+) -> Result<Option<OnboardingView>, FlowError> {
+    let Some(onboarding) = onboardings::get(&mut *conn, id).await? else {
         return Ok(None);
     };
-    let process = processes::for_onboarding(&st.db, id).await?;
-    let decision = decisions::for_onboarding(&st.db, id).await?;
+    let process = processes::for_onboarding(&mut *conn, id).await?;
+    // While a reviewer's approval waits for QI Tech the onboarding is processing again: its
+    // verdict is the next decision, not the last one.
+    let decided = onboarding.state == "decided";
+    let decision = decisions::for_onboarding(&mut *conn, id)
+        .await?
+        .filter(|_| decided);
     let signals = onboarding.risk_signals();
     let registration = decision
         .as_ref()
@@ -59,7 +78,7 @@ pub async fn load(st: &Services, id: Uuid) -> Result<Option<OnboardingView>, Flo
         .filter(|device| device.get("state").and_then(Value::as_str) != Some("not_run"));
     // While the device stage runs, QI Tech's latest answer (or "registering" before the first).
     let registering = if decision.is_none() && onboarding.state == "device" {
-        devices::registration(&st.db, id).await?.map(|r| {
+        devices::registration(&mut *conn, id).await?.map(|r| {
             r.registration.map_or_else(
                 || json!({ "status": "registering" }),
                 |answer| json!(answer.0),
@@ -76,13 +95,15 @@ pub async fn load(st: &Services, id: Uuid) -> Result<Option<OnboardingView>, Flo
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    let open_finance = devices::signal(&st.db, id).await?.map(|s| OpenFinanceView {
-        enrollment_id: s.enrollment_id,
-        status: s.status,
-        attempts: s.attempts,
-        http_status: s.http_status,
-        error: s.last_error,
-    });
+    let open_finance = devices::signal(&mut *conn, id)
+        .await?
+        .map(|s| OpenFinanceView {
+            enrollment_id: s.enrollment_id,
+            status: s.status,
+            attempts: s.attempts,
+            http_status: s.http_status,
+            error: s.last_error,
+        });
     Ok(Some(OnboardingView {
         id,
         reference: onboarding.reference,
@@ -104,9 +125,10 @@ pub async fn load(st: &Services, id: Uuid) -> Result<Option<OnboardingView>, Flo
             risk_flags: crate::policy::risk_flags(signals.as_ref()),
         },
         open_finance,
+        decided_by: decision.as_ref().map(|d| d.decided_by.clone()),
         policy_version: decision
             .as_ref()
-            .map_or_else(|| st.policy.version.clone(), |d| d.policy_version.clone()),
+            .map_or_else(|| policy_version.to_owned(), |d| d.policy_version.clone()),
         created_at: onboarding.created_at,
         decided_at: decision.as_ref().map(|d| d.decided_at),
     }))

@@ -7,7 +7,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::evidence::{Evidence, RiskSignals};
+use crate::domain::evidence::{DeviceEvidence, Evidence, RiskSignals};
 use rules::{Rule, Trace};
 
 /// Outcomes from least to most severe: the derived order is the severity order.
@@ -96,6 +96,41 @@ impl Policy {
         rules::signal_rules(&mut trace, signals);
         let rejected = trace.fired(Rule::DeviceEmulated) || trace.fired(Rule::DeviceAutomation);
         rejected.then(|| self.verdict(trace, "decided on the device before unico was called"))
+    }
+
+    /// A reviewer's resolution as a verdict. An approval that needed the device registered
+    /// first stands on QI Tech's answer: the device rows of the table decide it then, exactly
+    /// as they would an automatic approval. The reviewer's reason is always among the reasons.
+    pub fn reviewer_verdict(&self, outcome: Outcome, device: Option<&DeviceEvidence>) -> Verdict {
+        let reviewer = Reason {
+            code: format!("review.{}", outcome.as_str()),
+            message: match outcome {
+                Outcome::Approved => "A reviewer approved the onboarding.",
+                Outcome::Rejected => "A reviewer rejected the onboarding.",
+                Outcome::Retry => "A reviewer asked for a new capture.",
+                Outcome::Review => "A reviewer left the onboarding in review.",
+            }
+            .to_owned(),
+        };
+        match (outcome, device) {
+            (Outcome::Approved, Some(device)) => {
+                let mut trace = Trace::new();
+                rules::registration_rules(&mut trace, device);
+                let mut verdict = self.verdict(trace, "decided by a reviewer");
+                let at = usize::from(verdict.outcome != Outcome::Approved);
+                verdict
+                    .reasons
+                    .insert(at.min(verdict.reasons.len()), reviewer);
+                verdict
+            }
+            _ => Verdict {
+                outcome,
+                reasons: vec![reviewer],
+                evaluations: Vec::new(),
+                policy_version: self.version.clone(),
+                thresholds: self.thresholds,
+            },
+        }
     }
 
     fn verdict(&self, trace: Trace, unreached: &str) -> Verdict {

@@ -435,7 +435,7 @@ fn finished_rules(trace: &mut Trace, r: &BiometricResult, t: &super::Thresholds)
     );
 }
 
-fn registration_rules(trace: &mut Trace, device: &DeviceEvidence) {
+pub(crate) fn registration_rules(trace: &mut Trace, device: &DeviceEvidence) {
     let (registration, past_deadline) = match device {
         DeviceEvidence::NotRun => {
             trace.skip(&Rule::DEVICE_REGISTRATION, "device registration not run");

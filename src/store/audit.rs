@@ -47,6 +47,9 @@ pub struct AuditRow {
     pub evidence: Value,
     pub created_at: DateTime<Utc>,
     pub decided_at: DateTime<Utc>,
+    pub decided_by: String,
+    pub reviewer: Option<String>,
+    pub note: Option<String>,
 }
 
 impl AuditRow {
@@ -74,7 +77,8 @@ impl AuditRow {
 
 const AUDIT_COLUMNS: &str =
     "d.id, d.onboarding_id, o.reference, o.pii_key_id, o.pii_ciphertext, d.outcome, d.reasons,
-     d.reason_codes, d.policy_version, d.thresholds, d.evidence, o.created_at, d.decided_at";
+     d.reason_codes, d.policy_version, d.thresholds, d.evidence, o.created_at, d.decided_at,
+     d.decided_by, d.reviewer, d.note";
 
 /// Appends the search to `q`. Only the filters present become predicates: a fixed statement
 /// with `$n IS NULL OR ...` for every filter would be planned once generically and lose the
@@ -194,7 +198,7 @@ pub async fn replay_page(
     sqlx::query_as(
         "SELECT id, onboarding_id, outcome, reason_codes, thresholds, evidence, decided_at
            FROM decisions
-          WHERE decided_at >= $1 AND decided_at <= $2
+          WHERE decided_by = 'policy' AND decided_at >= $1 AND decided_at <= $2
             AND ($3::timestamptz IS NULL OR (decided_at, id) > ($3, $4::uuid))
           ORDER BY decided_at, id
           LIMIT $5",

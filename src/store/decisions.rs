@@ -25,26 +25,39 @@ pub struct DecisionRow {
     pub evidence: Value,
     pub evaluations: Value,
     pub decided_at: DateTime<Utc>,
+    /// policy or reviewer.
+    pub decided_by: String,
+    pub reviewer: Option<String>,
+    pub note: Option<String>,
 }
 
-const COLUMNS: &str = "id, onboarding_id, outcome, reasons, reason_codes, policy_version, thresholds, evidence, evaluations, decided_at";
+const COLUMNS: &str = "id, onboarding_id, outcome, reasons, reason_codes, policy_version, thresholds, evidence, evaluations, decided_at, decided_by, reviewer, note";
+
+/// Who made a decision.
+#[derive(Debug, Clone, Copy)]
+pub enum DecidedBy<'a> {
+    Policy,
+    Reviewer { name: &'a str, note: &'a str },
+}
 
 /// Stores the decision and announces it to the waiting requests of every replica, in the
 /// transaction that moved the onboarding to `decided` (so there is exactly one).
 pub async fn insert(
     tx: &mut PgConnection,
+    id: Uuid,
     onboarding_id: Uuid,
     verdict: &Verdict,
     evidence: &Evidence,
+    by: DecidedBy<'_>,
 ) -> Result<DecisionRow, sqlx::Error> {
     let codes: Vec<&str> = verdict.reasons.iter().map(|r| r.code.as_str()).collect();
     let row: DecisionRow = sqlx::query_as(&format!(
         "INSERT INTO decisions (id, onboarding_id, outcome, reasons, reason_codes, policy_version, thresholds,
-                                evidence, evaluations)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                evidence, evaluations, decided_by, reviewer, note)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          RETURNING {COLUMNS}"
     ))
-    .bind(Uuid::new_v4())
+    .bind(id)
     .bind(onboarding_id)
     .bind(verdict.outcome.as_str())
     .bind(serde_json::to_value(&verdict.reasons).unwrap_or_default())
@@ -53,6 +66,18 @@ pub async fn insert(
     .bind(serde_json::to_value(verdict.thresholds).unwrap_or_default())
     .bind(serde_json::to_value(evidence).unwrap_or_default())
     .bind(serde_json::to_value(&verdict.evaluations).unwrap_or_default())
+    .bind(match by {
+        DecidedBy::Policy => "policy",
+        DecidedBy::Reviewer { .. } => "reviewer",
+    })
+    .bind(match by {
+        DecidedBy::Policy => None,
+        DecidedBy::Reviewer { name, .. } => Some(name),
+    })
+    .bind(match by {
+        DecidedBy::Policy => None,
+        DecidedBy::Reviewer { note, .. } => Some(note),
+    })
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query("SELECT pg_notify($1, $2)")
@@ -63,14 +88,36 @@ pub async fn insert(
     Ok(row)
 }
 
+/// The onboarding's verdict: its latest decision.
 pub async fn for_onboarding(
     db: impl PgExecutor<'_>,
     onboarding_id: Uuid,
 ) -> Result<Option<DecisionRow>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM decisions WHERE onboarding_id = $1"
+        "SELECT {COLUMNS} FROM decisions WHERE onboarding_id = $1 ORDER BY decided_at DESC, decided_by DESC LIMIT 1"
     ))
     .bind(onboarding_id)
     .fetch_optional(db)
     .await
+}
+
+/// The automatic decision of an onboarding (the policy's; reviewers' come after it).
+pub async fn automatic_for_onboarding(
+    db: impl PgExecutor<'_>,
+    onboarding_id: Uuid,
+) -> Result<Option<DecisionRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM decisions WHERE onboarding_id = $1 AND decided_by = 'policy'
+          ORDER BY decided_at DESC LIMIT 1"
+    ))
+    .bind(onboarding_id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<DecisionRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM decisions WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
 }

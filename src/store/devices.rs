@@ -27,15 +27,17 @@ pub async fn insert_registration(
     onboarding_id: Uuid,
     biometrics: &BiometricEvidence,
     deadline: Duration,
+    review_case_id: Option<Uuid>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO device_registrations (onboarding_id, biometrics, deadline_at)
-         VALUES ($1, $2, now() + make_interval(secs => $3))
+        "INSERT INTO device_registrations (onboarding_id, biometrics, deadline_at, review_case_id)
+         VALUES ($1, $2, now() + make_interval(secs => $3), $4)
          ON CONFLICT (onboarding_id) DO NOTHING",
     )
     .bind(onboarding_id)
     .bind(Json(biometrics))
     .bind(deadline.as_secs_f64())
+    .bind(review_case_id)
     .execute(db)
     .await?;
     Ok(())
@@ -53,11 +55,14 @@ pub struct RegistrationRow {
     pub last_error: Option<String>,
     /// Computed by the database at read time, so replicas with skewed clocks agree.
     pub past_deadline: bool,
+    /// Set when the registration runs for a reviewer's approval, whose decision it completes.
+    pub review_case_id: Option<Uuid>,
 }
 
 const REGISTRATION_COLUMNS: &str =
     "onboarding_id, step, biometrics, registration, registration_date, deadline_at,
-                                    attempts, last_error, deadline_at <= now() AS past_deadline";
+                                    attempts, last_error, deadline_at <= now() AS past_deadline,
+                                    review_case_id";
 
 pub async fn registration(
     db: impl PgExecutor<'_>,

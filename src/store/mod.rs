@@ -2,6 +2,7 @@
 //! what shares a transaction.
 
 pub mod audit;
+pub mod callbacks;
 pub mod calls;
 pub mod decisions;
 pub mod device_validations;
@@ -10,6 +11,7 @@ pub mod events;
 pub mod idempotency;
 pub mod onboardings;
 pub mod processes;
+pub mod reviews;
 pub mod steps;
 pub mod webhooks;
 

@@ -23,13 +23,15 @@ pub const LONGEST_SLEEP: Duration = Duration::from_secs(1);
 pub enum Subject {
     Onboarding(Uuid),
     Validation(Uuid),
+    Callback(Uuid),
 }
 
 impl Subject {
-    fn columns(self) -> (Option<Uuid>, Option<Uuid>) {
+    fn columns(self) -> (Option<Uuid>, Option<Uuid>, Option<Uuid>) {
         match self {
-            Subject::Onboarding(id) => (Some(id), None),
-            Subject::Validation(id) => (None, Some(id)),
+            Subject::Onboarding(id) => (Some(id), None, None),
+            Subject::Validation(id) => (None, Some(id), None),
+            Subject::Callback(id) => (None, None, Some(id)),
         }
     }
 }
@@ -52,6 +54,7 @@ struct Row {
     kind: String,
     onboarding_id: Option<Uuid>,
     device_validation_id: Option<Uuid>,
+    callback_id: Option<Uuid>,
     attempts: i32,
     last_error: Option<String>,
     claimed_at: Option<DateTime<Utc>>,
@@ -74,9 +77,10 @@ impl TryFrom<Row> for Step {
     fn try_from(row: Row) -> Result<Step, sqlx::Error> {
         let kind = StepKind::parse(&row.kind)
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown step kind {}", row.kind).into()))?;
-        let subject = match (row.onboarding_id, row.device_validation_id) {
-            (Some(id), None) => Subject::Onboarding(id),
-            (None, Some(id)) => Subject::Validation(id),
+        let subject = match (row.onboarding_id, row.device_validation_id, row.callback_id) {
+            (Some(id), None, None) => Subject::Onboarding(id),
+            (None, Some(id), None) => Subject::Validation(id),
+            (None, None, Some(id)) => Subject::Callback(id),
             _ => return Err(sqlx::Error::Decode("a step names one subject".into())),
         };
         Ok(Step {
@@ -91,7 +95,7 @@ impl TryFrom<Row> for Step {
 }
 
 const COLUMNS: &str =
-    "id, kind, onboarding_id, device_validation_id, attempts, last_error, claimed_at";
+    "id, kind, onboarding_id, device_validation_id, callback_id, attempts, last_error, claimed_at";
 
 /// Queues `kind` for `subject` in the caller's transaction. A pending step of the same kind for
 /// the same subject is left as it is (None). With `When::Claimed` the new step is answered,
@@ -102,15 +106,16 @@ pub async fn queue(
     subject: Subject,
     when: When,
 ) -> Result<Option<Step>, sqlx::Error> {
-    let (onboarding_id, validation_id) = subject.columns();
+    let (onboarding_id, validation_id, callback_id) = subject.columns();
     let (delay, lease) = match when {
         When::Now => (Duration::ZERO, None),
         When::In(delay) => (delay, None),
         When::Claimed(lease) => (Duration::ZERO, Some(lease)),
     };
     let row: Option<Row> = sqlx::query_as(&format!(
-        "INSERT INTO steps (kind, onboarding_id, device_validation_id, run_at, attempts, claimed_at, claimed_until)
-         VALUES ($1, $2, $3, now() + make_interval(secs => $4),
+        "INSERT INTO steps (kind, onboarding_id, device_validation_id, callback_id, run_at, attempts,
+                            claimed_at, claimed_until)
+         VALUES ($1, $2, $3, $6, now() + make_interval(secs => $4),
                  CASE WHEN $5::float8 IS NULL THEN 0 ELSE 1 END,
                  CASE WHEN $5::float8 IS NULL THEN NULL ELSE now() END,
                  now() + make_interval(secs => $5))
@@ -122,6 +127,7 @@ pub async fn queue(
     .bind(validation_id)
     .bind(delay.as_secs_f64())
     .bind(lease.map(|l| l.as_secs_f64()))
+    .bind(callback_id)
     .fetch_optional(&mut *tx)
     .await?;
     if row.is_some() && matches!(when, When::Now | When::In(_)) && delay < LONGEST_SLEEP {
@@ -142,9 +148,18 @@ pub async fn notify(db: impl PgExecutor<'_>) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Claims up to `limit` due steps for `lease`, oldest due first.
+/// Which steps a runner takes: callback deliveries have a lane of their own, so a slow or dead
+/// callback URL never holds up a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Flow,
+    Callbacks,
+}
+
+/// Claims up to `limit` due steps of `lane` for `lease`, oldest due first.
 pub async fn claim_due(
     pool: &PgPool,
+    lane: Lane,
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<Step>, sqlx::Error> {
@@ -156,6 +171,7 @@ pub async fn claim_due(
                 SELECT id FROM steps
                  WHERE status = 'pending' AND run_at <= now()
                    AND (claimed_until IS NULL OR claimed_until < now())
+                   AND (kind = 'deliver_callback') = $3
                  ORDER BY run_at
                  LIMIT $1
                  FOR UPDATE SKIP LOCKED)
@@ -163,6 +179,7 @@ pub async fn claim_due(
     ))
     .bind(limit)
     .bind(lease.as_secs_f64())
+    .bind(lane == Lane::Callbacks)
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(Step::try_from).collect()
@@ -228,11 +245,13 @@ pub async fn make_due(
     Ok(updated > 0)
 }
 
-/// How long until the next step falls due (None: nothing is scheduled).
-pub async fn next_due_in(pool: &PgPool) -> Result<Option<Duration>, sqlx::Error> {
+/// How long until the next step of `lane` falls due (None: nothing is scheduled).
+pub async fn next_due_in(pool: &PgPool, lane: Lane) -> Result<Option<Duration>, sqlx::Error> {
     let at: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "SELECT min(run_at) FROM steps WHERE status = 'pending' AND run_at > now()",
+        "SELECT min(run_at) FROM steps
+          WHERE status = 'pending' AND run_at > now() AND (kind = 'deliver_callback') = $1",
     )
+    .bind(lane == Lane::Callbacks)
     .fetch_one(pool)
     .await?;
     Ok(at.map(|at| (at - Utc::now()).to_std().unwrap_or_default()))

@@ -1,0 +1,274 @@
+//! Human review: the person's request (`POST /v1/onboardings/{id}/review-requests`), the queue
+//! (`GET /v1/reviews`), a case with its decision explained, claim, release and resolution.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::config::Scope;
+use crate::http::auth::Caller;
+use crate::http::decisions::Explanation;
+use crate::http::error::{ApiError, FieldError};
+use crate::http::json::{JsonBody, MaybeJson};
+use crate::http::state::AppState;
+use crate::onboarding::reviews::{self, CaseView, Requested};
+use crate::policy::Outcome;
+use crate::store::audit;
+use crate::store::reviews::{CaseCursor, CaseFilter, CaseRow, Refusal};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/onboardings/{id}/review-requests", post(request))
+        .route("/v1/reviews", get(list))
+        .route("/v1/reviews/{id}", get(show))
+        .route("/v1/reviews/{id}/claim", post(claim))
+        .route("/v1/reviews/{id}/release", post(release))
+        .route("/v1/reviews/{id}/resolution", post(resolve))
+}
+
+const STATEMENT_MAX: usize = 2000;
+const NOTE_MAX: usize = 2000;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequestBody {
+    #[serde(default)]
+    statement: Option<String>,
+}
+
+async fn request(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    MaybeJson(body): MaybeJson<ReviewRequestBody>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::OnboardingWrite)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("onboarding"))?;
+    let statement = body.and_then(|b| b.value.statement);
+    if let Some(text) = &statement {
+        if text.chars().count() > STATEMENT_MAX {
+            return Err(ApiError::validation(
+                "statement",
+                format!("must be at most {STATEMENT_MAX} characters"),
+            ));
+        }
+    }
+    let statement = statement.filter(|s| !s.trim().is_empty());
+    match reviews::request(&st.flow, id, statement.as_deref()).await? {
+        Requested::Opened(case) => {
+            Ok((StatusCode::CREATED, Json(view(&st, case, true))).into_response())
+        }
+        Requested::AlreadyOpen(case) => {
+            Ok((StatusCode::OK, Json(view(&st, case, true))).into_response())
+        }
+        Requested::Processing => Err(ApiError::Conflict(
+            "the onboarding is still processing: there is no decision to review yet".into(),
+        )),
+        Requested::NotFound => Err(ApiError::NotFound("onboarding")),
+    }
+}
+
+fn view(st: &AppState, case: CaseRow, with_statement: bool) -> CaseView {
+    CaseView::of(case, &st.cipher, with_statement)
+}
+
+/// Reviewers read statements; auditors only with `pii:read`.
+fn may_read_statement(caller: &Caller) -> bool {
+    caller.has(Scope::ReviewsWrite) || caller.has(Scope::PiiRead)
+}
+
+async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    caller.require_any(&[Scope::ReviewsWrite, Scope::DecisionsRead])?;
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+            .map_err(|_| ApiError::BadRequest("the query string cannot be read".into()))?;
+    let mut filter = CaseFilter::default();
+    let mut limit = 50i64;
+    let mut cursor = None;
+    let mut errors = Vec::new();
+    for (name, value) in pairs {
+        match name.as_str() {
+            "status" if matches!(value.as_str(), "open" | "claimed" | "resolved") => {
+                filter.status = Some(value)
+            }
+            "status" => errors.push(FieldError::new(
+                "status",
+                "must be open, claimed or resolved",
+            )),
+            "assignee" => filter.assignee = Some(value),
+            "reason" => filter.reason = Some(value),
+            "overdue" => match value.as_str() {
+                "true" => filter.overdue = true,
+                "false" => filter.overdue = false,
+                _ => errors.push(FieldError::new("overdue", "must be true or false")),
+            },
+            "limit" => match value.parse::<i64>() {
+                Ok(n) if (1..=200).contains(&n) => limit = n,
+                _ => errors.push(FieldError::new("limit", "must be a number from 1 to 200")),
+            },
+            "cursor" => match decode_cursor(&value) {
+                Some(c) => cursor = Some(c),
+                None => errors.push(FieldError::new(
+                    "cursor",
+                    "is not a cursor this service gave",
+                )),
+            },
+            other => errors.push(FieldError::new(other, "unknown parameter")),
+        }
+    }
+    if let Some(reason) = &filter.reason {
+        if reason.contains('\0') || reason.len() > 100 {
+            errors.push(FieldError::new("reason", "is not a reason code"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let mut rows = crate::store::reviews::list(&st.db, &filter, cursor, limit + 1).await?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|c| encode_cursor(c.due_at, c.id))
+    } else {
+        None
+    };
+    let statements = may_read_statement(&caller);
+    let items: Vec<CaseView> = rows.into_iter().map(|c| view(&st, c, statements)).collect();
+    Ok(Json(json!({ "items": items, "next_cursor": next })).into_response())
+}
+
+fn encode_cursor(due_at: DateTime<Utc>, id: Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{}|{id}", due_at.timestamp_micros()))
+}
+
+fn decode_cursor(text: &str) -> Option<CaseCursor> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()?;
+    let raw = String::from_utf8(raw).ok()?;
+    let (micros, id) = raw.split_once('|')?;
+    Some(CaseCursor {
+        due_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        id: Uuid::parse_str(id).ok()?,
+    })
+}
+
+async fn show(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require_any(&[Scope::ReviewsWrite, Scope::DecisionsRead])?;
+    let case = load(&st, &id).await?;
+    let row = audit::get(&st.db, case.decision_id)
+        .await?
+        .ok_or(ApiError::NotFound("decision"))?;
+    let explanation = Explanation::load(&st, row, caller.has(Scope::PiiRead)).await?;
+    let mut body = json!(view(&st, case, may_read_statement(&caller)));
+    body["decision"] = json!(explanation);
+    Ok(Json(body).into_response())
+}
+
+async fn load(st: &AppState, id: &str) -> Result<CaseRow, ApiError> {
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound("review case"))?;
+    crate::store::reviews::get(&st.db, id)
+        .await?
+        .ok_or(ApiError::NotFound("review case"))
+}
+
+fn case_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::NotFound("review case"))
+}
+
+async fn claim(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::ReviewsWrite)?;
+    match reviews::claim(&st.flow, case_id(&id)?, &caller.name).await? {
+        Ok(case) => Ok(Json(view(&st, case, true)).into_response()),
+        Err(Refusal::NotFound) => Err(ApiError::NotFound("review case")),
+        Err(Refusal::Resolved) => Err(ApiError::Conflict("the case is resolved".into())),
+        Err(Refusal::HeldBy(_) | Refusal::NotAssignee) => Err(ApiError::Conflict(
+            "another reviewer holds this case".into(),
+        )),
+    }
+}
+
+async fn release(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::ReviewsWrite)?;
+    match reviews::release(&st.flow, case_id(&id)?, &caller.name).await? {
+        Ok(case) => Ok(Json(view(&st, case, true)).into_response()),
+        Err(refusal) => Err(refused(refusal)),
+    }
+}
+
+fn refused(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::NotFound => ApiError::NotFound("review case"),
+        Refusal::Resolved => ApiError::Conflict("the case is resolved".into()),
+        Refusal::HeldBy(_) | Refusal::NotAssignee => {
+            ApiError::Forbidden("only the reviewer who claimed the case")
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolutionBody {
+    outcome: String,
+    note: String,
+}
+
+async fn resolve(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody<ResolutionBody>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::ReviewsWrite)?;
+    let id = case_id(&id)?;
+    let mut errors = Vec::new();
+    let outcome = match body.value.outcome.as_str() {
+        "approved" => Some(Outcome::Approved),
+        "rejected" => Some(Outcome::Rejected),
+        "retry" => Some(Outcome::Retry),
+        _ => {
+            errors.push(FieldError::new(
+                "outcome",
+                "must be approved, rejected or retry",
+            ));
+            None
+        }
+    };
+    let note = body.value.note.trim();
+    if note.is_empty() || note.chars().count() > NOTE_MAX || note.contains('\0') {
+        errors.push(FieldError::new(
+            "note",
+            format!("must have 1 to {NOTE_MAX} characters"),
+        ));
+    }
+    let Some(outcome) = outcome.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    match reviews::resolve(&st.flow, id, &caller.name, outcome, note).await? {
+        Ok(case) => Ok(Json(view(&st, case, true)).into_response()),
+        Err(refusal) => Err(refused(refusal)),
+    }
+}

@@ -1,0 +1,208 @@
+//! Decision callbacks: each event is written with the state change it reports (an outbox row and
+//! its step), then POSTed to `callbacks.url`, signed as Standard Webhooks, until a 2xx or
+//! `callbacks.max_age`. The same `webhook-id` goes out on every attempt, so the receiver can
+//! drop repeats; a callback never changes a verdict.
+
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::Utc;
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::onboarding::decide::Applied;
+use crate::onboarding::error::FlowError;
+use crate::onboarding::services::Services;
+use crate::onboarding::view;
+use crate::store::steps::{self, Step};
+use crate::store::{callbacks, device_validations};
+
+pub const ONBOARDING_DECIDED: &str = "onboarding.decided";
+pub const VALIDATION_DECIDED: &str = "device_validation.decided";
+pub const REVIEW_OPENED: &str = "review.opened";
+pub const REVIEW_RESOLVED: &str = "review.resolved";
+
+/// `v1,` and the base64 of HMAC-SHA256 over `{id}.{timestamp}.{body}`.
+pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let mut context = ring::hmac::Context::with_key(&key);
+    context.update(id.as_bytes());
+    context.update(b".");
+    context.update(timestamp.to_string().as_bytes());
+    context.update(b".");
+    context.update(body);
+    let tag = context.sign();
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
+    )
+}
+
+/// Writes `onboarding.decided` with the onboarding as `GET /v1/onboardings/{id}` answers it in
+/// this transaction. Nothing when callbacks are off.
+pub async fn onboarding_decided(
+    tx: &mut PgConnection,
+    flow: &Services,
+    onboarding_id: Uuid,
+) -> Result<(), FlowError> {
+    if flow.callbacks.is_none() {
+        return Ok(());
+    }
+    let Some(view) = view::load_in(tx, &flow.policy.version, onboarding_id).await? else {
+        return Ok(());
+    };
+    let data = serde_json::to_value(view).unwrap_or(Value::Null);
+    callbacks::enqueue(tx, ONBOARDING_DECIDED, Some(onboarding_id), data).await?;
+    Ok(())
+}
+
+/// Writes `device_validation.decided` with the validation as its GET answers it.
+pub async fn validation_decided(
+    tx: &mut PgConnection,
+    flow: &Services,
+    id: Uuid,
+    as_seen: impl FnOnce(device_validations::ValidationRow) -> Value,
+) -> Result<(), FlowError> {
+    if flow.callbacks.is_none() {
+        return Ok(());
+    }
+    let Some(row) = device_validations::get(&mut *tx, id).await? else {
+        return Ok(());
+    };
+    callbacks::enqueue(tx, VALIDATION_DECIDED, None, as_seen(row)).await?;
+    Ok(())
+}
+
+/// Writes a review event with the case as its GET answers it.
+pub async fn review_event(
+    tx: &mut PgConnection,
+    flow: &Services,
+    kind: &'static str,
+    onboarding_id: Uuid,
+    case: Value,
+) -> Result<(), FlowError> {
+    if flow.callbacks.is_none() {
+        return Ok(());
+    }
+    callbacks::enqueue(tx, kind, Some(onboarding_id), case).await?;
+    Ok(())
+}
+
+/// One delivery attempt.
+#[tracing::instrument(skip_all, fields(callback_id = %id, attempt = step.attempts))]
+pub async fn deliver(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, FlowError> {
+    let Some(row) = callbacks::get(&flow.db, id).await? else {
+        steps::complete(&flow.db, step).await?;
+        return Ok(Applied::default());
+    };
+    let Some(target) = flow.callbacks.as_ref().filter(|_| row.status == "pending") else {
+        // Delivered already, failed, or callbacks turned off since: nothing to send.
+        steps::complete(&flow.db, step).await?;
+        return Ok(Applied::default());
+    };
+    let settings = &flow.settings.callbacks;
+    let body = serde_json::to_vec(&row.body).unwrap_or_default();
+    let timestamp = Utc::now().timestamp();
+    let webhook_id = row.id.to_string();
+    let answer = target
+        .client
+        .post(&target.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("webhook-id", &webhook_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header(
+            "webhook-signature",
+            sign(&target.key, &webhook_id, timestamp, &body),
+        )
+        .body(body)
+        .send()
+        .await;
+    let (http_status, retry_after, error) = match &answer {
+        Ok(response) if response.status().is_success() => {
+            (Some(response.status().as_u16()), None, None)
+        }
+        Ok(response) => (
+            Some(response.status().as_u16()),
+            retry_after(response.headers()),
+            Some(format!("callback.http.{}", response.status().as_u16())),
+        ),
+        Err(e) if e.is_timeout() => (None, None, Some("callback.timeout".to_owned())),
+        Err(_) => (None, None, Some("callback.transport".to_owned())),
+    };
+    let mut tx = flow.db.begin().await?;
+    match error {
+        None => {
+            callbacks::attempted(&mut *tx, id, step.attempts, "delivered", http_status, None)
+                .await?;
+            steps::complete(&mut *tx, step).await?;
+            crate::metrics::callback("delivered");
+        }
+        Some(code) => {
+            let age = (Utc::now() - row.created_at).to_std().unwrap_or_default();
+            let left = settings.max_age.saturating_sub(age);
+            let wait = steps::retry_in(
+                steps::backoff(settings.retry_initial, settings.retry_max, step.attempts),
+                retry_after,
+                None,
+            );
+            if wait >= left {
+                tracing::warn!(error = %code, attempts = step.attempts, "callback given up after callbacks.max_age");
+                callbacks::attempted(
+                    &mut *tx,
+                    id,
+                    step.attempts,
+                    "failed",
+                    http_status,
+                    Some(&code),
+                )
+                .await?;
+                steps::complete(&mut *tx, step).await?;
+                crate::metrics::callback("failed");
+            } else {
+                tracing::info!(error = %code, attempts = step.attempts, retry_in_ms = wait.as_millis() as u64, "callback not taken; retrying");
+                callbacks::attempted(
+                    &mut *tx,
+                    id,
+                    step.attempts,
+                    "pending",
+                    http_status,
+                    Some(&code),
+                )
+                .await?;
+                steps::reschedule(&mut tx, step, wait, Some(&code)).await?;
+                crate::metrics::callback("retry");
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(Applied::default())
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_the_standard_webhooks_example() {
+        // The scheme's published example: secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,
+        // id msg_p5jXN8AQM9LWM0D4loKWxJek, timestamp 1614265330, body {"test": 2432232314}.
+        let key = base64::engine::general_purpose::STANDARD
+            .decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .unwrap();
+        assert_eq!(
+            sign(
+                &key,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                br#"{"test": 2432232314}"#
+            ),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! The callback outbox: one row per event, written with the state change it reports, delivered
+//! by a `deliver_callback` step.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::domain::transitions::StepKind;
+use crate::store::steps::{self, Subject, When};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct CallbackRow {
+    pub id: Uuid,
+    #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip)]
+    pub body: Value,
+    pub onboarding_id: Option<Uuid>,
+    pub status: String,
+    pub attempts: i32,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str =
+    "id, type, body, onboarding_id, status, attempts, last_status, last_error, created_at,
+    delivered_at, failed_at";
+
+/// Writes the event and the step that delivers it, in the caller's transaction. The step is due
+/// at once on any replica: delivery has a lane of its own, so it never delays a decision.
+pub async fn enqueue(
+    tx: &mut PgConnection,
+    kind: &str,
+    onboarding_id: Option<Uuid>,
+    data: Value,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::new_v4();
+    let body = serde_json::json!({
+        "type": kind,
+        "timestamp": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": data,
+    });
+    sqlx::query("INSERT INTO callbacks (id, type, body, onboarding_id) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(kind)
+        .bind(body)
+        .bind(onboarding_id)
+        .execute(&mut *tx)
+        .await?;
+    steps::queue(
+        tx,
+        StepKind::DeliverCallback,
+        Subject::Callback(id),
+        When::Now,
+    )
+    .await?;
+    Ok(id)
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CallbackRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM callbacks WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Records an attempt: `status` delivered or failed ends it, pending keeps it for the next run.
+pub async fn attempted(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    attempts: i32,
+    status: &str,
+    http_status: Option<u16>,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE callbacks
+            SET status = $2, attempts = $3, last_status = $4, last_error = $5,
+                delivered_at = CASE WHEN $2 = 'delivered' THEN now() END,
+                failed_at = CASE WHEN $2 = 'failed' THEN now() END
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(attempts)
+    .bind(http_status.map(i32::from))
+    .bind(error)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Deliveries, newest first, by status.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    status: Option<&str>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<CallbackRow>, sqlx::Error> {
+    let (after_at, after_id) = after.map_or((None, None), |(at, id)| (Some(at), Some(id)));
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM callbacks
+          WHERE ($1::text IS NULL OR status = $1)
+            AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+          ORDER BY created_at DESC, id DESC
+          LIMIT $4"
+    ))
+    .bind(status)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Sends a failed delivery again: pending, with a new step. Answers false when it was not failed.
+pub async fn retry(tx: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    let reopened = sqlx::query(
+        "UPDATE callbacks SET status = 'pending', failed_at = NULL, created_at = now()
+          WHERE id = $1 AND status = 'failed'",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if reopened == 0 {
+        return Ok(false);
+    }
+    steps::queue(
+        tx,
+        StepKind::DeliverCallback,
+        Subject::Callback(id),
+        When::Now,
+    )
+    .await?;
+    Ok(true)
+}

@@ -1,0 +1,263 @@
+//! Review cases: opened by the policy's `review` or by the person's request, claimed by one
+//! reviewer at a time, resolved once.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::crypto::PiiCipher;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CaseRow {
+    pub id: Uuid,
+    pub onboarding_id: Uuid,
+    pub status: String,
+    pub opened_by: String,
+    pub statement_key_id: Option<String>,
+    pub statement_ciphertext: Option<Vec<u8>>,
+    pub reasons: Vec<String>,
+    pub decision_id: Uuid,
+    pub assignee: Option<String>,
+    pub due_at: DateTime<Utc>,
+    pub opened_at: DateTime<Utc>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution_outcome: Option<String>,
+    pub resolution_note: Option<String>,
+    pub resolution_reviewer: Option<String>,
+    pub resolution_decision_id: Option<Uuid>,
+}
+
+impl CaseRow {
+    /// The person's statement, or None (none given, or erased).
+    pub fn statement(&self, cipher: &PiiCipher) -> Result<Option<String>, StoreError> {
+        let (Some(key_id), Some(sealed)) = (&self.statement_key_id, &self.statement_ciphertext)
+        else {
+            return Ok(None);
+        };
+        let plain = cipher.decrypt(key_id, sealed, self.id.as_bytes())?;
+        String::from_utf8(plain)
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt("a sealed statement is not text".into()))
+    }
+}
+
+const COLUMNS: &str =
+    "id, onboarding_id, status, opened_by, statement_key_id, statement_ciphertext,
+    reasons, decision_id, assignee, due_at, opened_at, claimed_at, resolved_at, resolution_outcome,
+    resolution_note, resolution_reviewer, resolution_decision_id";
+
+pub struct NewCase<'a> {
+    pub onboarding_id: Uuid,
+    pub opened_by: &'a str,
+    pub statement: Option<&'a str>,
+    pub reasons: &'a [String],
+    pub decision_id: Uuid,
+    pub sla: Duration,
+}
+
+/// Opens a case, unless one is open already: answers the new case (true) or the open one
+/// (false).
+pub async fn open(
+    tx: &mut PgConnection,
+    cipher: &PiiCipher,
+    new: NewCase<'_>,
+) -> Result<(CaseRow, bool), StoreError> {
+    let id = Uuid::new_v4();
+    let sealed = match new.statement {
+        Some(text) => Some(cipher.encrypt(text.as_bytes(), id.as_bytes())?),
+        None => None,
+    };
+    let (key_id, ciphertext) = sealed.map_or((None, None), |(k, c)| (Some(k), Some(c)));
+    let inserted: Option<CaseRow> = sqlx::query_as(&format!(
+        "INSERT INTO review_cases (id, onboarding_id, opened_by, statement_key_id, statement_ciphertext,
+                                   reasons, decision_id, due_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))
+         ON CONFLICT (onboarding_id) WHERE status <> 'resolved' DO NOTHING
+         RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(new.onboarding_id)
+    .bind(new.opened_by)
+    .bind(key_id)
+    .bind(ciphertext)
+    .bind(new.reasons)
+    .bind(new.decision_id)
+    .bind(new.sla.as_secs_f64())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(case) = inserted {
+        return Ok((case, true));
+    }
+    let open: CaseRow = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM review_cases WHERE onboarding_id = $1 AND status <> 'resolved'"
+    ))
+    .bind(new.onboarding_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((open, false))
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CaseRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM review_cases WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// What the queue can be filtered by.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    pub status: Option<String>,
+    pub assignee: Option<String>,
+    pub reason: Option<String>,
+    pub overdue: bool,
+}
+
+/// A position in the queue: the last case of the previous page.
+#[derive(Debug, Clone, Copy)]
+pub struct CaseCursor {
+    pub due_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// Cases soonest due first (then by id), after `after`.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    filter: &CaseFilter,
+    after: Option<CaseCursor>,
+    limit: i64,
+) -> Result<Vec<CaseRow>, sqlx::Error> {
+    let (after_due, after_id) = after.map_or((None, None), |c| (Some(c.due_at), Some(c.id)));
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM review_cases
+          WHERE ($1::text IS NULL OR status = $1)
+            AND ($2::text IS NULL OR assignee = $2)
+            AND ($3::text IS NULL OR $3 = ANY (reasons))
+            AND (NOT $4 OR (status <> 'resolved' AND due_at < now()))
+            AND ($5::timestamptz IS NULL OR (due_at, id) > ($5, $6::uuid))
+          ORDER BY due_at, id
+          LIMIT $7"
+    ))
+    .bind(filter.status.as_deref())
+    .bind(filter.assignee.as_deref())
+    .bind(filter.reason.as_deref())
+    .bind(filter.overdue)
+    .bind(after_due)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// What a claim, a release or a resolution ran into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    NotFound,
+    /// Another reviewer holds it.
+    HeldBy(String),
+    /// Only the assignee may do this.
+    NotAssignee,
+    Resolved,
+}
+
+/// Assigns the case to `reviewer`: an open case, or one the reviewer holds already.
+pub async fn claim(
+    tx: &mut PgConnection,
+    id: Uuid,
+    reviewer: &str,
+) -> Result<Result<CaseRow, Refusal>, sqlx::Error> {
+    let claimed: Option<CaseRow> = sqlx::query_as(&format!(
+        "UPDATE review_cases
+            SET status = 'claimed', assignee = $2,
+                claimed_at = CASE WHEN status = 'open' THEN now() ELSE claimed_at END
+          WHERE id = $1 AND (status = 'open' OR (status = 'claimed' AND assignee = $2))
+          RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(reviewer)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match claimed {
+        Some(case) => Ok(Ok(case)),
+        None => refusal(tx, id).await.map(Err),
+    }
+}
+
+/// Gives the case back to the queue; only its assignee may.
+pub async fn release(
+    tx: &mut PgConnection,
+    id: Uuid,
+    reviewer: &str,
+) -> Result<Result<CaseRow, Refusal>, sqlx::Error> {
+    let released: Option<CaseRow> = sqlx::query_as(&format!(
+        "UPDATE review_cases SET status = 'open', assignee = NULL, claimed_at = NULL
+          WHERE id = $1 AND status = 'claimed' AND assignee = $2
+          RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(reviewer)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match released {
+        Some(case) => Ok(Ok(case)),
+        None => refusal(tx, id).await.map(Err),
+    }
+}
+
+/// Resolves the case; only its assignee may, once.
+pub async fn resolve(
+    tx: &mut PgConnection,
+    id: Uuid,
+    reviewer: &str,
+    outcome: &str,
+    note: &str,
+    decision_id: Uuid,
+) -> Result<Result<CaseRow, Refusal>, sqlx::Error> {
+    let resolved: Option<CaseRow> = sqlx::query_as(&format!(
+        "UPDATE review_cases
+            SET status = 'resolved', resolved_at = now(), resolution_outcome = $3,
+                resolution_note = $4, resolution_reviewer = $2, resolution_decision_id = $5
+          WHERE id = $1 AND status = 'claimed' AND assignee = $2
+          RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(reviewer)
+    .bind(outcome)
+    .bind(note)
+    .bind(decision_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match resolved {
+        Some(case) => Ok(Ok(case)),
+        None => refusal(tx, id).await.map(Err),
+    }
+}
+
+/// Why a change of `id` did not apply, read after it failed.
+async fn refusal(tx: &mut PgConnection, id: Uuid) -> Result<Refusal, sqlx::Error> {
+    let row: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT status, assignee FROM review_cases WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    Ok(match row {
+        None => Refusal::NotFound,
+        Some((status, _)) if status == "resolved" => Refusal::Resolved,
+        Some((_, Some(holder))) => Refusal::HeldBy(holder),
+        Some(_) => Refusal::NotAssignee,
+    })
+}
+
+/// Open and overdue cases, for the metrics.
+pub async fn counts(db: impl PgExecutor<'_>) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE due_at < now())
+           FROM review_cases WHERE status <> 'resolved'",
+    )
+    .fetch_one(db)
+    .await
+}
