@@ -386,3 +386,65 @@ async fn overdue_cases_are_listed_first_and_counted() {
     assert!(metrics.contains("veredito_review_cases_unresolved 2"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn retention_erases_the_statement_with_the_rest() {
+    let app = TestApp::spawn_with(&[("retention.pii_days", "1")]).await;
+    let rejected = decided(&app, "900.000.006-80", "rejected").await;
+    let (status, case) = post(
+        &app,
+        ONBOARDING_KEY,
+        &format!("/v1/onboardings/{rejected}/review-requests"),
+        Some(json!({"statement": "quero uma revisão"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // Decided two days ago, as far as retention can tell.
+    sqlx::query(
+        "UPDATE onboardings SET decided_at = now() - interval '2 days' WHERE id = $1::uuid",
+    )
+    .bind(&rejected)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    sqlx::query("ALTER TABLE decisions DISABLE TRIGGER decisions_append_only")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE decisions SET decided_at = now() - interval '2 days' WHERE onboarding_id = $1::uuid")
+        .bind(&rejected)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE decisions ENABLE TRIGGER decisions_append_only")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let erased = veredito::jobs::retention::erase_expired(
+        &app.state,
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(erased, 1);
+    let sealed: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT statement_ciphertext FROM review_cases WHERE id = $1::uuid")
+            .bind(case["id"].as_str().unwrap())
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(sealed, None);
+    let (_, after) = app
+        .get(
+            &format!("/v1/reviews/{}", case["id"].as_str().unwrap()),
+            REVIEWER,
+        )
+        .await;
+    assert_eq!(after["statement"], Value::Null);
+    assert_eq!(
+        after["reasons"],
+        json!(["identity.not_confirmed"]),
+        "the case stays"
+    );
+    app.stop().await;
+}

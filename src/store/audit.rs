@@ -277,10 +277,15 @@ pub async fn erase_expired_pii(
          ), erased AS (
              UPDATE onboardings o
                 SET pii_ciphertext = NULL, pii_key_id = NULL, cpf_hash = NULL, pii_erased_at = now(),
-                    updated_at = now(),
+                    selfie_key_id = NULL, selfie_ciphertext = NULL, updated_at = now(),
                     device = o.device #- '{risk_signals,device_latitude}' #- '{risk_signals,device_longitude}'
                FROM due WHERE o.id = due.id
              RETURNING o.id
+         ), statements AS (
+             -- What the person wrote when asking for a review goes with the rest.
+             UPDATE review_cases c SET statement_key_id = NULL, statement_ciphertext = NULL
+               FROM erased WHERE c.onboarding_id = erased.id
+             RETURNING c.id
          )
          INSERT INTO onboarding_events (onboarding_id, kind, detail)
          SELECT id, 'pii_erased', jsonb_build_object('retention_days', $1) FROM erased
