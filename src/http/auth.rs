@@ -23,6 +23,17 @@ pub struct Caller {
 }
 
 impl Caller {
+    pub fn new(name: &str, scopes: Vec<Scope>) -> Caller {
+        Caller {
+            name: name.into(),
+            scopes: scopes.into(),
+        }
+    }
+
+    pub fn scopes(&self) -> &[Scope] {
+        &self.scopes
+    }
+
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
     }

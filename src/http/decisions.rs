@@ -307,7 +307,7 @@ pub struct DecisionItem {
 }
 
 impl DecisionItem {
-    fn new(st: &AppState, row: &AuditRow, pii: bool) -> Self {
+    pub(crate) fn new(st: &AppState, row: &AuditRow, pii: bool) -> Self {
         let person = match row.person(&st.cipher) {
             Ok(person) => person,
             Err(e) => {

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod callbacks;
+pub mod console;
 pub mod decisions;
 pub mod device_validations;
 pub mod error;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(reviews::router())
         .merge(callbacks::router())
+        .merge(console::router())
         .merge(health::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(middleware::from_fn(record_metrics))

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod callbacks;
 pub mod calls;
+pub mod console;
 pub mod decisions;
 pub mod device_validations;
 pub mod devices;

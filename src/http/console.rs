@@ -1,0 +1,588 @@
+//! The console for reviewers and auditors at `/console`: server-rendered HTML, nothing loaded
+//! from outside the service. Signing in with an API key opens a session kept in an HttpOnly,
+//! SameSite=Strict cookie; every form that changes something carries the session's token, so a
+//! request forged from another site is refused.
+
+use std::time::Duration;
+
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde::Deserialize;
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::config::Scope;
+use crate::domain::Cpf;
+use crate::http::auth::{ApiKeys, Caller};
+use crate::http::decisions::{DecisionItem, Explanation};
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::onboarding::reviews::{self, CaseView};
+use crate::policy::Outcome;
+use crate::store::reviews::{CaseFilter, Refusal};
+use crate::store::{audit, console};
+
+const COOKIE: &str = "veredito_console";
+const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/console",
+            get(|| async { Redirect::to("/console/reviews") }),
+        )
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/reviews", get(queue))
+        .route("/console/reviews/{id}", get(case_page))
+        .route("/console/reviews/{id}/{action}", post(act))
+        .route("/console/decisions", get(decisions))
+}
+
+/// A signed-in console user. Without a live session every console page sends the browser to
+/// the sign-in page.
+pub struct Session {
+    caller: Caller,
+    csrf: String,
+    id_sha256: [u8; 32],
+}
+
+pub struct ToSignIn;
+
+impl IntoResponse for ToSignIn {
+    fn into_response(self) -> Response {
+        Redirect::to("/console/sign-in").into_response()
+    }
+}
+
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = ToSignIn;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ToSignIn> {
+        let id = session_id(&parts.headers).ok_or(ToSignIn)?;
+        let id_sha256 = crate::crypto::sha256(id.as_bytes());
+        let row = console::get(&st.db, &id_sha256)
+            .await
+            .ok()
+            .flatten()
+            .ok_or(ToSignIn)?;
+        let scopes = row.scopes.iter().filter_map(|s| Scope::parse(s)).collect();
+        Ok(Session {
+            caller: Caller::new(&row.key_name, scopes),
+            csrf: row.csrf_token,
+            id_sha256,
+        })
+    }
+}
+
+impl axum::extract::OptionalFromRequestParts<AppState> for Session {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        st: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(
+            <Session as FromRequestParts<AppState>>::from_request_parts(parts, st)
+                .await
+                .ok(),
+        )
+    }
+}
+
+impl Session {
+    fn check(&self, token: &str) -> Result<(), ApiError> {
+        if bool::from(self.csrf.as_bytes().ct_eq(token.as_bytes())) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("a form of this console session"))
+        }
+    }
+}
+
+fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · veredito" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    strong { "veredito" }
+                    @if let Some(session) = session {
+                        nav {
+                            a href="/console/reviews" { "Review queue" }
+                            a href="/console/decisions" { "Decisions" }
+                        }
+                        span.who { (session.caller.name.as_ref()) }
+                        form method="post" action="/console/sign-out" {
+                            input type="hidden" name="csrf" value=(session.csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+const STYLE: &str = "
+body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+header{display:flex;gap:1.2em;align-items:center;padding:.6em 1.5em;background:#1d2330;color:#fff}
+header a{color:#cfe0ff;margin-right:1em}header form{margin:0}.who{margin-left:auto}
+main{max-width:1100px;margin:1.5em auto;padding:0 1.5em}
+table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:.35em .6em;border-bottom:1px solid #e3e6eb;text-align:left;vertical-align:top}
+.overdue{color:#b00020;font-weight:600}.muted{color:#667}.box{background:#fff;padding:1em;margin:1em 0;border:1px solid #e3e6eb}
+pre{white-space:pre-wrap;word-break:break-all;font-size:13px;margin:0}.fired{font-weight:600}.notice{background:#e8f4ea;padding:.6em 1em}
+.error{background:#fdecee;padding:.6em 1em}form.inline{display:inline}label{display:block;margin:.4em 0}label.inline{display:inline-block;margin-right:1em}
+textarea{width:100%;min-height:5em}";
+
+async fn sign_in_page(session: Option<Session>) -> Response {
+    if session.is_some() {
+        return Redirect::to("/console/reviews").into_response();
+    }
+    sign_in_form(None).into_response()
+}
+
+fn sign_in_form(error: Option<&str>) -> Markup {
+    page(
+        "Sign in",
+        None,
+        html! {
+            @if let Some(error) = error { p.error { (error) } }
+            form method="post" action="/console/sign-in" {
+                label { "API key " input type="password" name="api_key" autocomplete="off" required; }
+                button type="submit" { "Sign in" }
+            }
+            p.muted { "Reviewers sign in with a key that has reviews:write; auditors with decisions:read." }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    api_key: String,
+}
+
+async fn sign_in(
+    State(st): State<AppState>,
+    Form(form): Form<SignIn>,
+) -> Result<Response, ApiError> {
+    let keys = std::sync::Arc::<ApiKeys>::from_ref(&st);
+    let Some(caller) = keys
+        .authenticate(form.api_key.trim())
+        .filter(|c| c.has(Scope::ReviewsWrite) || c.has(Scope::DecisionsRead))
+    else {
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            sign_in_form(Some("That key cannot open the console.")),
+        )
+            .into_response());
+    };
+    let id = random_token();
+    let csrf = random_token();
+    let scopes: Vec<String> = caller
+        .scopes()
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    console::create(
+        &st.db,
+        &crate::crypto::sha256(id.as_bytes()),
+        &caller.name,
+        &scopes,
+        &csrf,
+        SESSION_LIFETIME,
+    )
+    .await?;
+    let cookie = format!(
+        "{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_LIFETIME.as_secs()
+    );
+    let mut response = Redirect::to("/console/reviews").into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("the system's random source works");
+    hex::encode(bytes)
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn sign_out(
+    State(st): State<AppState>,
+    session: Session,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ApiError> {
+    session.check(&form.csrf)?;
+    console::delete(&st.db, &session.id_sha256).await?;
+    let mut response = Redirect::to("/console/sign-in").into_response();
+    let expired = format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(value) = HeaderValue::from_str(&expired) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize, Default)]
+struct QueueQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    overdue: Option<String>,
+}
+
+async fn queue(
+    State(st): State<AppState>,
+    session: Session,
+    Query(query): Query<QueueQuery>,
+) -> Result<Response, ApiError> {
+    let status = query
+        .status
+        .filter(|s| matches!(s.as_str(), "open" | "claimed" | "resolved"));
+    let filter = CaseFilter {
+        status: status.clone(),
+        assignee: None,
+        reason: query
+            .reason
+            .clone()
+            .filter(|r| !r.is_empty() && !r.contains('\0')),
+        overdue: query.overdue.as_deref() == Some("on"),
+    };
+    let mut cases = crate::store::reviews::list(&st.db, &filter, None, 200).await?;
+    if status.is_none() {
+        // The queue is what is left to do; resolved cases are one filter away.
+        cases.retain(|c| c.status != "resolved");
+    }
+    let statements = session.caller.has(Scope::ReviewsWrite) || session.caller.has(Scope::PiiRead);
+    let cases: Vec<CaseView> = cases
+        .into_iter()
+        .map(|c| CaseView::of(c, &st.cipher, statements))
+        .collect();
+    let body = html! {
+        form method="get" action="/console/reviews" {
+            label.inline { "Status "
+                select name="status" {
+                    option value="" { "open and claimed" }
+                    @for s in ["open", "claimed", "resolved"] {
+                        option value=(s) selected[status.as_deref() == Some(s)] { (s) }
+                    }
+                }
+            }
+            label.inline { "Reason " input name="reason" value=(query.reason.as_deref().unwrap_or("")); }
+            label.inline { input type="checkbox" name="overdue" checked[filter.overdue]; " overdue only" }
+            button type="submit" { "Filter" }
+        }
+        @if cases.is_empty() {
+            p.muted { "No case matches." }
+        } @else {
+            table id="queue" {
+                thead { tr { th { "Due" } th { "Status" } th { "Opened by" } th { "Reasons" } th { "Assignee" } th { "Case" } } }
+                tbody {
+                    @for case in &cases {
+                        tr {
+                            td class=[case.overdue.then_some("overdue")] {
+                                (case.due_at.format("%Y-%m-%d %H:%M UTC")) @if case.overdue { " (overdue)" }
+                            }
+                            td { (case.status) }
+                            td { (case.opened_by) }
+                            td { (case.reasons.join(", ")) }
+                            td { (case.assignee.as_deref().unwrap_or("—")) }
+                            td { a.case href={ "/console/reviews/" (case.id) } { "Open" } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page("Review queue", Some(&session), body).into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct CaseQuery {
+    #[serde(default)]
+    done: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+async fn case_page(
+    State(st): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(query): Query<CaseQuery>,
+) -> Result<Response, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("review case"))?;
+    let case = crate::store::reviews::get(&st.db, id)
+        .await?
+        .ok_or(ApiError::NotFound("review case"))?;
+    let pii = session.caller.has(Scope::PiiRead);
+    let reviewer = session.caller.has(Scope::ReviewsWrite);
+    let view = CaseView::of(case.clone(), &st.cipher, reviewer || pii);
+    let row = audit::get(&st.db, case.decision_id)
+        .await?
+        .ok_or(ApiError::NotFound("decision"))?;
+    let explanation =
+        serde_json::to_value(Explanation::load(&st, row, pii).await?).unwrap_or(Value::Null);
+    let latest = crate::store::decisions::for_onboarding(&st.db, case.onboarding_id).await?;
+    let holds = view.assignee.as_deref() == Some(session.caller.name.as_ref());
+    let body = html! {
+        @if let Some(done) = &query.done { p.notice { (done) } }
+        @if let Some(error) = &query.error { p.error { (error) } }
+        div.box id="summary" {
+            p { "Status: " strong id="status" { (view.status) }
+                @if let Some(assignee) = &view.assignee { " · held by " span id="assignee" { (assignee) } } }
+            p { "Opened by " (view.opened_by) " on " (view.opened_at.format("%Y-%m-%d %H:%M UTC"))
+                " · due " span class=[view.overdue.then_some("overdue")] { (view.due_at.format("%Y-%m-%d %H:%M UTC")) } }
+            p { "CPF: " span id="cpf" { (explanation["cpf"].as_str().unwrap_or("erased")) }
+                @if let Some(name) = explanation["name"].as_str() { " · " (name) } }
+            p { "Automatic decision: " strong id="automatic" { (explanation["outcome"].as_str().unwrap_or("")) }
+                " — reasons " span id="reasons" { (view.reasons.join(", ")) } }
+            @if let Some(statement) = &view.statement { p { "The person wrote: " q { (statement) } } }
+            @if let Some(latest) = &latest {
+                p id="verdict" { "Current verdict: " strong { (latest.outcome) } " (decided by " (latest.decided_by)
+                    @if let Some(r) = &latest.reviewer { ", " (r) } ")" }
+            }
+            @if let Some(resolution) = &view.resolution {
+                p id="resolution" { "Resolved " (resolution.outcome) " by " (resolution.reviewer) ": " (resolution.note) }
+            }
+        }
+        @if reviewer && view.status != "resolved" {
+            div.box id="actions" {
+                @if !holds {
+                    form.inline method="post" action={ "/console/reviews/" (view.id) "/claim" } {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        button id="claim" type="submit" { "Claim" }
+                    }
+                } @else {
+                    form.inline method="post" action={ "/console/reviews/" (view.id) "/release" } {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        button id="release" type="submit" { "Release" }
+                    }
+                    form id="resolve" method="post" action={ "/console/reviews/" (view.id) "/resolution" } {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        label { "Outcome "
+                            select name="outcome" {
+                                option value="approved" { "approved" }
+                                option value="rejected" { "rejected" }
+                                option value="retry" { "retry (new capture)" }
+                            }
+                        }
+                        label { "Note " textarea name="note" required maxlength="2000" {} }
+                        button type="submit" { "Resolve" }
+                    }
+                }
+            }
+        }
+        h2 { "Rules evaluated" }
+        table id="rules" {
+            thead { tr { th { "Rule" } th { "Outcome" } th { "Fired" } th { "Inputs" } } }
+            tbody {
+                @for rule in explanation["evaluations"].as_array().into_iter().flatten() {
+                    tr class=[rule["fired"].as_bool().unwrap_or(false).then_some("fired")] {
+                        td { (rule["code"].as_str().unwrap_or("")) }
+                        td { (rule["outcome"].as_str().unwrap_or("")) }
+                        td { @if rule["fired"].as_bool().unwrap_or(false) { "yes" } @else { "no" } }
+                        td { pre { (rule["inputs"].to_string()) } }
+                    }
+                }
+            }
+        }
+        h2 { "Evidence" }
+        div.box { pre id="evidence" { (serde_json::to_string_pretty(&explanation["evidence"]).unwrap_or_default()) } }
+        h2 { "Timeline" }
+        table id="timeline" {
+            tbody {
+                @for event in explanation["timeline"].as_array().into_iter().flatten() {
+                    tr { td { (event["at"].as_str().unwrap_or("")) } td { (event["kind"].as_str().unwrap_or("")) }
+                         td { pre { (event["detail"].to_string()) } } }
+                }
+            }
+        }
+        h2 { "Provider calls" }
+        table id="calls" {
+            tbody {
+                @for call in explanation["provider_calls"].as_array().into_iter().flatten() {
+                    tr { td { (call["provider"].as_str().unwrap_or("")) } td { (call["operation"].as_str().unwrap_or("")) }
+                         td { (call["http_status"].to_string()) } td { (call["latency_ms"].to_string()) " ms" } }
+                }
+            }
+        }
+    };
+    Ok(page("Review case", Some(&session), body).into_response())
+}
+
+#[derive(Deserialize)]
+struct ActionForm {
+    csrf: String,
+    #[serde(default)]
+    outcome: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+async fn act(
+    State(st): State<AppState>,
+    session: Session,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, ApiError> {
+    session.check(&form.csrf)?;
+    session.caller.require(Scope::ReviewsWrite)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("review case"))?;
+    let reviewer: &str = &session.caller.name;
+    let result = match action.as_str() {
+        "claim" => reviews::claim(&st.flow, id, reviewer)
+            .await?
+            .map(|_| "Claimed."),
+        "release" => reviews::release(&st.flow, id, reviewer)
+            .await?
+            .map(|_| "Released."),
+        "resolution" => {
+            let outcome = match form.outcome.as_deref() {
+                Some("approved") => Outcome::Approved,
+                Some("rejected") => Outcome::Rejected,
+                Some("retry") => Outcome::Retry,
+                _ => return Ok(back(id, Err("Choose an outcome."))),
+            };
+            let note = form.note.unwrap_or_default();
+            let note = note.trim();
+            if note.is_empty() || note.chars().count() > 2000 || note.contains('\0') {
+                return Ok(back(id, Err("Write a note of 1 to 2000 characters.")));
+            }
+            reviews::resolve(&st.flow, id, reviewer, outcome, note)
+                .await?
+                .map(|_| "Resolved.")
+        }
+        _ => return Err(ApiError::NotFound("console action")),
+    };
+    Ok(back(
+        id,
+        result.map_err(|refusal| match refusal {
+            Refusal::NotFound => "No such case.",
+            Refusal::Resolved => "The case is resolved.",
+            Refusal::HeldBy(_) => "Another reviewer holds this case.",
+            Refusal::NotAssignee => "Only the reviewer holding the case may do that.",
+        }),
+    ))
+}
+
+fn back(id: Uuid, result: Result<&str, &str>) -> Response {
+    let (key, text) = match result {
+        Ok(text) => ("done", text),
+        Err(text) => ("error", text),
+    };
+    let query = serde_urlencoded::to_string([(key, text)]).unwrap_or_default();
+    Redirect::to(&format!("/console/reviews/{id}?{query}")).into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct DecisionQuery {
+    #[serde(default)]
+    outcome: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    reference: Option<String>,
+    #[serde(default)]
+    cpf: Option<String>,
+}
+
+async fn decisions(
+    State(st): State<AppState>,
+    session: Session,
+    Query(query): Query<DecisionQuery>,
+) -> Result<Response, ApiError> {
+    let pii = session.caller.has(Scope::PiiRead);
+    let clean = |v: &Option<String>| v.clone().filter(|s| !s.is_empty() && !s.contains('\0'));
+    let mut filter = audit::DecisionFilter {
+        outcome: clean(&query.outcome)
+            .filter(|o| matches!(o.as_str(), "approved" | "rejected" | "review" | "retry")),
+        reason: clean(&query.reason),
+        reference: clean(&query.reference),
+        ..Default::default()
+    };
+    let mut notice = None;
+    if let Some(cpf) = clean(&query.cpf) {
+        match (pii, Cpf::parse(&cpf)) {
+            (true, Ok(cpf)) => filter.cpf_hash = Some(st.cipher.cpf_hash(&cpf.digits())),
+            (true, Err(_)) => notice = Some("Not a valid CPF."),
+            (false, _) => notice = Some("Searching by CPF needs the pii:read scope."),
+        }
+    }
+    let rows = if notice.is_some() {
+        Vec::new()
+    } else {
+        audit::search(&st.db, &filter, None, 100).await?
+    };
+    let items: Vec<DecisionItem> = rows
+        .iter()
+        .map(|r| DecisionItem::new(&st, r, pii))
+        .collect();
+    let body = html! {
+        form method="get" action="/console/decisions" {
+            label.inline { "Outcome "
+                select name="outcome" {
+                    option value="" { "any" }
+                    @for o in ["approved", "rejected", "review", "retry"] {
+                        option value=(o) selected[filter.outcome.as_deref() == Some(o)] { (o) }
+                    }
+                }
+            }
+            label.inline { "Reason " input name="reason" value=(query.reason.as_deref().unwrap_or("")); }
+            label.inline { "Reference " input name="reference" value=(query.reference.as_deref().unwrap_or("")); }
+            @if pii { label.inline { "CPF " input name="cpf" value=(query.cpf.as_deref().unwrap_or("")); } }
+            button type="submit" { "Search" }
+        }
+        @if let Some(notice) = notice { p.error { (notice) } }
+        table id="decisions" {
+            thead { tr { th { "Decided" } th { "Outcome" } th { "By" } th { "Reasons" } th { "CPF" } th { "Reference" } } }
+            tbody {
+                @for d in &items {
+                    tr {
+                        td { (d.decided_at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                        td { (d.outcome) }
+                        td { (d.decided_by) @if let Some(r) = &d.reviewer { " (" (r) ")" } }
+                        td { @for r in d.reasons.as_array().into_iter().flatten() { (r["code"].as_str().unwrap_or("")) " " } }
+                        td { (d.cpf.as_deref().unwrap_or("erased")) }
+                        td { (d.reference.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page("Decisions", Some(&session), body).into_response())
+}
