@@ -26,6 +26,7 @@ use crate::{jobs, sandbox, store};
 pub fn policy_from(settings: &Settings) -> Policy {
     let p = &settings.policy;
     Policy {
+        outcomes: crate::policy::Outcomes::default(),
         version: p.version.clone(),
         thresholds: Thresholds {
             score_reject_max: p.score_reject_max,

@@ -745,6 +745,7 @@ async fn run_replay(st: &AppState, request: &ValidReplay) -> Result<ReplayReport
             let stored: Option<Thresholds> = serde_json::from_value(row.thresholds).ok();
             let base = stored.unwrap_or(st.policy.thresholds);
             let policy = Policy {
+                outcomes: st.policy.outcomes,
                 version: request.version.clone(),
                 thresholds: Thresholds {
                     score_reject_max: request.score_reject_max,

@@ -1,6 +1,7 @@
 //! The decision policy of contract.md as pure functions: evidence in, outcome and reasons out.
 //! Nothing here does I/O, so any stored decision can be replayed and the rules tested as a table.
 
+pub mod document;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -54,6 +55,62 @@ pub struct Thresholds {
 pub struct Policy {
     pub version: String,
     pub thresholds: Thresholds,
+    #[serde(default)]
+    pub outcomes: Outcomes,
+}
+
+/// What a version decides where the table lets it choose: the outcome of each phone risk
+/// signal (None: recorded, decides nothing) and of a face flagged as suspicious. Nothing here
+/// can approve: the choices are `rejected` and `review`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcomes {
+    pub is_emulated: Option<Outcome>,
+    pub is_monkey_runner: Option<Outcome>,
+    pub is_rooted_device: Option<Outcome>,
+    pub is_mock_gps: Option<Outcome>,
+    pub is_call_in_progress: Option<Outcome>,
+    pub is_dev_mode_enabled: Option<Outcome>,
+    pub is_usb_connected: Option<Outcome>,
+    pub fraudsters_suspicious: Outcome,
+}
+
+impl Default for Outcomes {
+    /// The policy the service was first written with.
+    fn default() -> Self {
+        Outcomes {
+            is_emulated: Some(Outcome::Rejected),
+            is_monkey_runner: Some(Outcome::Rejected),
+            is_rooted_device: Some(Outcome::Review),
+            is_mock_gps: Some(Outcome::Review),
+            is_call_in_progress: Some(Outcome::Review),
+            is_dev_mode_enabled: None,
+            is_usb_connected: None,
+            fraudsters_suspicious: Outcome::Review,
+        }
+    }
+}
+
+impl Outcomes {
+    fn signal(&self, rule: Rule) -> Option<Outcome> {
+        match rule {
+            Rule::DeviceEmulated => self.is_emulated,
+            Rule::DeviceAutomation => self.is_monkey_runner,
+            Rule::DeviceRooted => self.is_rooted_device,
+            Rule::DeviceMockLocation => self.is_mock_gps,
+            Rule::DeviceCallInProgress => self.is_call_in_progress,
+            Rule::DeviceDevMode => self.is_dev_mode_enabled,
+            Rule::DeviceUsbConnected => self.is_usb_connected,
+            _ => None,
+        }
+    }
+
+    /// The outcome of `rule` under this version.
+    fn of(&self, rule: Rule) -> Outcome {
+        match rule {
+            Rule::FraudstersSuspicious => self.fraudsters_suspicious,
+            rule => self.signal(rule).unwrap_or_else(|| rule.outcome()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,15 +143,17 @@ impl Policy {
     /// Decides on everything known about an onboarding. Every row of the table is reported, so
     /// the stored trace shows why a rule did not fire as well as why one did.
     pub fn evaluate(&self, evidence: &Evidence) -> Verdict {
-        self.verdict(rules::evaluate(evidence, &self.thresholds), "not evaluated")
+        self.verdict(rules::evaluate(evidence, self), "not evaluated")
     }
 
     /// The check made before unico is called: a rejecting device flag ends the onboarding there,
     /// so no biometric process is spent on an emulator or a bot.
     pub fn screen_device(&self, signals: Option<&RiskSignals>) -> Option<Verdict> {
         let mut trace = Trace::new();
-        rules::signal_rules(&mut trace, signals);
-        let rejected = trace.fired(Rule::DeviceEmulated) || trace.fired(Rule::DeviceAutomation);
+        rules::signal_rules(&mut trace, signals, &self.outcomes);
+        let rejected = rules::SIGNAL_RULES
+            .iter()
+            .any(|(rule, _, _)| trace.fired(*rule) && self.outcomes.of(*rule) == Outcome::Rejected);
         rejected.then(|| self.verdict(trace, "decided on the device before unico was called"))
     }
 
@@ -143,18 +202,20 @@ impl Policy {
                 }
                 RuleEvaluation {
                     code: rule.code().to_owned(),
-                    outcome: rule.outcome(),
+                    outcome: self.outcomes.of(rule),
                     fired: was_fired,
                     inputs,
                 }
             })
             .collect();
         // Stable sort: within one severity the table order is kept, so the decisive rule leads.
-        fired.sort_by_key(|rule| std::cmp::Reverse(rule.outcome()));
+        fired.sort_by_key(|rule| std::cmp::Reverse(self.outcomes.of(*rule)));
         Verdict {
             // An empty set of reasons cannot happen (evaluate falls back to a review rule), but if
             // it ever did, approving on no evidence would be the worst possible answer.
-            outcome: fired.first().map_or(Outcome::Review, |rule| rule.outcome()),
+            outcome: fired
+                .first()
+                .map_or(Outcome::Review, |rule| self.outcomes.of(*rule)),
             reasons: fired
                 .into_iter()
                 .map(|rule| Reason {

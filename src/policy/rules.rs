@@ -17,6 +17,8 @@ pub(super) enum Rule {
     DeviceRooted,
     DeviceMockLocation,
     DeviceCallInProgress,
+    DeviceDevMode,
+    DeviceUsbConnected,
     ProcessError,
     ProcessCancelled,
     CaptureRefused,
@@ -38,7 +40,7 @@ pub(super) enum Rule {
     DeviceRegistered,
 }
 
-pub(super) const RULE_COUNT: usize = 24;
+pub(super) const RULE_COUNT: usize = 26;
 
 use Rule::*;
 
@@ -49,6 +51,8 @@ impl Rule {
         DeviceRooted,
         DeviceMockLocation,
         DeviceCallInProgress,
+        DeviceDevMode,
+        DeviceUsbConnected,
         ProcessError,
         ProcessCancelled,
         CaptureRefused,
@@ -99,6 +103,8 @@ impl Rule {
             DeviceRooted => "device.rooted",
             DeviceMockLocation => "device.mock_location",
             DeviceCallInProgress => "device.call_in_progress",
+            DeviceDevMode => "device.dev_mode",
+            DeviceUsbConnected => "device.usb_connected",
             ProcessError => "biometrics.process_error",
             ProcessCancelled => "biometrics.process_cancelled",
             CaptureRefused => "biometrics.capture_refused",
@@ -126,9 +132,11 @@ impl Rule {
             DeviceEmulated | DeviceAutomation | LivenessNotLive | FraudstersMatch
             | IdentityNotConfirmed | ScoreHighRisk | RegistrationReproved => Outcome::Rejected,
             ProcessError | ProcessCancelled | CaptureRefused | ScoreCaptureError => Outcome::Retry,
-            DeviceRooted | DeviceMockLocation | DeviceCallInProgress | BiometricsTimeout
-            | FraudstersSuspicious | ScoreUnavailable | ScoreUncertain | UnexpectedResult
-            | RegistrationPending | DeviceNotRegistered => Outcome::Review,
+            DeviceRooted | DeviceMockLocation | DeviceCallInProgress | DeviceDevMode
+            | DeviceUsbConnected | BiometricsTimeout | FraudstersSuspicious | ScoreUnavailable
+            | ScoreUncertain | UnexpectedResult | RegistrationPending | DeviceNotRegistered => {
+                Outcome::Review
+            }
             IdentityConfirmed | ScoreLowRisk | DeviceRegistered => Outcome::Approved,
         }
     }
@@ -142,6 +150,8 @@ impl Rule {
             DeviceCallInProgress => {
                 "A phone call was active during onboarding, a common sign of coaching by a fraudster."
             }
+            DeviceDevMode => "The phone has developer mode enabled.",
+            DeviceUsbConnected => "The phone was connected over USB during onboarding.",
             ProcessError => "The biometric provider failed on this capture; a new one is needed.",
             ProcessCancelled => "The biometric process was cancelled; a new capture is needed.",
             CaptureRefused => {
@@ -181,7 +191,7 @@ pub(super) static CODES: [&str; RULE_COUNT] = {
 };
 
 /// The phone's risk flags in table order: rule, the flag name shown to clients, the signal field.
-pub(super) const SIGNAL_RULES: [(Rule, &str, &str); 5] = [
+pub(super) const SIGNAL_RULES: [(Rule, &str, &str); 7] = [
     (DeviceEmulated, "emulated", "is_emulated"),
     (DeviceAutomation, "automation", "is_monkey_runner"),
     (DeviceRooted, "rooted", "is_rooted_device"),
@@ -191,6 +201,8 @@ pub(super) const SIGNAL_RULES: [(Rule, &str, &str); 5] = [
         "call_in_progress",
         "is_call_in_progress",
     ),
+    (DeviceDevMode, "dev_mode", "is_dev_mode_enabled"),
+    (DeviceUsbConnected, "usb_connected", "is_usb_connected"),
 ];
 
 pub(super) fn signal(signals: &RiskSignals, rule: Rule) -> Option<bool> {
@@ -200,6 +212,8 @@ pub(super) fn signal(signals: &RiskSignals, rule: Rule) -> Option<bool> {
         DeviceRooted => signals.is_rooted_device,
         DeviceMockLocation => signals.is_mock_gps,
         DeviceCallInProgress => signals.is_call_in_progress,
+        DeviceDevMode => signals.is_dev_mode_enabled,
+        DeviceUsbConnected => signals.is_usb_connected,
         _ => None,
     }
 }
@@ -250,10 +264,10 @@ impl Trace {
 
 /// Walks the whole table. The fallback at the end makes "nothing fired" impossible, because an
 /// empty set of reasons would otherwise read as nothing standing against approval.
-pub(super) fn evaluate(evidence: &super::Evidence, thresholds: &super::Thresholds) -> Trace {
+pub(super) fn evaluate(evidence: &super::Evidence, policy: &super::Policy) -> Trace {
     let mut trace = Trace::new();
-    signal_rules(&mut trace, evidence.risk_signals.as_ref());
-    biometric_rules(&mut trace, &evidence.biometrics, thresholds);
+    signal_rules(&mut trace, evidence.risk_signals.as_ref(), &policy.outcomes);
+    biometric_rules(&mut trace, &evidence.biometrics, &policy.thresholds);
     registration_rules(&mut trace, &evidence.device);
     if !trace.any_fired() {
         trace.set(UnexpectedResult, true, json!({ "no_rule_fired": true }));
@@ -261,10 +275,21 @@ pub(super) fn evaluate(evidence: &super::Evidence, thresholds: &super::Threshold
     trace
 }
 
-pub(super) fn signal_rules(trace: &mut Trace, signals: Option<&RiskSignals>) {
+/// A signal decides only when the policy gives it an outcome; otherwise it is recorded and
+/// decides nothing.
+pub(super) fn signal_rules(
+    trace: &mut Trace,
+    signals: Option<&RiskSignals>,
+    outcomes: &super::Outcomes,
+) {
     for (rule, _, field) in SIGNAL_RULES {
         let value = signals.and_then(|s| signal(s, rule));
-        trace.set(rule, value == Some(true), json!({ field: value }));
+        let decides = outcomes.signal(rule).is_some();
+        trace.set(
+            rule,
+            value == Some(true) && decides,
+            json!({ field: value, "decides": decides }),
+        );
     }
 }
 
