@@ -236,7 +236,8 @@ mod tests {
 
     #[test]
     fn invalid_documents_name_their_field() {
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
+        type Change = Box<dyn FnOnce(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Change, &str)> = vec![
             (
                 "thresholds crossed",
                 Box::new(|d| d["score_approve_min"] = json!(-50)),
