@@ -148,7 +148,7 @@ impl App {
             _ => None,
         };
         let flow = Arc::new(Services {
-            policy: policy_from(&settings),
+            policies: crate::onboarding::services::Policies::new(policy_from(&settings)),
             db,
             unico,
             qitech,
@@ -159,6 +159,9 @@ impl App {
             callbacks,
             settings,
         });
+        crate::onboarding::policies::seed_and_load(&flow, &policy_from(&flow.settings))
+            .await
+            .context("loading the policy versions")?;
         let state = AppState {
             flow,
             api_keys,

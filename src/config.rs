@@ -231,14 +231,17 @@ pub enum Scope {
     PiiRead,
     /// Claim, release and resolve review cases (the key's name is the reviewer recorded).
     ReviewsWrite,
+    /// Draft, shadow and publish policy versions.
+    PoliciesWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 5] = [
         Scope::OnboardingWrite,
         Scope::DecisionsRead,
         Scope::PiiRead,
         Scope::ReviewsWrite,
+        Scope::PoliciesWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -247,6 +250,7 @@ impl Scope {
             Scope::DecisionsRead => "decisions:read",
             Scope::PiiRead => "pii:read",
             Scope::ReviewsWrite => "reviews:write",
+            Scope::PoliciesWrite => "policies:write",
         }
     }
 

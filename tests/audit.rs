@@ -1108,9 +1108,10 @@ async fn replay_counts_what_a_candidate_policy_would_change_without_writing() {
         to_approved_change["stored_reasons"],
         json!(["score.uncertain"])
     );
+    // Approved where the live path never reached the device stage: QI Tech would come next.
     assert_eq!(
         to_approved_change["replayed_reasons"],
-        json!(["score.low_risk"])
+        json!(["score.low_risk", "device.not_checked"])
     );
     let to_rejected_change = changes
         .iter()

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::domain::Cpf;
-use crate::domain::evidence::{Evidence, RiskSignals};
+use crate::domain::evidence::RiskSignals;
 use crate::http::auth::{Caller, DECISIONS_READ, PII_READ};
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
@@ -33,11 +33,8 @@ pub const MAX_LIMIT: i64 = 500;
 /// Rows fetched per round trip while exporting: memory stays bounded by one batch.
 const EXPORT_BATCH: i64 = 500;
 /// Decisions read per round trip while replaying.
-const REPLAY_BATCH: i64 = 1000;
 const REPLAY_DEFAULT_LIMIT: u32 = 10_000;
 const REPLAY_MAX_LIMIT: u32 = 100_000;
-/// Changes listed in a replay answer; the counts always cover everything evaluated.
-const REPLAY_MAX_CHANGES: usize = 1000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -118,7 +115,26 @@ async fn replay(
 ) -> Result<Response, ApiError> {
     caller.require(DECISIONS_READ)?;
     let request = body?.value.validate()?;
-    let report = run_replay(&st, &request).await?;
+    let active = st.policies.active();
+    // The candidate is the active version with other score thresholds; each stored decision
+    // keeps its own deadlines (whether one passed is already in its evidence).
+    let report = crate::onboarding::replay::run(
+        &st.flow,
+        request.from,
+        request.to,
+        request.limit,
+        &request.version,
+        |stored| Policy {
+            outcomes: active.outcomes,
+            version: request.version.clone(),
+            thresholds: Thresholds {
+                score_reject_max: request.score_reject_max,
+                score_approve_min: request.score_approve_min,
+                ..stored.unwrap_or(active.thresholds)
+            },
+        },
+    )
+    .await?;
     Ok(axum::Json(report).into_response())
 }
 
@@ -370,6 +386,9 @@ pub(crate) struct Explanation {
     evidence: Value,
     timeline: Vec<TimelineEntry>,
     provider_calls: Vec<calls::CallRow>,
+    /// What the version in shadow said of this decision, when one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shadow: Option<crate::store::policies::ShadowRow>,
 }
 
 #[derive(Debug, Serialize)]
@@ -386,6 +405,7 @@ impl Explanation {
         let evaluations = audit::evaluations(&st.db, row.id).await?;
         let events = events::list(&st.db, row.onboarding_id).await?;
         let provider_calls = calls::list_for_onboarding(&st.db, row.onboarding_id).await?;
+        let shadow = crate::store::policies::shadow_of(&st.db, row.id).await?;
         let received = events
             .iter()
             .find(|e| e.kind == "received")
@@ -411,6 +431,7 @@ impl Explanation {
             evidence: row.evidence,
             timeline,
             provider_calls,
+            shadow,
         })
     }
 }
@@ -678,111 +699,4 @@ impl ReplayRequest {
             limit,
         })
     }
-}
-
-#[derive(Debug, Serialize)]
-struct ReplayReport {
-    policy_version: String,
-    evaluated: u64,
-    /// Decisions whose outcome would differ under the candidate policy.
-    changed: u64,
-    /// Same outcome, but a different set of reasons (e.g. score.uncertain behind a review).
-    reasons_changed: u64,
-    /// Stored evidence that could not be read back (an older evidence shape); not evaluated.
-    unreadable: u64,
-    /// False when `limit` stopped the replay before the end of the range.
-    complete: bool,
-    by_transition: BTreeMap<String, u64>,
-    changes: Vec<ReplayChange>,
-    changes_truncated: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct ReplayChange {
-    decision_id: Uuid,
-    onboarding_id: Uuid,
-    decided_at: DateTime<Utc>,
-    stored_outcome: String,
-    replayed_outcome: &'static str,
-    stored_reasons: Vec<String>,
-    replayed_reasons: Vec<String>,
-}
-
-/// Runs the candidate thresholds over the stored evidence of the range, oldest first. Deadlines
-/// are taken from each stored decision: whether a deadline passed is already in its evidence.
-async fn run_replay(st: &AppState, request: &ValidReplay) -> Result<ReplayReport, ApiError> {
-    let mut report = ReplayReport {
-        policy_version: request.version.clone(),
-        evaluated: 0,
-        changed: 0,
-        reasons_changed: 0,
-        unreadable: 0,
-        complete: true,
-        by_transition: BTreeMap::new(),
-        changes: Vec::new(),
-        changes_truncated: false,
-    };
-    let mut after = None;
-    let mut read: u32 = 0;
-    loop {
-        let batch = i64::from((request.limit - read).min(REPLAY_BATCH as u32) + 1);
-        let rows = audit::replay_page(&st.db, request.from, request.to, after, batch).await?;
-        let fetched = rows.len();
-        for row in rows {
-            if read == request.limit {
-                report.complete = false;
-                break;
-            }
-            read += 1;
-            after = Some(Cursor {
-                decided_at: row.decided_at,
-                id: row.id,
-            });
-            let Ok(evidence) = serde_json::from_value::<Evidence>(row.evidence) else {
-                report.unreadable += 1;
-                continue;
-            };
-            let stored: Option<Thresholds> = serde_json::from_value(row.thresholds).ok();
-            let base = stored.unwrap_or(st.policy.thresholds);
-            let policy = Policy {
-                outcomes: st.policy.outcomes,
-                version: request.version.clone(),
-                thresholds: Thresholds {
-                    score_reject_max: request.score_reject_max,
-                    score_approve_min: request.score_approve_min,
-                    ..base
-                },
-            };
-            let verdict = policy.evaluate(&evidence);
-            report.evaluated += 1;
-            let replayed: Vec<String> = verdict.reasons.iter().map(|r| r.code.clone()).collect();
-            if verdict.outcome.as_str() != row.outcome {
-                report.changed += 1;
-                *report
-                    .by_transition
-                    .entry(format!("{}->{}", row.outcome, verdict.outcome.as_str()))
-                    .or_default() += 1;
-                if report.changes.len() < REPLAY_MAX_CHANGES {
-                    report.changes.push(ReplayChange {
-                        decision_id: row.id,
-                        onboarding_id: row.onboarding_id,
-                        decided_at: row.decided_at,
-                        stored_outcome: row.outcome,
-                        replayed_outcome: verdict.outcome.as_str(),
-                        stored_reasons: row.reason_codes,
-                        replayed_reasons: replayed,
-                    });
-                } else {
-                    report.changes_truncated = true;
-                }
-            } else if replayed != row.reason_codes {
-                report.reasons_changed += 1;
-            }
-        }
-        // One row more than needed is always asked for: it tells whether the limit cut the range.
-        if (fetched as i64) < batch || !report.complete {
-            break;
-        }
-    }
-    Ok(report)
 }

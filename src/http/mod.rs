@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod onboardings;
+pub mod policies;
 pub mod reviews;
 pub mod state;
 pub mod wait;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(reviews::router())
         .merge(callbacks::router())
         .merge(console::router())
+        .merge(policies::router())
         .merge(health::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(middleware::from_fn(record_metrics))

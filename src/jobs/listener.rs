@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::onboarding::services::Flow;
 use crate::store::decisions::DECIDED_CHANNEL;
+use crate::store::policies::POLICY_CHANNEL;
 use crate::store::steps::STEPS_CHANNEL;
 
 pub async fn run(st: Flow, shutdown: CancellationToken) {
@@ -28,10 +29,12 @@ pub async fn run(st: Flow, shutdown: CancellationToken) {
 async fn listen(st: &Flow, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(&st.db).await?;
     listener
-        .listen_all([DECIDED_CHANNEL, STEPS_CHANNEL])
+        .listen_all([DECIDED_CHANNEL, STEPS_CHANNEL, POLICY_CHANNEL])
         .await?;
-    // Anything decided while we were not listening: let every waiter look again.
+    // Anything decided while we were not listening: let every waiter look again; and a
+    // policy published meanwhile is read again.
     st.wake.recheck_all();
+    reload_policies(st).await;
     wake_runners(st);
     loop {
         let notification = tokio::select! {
@@ -43,6 +46,7 @@ async fn listen(st: &Flow, shutdown: &CancellationToken) -> Result<(), sqlx::Err
             // in between are lost, so waiters must re-check.
             st.wake.recheck_all();
             wake_runners(st);
+            reload_policies(st).await;
             continue;
         };
         match notification.channel() {
@@ -52,6 +56,7 @@ async fn listen(st: &Flow, shutdown: &CancellationToken) -> Result<(), sqlx::Err
                 }
             }
             STEPS_CHANNEL => wake_runners(st),
+            POLICY_CHANNEL => reload_policies(st).await,
             _ => {}
         }
     }
@@ -60,4 +65,10 @@ async fn listen(st: &Flow, shutdown: &CancellationToken) -> Result<(), sqlx::Err
 fn wake_runners(st: &Flow) {
     st.wake.steps.notify_one();
     st.wake.callbacks.notify_one();
+}
+
+async fn reload_policies(st: &Flow) {
+    if let Err(e) = crate::onboarding::policies::load(st).await {
+        tracing::warn!(error = %e, "could not reload the policy versions; the ones in force stay");
+    }
 }

@@ -49,7 +49,8 @@ pub async fn onboarding_decided(
     if flow.callbacks.is_none() {
         return Ok(());
     }
-    let Some(view) = view::load_in(tx, &flow.policy.version, onboarding_id).await? else {
+    let Some(view) = view::load_in(tx, &flow.policies.active().version, onboarding_id).await?
+    else {
         return Ok(());
     };
     let data = serde_json::to_value(view).unwrap_or(Value::Null);

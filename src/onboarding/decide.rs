@@ -101,7 +101,7 @@ pub async fn conclude_biometrics(
         biometrics,
         device: DeviceEvidence::NotRun,
     };
-    let verdict = flow.policy.evaluate(&evidence);
+    let verdict = flow.policies.active().evaluate(&evidence);
     if verdict.outcome == Outcome::Approved {
         let applied = apply(
             tx,
@@ -167,9 +167,10 @@ pub async fn conclude_device(
     };
     let verdict = match &case {
         Some(_) => flow
-            .policy
+            .policies
+            .active()
             .reviewer_verdict(Outcome::Approved, Some(&device)),
-        None => flow.policy.evaluate(&Evidence {
+        None => flow.policies.active().evaluate(&Evidence {
             risk_signals: onboarding.risk_signals(),
             biometrics: biometrics.clone(),
             device: device.clone(),
@@ -277,6 +278,12 @@ pub async fn record_verdict(
         }),
     )
     .await?;
+    if let (DecidedBy::Policy, Some(shadow)) = (by, flow.policies.shadow()) {
+        // The version in shadow judges the same evidence; stored beside, changing nothing.
+        let beside = shadow.judge(evidence, Some(verdict.outcome));
+        crate::store::policies::insert_shadow_verdict(tx, stored.id, &beside, &stored.outcome)
+            .await?;
+    }
     if verdict.outcome == Outcome::Review && matches!(by, DecidedBy::Policy) {
         crate::onboarding::reviews::open(tx, flow, id, &stored, "policy", None).await?;
     }

@@ -11,6 +11,8 @@ pub mod callbacks;
 pub mod decide;
 pub mod device;
 pub mod error;
+pub mod policies;
+pub mod replay;
 pub mod request;
 pub mod reviews;
 pub mod services;

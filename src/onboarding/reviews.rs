@@ -287,7 +287,7 @@ pub async fn resolve(
         .await?;
         applied
     } else {
-        let verdict = flow.policy.reviewer_verdict(outcome, None);
+        let verdict = flow.policies.active().reviewer_verdict(outcome, None);
         decisions::insert(
             &mut tx,
             decision_id,

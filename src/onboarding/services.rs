@@ -2,7 +2,7 @@
 //! wake-ups. Built once by `app.rs`; the HTTP layer and the jobs hand it down, nothing below the
 //! flow sees it.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -20,7 +20,8 @@ use crate::providers::zro::ZroClient;
 pub struct Services {
     pub db: PgPool,
     pub settings: Settings,
-    pub policy: Policy,
+    /// The active policy version, and the one in shadow, as every replica holds them.
+    pub policies: Policies,
     pub unico: UnicoClient,
     pub qitech: QitechClient,
     pub zro: ZroClient,
@@ -38,6 +39,45 @@ pub struct CallbackTarget {
     pub url: String,
     pub key: Vec<u8>,
     pub client: reqwest::Client,
+}
+
+/// The versions in force. Replaced whole when a version is published or put in shadow (on this
+/// replica at once, on the others by NOTIFY), so an evaluation always sees one consistent version.
+pub struct Policies {
+    active: RwLock<Arc<Policy>>,
+    shadow: RwLock<Option<Arc<Policy>>>,
+}
+
+impl Policies {
+    pub fn new(active: Policy) -> Policies {
+        Policies {
+            active: RwLock::new(Arc::new(active)),
+            shadow: RwLock::new(None),
+        }
+    }
+
+    pub fn active(&self) -> Arc<Policy> {
+        self.active
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    pub fn shadow(&self) -> Option<Arc<Policy>> {
+        self.shadow
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    pub fn set(&self, active: Policy, shadow: Option<Policy>) {
+        if let Ok(mut slot) = self.active.write() {
+            *slot = Arc::new(active);
+        }
+        if let Ok(mut slot) = self.shadow.write() {
+            *slot = shadow.map(Arc::new);
+        }
+    }
 }
 
 /// The flow services as every task holds them.

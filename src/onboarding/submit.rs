@@ -63,7 +63,11 @@ pub async fn submit(
     };
     tracing::Span::current().record("onboarding_id", tracing::field::display(id));
     events::record(&mut *tx, id, "received", json!({})).await?;
-    let applied = match flow.policy.screen_device(request.risk_signals.as_ref()) {
+    let applied = match flow
+        .policies
+        .active()
+        .screen_device(request.risk_signals.as_ref())
+    {
         Some(verdict) => {
             let evidence = Evidence {
                 risk_signals: request.risk_signals.clone(),

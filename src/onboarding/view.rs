@@ -51,7 +51,7 @@ pub struct OpenFinanceView {
 
 pub async fn load(st: &Services, id: Uuid) -> Result<Option<OnboardingView>, FlowError> {
     let mut conn = st.db.acquire().await?;
-    load_in(&mut conn, &st.policy.version, id).await
+    load_in(&mut conn, &st.policies.active().version, id).await
 }
 
 /// The view as `conn` sees it: inside a transaction, with what it wrote and has not committed

@@ -8,7 +8,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::evidence::{DeviceEvidence, Evidence, RiskSignals};
+use crate::domain::evidence::{BiometricEvidence, DeviceEvidence, Evidence, RiskSignals};
 use rules::{Rule, Trace};
 
 /// Outcomes from least to most severe: the derived order is the severity order.
@@ -155,6 +155,40 @@ impl Policy {
             .iter()
             .any(|(rule, _, _)| trace.fired(*rule) && self.outcomes.of(*rule) == Outcome::Rejected);
         rejected.then(|| self.verdict(trace, "decided on the device before unico was called"))
+    }
+
+    /// Judges the evidence a live decision had, under this version (replay and shadow). Where
+    /// this version would approve but the live path never reached the device stage, the
+    /// verdict is `approved` with `device.not_checked` added; where the live path stopped
+    /// before unico on a risk signal and this version would not, it is `review` with
+    /// `biometrics.not_run`: nobody knows what unico would have said.
+    pub fn judge(&self, evidence: &Evidence, live: Option<Outcome>) -> Verdict {
+        if matches!(evidence.biometrics, BiometricEvidence::NotRun) {
+            if let Some(screened) = self.screen_device(evidence.risk_signals.as_ref()) {
+                return screened;
+            }
+            let evaluated = self.evaluate(evidence);
+            return Verdict {
+                outcome: Outcome::Review,
+                reasons: vec![Reason {
+                    code: "biometrics.not_run".into(),
+                    message:
+                        "This version would have gone on to unico, which the live path never asked."
+                            .into(),
+                }],
+                ..evaluated
+            };
+        }
+        let mut verdict = self.evaluate(evidence);
+        let device_not_run = matches!(evidence.device, DeviceEvidence::NotRun);
+        if verdict.outcome == Outcome::Approved && device_not_run && live != Some(Outcome::Approved)
+        {
+            verdict.reasons.push(Reason {
+                code: "device.not_checked".into(),
+                message: "Would go on to the QI Tech registration.".into(),
+            });
+        }
+        verdict
     }
 
     /// A reviewer's resolution as a verdict. An approval that needed the device registered

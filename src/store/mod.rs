@@ -11,6 +11,7 @@ pub mod devices;
 pub mod events;
 pub mod idempotency;
 pub mod onboardings;
+pub mod policies;
 pub mod processes;
 pub mod reviews;
 pub mod steps;

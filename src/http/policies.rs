@@ -1,0 +1,178 @@
+//! Policies as versioned data: drafts, replay under a version, shadow on live traffic and its
+//! report, and publication by a key other than the one that drafted it.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::config::Scope;
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, FieldError};
+use crate::http::json::JsonBody;
+use crate::http::state::AppState;
+use crate::onboarding::policies::{self, Changed, Drafted};
+use crate::policy::document::PolicyDocument;
+use crate::store::policies::VersionRow;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/policies", get(list).post(create))
+        .route("/v1/policies/{version}", get(show))
+        .route("/v1/policies/{version}/replay", post(replay))
+        .route("/v1/policies/{version}/shadow", post(shadow))
+        .route("/v1/policies/{version}/shadow-report", get(shadow_report))
+        .route("/v1/policies/{version}/publish", post(publish))
+}
+
+fn summary(row: &VersionRow) -> Value {
+    json!(row)
+}
+
+fn full(row: &VersionRow) -> Result<Value, ApiError> {
+    let mut body = summary(row);
+    body["document"] = json!(row.document()?);
+    Ok(body)
+}
+
+async fn list(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require(Scope::DecisionsRead)?;
+    let rows = crate::store::policies::list(&st.db).await?;
+    let items: Vec<Value> = rows.iter().map(summary).collect();
+    Ok(Json(json!({ "items": items, "next_cursor": null })).into_response())
+}
+
+async fn show(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(version): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::DecisionsRead)?;
+    let row = crate::store::policies::get(&st.db, &version)
+        .await?
+        .ok_or(ApiError::NotFound("policy version"))?;
+    Ok(Json(full(&row)?).into_response())
+}
+
+async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Result<JsonBody<PolicyDocument>, ApiError>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::PoliciesWrite)?;
+    match policies::draft(&st.flow, body?.value, &caller.name).await? {
+        Drafted::Stored(row) => Ok((StatusCode::CREATED, Json(full(&row)?)).into_response()),
+        Drafted::Invalid(errors) => Err(ApiError::Validation(errors)),
+        Drafted::Exists => Err(ApiError::Conflict(
+            "this version exists; a version never changes, draft another".into(),
+        )),
+    }
+}
+
+fn changed(result: Changed) -> Result<Response, ApiError> {
+    match result {
+        Changed::Done(row) => Ok(Json(full(&row)?).into_response()),
+        Changed::NotFound => Err(ApiError::NotFound("policy version")),
+        Changed::NotAllowed(why) => Err(ApiError::Conflict(why)),
+        Changed::SameKey => Err(ApiError::Forbidden(
+            "a key other than the one that drafted the version",
+        )),
+    }
+}
+
+async fn shadow(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(version): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::PoliciesWrite)?;
+    changed(policies::shadow(&st.flow, &version).await?)
+}
+
+async fn publish(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(version): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::PoliciesWrite)?;
+    changed(policies::publish(&st.flow, &version, &caller.name).await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionReplay {
+    decided_from: DateTime<Utc>,
+    decided_to: DateTime<Utc>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn replay(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(version): Path<String>,
+    body: Result<JsonBody<VersionReplay>, ApiError>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::DecisionsRead)?;
+    let body = body?.value;
+    let row = crate::store::policies::get(&st.db, &version)
+        .await?
+        .ok_or(ApiError::NotFound("policy version"))?;
+    let policy = row.document()?.parse().map_err(|_| {
+        ApiError::Internal(anyhow::anyhow!("stored policy {version} does not parse"))
+    })?;
+    let limit = body.limit.unwrap_or(10_000);
+    let mut errors = Vec::new();
+    if body.decided_from > body.decided_to {
+        errors.push(FieldError::new(
+            "decided_to",
+            "must not be before decided_from",
+        ));
+    }
+    if !(1..=100_000).contains(&limit) {
+        errors.push(FieldError::new("limit", "must be from 1 to 100000"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let report = crate::onboarding::replay::run(
+        &st.flow,
+        body.decided_from,
+        body.decided_to,
+        limit,
+        &policy.version,
+        |_| policy.clone(),
+    )
+    .await?;
+    Ok(Json(report).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReportQuery {
+    #[serde(default)]
+    from: Option<DateTime<Utc>>,
+    #[serde(default)]
+    to: Option<DateTime<Utc>>,
+}
+
+async fn shadow_report(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(version): Path<String>,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::DecisionsRead)?;
+    let Query(query) = query
+        .map_err(|_| ApiError::validation("from", "from and to must be RFC 3339 date-times"))?;
+    crate::store::policies::get(&st.db, &version)
+        .await?
+        .ok_or(ApiError::NotFound("policy version"))?;
+    let to = query.to.unwrap_or_else(Utc::now);
+    let from = query.from.unwrap_or(to - chrono::Duration::days(7));
+    let report = policies::shadow_report(&st.flow, &version, from, to).await?;
+    Ok(Json(report).into_response())
+}
