@@ -32,7 +32,7 @@ pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
 /// Rows fetched per round trip while exporting: memory stays bounded by one batch.
 const EXPORT_BATCH: i64 = 500;
-/// Decisions read per round trip while replaying.
+/// How many decisions a replay reads by default, and at most.
 const REPLAY_DEFAULT_LIMIT: u32 = 10_000;
 const REPLAY_MAX_LIMIT: u32 = 100_000;
 
