@@ -403,3 +403,27 @@ pub fn reason_codes(view: &Value) -> Vec<String> {
         .map(|r| r["code"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// A valid CPF made from `n` (its nine first digits), so every test person is distinct.
+pub fn cpf_from(n: u32) -> String {
+    let base = format!("{:09}", 123_000_000 + n);
+    let digits: Vec<u32> = base.chars().map(|c| c.to_digit(10).unwrap()).collect();
+    let check = |ds: &[u32]| {
+        let start = ds.len() as u32 + 1;
+        let sum: u32 = ds
+            .iter()
+            .enumerate()
+            .map(|(i, d)| d * (start - i as u32))
+            .sum();
+        let rest = (sum * 10) % 11;
+        if rest == 10 { 0 } else { rest }
+    };
+    let mut all = digits.clone();
+    all.push(check(&all));
+    all.push(check(&all));
+    let d: String = all
+        .iter()
+        .map(|d| char::from_digit(*d, 10).unwrap())
+        .collect();
+    format!("{}.{}.{}-{}", &d[0..3], &d[3..6], &d[6..9], &d[9..11])
+}
