@@ -307,6 +307,19 @@ async fn a_reviewer_signs_in_claims_and_resolves_a_case_in_the_browser() {
     assert!(decisions.contains("sandbox-reviewer"), "{decisions}");
     browser.screenshot("decisions").await;
 
+    // The policy versions, with a replay beside the shadow report.
+    browser.go(&app.url("/console/policies")).await;
+    let versions = browser.text("#versions").await;
+    assert!(
+        versions.contains("active") && versions.contains("configuration"),
+        "{versions}"
+    );
+    browser.click("#versions a").await;
+    let replay = browser.text("#replay").await;
+    assert!(replay.contains("evaluated"), "{replay}");
+    assert!(browser.text("#shadow").await.contains("agreed"));
+    browser.screenshot("policies").await;
+
     // A form posted without the session's token is refused.
     let forged = browser
         .eval(&format!(
