@@ -1,0 +1,197 @@
+//! The benchmark's load generator, a process of its own so the service's figures are its own.
+//! Driven by `bench/run`; prints one JSON line per run.
+//!
+//!     bench_client BASE_URL sync|async|search CONCURRENCY SECONDS
+//!     bench_client BASE_URL waiting COUNT WAIT_SECONDS
+//!     bench_client BASE_URL paced RATE SECONDS
+//!
+//! `sync`: new people onboarded with a CPF the sandbox decides from CreateProcess (approved, with
+//! the QI Tech registration), `Prefer: wait=10`. `async`: a CPF the sandbox finishes later and
+//! announces by webhook, `Prefer: wait=30`. `search`: `GET /v1/decisions` first pages under the
+//! documented filters. `waiting`: COUNT asynchronous onboardings sent at once, each holding its
+//! connection for up to WAIT_SECONDS.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const ONBOARDING_KEY: &str = "vrd_sandbox_onboarding";
+const AUDITOR_KEY: &str = "vrd_sandbox_auditor";
+
+fn body(cpf: &str, n: u64) -> Value {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    json!({
+        "reference": format!("bench-{n}-{id}"),
+        "person": {"cpf": cpf, "name": "Pessoa de Carga", "birth_date": "1990-01-31", "gender": "F",
+                   "email": "carga@example.com", "phone": "5511974749090"},
+        "selfie": "c2VsZmllLWJ5dGVzLW5vdC1hLXJlYWwtaW1hZ2U=",
+        "account": {"account_id": format!("acc-{id}"), "person_id": format!("per-{id}")},
+        "device": {"device_id": format!("dev-{id}"), "session_id": "scan-bench",
+                   "risk_signals": {"os_version": "14", "is_emulated": false}}
+    })
+}
+
+/// One request of `scenario`; answers whether it got what the scenario expects.
+async fn one(http: &reqwest::Client, base: &str, scenario: &str, n: u64) -> bool {
+    let request = match scenario {
+        "sync" => http
+            .post(format!("{base}/v1/onboardings"))
+            .bearer_auth(ONBOARDING_KEY)
+            .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+            .header("Prefer", "wait=10")
+            .json(&body("900.000.001-75", n)),
+        "async" => http
+            .post(format!("{base}/v1/onboardings"))
+            .bearer_auth(ONBOARDING_KEY)
+            .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+            .header("Prefer", "wait=30")
+            .json(&body("900.000.008-41", n)),
+        "search" => {
+            const FILTERS: [&str; 6] = [
+                "",
+                "outcome=rejected",
+                "reason=device.rooted",
+                "policy_version=2025-12-01.2",
+                "reason=score.capture_error&outcome=retry",
+                "reference=ref-4242",
+            ];
+            let filter = FILTERS[n as usize % FILTERS.len()];
+            http.get(format!("{base}/v1/decisions?{filter}"))
+                .bearer_auth(AUDITOR_KEY)
+        }
+        other => panic!("unknown scenario {other}"),
+    };
+    match request.send().await {
+        Ok(response) => response.status() == 200,
+        Err(_) => false,
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[at.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (base, scenario) = (args[1].clone(), args[2].clone());
+    let first: u64 = args[3].parse().expect("a number");
+    let second: u64 = args[4].parse().expect("a number");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(usize::MAX)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+
+    if scenario == "waiting" {
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..first)
+            .map(|n| {
+                let http = http.clone();
+                let base = base.clone();
+                tokio::spawn(async move {
+                    http.post(format!("{base}/v1/onboardings"))
+                        .bearer_auth(ONBOARDING_KEY)
+                        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+                        .header("Prefer", format!("wait={second}"))
+                        .json(&body("900.000.008-41", n))
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0)
+                })
+            })
+            .collect();
+        let mut by_status = std::collections::BTreeMap::<u16, u64>::new();
+        for task in tasks {
+            *by_status.entry(task.await.unwrap_or(0)).or_default() += 1;
+        }
+        println!(
+            "{}",
+            json!({"scenario": "waiting", "sent": first, "by_status": by_status,
+                   "seconds": started.elapsed().as_secs_f64()})
+        );
+        return;
+    }
+
+    if scenario == "paced" {
+        // Open loop: synchronous onboardings sent at a fixed rate whatever the answers take.
+        let (rate, seconds) = (first.max(1), second);
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let started = Instant::now();
+        let mut ticker = tokio::time::interval(interval);
+        let mut tasks = Vec::new();
+        for n in 0..rate * seconds {
+            ticker.tick().await;
+            let (http, base) = (http.clone(), base.clone());
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                let ok = one(&http, &base, "sync", n).await;
+                (t.elapsed().as_secs_f64() * 1000.0, ok)
+            }));
+        }
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        for task in tasks {
+            let (ms, ok) = task.await.unwrap();
+            latencies.push(ms);
+            errors += u64::from(!ok);
+        }
+        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let elapsed = started.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            json!({"scenario": "paced", "concurrency": rate, "requests": latencies.len(), "errors": errors,
+                   "seconds": elapsed, "throughput": latencies.len() as f64 / elapsed,
+                   "p50_ms": percentile(&latencies, 0.50), "p99_ms": percentile(&latencies, 0.99),
+                   "p999_ms": percentile(&latencies, 0.999)})
+        );
+        return;
+    }
+
+    let (concurrency, seconds) = (first, second);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let counter = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (http, base, scenario) = (http.clone(), base.clone(), scenario.clone());
+            let (counter, errors) = (counter.clone(), errors.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let t = Instant::now();
+                    if !one(&http, &base, &scenario, n).await {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "{}",
+        json!({
+            "scenario": scenario, "concurrency": concurrency, "requests": latencies.len(),
+            "errors": errors.load(Ordering::Relaxed), "seconds": elapsed,
+            "throughput": latencies.len() as f64 / elapsed,
+            "p50_ms": percentile(&latencies, 0.50), "p99_ms": percentile(&latencies, 0.99),
+            "p999_ms": percentile(&latencies, 0.999),
+        })
+    );
+}
