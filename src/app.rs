@@ -156,6 +156,7 @@ impl App {
             cipher,
             wake: Wakeups::default(),
             inline: TaskTracker::new(),
+            inline_permits: Arc::new(tokio::sync::Semaphore::new(jobs::runner::FLOW_CONCURRENCY)),
             callbacks,
             settings,
         });

@@ -61,6 +61,7 @@ struct Metrics {
     webhooks: Family<KindLabels, Counter>,
     polls: Family<KindLabels, Counter>,
     step_failures: Family<KindLabels, Counter>,
+    handed_over: Counter,
     callbacks: Family<KindLabels, Counter>,
     reviews: Family<KindLabels, Counter>,
     review_open: Gauge,
@@ -81,6 +82,7 @@ static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
     let webhooks = Family::<KindLabels, Counter>::default();
     let polls = Family::<KindLabels, Counter>::default();
     let step_failures = Family::<KindLabels, Counter>::default();
+    let handed_over = Counter::default();
     let callbacks = Family::<KindLabels, Counter>::default();
     let reviews = Family::<KindLabels, Counter>::default();
     let review_open = Gauge::default();
@@ -118,6 +120,11 @@ static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
         step_failures.clone(),
     );
     registry.register(
+        "steps_handed_to_runners",
+        "First steps of requests left to the runners because this replica ran as many as it may",
+        handed_over.clone(),
+    );
+    registry.register(
         "callback_attempts",
         "Callback delivery attempts, by result (delivered, retry, failed)",
         callbacks.clone(),
@@ -147,6 +154,7 @@ static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
         webhooks,
         polls,
         step_failures,
+        handed_over,
         callbacks,
         reviews,
         review_open,
@@ -228,6 +236,12 @@ pub fn step_failed(kind: &str) {
         m.step_failures
             .get_or_create(&KindLabels { kind: kind.into() })
             .inc();
+    });
+}
+
+pub fn step_handed_over() {
+    with(|m| {
+        m.handed_over.inc();
     });
 }
 

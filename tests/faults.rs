@@ -397,3 +397,68 @@ async fn a_process_never_created_is_reviewed_at_the_deadline() {
     assert_eq!(selfie, None);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_burst_past_the_inline_bound_is_left_to_the_runners_and_all_decided() {
+    // Each CreateProcess takes 4 s, so 150 requests at once hold more steps than a replica
+    // runs inline (64): the rest go to the runners through the queue.
+    let (fake, url) = Fake::start(Script {
+        creates: std::iter::repeat_n(Create::SlowOk(Duration::from_millis(4000)), 150).collect(),
+        ..Default::default()
+    })
+    .await;
+    let app = app_on(&url, &[]).await;
+    let ids: Vec<String> = futures_util::future::join_all((0..150).map(|_| async {
+        let response = app
+            .http
+            .post(app.url("/v1/onboardings"))
+            .bearer_auth(ONBOARDING_KEY)
+            .header("Idempotency-Key", key())
+            .header("Prefer", "respond-async")
+            .json(&onboarding_body("111.444.777-35"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }))
+    .await;
+    for id in &ids {
+        let view = app.until_decided(id, Duration::from_secs(30)).await;
+        assert_eq!(view["outcome"], "approved");
+        assert_eq!(
+            app.unico_calls(id, "create_process").await,
+            1,
+            "one process each"
+        );
+    }
+    assert_eq!(fake.created_count(), 150);
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let handed: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("veredito_steps_handed_to_runners_total "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        handed > 0.0,
+        "some steps were handed to the runners: {handed} {}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("handed"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    );
+    app.stop().await;
+}

@@ -30,6 +30,10 @@ pub struct Services {
     /// Steps run at once by the replica that queued them. Shutdown waits for them (up to the
     /// grace), so a paid call in flight gets its answer stored.
     pub inline: TaskTracker,
+    /// How many steps this replica runs at once for the requests it takes. Past it, a request's
+    /// first step is left to the runners (which have their own bound), so a burst of requests
+    /// queues in PostgreSQL instead of in memory.
+    pub inline_permits: Arc<tokio::sync::Semaphore>,
     /// Where decision events go; None when `callbacks.url` is unset.
     pub callbacks: Option<CallbackTarget>,
 }

@@ -12,13 +12,25 @@ use crate::onboarding::{biometrics, callbacks, device, validation};
 use crate::store::steps::{self, Step, Subject};
 
 /// Runs `held` steps on this replica at once, in the background: they are leased to this
-/// replica already, and shutdown waits for them up to its grace.
+/// replica already, and shutdown waits for them up to its grace. Past the replica's bound they
+/// are handed to the runners instead, through the queue.
 pub fn spawn(flow: &Flow, held: Vec<Step>) -> Vec<tokio::task::JoinHandle<()>> {
     held.into_iter()
         .map(|step| {
             let task_flow = flow.clone();
-            flow.inline
-                .spawn(async move { run(&task_flow, step).await })
+            match flow.inline_permits.clone().try_acquire_owned() {
+                Ok(permit) => flow.inline.spawn(async move {
+                    run(&task_flow, step).await;
+                    drop(permit);
+                }),
+                // Busy: the step goes back to the queue, due now, for any replica's runner.
+                Err(_) => flow.inline.spawn(async move {
+                    crate::metrics::step_handed_over();
+                    if let Err(e) = steps::release(&task_flow.db, &step).await {
+                        tracing::warn!(error = %e, "could not hand a step to the runners; it runs when its lease ends");
+                    }
+                }),
+            }
         })
         .collect()
 }

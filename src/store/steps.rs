@@ -185,6 +185,20 @@ pub async fn claim_due(
     rows.into_iter().map(Step::try_from).collect()
 }
 
+/// Gives back a step its writer will not run after all: due now, for any runner (notified).
+pub async fn release(pool: &PgPool, step: &Step) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE steps SET claimed_at = NULL, claimed_until = NULL, attempts = greatest(attempts - 1, 0)
+          WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(step.id)
+    .execute(&mut *tx)
+    .await?;
+    notify(&mut *tx).await?;
+    tx.commit().await
+}
+
 /// The step ran to its end.
 pub async fn complete(db: impl PgExecutor<'_>, step: &Step) -> Result<(), sqlx::Error> {
     sqlx::query(
