@@ -11,7 +11,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::onboarding::decide::Applied;
+use crate::onboarding::applied::Applied;
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
 use crate::onboarding::view;

@@ -7,32 +7,14 @@ use uuid::Uuid;
 
 use crate::domain::evidence::{BiometricEvidence, DeviceEvidence, Evidence};
 use crate::domain::transitions::{self, OnboardingEvent, OnboardingState, StepKind};
+use crate::onboarding::applied::Applied;
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
 use crate::policy::{Outcome, Verdict};
 use crate::store::decisions::DecidedBy;
 use crate::store::onboardings::OnboardingRow;
-use crate::store::steps::{self, Step, Subject, When};
+use crate::store::steps::{self, Subject, When};
 use crate::store::{decisions, devices, events, onboardings, reviews};
-
-/// What a transition left for the writer: the steps it holds and runs next, and whether the
-/// onboarding is now decided (its waiters are woken after the commit).
-#[derive(Debug, Default)]
-pub struct Applied {
-    pub steps: Vec<Step>,
-    pub decided: bool,
-    /// Whether the event applied at all.
-    pub moved: bool,
-}
-
-impl Applied {
-    pub fn and(mut self, other: Applied) -> Applied {
-        self.steps.extend(other.steps);
-        self.decided |= other.decided;
-        self.moved |= other.moved;
-        self
-    }
-}
 
 /// When the steps a transition asks for run, unless the caller says otherwise: work that the
 /// writer can do at once (a provider call that follows directly) is held by it; read-backs wait
@@ -285,7 +267,7 @@ pub async fn record_verdict(
             .await?;
     }
     if verdict.outcome == Outcome::Review && matches!(by, DecidedBy::Policy) {
-        crate::onboarding::reviews::open(tx, flow, id, &stored, "policy", None).await?;
+        crate::onboarding::cases::open(tx, flow, id, &stored, "policy", None).await?;
     }
     crate::onboarding::callbacks::onboarding_decided(tx, flow, id).await?;
     let decision = stored;

@@ -14,7 +14,8 @@ use uuid::Uuid;
 use crate::domain::Cpf;
 use crate::domain::evidence::{DeviceEvidence, DeviceRegistration};
 use crate::domain::transitions::{OnboardingEvent, OnboardingState, StepKind};
-use crate::onboarding::decide::{self, Applied};
+use crate::onboarding::applied::Applied;
+use crate::onboarding::decide;
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
 use crate::providers::qitech::{

@@ -6,8 +6,10 @@
 //! first step at once on this replica; every later step is a row of the step queue, so a crash,
 //! a restart or a provider fault only delays it.
 
+pub mod applied;
 pub mod biometrics;
 pub mod callbacks;
+pub mod cases;
 pub mod decide;
 pub mod device;
 pub mod error;

@@ -1,136 +1,23 @@
-//! Human review: a case opens when the policy decides `review` or when the person asks for a
-//! human review of an automated decision (LGPD Art. 20); one reviewer at a time holds it; a
-//! resolution appends the reviewer's decision and never touches the automatic one.
+//! Human review: the person's request (LGPD Art. 20), claims, releases and resolutions. One
+//! reviewer at a time holds a case; a resolution appends the reviewer's decision and never
+//! touches the automatic one.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::json;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::crypto::PiiCipher;
 use crate::domain::evidence::{DeviceEvidence, Evidence};
 use crate::domain::transitions::{OnboardingEvent, OnboardingState};
-use crate::onboarding::callbacks::{self, REVIEW_OPENED, REVIEW_RESOLVED};
-use crate::onboarding::decide::{self, Applied};
+use crate::onboarding::applied::Applied;
+use crate::onboarding::callbacks::{self, REVIEW_RESOLVED};
+use crate::onboarding::cases::{CaseView, open};
+use crate::onboarding::decide;
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::{Flow, Services};
 use crate::onboarding::steps;
 use crate::policy::Outcome;
-use crate::store::decisions::{DecidedBy, DecisionRow};
-use crate::store::reviews::{self as store, CaseRow, NewCase, Refusal};
+use crate::store::decisions::DecidedBy;
+use crate::store::reviews::{self as store, CaseRow, Refusal};
 use crate::store::{StoreError, decisions, devices, events, onboardings};
-
-/// A case as reviewers, auditors and callbacks see it.
-#[derive(Debug, Clone, Serialize)]
-pub struct CaseView {
-    pub id: Uuid,
-    pub onboarding_id: Uuid,
-    pub status: String,
-    pub opened_by: String,
-    /// The person's words; null for callers who may not read personal data.
-    pub statement: Option<String>,
-    pub reasons: Vec<String>,
-    pub decision_id: Uuid,
-    pub assignee: Option<String>,
-    pub due_at: DateTime<Utc>,
-    pub overdue: bool,
-    pub opened_at: DateTime<Utc>,
-    pub claimed_at: Option<DateTime<Utc>>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub resolution: Option<ResolutionView>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ResolutionView {
-    pub outcome: String,
-    pub note: String,
-    pub reviewer: String,
-    pub decision_id: Uuid,
-}
-
-impl CaseView {
-    pub fn of(case: CaseRow, cipher: &PiiCipher, with_statement: bool) -> CaseView {
-        let statement = if with_statement {
-            case.statement(cipher).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, case_id = %case.id, "a statement could not be read");
-                None
-            })
-        } else {
-            None
-        };
-        let resolution = match (
-            case.resolution_outcome,
-            case.resolution_note,
-            case.resolution_reviewer,
-            case.resolution_decision_id,
-        ) {
-            (Some(outcome), Some(note), Some(reviewer), Some(decision_id)) => {
-                Some(ResolutionView {
-                    outcome,
-                    note,
-                    reviewer,
-                    decision_id,
-                })
-            }
-            _ => None,
-        };
-        CaseView {
-            id: case.id,
-            onboarding_id: case.onboarding_id,
-            overdue: case.status != "resolved" && case.due_at < Utc::now(),
-            status: case.status,
-            opened_by: case.opened_by,
-            statement,
-            reasons: case.reasons,
-            decision_id: case.decision_id,
-            assignee: case.assignee,
-            due_at: case.due_at,
-            opened_at: case.opened_at,
-            claimed_at: case.claimed_at,
-            resolved_at: case.resolved_at,
-            resolution,
-        }
-    }
-}
-
-/// Opens a case on `decision` in the caller's transaction, unless one is open: answers the case
-/// and whether it is new. A new case is in the timeline and announced by callback.
-pub async fn open(
-    tx: &mut PgConnection,
-    flow: &Services,
-    onboarding_id: Uuid,
-    decision: &DecisionRow,
-    opened_by: &str,
-    statement: Option<&str>,
-) -> Result<(CaseRow, bool), FlowError> {
-    let (case, created) = store::open(
-        tx,
-        &flow.cipher,
-        NewCase {
-            onboarding_id,
-            opened_by,
-            statement,
-            reasons: &decision.reason_codes,
-            decision_id: decision.id,
-            sla: flow.settings.review.sla,
-        },
-    )
-    .await?;
-    if created {
-        events::record(
-            &mut *tx,
-            onboarding_id,
-            "review_opened",
-            json!({ "case_id": case.id, "opened_by": opened_by, "due_at": case.due_at }),
-        )
-        .await?;
-        let view = CaseView::of(case.clone(), &flow.cipher, true);
-        callbacks::review_event(tx, flow, REVIEW_OPENED, onboarding_id, json!(view)).await?;
-        crate::metrics::review("opened");
-    }
-    Ok((case, created))
-}
 
 /// What a person's request for review led to.
 pub enum Requested {

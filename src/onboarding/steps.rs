@@ -5,7 +5,7 @@
 use tracing::Instrument;
 
 use crate::domain::transitions::StepKind;
-use crate::onboarding::decide::Applied;
+use crate::onboarding::applied::Applied;
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::{Flow, Services};
 use crate::onboarding::{biometrics, callbacks, device, validation};

@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::transitions::{self, StepKind, ValidationEvent, ValidationState};
-use crate::onboarding::decide::Applied;
+use crate::onboarding::applied::Applied;
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
 use crate::providers::qitech::{QitechError, Sent, ValidationEvent as QitechEvent};
