@@ -23,15 +23,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::BadRequest("the body could not be read".into())
-                }
-            })?;
+        let bytes = read(request, state).await?;
         parse(&bytes)
     }
 }
@@ -47,15 +39,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::BadRequest("the body could not be read".into())
-                }
-            })?;
+        let bytes = read(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(MaybeJson(None));
         }
@@ -63,25 +47,36 @@ where
     }
 }
 
+/// The whole body, under the body limit.
+async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("the body could not be read".into())
+            }
+        })
+}
+
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError> {
-    {
-        let raw: Value = serde_json::from_slice(bytes)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-        if !raw.is_object() {
-            return Err(ApiError::BadRequest(
-                "the body must be a JSON object".into(),
-            ));
-        }
-        let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
-            let path = e.path().to_string();
-            let message = e.into_inner().to_string();
-            ApiError::Validation(vec![FieldError::new(
-                field_of(&path, &message),
-                clean_message(&message),
-            )])
-        })?;
-        Ok(JsonBody { raw, value })
+    let raw: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    if !raw.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
     }
+    let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        ApiError::Validation(vec![FieldError::new(
+            field_of(&path, &message),
+            clean_message(&message),
+        )])
+    })?;
+    Ok(JsonBody { raw, value })
 }
 
 /// serde reports a missing or unknown field at its parent's path; name the field itself.

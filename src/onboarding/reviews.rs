@@ -196,11 +196,6 @@ pub async fn resolve(
                     "decided_by": "reviewer" }),
         )
         .await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(crate::store::decisions::DECIDED_CHANNEL)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
         callbacks::onboarding_decided(&mut tx, flow, id).await?;
         crate::metrics::decision(outcome.as_str());
         Applied::default()
