@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -44,9 +45,13 @@ pub async fn prepare_database(settings: &Settings, migrate: bool) -> anyhow::Res
             .await
             .context("creating the database")?;
     }
-    let pool = store::connect(&settings.database.url, settings.database.max_connections)
-        .await
-        .context("connecting to the database")?;
+    let pool = store::connect(
+        &settings.database.url,
+        settings.database.max_connections,
+        settings.database.acquire_timeout,
+    )
+    .await
+    .context("connecting to the database")?;
     if migrate {
         store::migrate(&pool).await.context("applying migrations")?;
     }
@@ -201,32 +206,43 @@ impl App {
         let flow = state.flow.clone();
         let workers = TaskTracker::new();
         let stop_workers = CancellationToken::new();
+        // Each worker is supervised: one that panics is counted and started again.
+        let pause = Duration::from_secs(1);
+        let stop = stop_workers.clone();
+        // The fallback writer of provider calls made outside a step: a channel drain.
         workers.spawn(store::calls::run_writer(
             flow.db.clone(),
             calls,
-            stop_workers.clone(),
+            stop.clone(),
         ));
-        workers.spawn(jobs::listener::run(flow.clone(), stop_workers.clone()));
+        workers.spawn(jobs::supervise("listener", stop.clone(), pause, {
+            let (flow, stop) = (flow.clone(), stop.clone());
+            move || jobs::listener::run(flow.clone(), stop.clone())
+        }));
         // The step runner; an API-only replica (jobs.enabled = false) runs only the steps it
         // queues itself and leaves the rest to the others.
         if flow.settings.jobs.enabled {
-            workers.spawn(jobs::runner::run(
-                flow.clone(),
-                store::steps::Lane::Flow,
-                jobs::runner::FLOW_CONCURRENCY,
-                stop_workers.clone(),
-            ));
-            workers.spawn(jobs::runner::run(
-                flow.clone(),
-                store::steps::Lane::Callbacks,
-                jobs::runner::CALLBACK_CONCURRENCY,
-                stop_workers.clone(),
-            ));
-            workers.spawn(jobs::retention::run(
-                flow.clone(),
-                jobs::retention::EVERY,
-                stop_workers.clone(),
-            ));
+            for (name, lane, concurrency) in [
+                (
+                    "flow_runner",
+                    store::steps::Lane::Flow,
+                    jobs::runner::FLOW_CONCURRENCY,
+                ),
+                (
+                    "callback_runner",
+                    store::steps::Lane::Callbacks,
+                    jobs::runner::CALLBACK_CONCURRENCY,
+                ),
+            ] {
+                workers.spawn(jobs::supervise(name, stop.clone(), pause, {
+                    let (flow, stop) = (flow.clone(), stop.clone());
+                    move || jobs::runner::run(flow.clone(), lane, concurrency, stop.clone())
+                }));
+            }
+            workers.spawn(jobs::supervise("retention", stop.clone(), pause, {
+                let (flow, stop) = (flow.clone(), stop.clone());
+                move || jobs::retention::run(flow.clone(), jobs::retention::EVERY, stop.clone())
+            }));
         }
         workers.close();
 

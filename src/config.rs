@@ -1,9 +1,13 @@
 //! Typed settings, loaded in layers and validated once at start.
 //!
-//! Layers, each overriding the one before: `config/default.toml`, `config/{VEREDITO_ENV}.toml`,
-//! the `--config FILE` given on the command line, `DATABASE_URL`, and `VEREDITO__SECTION__KEY`
-//! environment variables. Every error names the key it is about.
+//! Layers, each overriding the one before: `config/default.toml`, `config/sandbox.toml` (only
+//! when the sandbox is on), `config/{VEREDITO_ENV}.toml`, the `--config FILE` given on the
+//! command line, `DATABASE_URL`, and `VEREDITO__SECTION__KEY` environment variables; API keys may
+//! also come from `VEREDITO_API_KEYS` (a JSON list) or `VEREDITO_API_KEYS_FILE` (a JSON or TOML
+//! file). Every error names the key it is about. With the sandbox off, any of the sandbox's
+//! published values stops the start.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,6 +36,7 @@ pub struct Settings {
     pub unico: UnicoSettings,
     pub qitech: QitechSettings,
     pub zro: ZroSettings,
+    #[serde(default)]
     pub api: ApiSettings,
     pub policy: PolicySettings,
     pub pii: PiiSettings,
@@ -149,6 +154,13 @@ pub struct DatabaseSettings {
     pub create_if_missing: bool,
     #[serde(default)]
     pub migrate_on_start: bool,
+    /// How long a request waits for a free connection before it is answered 503.
+    #[serde(default = "default_acquire_timeout", deserialize_with = "duration")]
+    pub acquire_timeout: Duration,
+}
+
+fn default_acquire_timeout() -> Duration {
+    Duration::from_secs(2)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,7 +226,7 @@ fn default_zro_max_attempts() -> u32 {
     8
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct ApiSettings {
     #[serde(default)]
     pub keys: Vec<ApiKeySettings>,
@@ -260,6 +272,7 @@ impl Scope {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ApiKeySettings {
     pub name: String,
     pub key_sha256: String,
@@ -361,43 +374,247 @@ pub struct Sources {
     pub overrides: Vec<(String, String)>,
     /// Skip the process environment (tests set everything explicitly).
     pub ignore_env: bool,
+    /// Environment variables read instead of the process's (tests of the layer order).
+    pub environment: Option<HashMap<String, String>>,
+}
+
+/// The sandbox's published values, compiled in so that a production start can recognise them
+/// even where the file is absent (the image does not carry it).
+const SANDBOX_FILE: &str = include_str!("../config/sandbox.toml");
+/// The SHA-256 of the sandbox's unico private key (its PEM, trimmed): the key itself stays out
+/// of the binary.
+const SANDBOX_UNICO_KEY_SHA256: &str =
+    "0aa0911daaa16351a55a77c4f9a4c74dbf572ddedb4eeb3d122b222a3d3905c4";
+
+fn is_sandbox_unico_key(pem: &str) -> bool {
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        pem.trim().as_bytes(),
+    )) == SANDBOX_UNICO_KEY_SHA256
+}
+
+impl Sources {
+    fn variables(&self) -> HashMap<String, String> {
+        if self.ignore_env {
+            HashMap::new()
+        } else if let Some(environment) = &self.environment {
+            environment.clone()
+        } else {
+            std::env::vars().collect()
+        }
+    }
+
+    fn builder(
+        &self,
+        dir: &Path,
+        env: &HashMap<String, String>,
+        with_sandbox: bool,
+    ) -> Result<config::ConfigBuilder<config::builder::DefaultState>, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(dir.join("default.toml")).required(true));
+        if with_sandbox {
+            builder =
+                builder.add_source(config::File::from(dir.join("sandbox.toml")).required(true));
+        }
+        if let Some(name) = env.get("VEREDITO_ENV") {
+            builder = builder
+                .add_source(config::File::from(dir.join(format!("{name}.toml"))).required(true));
+        }
+        if let Some(file) = &self.file {
+            builder = builder.add_source(config::File::from(file.as_path()).required(true));
+        }
+        if let Some(url) = env.get("DATABASE_URL") {
+            builder = builder.add_source(DatabaseUrl(url.clone()));
+        }
+        let prefixed: HashMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("VEREDITO__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("VEREDITO")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(prefixed)),
+        );
+        for (key, value) in &self.overrides {
+            builder = builder.set_override(key.as_str(), value.as_str())?;
+        }
+        Ok(builder)
+    }
+}
+
+/// `DATABASE_URL`, the conventional variable, as a layer of its own: below the
+/// `VEREDITO__DATABASE__URL` variable, above every file.
+#[derive(Debug, Clone)]
+struct DatabaseUrl(String);
+
+impl config::Source for DatabaseUrl {
+    fn clone_into_box(&self) -> Box<dyn config::Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn collect(&self) -> Result<config::Map<String, config::Value>, config::ConfigError> {
+        let origin = Some("DATABASE_URL".to_owned());
+        let mut database = config::Map::new();
+        database.insert(
+            "url".to_owned(),
+            config::Value::new(origin.as_ref(), self.0.clone()),
+        );
+        let mut root = config::Map::new();
+        root.insert(
+            "database".to_owned(),
+            config::Value::new(origin.as_ref(), config::ValueKind::Table(database)),
+        );
+        Ok(root)
+    }
+}
+
+/// API keys given by the environment: `VEREDITO_API_KEYS` (a JSON list) or
+/// `VEREDITO_API_KEYS_FILE` (a JSON list, or a TOML file of `[[keys]]` tables).
+fn api_keys_from(
+    env: &HashMap<String, String>,
+) -> Result<Option<Vec<ApiKeySettings>>, ConfigError> {
+    #[derive(Deserialize)]
+    struct KeysFile {
+        keys: Vec<ApiKeySettings>,
+    }
+    if let Some(list) = env.get("VEREDITO_API_KEYS") {
+        return serde_json::from_str(list)
+            .map(Some)
+            .map_err(|e| invalid("VEREDITO_API_KEYS", format!("not a JSON list of keys: {e}")));
+    }
+    let Some(path) = env.get("VEREDITO_API_KEYS_FILE") else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid("VEREDITO_API_KEYS_FILE", format!("cannot read {path}: {e}")))?;
+    let keys = if path.ends_with(".toml") {
+        config::Config::builder()
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize::<KeysFile>())
+            .map(|f| f.keys)
+            .map_err(|e| invalid("VEREDITO_API_KEYS_FILE", format!("{path}: {e}")))?
+    } else {
+        serde_json::from_str(&text)
+            .map_err(|e| invalid("VEREDITO_API_KEYS_FILE", format!("{path}: {e}")))?
+    };
+    Ok(Some(keys))
 }
 
 impl Settings {
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let env = sources.variables();
         let dir = sources
             .config_dir
             .clone()
-            .or_else(|| std::env::var_os("VEREDITO_CONFIG_DIR").map(PathBuf::from))
+            .or_else(|| env.get("VEREDITO_CONFIG_DIR").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("config"));
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from(dir.join("default.toml")).required(true));
-        if !sources.ignore_env {
-            if let Ok(env) = std::env::var("VEREDITO_ENV") {
-                builder = builder
-                    .add_source(config::File::from(dir.join(format!("{env}.toml"))).required(true));
-            }
+        // The sandbox file joins the layers only when the layers without it turn the sandbox on.
+        let first = sources.builder(&dir, &env, false)?.build()?;
+        let config = if first.get_bool("sandbox.enabled").unwrap_or(false) {
+            sources.builder(&dir, &env, true)?.build()?
+        } else {
+            first
+        };
+        let mut settings: Settings = config.try_deserialize()?;
+        if let Some(keys) = api_keys_from(&env)? {
+            settings.api.keys = keys;
         }
-        if let Some(file) = &sources.file {
-            builder = builder.add_source(config::File::from(file.as_path()).required(true));
-        }
-        if !sources.ignore_env {
-            if let Ok(url) = std::env::var("DATABASE_URL") {
-                builder = builder.set_override("database.url", url)?;
-            }
-            builder = builder.add_source(
-                config::Environment::with_prefix("VEREDITO")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            );
-        }
-        for (key, value) in &sources.overrides {
-            builder = builder.set_override(key.as_str(), value.as_str())?;
-        }
-        let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
+        if !settings.sandbox.enabled {
+            settings.refuse_published_values()?;
+        }
         Ok(settings)
+    }
+
+    /// With the sandbox off, none of its published credentials may open anything.
+    fn refuse_published_values(&self) -> Result<(), ConfigError> {
+        #[derive(Deserialize)]
+        struct Published {
+            unico: PublishedUnico,
+            qitech: PublishedKey,
+            zro: PublishedKey,
+            api: ApiSettings,
+            pii: PiiSettings,
+        }
+        #[derive(Deserialize)]
+        struct PublishedUnico {
+            api_key: String,
+            webhook_secret: String,
+        }
+        #[derive(Deserialize)]
+        struct PublishedKey {
+            api_key: String,
+        }
+        let published: Published = config::Config::builder()
+            .add_source(config::File::from_str(
+                SANDBOX_FILE,
+                config::FileFormat::Toml,
+            ))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| invalid("sandbox", format!("the built-in sandbox file: {e}")))?;
+        let refuse = |key: &'static str, what: String| {
+            Err(invalid(
+                key,
+                format!(
+                    "{what} is the sandbox's published value; with sandbox.enabled = false \
+                     configure a value of your own"
+                ),
+            ))
+        };
+        let same = |a: &SecretString, b: &str| a.expose_secret().trim() == b.trim();
+        if same(&self.unico.api_key, &published.unico.api_key) {
+            return refuse("unico.api_key", "the key".into());
+        }
+        if same(&self.unico.webhook_secret, &published.unico.webhook_secret) {
+            return refuse("unico.webhook_secret", "the secret".into());
+        }
+        if let Some(pem) = &self.unico.private_key_pem {
+            if is_sandbox_unico_key(pem.expose_secret()) {
+                return refuse("unico.private_key_pem", "the key".into());
+            }
+        } else if let Some(path) = &self.unico.private_key_path {
+            if std::fs::read_to_string(path).is_ok_and(|pem| is_sandbox_unico_key(&pem)) {
+                return refuse(
+                    "unico.private_key_path",
+                    format!("the key in {}", path.display()),
+                );
+            }
+        }
+        if same(&self.qitech.api_key, &published.qitech.api_key) {
+            return refuse("qitech.api_key", "the key".into());
+        }
+        if same(&self.zro.api_key, &published.zro.api_key) {
+            return refuse("zro.api_key", "the key".into());
+        }
+        for key in &self.api.keys {
+            if published
+                .api
+                .keys
+                .iter()
+                .any(|p| p.key_sha256.eq_ignore_ascii_case(&key.key_sha256))
+            {
+                return refuse("api.keys", format!("the key `{}`", key.name));
+            }
+        }
+        if same(&self.pii.hash_key, published.pii.hash_key.expose_secret()) {
+            return refuse("pii.hash_key", "the key".into());
+        }
+        for key in &self.pii.keys {
+            if published
+                .pii
+                .keys
+                .iter()
+                .any(|p| same(&key.key, p.key.expose_secret()))
+            {
+                return refuse("pii.keys", format!("the key `{}`", key.id));
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -555,4 +772,225 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
     humantime::parse_duration(text.trim()).map_err(|e| {
         serde::de::Error::custom(format!("`{text}` is not a duration such as \"20s\": {e}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+    fn load(env: &[(&str, &str)], file: Option<PathBuf>) -> Result<Settings, ConfigError> {
+        Settings::load(&Sources {
+            config_dir: Some(Path::new(ROOT).join("config")),
+            file,
+            overrides: Vec::new(),
+            ignore_env: false,
+            environment: Some(
+                env.iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+        })
+    }
+
+    /// A production file: every credential its own, none of the sandbox's.
+    fn production_file(replace: Option<(&str, &str)>) -> tempfile_path::TempToml {
+        let mut text = String::from(
+            r#"
+[unico]
+api_key = "prod-unico-key"
+service_account = "veredito@tenant.iam.acesso.io"
+private_key_pem = "-----BEGIN PRIVATE KEY-----\nprod\n-----END PRIVATE KEY-----"
+webhook_secret = "prod-webhook-secret-123"
+[qitech]
+api_key = "prod-qitech-key"
+[zro]
+api_id = "prod-zro-id"
+api_key = "prod-zro-key"
+[[api.keys]]
+name = "backend"
+key_sha256 = "0000000000000000000000000000000000000000000000000000000000000001"
+scopes = ["onboarding:write"]
+[pii]
+active_key_id = "k1"
+hash_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+[[pii.keys]]
+id = "k1"
+key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+"#,
+        );
+        if let Some((from, to)) = replace {
+            assert!(text.contains(from), "{from}");
+            text = text.replace(from, to);
+        }
+        tempfile_path::TempToml::new(&text)
+    }
+
+    /// A uniquely named TOML file removed when dropped.
+    mod tempfile_path {
+        pub struct TempToml(pub std::path::PathBuf);
+        impl TempToml {
+            pub fn new(text: &str) -> TempToml {
+                let path =
+                    std::env::temp_dir().join(format!("veredito-{}.toml", uuid::Uuid::new_v4()));
+                std::fs::write(&path, text).unwrap();
+                TempToml(path)
+            }
+        }
+        impl Drop for TempToml {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn the_sandbox_key_is_recognised_by_its_digest() {
+        let pem = std::fs::read_to_string(
+            Path::new(ROOT).join("config/sandbox/unico-service-account.pem"),
+        )
+        .unwrap();
+        assert!(is_sandbox_unico_key(&pem));
+        assert!(!is_sandbox_unico_key("-----BEGIN PRIVATE KEY-----"));
+    }
+
+    #[test]
+    fn layers_apply_in_the_documented_order() {
+        let file = tempfile_path::TempToml::new("[database]\nurl = \"postgres://file/db\"\n");
+        let sandbox = ("VEREDITO_ENV", "sandbox");
+        let url = |s: Settings| s.database.url.expose_secret().to_owned();
+        assert_eq!(
+            url(load(&[sandbox], None).unwrap()),
+            "postgres://postgres@127.0.0.1:5432/veredito"
+        );
+        assert_eq!(
+            url(load(&[sandbox], Some(file.0.clone())).unwrap()),
+            "postgres://file/db"
+        );
+        let with_database_url = [sandbox, ("DATABASE_URL", "postgres://conventional/db")];
+        assert_eq!(
+            url(load(&with_database_url, Some(file.0.clone())).unwrap()),
+            "postgres://conventional/db"
+        );
+        let both = [
+            sandbox,
+            ("DATABASE_URL", "postgres://conventional/db"),
+            ("VEREDITO__DATABASE__URL", "postgres://prefixed/db"),
+        ];
+        assert_eq!(
+            url(load(&both, Some(file.0.clone())).unwrap()),
+            "postgres://prefixed/db"
+        );
+    }
+
+    #[test]
+    fn the_sandbox_file_is_read_only_when_the_sandbox_is_on() {
+        let on = load(&[("VEREDITO__SANDBOX__ENABLED", "true")], None).unwrap();
+        assert!(on.sandbox.enabled);
+        assert_eq!(on.api.keys.len(), 7);
+        // Off and nothing else configured: the start names what is missing.
+        let off = load(&[], None).unwrap_err().to_string();
+        assert!(off.contains("unico") || off.contains("api_key"), "{off}");
+        let production = production_file(None);
+        let settings = load(&[], Some(production.0.clone())).unwrap();
+        assert!(!settings.sandbox.enabled);
+        assert_eq!(settings.api.keys.len(), 1);
+    }
+
+    #[test]
+    fn production_refuses_every_published_sandbox_value() {
+        let published = [
+            (
+                (
+                    "api_key = \"prod-unico-key\"",
+                    "api_key = \"sandbox-api-key\"",
+                ),
+                "unico.api_key",
+            ),
+            (
+                (
+                    "webhook_secret = \"prod-webhook-secret-123\"",
+                    "webhook_secret = \"sandbox-webhook-secret\"",
+                ),
+                "unico.webhook_secret",
+            ),
+            (
+                (
+                    "private_key_pem = \"-----BEGIN PRIVATE KEY-----\\nprod\\n-----END PRIVATE KEY-----\"",
+                    "private_key_path = \"config/sandbox/unico-service-account.pem\"",
+                ),
+                "unico.private_key_path",
+            ),
+            (
+                (
+                    "api_key = \"prod-qitech-key\"",
+                    "api_key = \"sandbox-qitech-key\"",
+                ),
+                "qitech.api_key",
+            ),
+            (
+                (
+                    "api_key = \"prod-zro-key\"",
+                    "api_key = \"sandbox-zro-key\"",
+                ),
+                "zro.api_key",
+            ),
+            (
+                (
+                    "0000000000000000000000000000000000000000000000000000000000000001",
+                    "35f4c8d173c967849eeff700e1a33e42328ccce4c89e0c4c53e34c9c7f14f9e1",
+                ),
+                "api.keys",
+            ),
+            (
+                (
+                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                    "W4wusdwNWgkz296xz0C5lG1zoJAbT/o97AKxatRUrzI=",
+                ),
+                "pii.hash_key",
+            ),
+            (
+                (
+                    "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+                    "BRiCy4R4zdcy33daNragGMYBNF9FCr07ZNORKTW8sik=",
+                ),
+                "pii.keys",
+            ),
+        ];
+        for ((from, to), key) in published {
+            let file = production_file(Some((from, to)));
+            let error = load(&[], Some(file.0.clone())).unwrap_err().to_string();
+            assert!(
+                error.contains(key) && error.contains("published"),
+                "{key}: {error}"
+            );
+        }
+        // The published API keys given by the environment are refused as well.
+        let file = production_file(None);
+        let list = r#"[{"name":"x","key_sha256":"e1ea1a0a27b6c9d40c46b42f1d54c1cc7a32c628f27cfd3732e943e1177d230b","scopes":["onboarding:write"]}]"#;
+        let error = load(&[("VEREDITO_API_KEYS", list)], Some(file.0.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("api.keys"), "{error}");
+    }
+
+    #[test]
+    fn api_keys_come_from_the_environment() {
+        let file = production_file(None);
+        let list = r#"[{"name":"from-env","key_sha256":"00000000000000000000000000000000000000000000000000000000000000aa","scopes":["decisions:read"]}]"#;
+        let settings = load(&[("VEREDITO_API_KEYS", list)], Some(file.0.clone())).unwrap();
+        assert_eq!(settings.api.keys.len(), 1);
+        assert_eq!(settings.api.keys[0].name, "from-env");
+        let keys = tempfile_path::TempToml::new(
+            "[[keys]]\nname = \"from-file\"\nkey_sha256 = \"00000000000000000000000000000000000000000000000000000000000000bb\"\nscopes = [\"pii:read\"]\n",
+        );
+        let path = keys.0.to_string_lossy().into_owned();
+        let settings = load(&[("VEREDITO_API_KEYS_FILE", &path)], Some(file.0.clone())).unwrap();
+        assert_eq!(settings.api.keys[0].name, "from-file");
+        let error = load(&[("VEREDITO_API_KEYS", "[{")], Some(file.0.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("VEREDITO_API_KEYS"), "{error}");
+    }
 }

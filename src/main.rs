@@ -51,6 +51,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before the runtime, and dropped after it: the trace exporter runs on its own thread.
+    let _telemetry = match veredito::telemetry::init(&settings.telemetry) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("veredito: cannot start telemetry: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,7 +69,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, settings)) {
+    let result = runtime.block_on(run(cli.command, settings));
+    drop(runtime);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "veredito failed");
@@ -72,7 +82,6 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
-    let _telemetry = veredito::telemetry::init(&settings.telemetry)?;
     match command {
         Command::Serve { .. } => {
             let app = veredito::app::App::build(settings).await?;

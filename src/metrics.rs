@@ -1,6 +1,11 @@
-//! Prometheus metrics, in one registry for the process.
+//! Prometheus metrics, in one registry for the process, served in the OpenMetrics text format.
+//!
+//! Every label takes its value from a closed set: HTTP methods outside the usual ones count as
+//! `other`, routes are the router's templates (or `unmatched`), providers, operations, step
+//! kinds, outcomes and reason codes are the program's own constants. A caller therefore cannot
+//! make a new series by sending something new.
 
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -11,44 +16,100 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// The content type of what `render` writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
+    method: &'static str,
     route: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
-    provider: String,
-    operation: String,
+    provider: &'static str,
+    operation: &'static str,
     status: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallTimeLabels {
-    provider: String,
-    operation: String,
+    provider: &'static str,
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    provider: &'static str,
+    operation: &'static str,
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    outcome: &'static str,
+    reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
-    outcome: String,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindName {
     kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabels {
+    task: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// Received to decided: from a few milliseconds (synchronous) to the biometrics deadline.
+fn decision_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.5, 14))
 }
 
 struct Metrics {
@@ -56,223 +117,441 @@ struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabels, Histogram>,
     provider_calls: Family<CallLabels, Counter>,
+    provider_errors: Family<ErrorLabels, Counter>,
     provider_duration: Family<CallTimeLabels, Histogram>,
-    decisions: Family<OutcomeLabels, Counter>,
+    decisions: Family<DecisionLabels, Counter>,
+    decision_duration: Family<OutcomeLabels, Histogram>,
     webhooks: Family<KindLabels, Counter>,
     polls: Family<KindLabels, Counter>,
-    step_failures: Family<KindLabels, Counter>,
+    token_refreshes: Family<ResultLabels, Counter>,
+    step_failures: Family<KindName, Counter>,
     handed_over: Counter,
-    callbacks: Family<KindLabels, Counter>,
+    callbacks: Family<ResultLabels, Counter>,
     reviews: Family<KindLabels, Counter>,
     review_open: Gauge,
     review_overdue: Gauge,
+    pending: Family<StateLabels, Gauge>,
+    steps_due: Family<KindName, Gauge>,
+    steps_retrying: Family<KindName, Gauge>,
+    pool: Family<PoolLabels, Gauge>,
+    pool_max: Gauge,
+    pool_waiters: Gauge,
+    rejected: Family<ReasonLabels, Counter>,
+    restarts: Family<TaskLabels, Counter>,
+    audit_searches: Counter,
 }
 
-static METRICS: LazyLock<Mutex<Metrics>> = LazyLock::new(|| {
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let mut registry = Registry::with_prefix("veredito");
-    let http_requests = Family::<HttpLabels, Counter>::default();
-    let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
-        latency_histogram as fn() -> Histogram,
-    );
-    let provider_calls = Family::<CallLabels, Counter>::default();
-    let provider_duration = Family::<CallTimeLabels, Histogram>::new_with_constructor(
-        latency_histogram as fn() -> Histogram,
-    );
-    let decisions = Family::<OutcomeLabels, Counter>::default();
-    let webhooks = Family::<KindLabels, Counter>::default();
-    let polls = Family::<KindLabels, Counter>::default();
-    let step_failures = Family::<KindLabels, Counter>::default();
-    let handed_over = Counter::default();
-    let callbacks = Family::<KindLabels, Counter>::default();
-    let reviews = Family::<KindLabels, Counter>::default();
-    let review_open = Gauge::default();
-    let review_overdue = Gauge::default();
-    registry.register(
+    let m = Metrics {
+        registry: Registry::default(),
+        http_requests: Family::default(),
+        http_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+        provider_calls: Family::default(),
+        provider_errors: Family::default(),
+        provider_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+        decisions: Family::default(),
+        decision_duration: Family::new_with_constructor(decision_histogram as fn() -> Histogram),
+        webhooks: Family::default(),
+        polls: Family::default(),
+        token_refreshes: Family::default(),
+        step_failures: Family::default(),
+        handed_over: Counter::default(),
+        callbacks: Family::default(),
+        reviews: Family::default(),
+        review_open: Gauge::default(),
+        review_overdue: Gauge::default(),
+        pending: Family::default(),
+        steps_due: Family::default(),
+        steps_retrying: Family::default(),
+        pool: Family::default(),
+        pool_max: Gauge::default(),
+        pool_waiters: Gauge::default(),
+        rejected: Family::default(),
+        restarts: Family::default(),
+        audit_searches: Counter::default(),
+    };
+    let r = &mut registry;
+    r.register(
         "http_requests",
-        "HTTP requests answered",
-        http_requests.clone(),
+        "HTTP requests answered, by method, route template and status",
+        m.http_requests.clone(),
     );
-    registry.register(
+    r.register(
         "http_request_duration_seconds",
         "Time to answer HTTP requests",
-        http_duration.clone(),
+        m.http_duration.clone(),
     );
-    registry.register(
+    r.register(
         "provider_calls",
-        "Calls made to providers, by HTTP status",
-        provider_calls.clone(),
+        "Calls made to providers, by HTTP status (none: no answer)",
+        m.provider_calls.clone(),
     );
-    registry.register(
+    r.register(
+        "provider_errors",
+        "Provider calls that failed, by class: timeout, transport, 429, 4xx, 5xx",
+        m.provider_errors.clone(),
+    );
+    r.register(
         "provider_call_duration_seconds",
         "Provider call latency",
-        provider_duration.clone(),
+        m.provider_duration.clone(),
     );
-    registry.register("decisions", "Decisions made, by outcome", decisions.clone());
-    registry.register(
+    r.register(
+        "decisions",
+        "Decisions made, by outcome and decisive reason",
+        m.decisions.clone(),
+    );
+    r.register(
+        "decision_duration_seconds",
+        "From an onboarding received to its decision, by outcome",
+        m.decision_duration.clone(),
+    );
+    r.register(
         "unico_webhooks",
-        "unico notifications received",
-        webhooks.clone(),
+        "unico notifications received, by kind (forged ones only counted)",
+        m.webhooks.clone(),
     );
-    registry.register("unico_polls", "GetProcess polls, by result", polls.clone());
-    registry.register(
+    r.register(
+        "unico_polls",
+        "GetProcess polls, by result",
+        m.polls.clone(),
+    );
+    r.register(
+        "unico_token_refreshes",
+        "Access tokens obtained from unico's identity host, by result",
+        m.token_refreshes.clone(),
+    );
+    r.register(
         "step_failures",
         "Steps whose run ended in an error of veredito's own (the database), by kind",
-        step_failures.clone(),
+        m.step_failures.clone(),
     );
-    registry.register(
+    r.register(
         "steps_handed_to_runners",
         "First steps of requests left to the runners because this replica ran as many as it may",
-        handed_over.clone(),
+        m.handed_over.clone(),
     );
-    registry.register(
+    r.register(
         "callback_attempts",
         "Callback delivery attempts, by result (delivered, retry, failed)",
-        callbacks.clone(),
+        m.callbacks.clone(),
     );
-    registry.register(
+    r.register(
         "review_cases",
         "Review cases opened and resolved",
-        reviews.clone(),
+        m.reviews.clone(),
     );
-    registry.register(
+    r.register(
         "review_cases_unresolved",
         "Review cases open or claimed",
-        review_open.clone(),
+        m.review_open.clone(),
     );
-    registry.register(
+    r.register(
         "review_cases_overdue",
         "Unresolved review cases past their due time (review.sla)",
-        review_overdue.clone(),
+        m.review_overdue.clone(),
     );
-    Mutex::new(Metrics {
-        registry,
-        http_requests,
-        http_duration,
-        provider_calls,
-        provider_duration,
-        decisions,
-        webhooks,
-        polls,
-        step_failures,
-        handed_over,
-        callbacks,
-        reviews,
-        review_open,
-        review_overdue,
-    })
+    r.register(
+        "onboardings_pending",
+        "Onboardings not decided yet, by state",
+        m.pending.clone(),
+    );
+    r.register(
+        "steps_due",
+        "Pending steps whose time has come, by kind",
+        m.steps_due.clone(),
+    );
+    r.register(
+        "steps_retrying",
+        "Pending steps whose last run failed, by kind",
+        m.steps_retrying.clone(),
+    );
+    r.register(
+        "db_pool_connections",
+        "Database connections of this replica, by state (in_use, idle)",
+        m.pool.clone(),
+    );
+    r.register(
+        "db_pool_max_connections",
+        "The most connections this replica opens (database.max_connections)",
+        m.pool_max.clone(),
+    );
+    r.register(
+        "db_pool_waiters",
+        "Requests waiting for a database connection",
+        m.pool_waiters.clone(),
+    );
+    r.register(
+        "requests_rejected",
+        "Requests answered 503 or 429 before any work, by reason (overloaded, rate_limited)",
+        m.rejected.clone(),
+    );
+    r.register(
+        "task_restarts",
+        "Background tasks restarted after a panic, by task",
+        m.restarts.clone(),
+    );
+    r.register(
+        "audit_searches",
+        "Audit searches and exports, each also recorded in audit_searches",
+        m.audit_searches.clone(),
+    );
+    let build = Family::<BuildLabels, Gauge>::default();
+    build
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION"),
+        })
+        .set(1);
+    r.register("build_info", "The running build, value 1", build);
+    // Counters an alert watches start at 0, so the first failure is an increase.
+    for result in ["delivered", "retry", "failed"] {
+        drop(m.callbacks.get_or_create(&ResultLabels { result }));
+    }
+    for result in ["ok", "error"] {
+        drop(m.token_refreshes.get_or_create(&ResultLabels { result }));
+    }
+    for reason in ["overloaded", "rate_limited"] {
+        drop(m.rejected.get_or_create(&ReasonLabels { reason }));
+    }
+    for kind in ["accepted", "forged", "malformed", "unknown_process"] {
+        drop(m.webhooks.get_or_create(&KindLabels { kind }));
+    }
+    for kind in ["open", "error", "final", "deadline"] {
+        drop(m.polls.get_or_create(&KindLabels { kind }));
+    }
+    for kind in ["opened", "resolved"] {
+        drop(m.reviews.get_or_create(&KindLabels { kind }));
+    }
+    for task in crate::jobs::TASKS {
+        drop(m.restarts.get_or_create(&TaskLabels { task }));
+    }
+    Metrics { registry, ..m }
 });
 
-fn with<F: FnOnce(&Metrics)>(f: F) {
-    if let Ok(m) = METRICS.lock() {
-        f(&m);
-    }
+/// A method as a label: the usual ones by name, anything else `other`.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("other")
 }
 
 pub fn http_request(method: &str, route: &str, status: u16, elapsed: Duration) {
-    with(|m| {
-        m.http_requests
-            .get_or_create(&HttpLabels {
-                method: method.into(),
-                route: route.into(),
-                status,
-            })
-            .inc();
-        m.http_duration
-            .get_or_create(&RouteLabels {
-                method: method.into(),
-                route: route.into(),
-            })
+    let method = method_label(method);
+    let m = &*METRICS;
+    m.http_requests
+        .get_or_create(&HttpLabels {
+            method,
+            route: route.to_owned(),
+            status,
+        })
+        .inc();
+    m.http_duration
+        .get_or_create(&RouteLabels {
+            method,
+            route: route.to_owned(),
+        })
+        .observe(elapsed.as_secs_f64());
+}
+
+pub fn provider_call(
+    provider: &'static str,
+    operation: &'static str,
+    status: Option<u16>,
+    latency_ms: u32,
+) {
+    let m = &*METRICS;
+    // The error classes of an operation in use start at 0, so an error ratio has a series.
+    for class in ERROR_CLASSES {
+        drop(m.provider_errors.get_or_create(&ErrorLabels {
+            provider,
+            operation,
+            class,
+        }));
+    }
+    let status = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
+    m.provider_calls
+        .get_or_create(&CallLabels {
+            provider,
+            operation,
+            status,
+        })
+        .inc();
+    m.provider_duration
+        .get_or_create(&CallTimeLabels {
+            provider,
+            operation,
+        })
+        .observe(f64::from(latency_ms) / 1000.0);
+}
+
+const ERROR_CLASSES: [&str; 5] = ["timeout", "transport", "429", "4xx", "5xx"];
+
+/// A provider call that failed: `class` is one of timeout, transport, 429, 4xx, 5xx.
+pub fn provider_error(provider: &'static str, operation: &'static str, class: &'static str) {
+    METRICS
+        .provider_errors
+        .get_or_create(&ErrorLabels {
+            provider,
+            operation,
+            class,
+        })
+        .inc();
+}
+
+/// A decision: its outcome, its decisive reason code and how long it took from the request.
+pub fn decision(outcome: &'static str, reason: &str, since_received: Option<Duration>) {
+    let m = &*METRICS;
+    m.decisions
+        .get_or_create(&DecisionLabels {
+            outcome,
+            reason: reason_label(reason),
+        })
+        .inc();
+    if let Some(elapsed) = since_received {
+        m.decision_duration
+            .get_or_create(&OutcomeLabels { outcome })
             .observe(elapsed.as_secs_f64());
-    });
+    }
 }
 
-pub fn provider_call(provider: &str, operation: &str, status: Option<u16>, latency_ms: u32) {
-    with(|m| {
-        let status = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
-        m.provider_calls
-            .get_or_create(&CallLabels {
-                provider: provider.into(),
-                operation: operation.into(),
-                status,
-            })
-            .inc();
-        m.provider_duration
-            .get_or_create(&CallTimeLabels {
-                provider: provider.into(),
-                operation: operation.into(),
-            })
-            .observe(f64::from(latency_ms) / 1000.0);
-    });
+/// Reason codes are the policy's own (`biometrics.score_low`); anything else is `other`.
+fn reason_label(reason: &str) -> String {
+    let plausible = !reason.is_empty()
+        && reason.len() <= 48
+        && reason
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_'));
+    if plausible {
+        reason.to_owned()
+    } else {
+        "other".to_owned()
+    }
 }
 
-pub fn decision(outcome: &str) {
-    with(|m| {
-        m.decisions
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome.into(),
-            })
-            .inc();
-    });
+pub fn webhook(kind: &'static str) {
+    METRICS.webhooks.get_or_create(&KindLabels { kind }).inc();
 }
 
-pub fn webhook(kind: &str) {
-    with(|m| {
-        m.webhooks
-            .get_or_create(&KindLabels { kind: kind.into() })
-            .inc();
-    });
+pub fn poll(kind: &'static str) {
+    METRICS.polls.get_or_create(&KindLabels { kind }).inc();
 }
 
-pub fn poll(kind: &str) {
-    with(|m| {
-        m.polls
-            .get_or_create(&KindLabels { kind: kind.into() })
-            .inc();
-    });
+pub fn token_refresh(ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    METRICS
+        .token_refreshes
+        .get_or_create(&ResultLabels { result })
+        .inc();
 }
 
 pub fn step_failed(kind: &str) {
-    with(|m| {
-        m.step_failures
-            .get_or_create(&KindLabels { kind: kind.into() })
-            .inc();
-    });
+    METRICS
+        .step_failures
+        .get_or_create(&KindName {
+            kind: kind.to_owned(),
+        })
+        .inc();
 }
 
 pub fn step_handed_over() {
-    with(|m| {
-        m.handed_over.inc();
-    });
+    METRICS.handed_over.inc();
 }
 
-pub fn review(kind: &str) {
-    with(|m| {
-        m.reviews
-            .get_or_create(&KindLabels { kind: kind.into() })
-            .inc();
-    });
+pub fn review(kind: &'static str) {
+    METRICS.reviews.get_or_create(&KindLabels { kind }).inc();
 }
 
-/// Sets the review gauges (read from the database when metrics are scraped).
-pub fn review_cases(unresolved: i64, overdue: i64) {
-    with(|m| {
-        m.review_open.set(unresolved);
-        m.review_overdue.set(overdue);
-    });
+pub fn callback(result: &'static str) {
+    METRICS
+        .callbacks
+        .get_or_create(&ResultLabels { result })
+        .inc();
 }
 
-pub fn callback(kind: &str) {
-    with(|m| {
-        m.callbacks
-            .get_or_create(&KindLabels { kind: kind.into() })
-            .inc();
-    });
+pub fn rejected(reason: &'static str) {
+    METRICS
+        .rejected
+        .get_or_create(&ReasonLabels { reason })
+        .inc();
+}
+
+pub fn task_restarted(task: &'static str) {
+    METRICS.restarts.get_or_create(&TaskLabels { task }).inc();
+}
+
+pub fn audit_search() {
+    METRICS.audit_searches.inc();
+}
+
+/// What the database says when metrics are scraped.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    pub review_unresolved: i64,
+    pub review_overdue: i64,
+    /// (state, count) of onboardings not decided.
+    pub pending: Vec<(String, i64)>,
+    /// (kind, due, retrying) of pending steps, every kind listed (0 when none is pending).
+    pub steps: Vec<(String, i64, i64)>,
+}
+
+/// Sets the gauges read from the database. A state or kind absent from `backlog` reads 0.
+pub fn backlog(backlog: &Backlog) {
+    let m = &*METRICS;
+    m.review_open.set(backlog.review_unresolved);
+    m.review_overdue.set(backlog.review_overdue);
+    for state in ["received", "biometrics", "device"] {
+        let count = backlog
+            .pending
+            .iter()
+            .find(|(s, _)| s == state)
+            .map_or(0, |(_, n)| *n);
+        m.pending
+            .get_or_create(&StateLabels {
+                state: state.to_owned(),
+            })
+            .set(count);
+    }
+    for (kind, due, retrying) in &backlog.steps {
+        let label = KindName { kind: kind.clone() };
+        m.steps_due.get_or_create(&label).set(*due);
+        m.steps_retrying.get_or_create(&label).set(*retrying);
+        drop(m.step_failures.get_or_create(&label));
+    }
+}
+
+/// The connection pool as it is now.
+pub fn pool(size: u32, idle: usize, max: u32, waiters: i64) {
+    let m = &*METRICS;
+    let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+    m.pool
+        .get_or_create(&PoolLabels { state: "idle" })
+        .set(idle);
+    m.pool
+        .get_or_create(&PoolLabels { state: "in_use" })
+        .set(i64::from(size) - idle);
+    m.pool_max.set(i64::from(max));
+    m.pool_waiters.set(waiters);
 }
 
 pub fn render() -> String {
     let mut out = String::new();
-    if let Ok(m) = METRICS.lock() {
-        let _ = encode(&mut out, &m.registry);
-    }
+    let _ = encode(&mut out, &METRICS.registry);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_come_from_closed_sets() {
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("BREW"), "other");
+        assert_eq!(reason_label("biometrics.score_low"), "biometrics.score_low");
+        assert_eq!(reason_label("Maria 123.456.789-09"), "other");
+        assert_eq!(reason_label(&"a".repeat(200)), "other");
+    }
 }

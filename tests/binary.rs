@@ -12,31 +12,12 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn veredito() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_veredito"));
-    command.current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("VEREDITO") || key == "DATABASE_URL" || key == "RUST_LOG" {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
 #[tokio::test]
 async fn serve_creates_its_database_and_logs_no_personal_data() {
     let database = format!("veredito_test_{}", Uuid::new_v4().simple());
     let _dropped_at_the_end = TestDatabase::adopt(&database);
     let port = free_port();
-    let child = veredito()
+    let child = veredito_command()
         .arg("serve")
         .env("VEREDITO__SERVER__ADDR", format!("127.0.0.1:{port}"))
         .env(
@@ -107,15 +88,7 @@ async fn serve_creates_its_database_and_logs_no_personal_data() {
         .await
         .unwrap();
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = terminate(child).await;
     assert!(
         output.status.success(),
         "serve exits cleanly on SIGTERM: {:?}",
@@ -178,7 +151,7 @@ async fn migrate_applies_every_migration_and_is_repeatable() {
     let database = fresh_database().await;
     let url = database.url.clone();
     for _ in 0..2 {
-        let output = veredito()
+        let output = veredito_command()
             .arg("migrate")
             .env("VEREDITO__DATABASE__URL", &url)
             .output()
@@ -228,7 +201,7 @@ fn configuration_errors_name_the_key() {
         ),
     ];
     for (variable, value, key) in cases {
-        let output = veredito()
+        let output = veredito_command()
             .args(["migrate"])
             .env(variable, value)
             .output()
@@ -237,7 +210,7 @@ fn configuration_errors_name_the_key() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(key), "{variable}={value}: {stderr}");
     }
-    let output = veredito()
+    let output = veredito_command()
         .args(["serve", "--config", "no/such/file.toml"])
         .output()
         .unwrap();
@@ -269,7 +242,7 @@ keys = [
 "#,
     )
     .unwrap();
-    let output = veredito()
+    let output = veredito_command()
         .args(["rotate-keys", "--config"])
         .arg(&file)
         .env("VEREDITO__DATABASE__URL", &url)
@@ -323,7 +296,7 @@ keys = [{ id = "rotated-2", key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 /// `serve` on `database` and `port`, with the sandbox's unico taking 3 s per process; answers
 /// once it is ready.
 async fn serve_slow_unico(database_url: &str, port: u16) -> std::process::Child {
-    let mut child = veredito()
+    let mut child = veredito_command()
         .arg("serve")
         .env("VEREDITO__SERVER__ADDR", format!("127.0.0.1:{port}"))
         .env("VEREDITO__SERVER__SHUTDOWN_GRACE", "3s")

@@ -498,6 +498,34 @@ async fn webhook_shapes_duplicates_and_unknown_processes() {
         .await
         .unwrap();
     assert_eq!(bad_json.status(), 400);
+    // Bodies PostgreSQL could not store, or far past any notification: refused, never a 500.
+    let nul = send(json!({"processId": "p-\u{0}", "state": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(nul.status(), 400);
+    let huge = send(json!({"processId": "a".repeat(1_000_000)}))
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
+    let long = send(json!({"processId": "a".repeat(5_000)})).await.unwrap();
+    assert_eq!(long.status(), 400);
+    // A forged delivery is refused before its body is read, and only a small row is kept.
+    let forged = app
+        .http
+        .post(app.url("/v1/webhooks/unico"))
+        .header(WEBHOOK_HEADER, "forged")
+        .json(&json!({"processId": "x", "padding": "b".repeat(2_000_000)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let forged_rows: Vec<(bool, bool)> = sqlx::query_as(
+        "SELECT payload IS NULL, process_id IS NULL FROM unico_webhooks WHERE NOT authenticated",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(forged_rows, [(true, true)]);
     let recorded: Vec<(Option<String>, bool)> = sqlx::query_as(
         "SELECT process_id, known_process FROM unico_webhooks WHERE authenticated ORDER BY id",
     )
@@ -510,6 +538,8 @@ async fn webhook_shapes_duplicates_and_unknown_processes() {
             (Some("not-ours".into()), false),
             (Some("other".into()), false),
             (Some("other".into()), false),
+            (None, false),
+            (None, false),
             (None, false),
             (None, false)
         ]
@@ -692,7 +722,7 @@ async fn health_metrics_and_openapi_need_no_key() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("veredito_decisions_total{outcome=\"approved\"}"),
+        metrics.contains("veredito_decisions_total{outcome=\"approved\",reason="),
         "{metrics}"
     );
     assert!(metrics.contains("veredito_provider_calls_total{provider=\"unico\",operation=\"create_process\",status=\"200\"}"), "{metrics}");

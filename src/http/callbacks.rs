@@ -93,7 +93,7 @@ async fn retry(
 ) -> Result<Response, ApiError> {
     caller.require_any(&[Scope::ReviewsWrite, Scope::OnboardingWrite])?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("callback"))?;
-    let mut tx = st.db.begin().await?;
+    let mut tx = crate::store::begin(&st.db).await?;
     let reopened = callbacks::retry(&mut tx, id).await?;
     tx.commit().await?;
     let row = callbacks::get(&st.db, id)

@@ -21,6 +21,13 @@ pub enum ApiError {
     Conflict(String),
     #[error("the body is larger than the 2 MiB limit")]
     PayloadTooLarge,
+    #[error("the body must be sent as application/json")]
+    UnsupportedMediaType,
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
+    /// This key sent more requests than its rate allows.
+    #[error("too many requests for this API key; retry after the time in Retry-After")]
+    RateLimited { retry_after_secs: u64 },
     #[error("the request has invalid values")]
     Validation(Vec<FieldError>),
     /// A dependency is down; the caller may retry (with the same Idempotency-Key).
@@ -54,6 +61,21 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Payload too large",
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            ApiError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
             ),
             ApiError::Validation(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -113,7 +135,8 @@ impl IntoResponse for ApiError {
         );
         if let ApiError::Unavailable {
             retry_after_secs, ..
-        } = &self
+        }
+        | ApiError::RateLimited { retry_after_secs } = &self
         {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }

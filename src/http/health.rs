@@ -47,20 +47,22 @@ async fn ready(State(st): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// The counters kept in memory, and the backlog read from the database (left at its last
+/// figures when the database does not answer within a second).
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    if let Ok(Ok((unresolved, overdue))) = tokio::time::timeout(
-        std::time::Duration::from_secs(1),
-        crate::store::reviews::counts(&st.db),
-    )
-    .await
+    let backlog = crate::store::gauges::backlog(&st.db);
+    if let Ok(Ok(backlog)) = tokio::time::timeout(std::time::Duration::from_secs(1), backlog).await
     {
-        crate::metrics::review_cases(unresolved, overdue);
+        crate::metrics::backlog(&backlog);
     }
+    crate::metrics::pool(
+        st.db.size(),
+        st.db.num_idle(),
+        st.settings.database.max_connections,
+        crate::store::waiters(),
+    );
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         crate::metrics::render(),
     )
 }

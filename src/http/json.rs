@@ -23,7 +23,11 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared = declares_json(&request);
         let bytes = read(request, state).await?;
+        if !declared {
+            return Err(ApiError::UnsupportedMediaType);
+        }
         parse(&bytes)
     }
 }
@@ -39,12 +43,32 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared = declares_json(&request);
         let bytes = read(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(MaybeJson(None));
         }
+        if !declared {
+            return Err(ApiError::UnsupportedMediaType);
+        }
         parse(&bytes).map(|body| MaybeJson(Some(body)))
     }
+}
+
+/// Whether the request says its body is JSON: `application/json` or a `+json` type.
+fn declares_json(request: &Request) -> bool {
+    let Some(value) = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || (essence.len() > 17
+            && essence[..12].eq_ignore_ascii_case("application/")
+            && essence.to_ascii_lowercase().ends_with("+json"))
 }
 
 /// The whole body, under the body limit.
@@ -66,6 +90,13 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError> {
     if !raw.is_object() {
         return Err(ApiError::BadRequest(
             "the body must be a JSON object".into(),
+        ));
+    }
+    if let Some(field) = nul_at(&raw, "") {
+        // PostgreSQL stores no NUL in text or jsonb; no field of ours has a use for one.
+        return Err(ApiError::validation(
+            field,
+            "must not contain the NUL character (\\u0000)",
         ));
     }
     let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
@@ -104,4 +135,34 @@ fn clean_message(message: &str) -> String {
         .next()
         .unwrap_or(message)
         .replace("struct ", "object ")
+}
+
+/// The path of the first key or string holding a NUL character.
+pub fn nul_at(value: &Value, path: &str) -> Option<String> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(if path.is_empty() {
+            ".".to_owned()
+        } else {
+            path.to_owned()
+        }),
+        Value::Object(map) => map.iter().find_map(|(key, v)| {
+            if key.contains('\0') {
+                Some(join(&key.replace('\0', "")))
+            } else {
+                nul_at(v, &join(key))
+            }
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_at(v, &join(&i.to_string()))),
+        _ => None,
+    }
 }

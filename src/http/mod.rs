@@ -48,14 +48,48 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(|_| ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
         .layer(
-            // Spans carry the route template, never the raw URI: query strings may hold a CPF.
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
-                let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("http", method = %request.method(), route, request_id, caller = tracing::field::Empty)
-            }),
+            // A server span after OpenTelemetry's HTTP conventions. It carries the route template,
+            // never the raw URI: query strings may hold a CPF.
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", |p| p.as_str());
+                    let request_id = request
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let method = request.method().as_str();
+                    let span = tracing::info_span!(
+                        "http",
+                        otel.name = %format_args!("{method} {route}"),
+                        otel.kind = "server",
+                        http.request.method = method,
+                        http.route = route,
+                        http.response.status_code = tracing::field::Empty,
+                        otel.status_code = tracing::field::Empty,
+                        request_id,
+                        caller = tracing::field::Empty,
+                    );
+                    crate::telemetry::continue_from_headers(&span, request.headers());
+                    span
+                })
+                .on_response(|response: &Response, _: Duration, span: &tracing::Span| {
+                    span.record(
+                        "http.response.status_code",
+                        i64::from(response.status().as_u16()),
+                    );
+                    if response.status().is_server_error() {
+                        span.record("otel.status_code", "ERROR");
+                    }
+                })
+                .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -2,8 +2,7 @@
 //! the result itself is always read back with GetProcess by the poller.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use secrecy::ExposeSecret;
@@ -15,6 +14,9 @@ use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::store::{events, processes, steps, webhooks};
 
+/// unico's notifications are a few hundred bytes; nothing near this is legitimate.
+const WEBHOOK_BODY_LIMIT: usize = 16 * 1024;
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/webhooks/unico", post(receive))
 }
@@ -22,43 +24,59 @@ pub fn router() -> Router<AppState> {
 async fn receive(
     State(st): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Result<StatusCode, ApiError> {
-    let payload: Option<Value> = serde_json::from_slice(&body).ok();
+    // The secret first: a forged delivery costs a counter and a small row, never its body.
     if !authentic(&st, &headers) {
-        crate::metrics::webhook("unauthenticated");
-        // Kept for forensics, but never acted on.
+        crate::metrics::webhook("forged");
         webhooks::insert(
             &st.db,
             webhooks::NewWebhook {
                 authenticated: false,
                 process_id: None,
                 state: None,
-                payload,
+                payload: None,
                 known_process: false,
             },
         )
         .await?;
         return Err(ApiError::Unauthorized);
     }
-    let Some(notification) = payload.as_ref().and_then(Notification::read) else {
-        crate::metrics::webhook("unrecognised");
-        webhooks::insert(
-            &st.db,
-            webhooks::NewWebhook {
-                authenticated: true,
-                process_id: None,
-                state: None,
-                payload,
-                known_process: false,
-            },
-        )
-        .await?;
-        return Err(ApiError::BadRequest(
-            "not a unico process notification: no process id".into(),
-        ));
+    // Only now is the body read, and only up to the route's small limit.
+    let body = axum::body::to_bytes(request.into_body(), WEBHOOK_BODY_LIMIT)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)?;
+    let payload: Option<Value> = serde_json::from_slice(&body).ok();
+    // The contract answers 400 to whatever is not a recognisable notification.
+    let read = match &payload {
+        Some(p) => match crate::http::json::nul_at(p, "") {
+            Some(_) => Err("a field holds a NUL character"),
+            None => Notification::read(p),
+        },
+        None => Err("the body is not JSON"),
     };
-    let mut tx = st.db.begin().await?;
+    let notification = match read {
+        Ok(notification) => notification,
+        Err(problem) => {
+            // Recorded as received from unico, without the body nobody can act on.
+            crate::metrics::webhook("malformed");
+            webhooks::insert(
+                &st.db,
+                webhooks::NewWebhook {
+                    authenticated: true,
+                    process_id: None,
+                    state: None,
+                    payload: None,
+                    known_process: false,
+                },
+            )
+            .await?;
+            return Err(ApiError::BadRequest(format!(
+                "not a unico process notification: {problem}"
+            )));
+        }
+    };
+    let mut tx = crate::store::begin(&st.db).await?;
     let open = processes::open_onboarding(&mut *tx, &notification.process_id).await?;
     let known = open.is_some() || processes::exists(&mut *tx, &notification.process_id).await?;
     webhooks::insert(
@@ -83,7 +101,7 @@ async fn receive(
         steps::make_due(&mut tx, onboarding_id, StepKind::ReadProcess).await?;
     }
     tx.commit().await?;
-    crate::metrics::webhook(if known { "known" } else { "unknown" });
+    crate::metrics::webhook(if known { "accepted" } else { "unknown_process" });
     tracing::info!(process_id = %notification.process_id, known, "unico webhook received");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -105,8 +123,31 @@ struct Notification {
     state: Option<String>,
 }
 
+/// unico's process ids are UUIDs; anything far longer, or with other characters, is not one.
+const MAX_PROCESS_ID: usize = 64;
+const MAX_STATE: usize = 64;
+
 impl Notification {
-    fn read(payload: &Value) -> Option<Self> {
+    fn read(payload: &Value) -> Result<Self, &'static str> {
+        let notification =
+            Self::find(payload).ok_or("not a unico process notification: no process id")?;
+        if notification.process_id.len() > MAX_PROCESS_ID
+            || !notification
+                .process_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err("the process id must be at most 64 letters, digits, - or _");
+        }
+        Ok(Notification {
+            state: notification
+                .state
+                .map(|s| s.chars().take(MAX_STATE).collect()),
+            ..notification
+        })
+    }
+
+    fn find(payload: &Value) -> Option<Self> {
         const ID_KEYS: &[&str] = &["processId", "process_id", "ProcessId", "id", "Id"];
         let text = |v: &Value| match v {
             Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
@@ -149,7 +190,7 @@ mod tests {
             ),
         ];
         for (payload, id, state) in cases {
-            let n = Notification::read(&payload).unwrap_or_else(|| panic!("{payload}"));
+            let n = Notification::read(&payload).unwrap_or_else(|e| panic!("{payload}: {e}"));
             assert_eq!(n.process_id, id);
             assert_eq!(n.state.as_deref(), state);
         }
@@ -164,7 +205,21 @@ mod tests {
             json!([1]),
             json!({"data": {}}),
         ] {
-            assert_eq!(Notification::read(&payload), None, "{payload}");
+            assert!(Notification::read(&payload).is_err(), "{payload}");
         }
+    }
+
+    #[test]
+    fn refuses_process_ids_no_process_has() {
+        let long = "a".repeat(1_000_000);
+        for id in [long.as_str(), "../x", "p 1", "p\u{0}"] {
+            assert!(
+                Notification::read(&json!({ "processId": id })).is_err(),
+                "{}",
+                &id[..id.len().min(8)]
+            );
+        }
+        let uuid = "0195e5b4-6d61-7c3e-9c1b-1f2d3e4f5a6b";
+        assert!(Notification::read(&json!({ "processId": uuid })).is_ok());
     }
 }

@@ -62,7 +62,7 @@ pub async fn create_process(flow: &Services, step: &Step, id: Uuid) -> Result<Ap
     let (Some(selfie), Some(person), false) = (selfie, person, left.is_zero()) else {
         // Past the deadline (or nothing left to send): decided on what is known, which is
         // nothing, so the onboarding goes to review.
-        let mut tx = flow.db.begin().await?;
+        let mut tx = crate::store::begin(&flow.db).await?;
         steps::complete(&mut *tx, step).await?;
         events::record(
             &mut *tx,
@@ -99,7 +99,7 @@ pub async fn create_process(flow: &Services, step: &Step, id: Uuid) -> Result<Ap
     )
     .await;
 
-    let mut tx = flow.db.begin().await?;
+    let mut tx = crate::store::begin(&flow.db).await?;
     calls::insert_all(&mut tx, &made).await?;
     let applied = match answer {
         Ok(result) => {
@@ -197,7 +197,7 @@ pub async fn read_process(flow: &Services, step: &Step, id: Uuid) -> Result<Appl
     )
     .await;
 
-    let mut tx = flow.db.begin().await?;
+    let mut tx = crate::store::begin(&flow.db).await?;
     calls::insert_all(&mut tx, &made).await?;
     let (kind, detail) = match &answer {
         Ok(result) => (

@@ -131,7 +131,7 @@ pub async fn deliver(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, 
         Err(e) if e.is_timeout() => (None, None, Some("callback.timeout".to_owned())),
         Err(_) => (None, None, Some("callback.transport".to_owned())),
     };
-    let mut tx = flow.db.begin().await?;
+    let mut tx = crate::store::begin(&flow.db).await?;
     match error {
         None => {
             callbacks::attempted(&mut *tx, id, step.attempts, "delivered", http_status, None)

@@ -270,8 +270,11 @@ pub async fn record_verdict(
         crate::onboarding::cases::open(tx, flow, id, &stored, "policy", None).await?;
     }
     crate::onboarding::callbacks::onboarding_decided(tx, flow, id).await?;
-    let decision = stored;
-    crate::metrics::decision(verdict.outcome.as_str());
-    tracing::info!(outcome = verdict.outcome.as_str(), reasons = ?decision.reason_codes, "decided");
+    crate::metrics::decision(
+        verdict.outcome.as_str(),
+        verdict.reasons.first().map_or("none", |r| r.code.as_str()),
+        (stored.decided_at - onboarding.created_at).to_std().ok(),
+    );
+    tracing::info!(outcome = verdict.outcome.as_str(), reasons = ?stored.reason_codes, "decided");
     Ok(applied)
 }

@@ -81,7 +81,7 @@ pub async fn register(flow: &Services, step: &Step, id: Uuid) -> Result<Applied,
     })
     .await;
 
-    let mut tx = flow.db.begin().await?;
+    let mut tx = crate::store::begin(&flow.db).await?;
     calls::insert_all(&mut tx, &made).await?;
     let applied = match result {
         Ok(Step_::Final(registration)) => {
@@ -393,7 +393,7 @@ pub async fn send_risk_signal(
             .send_risk_signal(&signal, CallContext::onboarding(id)),
     )
     .await;
-    let mut tx = flow.db.begin().await?;
+    let mut tx = crate::store::begin(&flow.db).await?;
     calls::insert_all(&mut tx, &made).await?;
     match answer {
         Ok(status) => {

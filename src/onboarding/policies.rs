@@ -83,7 +83,7 @@ pub enum Changed {
 }
 
 pub async fn shadow(flow: &Services, version: &str) -> Result<Changed, FlowError> {
-    let mut tx = flow.db.begin().await?;
+    let mut tx = crate::store::begin(&flow.db).await?;
     let Some(row) = policies::get(&mut *tx, version).await? else {
         return Ok(Changed::NotFound);
     };
@@ -99,7 +99,7 @@ pub async fn shadow(flow: &Services, version: &str) -> Result<Changed, FlowError
 }
 
 pub async fn publish(flow: &Services, version: &str, by: &str) -> Result<Changed, FlowError> {
-    let mut tx = flow.db.begin().await?;
+    let mut tx = crate::store::begin(&flow.db).await?;
     let Some(row) = policies::get(&mut *tx, version).await? else {
         return Ok(Changed::NotFound);
     };

@@ -34,7 +34,7 @@ pub async fn request(
     onboarding_id: Uuid,
     statement: Option<&str>,
 ) -> Result<Requested, FlowError> {
-    let mut tx = flow.db.begin().await?;
+    let mut tx = crate::store::begin(&flow.db).await?;
     let Some(onboarding) = onboardings::get(&mut *tx, onboarding_id).await? else {
         return Ok(Requested::NotFound);
     };
@@ -67,7 +67,7 @@ pub async fn claim(
     case_id: Uuid,
     reviewer: &str,
 ) -> Result<Result<CaseRow, Refusal>, FlowError> {
-    let mut tx = flow.db.begin().await?;
+    let mut tx = crate::store::begin(&flow.db).await?;
     let claimed = store::claim(&mut tx, case_id, reviewer).await?;
     if let Ok(case) = &claimed {
         events::record(
@@ -88,7 +88,7 @@ pub async fn release(
     case_id: Uuid,
     reviewer: &str,
 ) -> Result<Result<CaseRow, Refusal>, FlowError> {
-    let mut tx = flow.db.begin().await?;
+    let mut tx = crate::store::begin(&flow.db).await?;
     let released = store::release(&mut tx, case_id, reviewer).await?;
     if let Ok(case) = &released {
         events::record(
@@ -114,7 +114,7 @@ pub async fn resolve(
     note: &str,
 ) -> Result<Result<CaseRow, Refusal>, FlowError> {
     let decision_id = Uuid::new_v4();
-    let mut tx = flow.db.begin().await?;
+    let mut tx = crate::store::begin(&flow.db).await?;
     let resolved = store::resolve(
         &mut tx,
         case_id,
@@ -197,7 +197,11 @@ pub async fn resolve(
         )
         .await?;
         callbacks::onboarding_decided(&mut tx, flow, id).await?;
-        crate::metrics::decision(outcome.as_str());
+        crate::metrics::decision(
+            outcome.as_str(),
+            verdict.reasons.first().map_or("none", |r| r.code.as_str()),
+            None,
+        );
         Applied::default()
     };
     tx.commit().await?;

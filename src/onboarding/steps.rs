@@ -40,7 +40,16 @@ pub fn spawn(flow: &Flow, held: Vec<Step>) -> Vec<tokio::task::JoinHandle<()>> {
 pub async fn run(flow: &Services, step: Step) {
     let mut queue = vec![step];
     while let Some(step) = queue.pop() {
-        let span = tracing::info_span!("step", kind = %step.kind, attempt = step.attempts, onboarding_id = tracing::field::Empty, device_validation_id = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "step",
+            otel.name = %format_args!("step {}", step.kind),
+            otel.kind = "consumer",
+            kind = %step.kind,
+            attempt = step.attempts,
+            onboarding_id = tracing::field::Empty,
+            device_validation_id = tracing::field::Empty,
+        );
+        crate::telemetry::continue_from(&span, step.traceparent.as_deref());
         match step.subject {
             Subject::Onboarding(id) => span.record("onboarding_id", tracing::field::display(id)),
             Subject::Validation(id) => {

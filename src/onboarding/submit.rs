@@ -28,7 +28,7 @@ pub async fn submit(
     request: &ValidOnboarding,
 ) -> Result<Uuid, FlowError> {
     use secrecy::ExposeSecret;
-    let mut tx = flow.db.begin().await?;
+    let mut tx = crate::store::begin(&flow.db).await?;
     let inserted = onboardings::insert(
         &mut tx,
         &flow.cipher,
@@ -128,7 +128,7 @@ pub async fn submit_validation(
     request_hash: &[u8],
     request: &ValidationRequest,
 ) -> Result<(Uuid, Vec<tokio::task::JoinHandle<()>>), FlowError> {
-    let mut tx = flow.db.begin().await?;
+    let mut tx = crate::store::begin(&flow.db).await?;
     let inserted = device_validations::insert(
         &mut tx,
         device_validations::NewValidation {

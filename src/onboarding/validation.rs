@@ -75,7 +75,7 @@ pub async fn advance(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, 
         flow.settings.qitech.poll_max,
         step.attempts,
     );
-    let mut tx = flow.db.begin().await?;
+    let mut tx = crate::store::begin(&flow.db).await?;
     calls::insert_all(&mut tx, &made).await?;
     let event = match answer {
         Ok(result) => {

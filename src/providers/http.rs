@@ -3,6 +3,7 @@
 //! client's error type, and reports the call (bodies redacted by the client) for the audit.
 
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use reqwest::RequestBuilder;
 use reqwest::header::HeaderMap;
@@ -89,11 +90,38 @@ impl ProviderHttp {
         outcome: impl FnOnce(&Answer) -> Result<T, E>,
     ) -> Result<T, E> {
         let started = Instant::now();
-        let answered = match request.send().await {
-            Ok(response) => read(response).await,
-            Err(e) => Err(failure(e)),
-        };
+        // A client span after OpenTelemetry's HTTP conventions; its traceparent goes along.
+        let span = tracing::info_span!(
+            "provider",
+            otel.name = %format_args!("{} {}.{}", exchange.method, exchange.provider, exchange.operation),
+            otel.kind = "client",
+            http.request.method = exchange.method,
+            server.address = tracing::field::Empty,
+            url.path = %exchange.path,
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            peer.service = exchange.provider,
+        );
+        let answered = async {
+            let mut request = request.build().map_err(failure)?;
+            if let Some(host) = request.url().host_str() {
+                tracing::Span::current().record("server.address", host);
+            }
+            crate::telemetry::inject(&tracing::Span::current(), request.headers_mut());
+            let response = self.client.execute(request).await.map_err(failure)?;
+            tracing::Span::current().record(
+                "http.response.status_code",
+                i64::from(response.status().as_u16()),
+            );
+            read(response).await
+        }
+        .instrument(span.clone())
+        .await;
         let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        if let Some(class) = error_class(&answered) {
+            crate::metrics::provider_error(exchange.provider, exchange.operation, class);
+            span.record("otel.status_code", "ERROR");
+        }
         let (http_status, response, result) = match answered {
             Ok(answer) => {
                 let result = outcome(&answer);
@@ -129,6 +157,20 @@ impl ProviderHttp {
             },
         );
         result
+    }
+}
+
+/// The class of a failed call, for the error counter: none when the provider answered below 400.
+fn error_class(answered: &Result<Answer, Failure>) -> Option<&'static str> {
+    match answered {
+        Err(Failure::Timeout) => Some("timeout"),
+        Err(Failure::Transport(_) | Failure::TooLarge) => Some("transport"),
+        Ok(answer) => match answer.status {
+            429 => Some("429"),
+            400..=499 => Some("4xx"),
+            500.. => Some("5xx"),
+            _ => None,
+        },
     }
 }
 

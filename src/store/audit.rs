@@ -221,7 +221,7 @@ pub async fn reencrypt_batch(
     limit: i64,
 ) -> Result<usize, StoreError> {
     let active = cipher.active_key_id();
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin(pool).await?;
     // `<>` cannot use an index; the two ranges around the active id can.
     let rows: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
         "SELECT id, pii_key_id, pii_ciphertext FROM onboardings

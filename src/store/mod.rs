@@ -9,6 +9,7 @@ pub mod decisions;
 pub mod device_validations;
 pub mod devices;
 pub mod events;
+pub mod gauges;
 pub mod idempotency;
 pub mod onboardings;
 pub mod policies;
@@ -71,10 +72,38 @@ pub async fn create_database_if_missing(url: &SecretString) -> Result<(), StoreE
     Ok(())
 }
 
-pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool, StoreError> {
+/// Tasks waiting for a connection to begin a transaction (the pool's waiters gauge).
+static WAITERS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+pub fn waiters() -> i64 {
+    WAITERS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Begins a transaction, counted among the pool's waiters while it waits for a connection.
+/// Past `database.acquire_timeout` it fails with `PoolTimedOut` (a 503 to a caller).
+pub async fn begin(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    use std::sync::atomic::Ordering;
+    struct Waiting;
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            WAITERS.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    WAITERS.fetch_add(1, Ordering::Relaxed);
+    let _waiting = Waiting;
+    pool.begin().await
+}
+
+pub async fn connect(
+    url: &SecretString,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<PgPool, StoreError> {
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(acquire_timeout)
         .connect_with(connect_options(url)?)
         .await?)
 }

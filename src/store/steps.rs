@@ -58,6 +58,7 @@ struct Row {
     attempts: i32,
     last_error: Option<String>,
     claimed_at: Option<DateTime<Utc>>,
+    traceparent: Option<String>,
 }
 
 /// A step as a runner holds it.
@@ -70,6 +71,8 @@ pub struct Step {
     pub attempts: i32,
     pub last_error: Option<String>,
     pub claimed_at: Option<DateTime<Utc>>,
+    /// The trace of the work that queued the step, which its run continues.
+    pub traceparent: Option<String>,
 }
 
 impl TryFrom<Row> for Step {
@@ -90,12 +93,12 @@ impl TryFrom<Row> for Step {
             attempts: row.attempts,
             last_error: row.last_error,
             claimed_at: row.claimed_at,
+            traceparent: row.traceparent,
         })
     }
 }
 
-const COLUMNS: &str =
-    "id, kind, onboarding_id, device_validation_id, callback_id, attempts, last_error, claimed_at";
+const COLUMNS: &str = "id, kind, onboarding_id, device_validation_id, callback_id, attempts, last_error, claimed_at, traceparent";
 
 /// Queues `kind` for `subject` in the caller's transaction. A pending step of the same kind for
 /// the same subject is left as it is (None). With `When::Claimed` the new step is answered,
@@ -114,11 +117,11 @@ pub async fn queue(
     };
     let row: Option<Row> = sqlx::query_as(&format!(
         "INSERT INTO steps (kind, onboarding_id, device_validation_id, callback_id, run_at, attempts,
-                            claimed_at, claimed_until)
+                            claimed_at, claimed_until, traceparent)
          VALUES ($1, $2, $3, $6, now() + make_interval(secs => $4),
                  CASE WHEN $5::float8 IS NULL THEN 0 ELSE 1 END,
                  CASE WHEN $5::float8 IS NULL THEN NULL ELSE now() END,
-                 now() + make_interval(secs => $5))
+                 now() + make_interval(secs => $5), $7)
          ON CONFLICT DO NOTHING
          RETURNING {COLUMNS}"
     ))
@@ -128,6 +131,7 @@ pub async fn queue(
     .bind(delay.as_secs_f64())
     .bind(lease.map(|l| l.as_secs_f64()))
     .bind(callback_id)
+    .bind(crate::telemetry::traceparent(&tracing::Span::current()))
     .fetch_optional(&mut *tx)
     .await?;
     if row.is_some() && matches!(when, When::Now | When::In(_)) && delay < LONGEST_SLEEP {
@@ -187,7 +191,7 @@ pub async fn claim_due(
 
 /// Gives back a step its writer will not run after all: due now, for any runner (notified).
 pub async fn release(pool: &PgPool, step: &Step) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::begin(pool).await?;
     sqlx::query(
         "UPDATE steps SET claimed_at = NULL, claimed_until = NULL, attempts = greatest(attempts - 1, 0)
           WHERE id = $1 AND status = 'pending'",

@@ -92,6 +92,7 @@ pub async fn fresh_database() -> Arc<TestDatabase> {
 pub fn test_overrides() -> Vec<(String, String)> {
     [
         ("server.addr", "127.0.0.1:0"),
+        ("sandbox.enabled", "true"),
         ("sandbox.processing_delay", "300ms"),
         ("sandbox.webhook_delay", "50ms"),
         ("sandbox.qitech_pending_delay", "600ms"),
@@ -192,6 +193,7 @@ impl TestApp {
             file: file.clone(),
             overrides: all,
             ignore_env: true,
+            environment: None,
         })
         .expect("test settings load");
         let app = veredito::app::App::build(settings)
@@ -426,4 +428,54 @@ pub fn cpf_from(n: u32) -> String {
         .map(|d| char::from_digit(*d, 10).unwrap())
         .collect();
     format!("{}.{}.{}-{}", &d[0..3], &d[3..6], &d[6..9], &d[9..11])
+}
+
+/// A port free at the time of asking, for a `serve` started as its own process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The built binary, run from the project folder with the sandbox on and none of this
+/// process's veredito variables.
+pub fn veredito_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_veredito"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VEREDITO") || key == "DATABASE_URL" || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command.env("VEREDITO_ENV", "sandbox");
+    command
+}
+
+/// Waits until `base` answers ready, at most 10 s.
+pub async fn wait_ready(base: &str) {
+    let http = Client::new();
+    for _ in 0..100 {
+        if let Ok(response) = http.get(format!("{base}/health/ready")).send().await {
+            if response.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{base} did not become ready");
+}
+
+/// Sends SIGTERM to a `serve` started as its own process and answers what it wrote.
+pub async fn terminate(child: std::process::Child) -> std::process::Output {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
 }

@@ -185,7 +185,9 @@ impl TokenSource {
             .send(request, exchange, |a: &Answer| {
                 token_outcome(a.status, &a.headers, a.body.as_ref())
             })
-            .await?;
+            .await;
+        crate::metrics::token_refresh(answer.is_ok());
+        let answer = answer?;
         if let Some(token_type) = &answer.token_type {
             if !token_type.eq_ignore_ascii_case("bearer") {
                 tracing::debug!(token_type = %token_type, "unico answered an unexpected token type");

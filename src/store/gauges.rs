@@ -1,0 +1,40 @@
+//! What the metrics read from the database when they are scraped: the backlog every replica
+//! shares (the same figures from each; dashboards take the max over instances).
+
+use sqlx::PgPool;
+
+use crate::domain::transitions::StepKind;
+use crate::metrics::Backlog;
+
+pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
+    let (review_unresolved, review_overdue) = crate::store::reviews::counts(pool).await?;
+    let pending = sqlx::query_as(
+        "SELECT state, count(*) FROM onboardings WHERE state <> 'decided' GROUP BY state",
+    )
+    .fetch_all(pool)
+    .await?;
+    let pending_steps: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT kind,
+                count(*) FILTER (WHERE run_at <= now()),
+                count(*) FILTER (WHERE last_error IS NOT NULL)
+           FROM steps WHERE status = 'pending' GROUP BY kind",
+    )
+    .fetch_all(pool)
+    .await?;
+    let steps = StepKind::ALL
+        .iter()
+        .map(|kind| {
+            pending_steps
+                .iter()
+                .find(|(k, _, _)| k == kind.as_str())
+                .cloned()
+                .unwrap_or_else(|| (kind.as_str().to_owned(), 0, 0))
+        })
+        .collect();
+    Ok(Backlog {
+        review_unresolved,
+        review_overdue,
+        pending,
+        steps,
+    })
+}
