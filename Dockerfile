@@ -38,11 +38,9 @@ RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
-COPY openapi.json ./
-COPY ops ./ops
-# src/config.rs compiles in the sandbox's published values (config/sandbox.toml and the sandbox
-# unico key) so that a production start can recognise and refuse them; they are needed here, at
-# build time only, and this stage is not part of the image.
+# src/config.rs compiles in the sandbox's published values (config/sandbox.toml, and the digest of
+# the sandbox unico key) so that a production start can recognise and refuse them; they are
+# needed here, at build time only, and this stage is not part of the image.
 COPY config ./config
 RUN cargo build --release --locked --bin veredito
 

@@ -16,6 +16,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// The background tasks a replica supervises, by the name their restarts are counted under.
+pub const TASKS: [&str; 4] = ["listener", "flow_runner", "callback_runner", "retention"];
+
 /// The content type of what `render` writes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -323,7 +326,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     for kind in ["opened", "resolved"] {
         drop(m.reviews.get_or_create(&KindLabels { kind }));
     }
-    for task in crate::jobs::TASKS {
+    for task in TASKS {
         drop(m.restarts.get_or_create(&TaskLabels { task }));
     }
     Metrics { registry, ..m }

@@ -41,7 +41,7 @@ impl BiometricResult {
 
 /// The phone's risk signals, as the Open Finance enrollment risk signal (Zro) names them.
 /// Unknown fields are refused at the edge so a misspelt flag is never silently ignored.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RiskSignals {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,7 +90,7 @@ pub struct RiskSignals {
     pub device_integrity_verdict: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum GeolocationType {
     Coarse,

@@ -22,6 +22,27 @@ pub fn router() -> Router<AppState> {
         .route("/v1/callbacks/{id}/retry", post(retry))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/callbacks",
+    tag = "callbacks",
+    operation_id = "listCallbacks",
+    params(
+        ("status" = Option<String>, Query, description = "pending, delivered or failed"),
+        ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of callbacks", body = ref("#/components/schemas/CallbackPage")),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn list(
     State(st): State<AppState>,
     caller: Caller,
@@ -86,6 +107,25 @@ fn decode(text: &str) -> Option<(chrono::DateTime<chrono::Utc>, Uuid)> {
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/callbacks/{id}/retry",
+    tag = "callbacks",
+    operation_id = "retryCallback",
+    params(
+        ("id" = String, Path, description = "The callback id (a UUID)"),
+    ),
+    responses(
+        (status = 200, description = "Queued again", body = ref("#/components/schemas/Callback")),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn retry(
     State(st): State<AppState>,
     caller: Caller,

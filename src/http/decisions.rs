@@ -44,6 +44,35 @@ pub fn router() -> Router<AppState> {
         .route("/v1/decisions/{id}", get(show))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/decisions",
+    tag = "audit",
+    operation_id = "searchDecisions",
+    params(
+        ("outcome" = Option<String>, Query, description = "approved, rejected, review or retry"),
+        ("reason" = Option<String>, Query, description = "A reason code, e.g. biometrics.score_high"),
+        ("cpf" = Option<String>, Query, description = "Needs pii:read: 11 digits, punctuated or not"),
+        ("reference" = Option<String>, Query),
+        ("policy_version" = Option<String>, Query),
+        ("created_from" = Option<String>, Query, format = DateTime),
+        ("created_to" = Option<String>, Query, format = DateTime),
+        ("decided_from" = Option<String>, Query, format = DateTime),
+        ("decided_to" = Option<String>, Query, format = DateTime),
+        ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of decisions, newest first", body = ref("#/components/schemas/DecisionPage")),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn list(
     State(st): State<AppState>,
     caller: Caller,
@@ -67,6 +96,24 @@ async fn list(
     Ok(axum::Json(json!({ "items": items, "next_cursor": next_cursor })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/decisions/{id}",
+    tag = "audit",
+    operation_id = "explainDecision",
+    params(
+        ("id" = String, Path, description = "The decision id (a UUID)"),
+    ),
+    responses(
+        (status = 200, description = "The decision explained", body = ref("#/components/schemas/Explanation")),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn show(
     State(st): State<AppState>,
     caller: Caller,
@@ -81,6 +128,34 @@ async fn show(
     Ok(axum::Json(explanation).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/decisions/export",
+    tag = "audit",
+    operation_id = "exportDecisions",
+    params(
+        ("outcome" = Option<String>, Query, description = "approved, rejected, review or retry"),
+        ("reason" = Option<String>, Query, description = "A reason code, e.g. biometrics.score_high"),
+        ("cpf" = Option<String>, Query, description = "Needs pii:read: 11 digits, punctuated or not"),
+        ("reference" = Option<String>, Query),
+        ("policy_version" = Option<String>, Query),
+        ("created_from" = Option<String>, Query, format = DateTime),
+        ("created_to" = Option<String>, Query, format = DateTime),
+        ("decided_from" = Option<String>, Query, format = DateTime),
+        ("decided_to" = Option<String>, Query, format = DateTime),
+        ("format" = Option<String>, Query, description = "ndjson (default) or csv"),
+    ),
+    responses(
+        (status = 200, description = "Every matching decision, streamed", content((String = "application/x-ndjson"), (String = "text/csv"))),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn export(
     State(st): State<AppState>,
     caller: Caller,
@@ -107,6 +182,25 @@ async fn export(
     Ok(response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/decisions/replay",
+    tag = "audit",
+    operation_id = "replayDecisions",
+    request_body(content = crate::http::decisions::ReplayRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "What the candidate would have changed; nothing is written", body = ref("#/components/schemas/ReplayResult")),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn replay(
     State(st): State<AppState>,
     caller: Caller,
@@ -628,7 +722,7 @@ fn write_csv_row(out: &mut Vec<u8>, fields: impl IntoIterator<Item = String>) {
 
 // ---- replay ------------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplayRequest {
     decided_from: DateTime<Utc>,
@@ -637,7 +731,7 @@ struct ReplayRequest {
     limit: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CandidatePolicy {
     version: Option<String>,

@@ -24,7 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/device-validations/{id}", get(show))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceValidationBody {
     account_id: String,
@@ -82,6 +82,30 @@ impl DeviceValidationBody {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/device-validations",
+    tag = "device validations",
+    operation_id = "createDeviceValidation",
+    params(
+        ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters; a retry with the same key and body answers the first request's result"),
+    ),
+    request_body(content = crate::http::device_validations::DeviceValidationBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Decided", body = ref("#/components/schemas/DeviceValidation")),
+        (status = 202, description = "QI Tech has not concluded yet", body = ref("#/components/schemas/DeviceValidation"), headers(("Location" = String, description = "/v1/device-validations/{id}"))),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn create(
     State(st): State<AppState>,
     Writer(caller): Writer,
@@ -116,6 +140,24 @@ async fn create(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/device-validations/{id}",
+    tag = "device validations",
+    operation_id = "getDeviceValidation",
+    params(
+        ("id" = String, Path, description = "The device validation id (a UUID)"),
+    ),
+    responses(
+        (status = 200, description = "The device validation", body = ref("#/components/schemas/DeviceValidation")),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn show(
     State(st): State<AppState>,
     caller: Caller,

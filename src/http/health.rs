@@ -1,4 +1,4 @@
-//! Liveness, readiness, metrics and the OpenAPI document: no key needed.
+//! Liveness, readiness and metrics: no key needed.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -14,15 +14,35 @@ pub fn router() -> Router<AppState> {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
 }
 
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "operations",
+    operation_id = "live",
+    responses(
+        (status = 200, description = "The process answers", body = Object),
+    ),
+    security(()),
+)]
 async fn live() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Ready when the database answers within a second: an orchestrator asking while the database
 /// is down gets its answer before its own probe times out.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    operation_id = "ready",
+    responses(
+        (status = 200, description = "The database answers", body = Object),
+        (status = 503, description = "The database did not answer within 1 s", body = Object),
+    ),
+    security(()),
+)]
 async fn ready(State(st): State<AppState>) -> impl IntoResponse {
     let probe = sqlx::query("SELECT 1").execute(&st.db);
     match tokio::time::timeout(std::time::Duration::from_secs(1), probe).await {
@@ -49,6 +69,16 @@ async fn ready(State(st): State<AppState>) -> impl IntoResponse {
 
 /// The counters kept in memory, and the backlog read from the database (left at its last
 /// figures when the database does not answer within a second).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "OpenMetrics text", content((String = "application/openmetrics-text; version=1.0.0; charset=utf-8"))),
+    ),
+    security(()),
+)]
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     let backlog = crate::store::gauges::backlog(&st.db);
     if let Ok(Ok(backlog)) = tokio::time::timeout(std::time::Duration::from_secs(1), backlog).await
@@ -64,12 +94,5 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         crate::metrics::render(),
-    )
-}
-
-async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../../openapi.json"),
     )
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod onboardings;
+pub mod openapi;
 pub mod policies;
 pub mod reviews;
 pub mod state;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console::router())
         .merge(policies::router())
         .merge(health::router())
+        .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

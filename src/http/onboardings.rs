@@ -22,6 +22,32 @@ pub fn router() -> Router<AppState> {
         .route("/v1/onboardings/{id}", get(show))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/onboardings",
+    tag = "onboardings",
+    operation_id = "createOnboarding",
+    params(
+        ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters; a retry with the same key and body answers the first request's result"),
+        ("Prefer" = Option<String>, Header, description = "respond-async (202 at once) or wait=N, N seconds from 0 to 60 (RFC 7240)"),
+    ),
+    request_body(content = crate::onboarding::OnboardingRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Decided within the wait", body = ref("#/components/schemas/Onboarding"), headers(("Preference-Applied" = String, description = "The preference honoured: respond-async or wait=N"))),
+        (status = 202, description = "Not decided yet: read it at Location", body = ref("#/components/schemas/Onboarding"), headers(("Location" = String, description = "/v1/onboardings/{id}"), ("Preference-Applied" = String, description = "The preference honoured"))),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 502, description = "A provider refused veredito's own request", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn create(
     State(st): State<AppState>,
     Writer(caller): Writer,
@@ -62,6 +88,24 @@ async fn create(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/onboardings/{id}",
+    tag = "onboardings",
+    operation_id = "getOnboarding",
+    params(
+        ("id" = String, Path, description = "The onboarding id (a UUID)"),
+    ),
+    responses(
+        (status = 200, description = "The onboarding", body = ref("#/components/schemas/Onboarding")),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn show(
     State(st): State<AppState>,
     caller: Caller,

@@ -39,6 +39,20 @@ fn full(row: &VersionRow) -> Result<Value, ApiError> {
     Ok(body)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/policies",
+    tag = "policies",
+    operation_id = "listPolicies",
+    responses(
+        (status = 200, description = "Every version", body = ref("#/components/schemas/PolicyPage")),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn list(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Scope::DecisionsRead)?;
     let rows = crate::store::policies::list(&st.db).await?;
@@ -46,6 +60,24 @@ async fn list(State(st): State<AppState>, caller: Caller) -> Result<Response, Ap
     Ok(Json(json!({ "items": items, "next_cursor": null })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/policies/{version}",
+    tag = "policies",
+    operation_id = "getPolicy",
+    params(
+        ("version" = String, Path, description = "The policy version"),
+    ),
+    responses(
+        (status = 200, description = "The version", body = ref("#/components/schemas/PolicyVersion")),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn show(
     State(st): State<AppState>,
     caller: Caller,
@@ -58,6 +90,26 @@ async fn show(
     Ok(Json(full(&row)?).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/policies",
+    tag = "policies",
+    operation_id = "draftPolicy",
+    request_body(content = ref("#/components/schemas/PolicyDocument"), content_type = "application/json"),
+    responses(
+        (status = 201, description = "Drafted", body = ref("#/components/schemas/PolicyVersion")),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -84,6 +136,25 @@ fn changed(result: Changed) -> Result<Response, ApiError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/policies/{version}/shadow",
+    tag = "policies",
+    operation_id = "shadowPolicy",
+    params(
+        ("version" = String, Path, description = "The policy version"),
+    ),
+    responses(
+        (status = 200, description = "In shadow", body = ref("#/components/schemas/PolicyVersion")),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn shadow(
     State(st): State<AppState>,
     caller: Caller,
@@ -93,6 +164,25 @@ async fn shadow(
     changed(policies::shadow(&st.flow, &version).await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/policies/{version}/publish",
+    tag = "policies",
+    operation_id = "publishPolicy",
+    params(
+        ("version" = String, Path, description = "The policy version"),
+    ),
+    responses(
+        (status = 200, description = "Active; the previous version is retired", body = ref("#/components/schemas/PolicyVersion")),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn publish(
     State(st): State<AppState>,
     caller: Caller,
@@ -102,7 +192,7 @@ async fn publish(
     changed(policies::publish(&st.flow, &version, &caller.name).await?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VersionReplay {
     decided_from: DateTime<Utc>,
@@ -111,6 +201,29 @@ pub struct VersionReplay {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/policies/{version}/replay",
+    tag = "policies",
+    operation_id = "replayPolicy",
+    params(
+        ("version" = String, Path, description = "The policy version"),
+    ),
+    request_body(content = crate::http::policies::VersionReplay, content_type = "application/json"),
+    responses(
+        (status = 200, description = "What the version would have changed", body = ref("#/components/schemas/ReplayResult")),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn replay(
     State(st): State<AppState>,
     caller: Caller,
@@ -159,6 +272,27 @@ pub struct ReportQuery {
     to: Option<DateTime<Utc>>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/policies/{version}/shadow-report",
+    tag = "policies",
+    operation_id = "shadowReport",
+    params(
+        ("version" = String, Path, description = "The policy version"),
+        ("from" = Option<String>, Query, format = DateTime, description = "RFC 3339; default: 7 days before to"),
+        ("to" = Option<String>, Query, format = DateTime, description = "RFC 3339; default: now"),
+    ),
+    responses(
+        (status = 200, description = "Live and shadow verdicts compared", body = ref("#/components/schemas/ShadowReport")),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn shadow_report(
     State(st): State<AppState>,
     caller: Caller,

@@ -37,13 +37,38 @@ pub fn router() -> Router<AppState> {
 const STATEMENT_MAX: usize = 2000;
 const NOTE_MAX: usize = 2000;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewRequestBody {
     #[serde(default)]
     statement: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/onboardings/{id}/review-requests",
+    tag = "reviews",
+    operation_id = "requestReview",
+    params(
+        ("id" = String, Path, description = "The onboarding id (a UUID)"),
+    ),
+    request_body(content = Option<crate::http::reviews::ReviewRequestBody>, content_type = "application/json", description = "Optional: an empty body is allowed"),
+    responses(
+        (status = 201, description = "A case was opened", body = ref("#/components/schemas/ReviewCase")),
+        (status = 200, description = "The case already open", body = ref("#/components/schemas/ReviewCase")),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn request(
     State(st): State<AppState>,
     caller: Caller,
@@ -85,6 +110,30 @@ fn may_read_statement(caller: &Caller) -> bool {
     caller.has(Scope::ReviewsWrite) || caller.has(Scope::PiiRead)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/reviews",
+    tag = "reviews",
+    operation_id = "listReviews",
+    params(
+        ("status" = Option<String>, Query, description = "open, claimed or resolved"),
+        ("assignee" = Option<String>, Query),
+        ("reason" = Option<String>, Query),
+        ("overdue" = Option<bool>, Query),
+        ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of cases", body = ref("#/components/schemas/ReviewPage")),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn list(
     State(st): State<AppState>,
     caller: Caller,
@@ -165,6 +214,24 @@ fn decode_cursor(text: &str) -> Option<CaseCursor> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/reviews/{id}",
+    tag = "reviews",
+    operation_id = "getReview",
+    params(
+        ("id" = String, Path, description = "The case id (a UUID)"),
+    ),
+    responses(
+        (status = 200, description = "The case", body = ref("#/components/schemas/ReviewCase")),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn show(
     State(st): State<AppState>,
     caller: Caller,
@@ -192,6 +259,25 @@ fn case_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::NotFound("review case"))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/reviews/{id}/claim",
+    tag = "reviews",
+    operation_id = "claimReview",
+    params(
+        ("id" = String, Path, description = "The case id (a UUID)"),
+    ),
+    responses(
+        (status = 200, description = "Claimed by the caller", body = ref("#/components/schemas/ReviewCase")),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn claim(
     State(st): State<AppState>,
     caller: Caller,
@@ -208,6 +294,25 @@ async fn claim(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/reviews/{id}/release",
+    tag = "reviews",
+    operation_id = "releaseReview",
+    params(
+        ("id" = String, Path, description = "The case id (a UUID)"),
+    ),
+    responses(
+        (status = 200, description = "Back in the queue", body = ref("#/components/schemas/ReviewCase")),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn release(
     State(st): State<AppState>,
     caller: Caller,
@@ -230,13 +335,37 @@ fn refused(refusal: Refusal) -> ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolutionBody {
     outcome: String,
     note: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/reviews/{id}/resolution",
+    tag = "reviews",
+    operation_id = "resolveReview",
+    params(
+        ("id" = String, Path, description = "The case id (a UUID)"),
+    ),
+    request_body(content = crate::http::reviews::ResolutionBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Resolved; the reviewer's decision is recorded", body = ref("#/components/schemas/ReviewCase")),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
 async fn resolve(
     State(st): State<AppState>,
     caller: Caller,

@@ -21,6 +21,21 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/webhooks/unico", post(receive))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/unico",
+    tag = "unico",
+    operation_id = "receiveUnicoWebhook",
+    request_body(content = Object, content_type = "application/json", description = "unico's process notification: processId, state and flow, or event, eventDate and data.id"),
+    responses(
+        (status = 204, description = "Recorded (also for a process veredito does not know)"),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("unicoWebhook" = [])),
+)]
 async fn receive(
     State(st): State<AppState>,
     headers: HeaderMap,

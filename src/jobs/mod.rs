@@ -10,9 +10,6 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-/// The background tasks a replica supervises, by the name the restart metric gives them.
-pub const TASKS: [&str; 4] = ["listener", "flow_runner", "callback_runner", "retention"];
-
 /// Runs the task that `start` makes until it ends or `stop` is cancelled. A task that panics is
 /// counted (`veredito_task_restarts_total`), logged and started again after `pause`: one bad
 /// step must not leave a replica without its runner.

@@ -8,7 +8,7 @@ use crate::domain::FieldError;
 use crate::domain::evidence::RiskSignals;
 use crate::store::onboardings::PersonData;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct OnboardingRequest {
     pub reference: Option<String>,
     pub person: PersonInput,
@@ -18,7 +18,7 @@ pub struct OnboardingRequest {
     pub open_finance: Option<OpenFinanceInput>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PersonInput {
     pub cpf: String,
     pub name: String,
@@ -28,13 +28,13 @@ pub struct PersonInput {
     pub phone: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct AccountInput {
     pub account_id: String,
     pub person_id: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct DeviceInput {
     pub device_id: String,
     pub session_id: String,
@@ -42,7 +42,7 @@ pub struct DeviceInput {
     pub risk_signals: Option<RiskSignals>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct OpenFinanceInput {
     pub enrollment_id: Option<String>,
 }

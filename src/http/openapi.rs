@@ -1,0 +1,243 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
+//! request types' `ToSchema` derives; the response schemas are kept in `openapi/schemas.json`
+//! and checked against real answers by the schemathesis run (`ops/schemathesis`). `/docs` serves
+//! Swagger UI from the copy vendored in the crate.
+
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::http::state::AppState;
+use crate::http::{
+    callbacks, decisions, device_validations, health, onboardings, policies, reviews, webhooks,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "veredito",
+        description = "Onboarding decision service: one call, one verdict (approved, rejected, review, retry), every decision kept with its evidence for audit.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        onboardings::create,
+        onboardings::show,
+        device_validations::create,
+        device_validations::show,
+        decisions::list,
+        decisions::export,
+        decisions::replay,
+        decisions::show,
+        webhooks::receive,
+        reviews::request,
+        reviews::list,
+        reviews::show,
+        reviews::claim,
+        reviews::release,
+        reviews::resolve,
+        callbacks::list,
+        callbacks::retry,
+        policies::list,
+        policies::create,
+        policies::show,
+        policies::replay,
+        policies::shadow,
+        policies::shadow_report,
+        policies::publish,
+        health::live,
+        health::ready,
+        health::metrics,
+        document,
+    ),
+    modifiers(&Additions),
+    tags(
+        (name = "onboardings", description = "Start an onboarding and read its verdict"),
+        (name = "device validations", description = "A returning user's device, checked with QI Tech"),
+        (name = "audit", description = "Search, explain, export and replay decisions"),
+        (name = "reviews", description = "Human review: requests, the queue, claims and resolutions"),
+        (name = "callbacks", description = "Decision events sent to the onboarding backend"),
+        (name = "policies", description = "Policy versions: draft, replay, shadow, publish"),
+        (name = "unico", description = "unico's process notifications"),
+        (name = "operations", description = "Health, metrics and this document"),
+    ),
+)]
+pub struct ApiDoc;
+
+/// The security schemes and the response schemas kept as JSON.
+struct Additions;
+
+impl utoipa::Modify for Additions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key as a bearer token. Scopes: onboarding:write, decisions:read, \
+                         pii:read, reviews:write, policies:write",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "unicoWebhook",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Veredito-Webhook-Token",
+                "The header and exact value configured as unico.webhook_header and \
+                 unico.webhook_secret",
+            ))),
+        );
+        let kept: std::collections::BTreeMap<
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        > = serde_json::from_str(include_str!("openapi/schemas.json"))
+            .expect("openapi/schemas.json holds schemas");
+        components.schemas.extend(kept);
+        openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    }
+}
+
+/// The document as served, made once.
+pub static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".to_owned())
+});
+
+/// `/openapi.json`, and `/docs`: Swagger UI over it. No key needed.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(document)).merge(
+        utoipa_swagger_ui::SwaggerUi::new("/docs")
+            .config(utoipa_swagger_ui::Config::from("/openapi.json").try_it_out_enabled(true)),
+    )
+}
+
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    operation_id = "openapi",
+    responses(
+        (status = 200, description = "This document", body = Object),
+    ),
+    security(()),
+)]
+async fn document() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::*;
+
+    /// Every `.route(...)` of the API files, as (method, path). The console's HTML pages are
+    /// for people, not clients, and are left out.
+    fn routes_in_code() -> BTreeSet<(String, String)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+        let mut routes = BTreeSet::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("console.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for line in text.lines() {
+                let Some((_, rest)) = line.split_once(".route(\"") else {
+                    continue;
+                };
+                let (route, handlers) = rest.split_once('"').unwrap();
+                let methods: Vec<&str> = ["get", "post", "put", "patch", "delete"]
+                    .into_iter()
+                    .filter(|m| handlers.contains(&format!("{m}(")))
+                    .collect();
+                assert!(!methods.is_empty(), "{}: {line}", path.display());
+                for method in methods {
+                    routes.insert((method.to_owned(), route.to_owned()));
+                }
+            }
+        }
+        routes
+    }
+
+    #[test]
+    fn every_route_is_described_and_every_description_is_a_route() {
+        let doc = ApiDoc::openapi();
+        let mut described = BTreeSet::new();
+        for (path, item) in &doc.paths.paths {
+            for (method, operation) in [
+                ("get", &item.get),
+                ("post", &item.post),
+                ("put", &item.put),
+                ("patch", &item.patch),
+                ("delete", &item.delete),
+            ] {
+                if let Some(operation) = operation {
+                    assert!(operation.operation_id.is_some(), "{method} {path}");
+                    assert!(
+                        operation.tags.as_ref().is_some_and(|t| !t.is_empty()),
+                        "{method} {path}"
+                    );
+                    described.insert((method.to_owned(), path.clone()));
+                }
+            }
+        }
+        let routes = routes_in_code();
+        assert!(routes.len() >= 28, "{routes:?}");
+        let undescribed: Vec<_> = routes.difference(&described).collect();
+        let unrouted: Vec<_> = described.difference(&routes).collect();
+        assert!(
+            undescribed.is_empty(),
+            "routes without a description: {undescribed:?}"
+        );
+        assert!(
+            unrouted.is_empty(),
+            "descriptions without a route: {unrouted:?}"
+        );
+    }
+
+    #[test]
+    fn every_reference_resolves_and_the_document_is_3_1() {
+        let text = DOCUMENT.as_str();
+        let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let mut missing = Vec::new();
+        for piece in text.split("\"#/components/schemas/").skip(1) {
+            let name = piece.split('"').next().unwrap();
+            if !schemas.contains_key(name) {
+                missing.push(name.to_owned());
+            }
+        }
+        assert!(missing.is_empty(), "{missing:?}");
+        for scheme in ["apiKey", "unicoWebhook"] {
+            assert!(
+                doc["components"]["securitySchemes"][scheme].is_object(),
+                "{scheme}"
+            );
+        }
+        let create = &doc["paths"]["/v1/onboardings"]["post"];
+        let headers: Vec<&str> = create["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(headers, ["Idempotency-Key", "Prefer"]);
+        assert!(create["responses"]["202"]["headers"]["Location"].is_object());
+        assert!(create["responses"]["200"]["headers"]["Preference-Applied"].is_object());
+        assert!(create["responses"]["503"]["headers"]["Retry-After"].is_object());
+    }
+}
