@@ -308,6 +308,13 @@ pub struct PiiKeySettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RetentionSettings {
     pub pii_days: u32,
+    /// unico's webhook deliveries are deleted this many days after they arrived.
+    #[serde(default = "default_webhook_days")]
+    pub webhook_days: u32,
+}
+
+fn default_webhook_days() -> u32 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -42,6 +42,64 @@ pub fn router() -> Router<AppState> {
         .route("/v1/decisions/export", get(export))
         .route("/v1/decisions/replay", post(replay))
         .route("/v1/decisions/{id}", get(show))
+        .route("/v1/audit-searches", get(searches))
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchLogQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/audit-searches",
+    tag = "audit",
+    operation_id = "listAuditSearches",
+    params(
+        ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "Recorded searches, explanations and exports, newest first", body = ref("#/components/schemas/AuditSearchPage")),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The database is unreachable or the service is saturated; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("apiKey" = [])),
+)]
+async fn searches(
+    State(st): State<AppState>,
+    caller: Caller,
+    query: Result<axum::extract::Query<SearchLogQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(DECISIONS_READ)?;
+    let axum::extract::Query(query) =
+        query.map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            format!("must be a whole number from 1 to {MAX_LIMIT}"),
+        ));
+    }
+    let before = match query.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            ApiError::validation("cursor", "is not a cursor this service handed out")
+        })?),
+    };
+    let mut items = audit::searches(&st.db, before, limit + 1).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|i| i.id.to_string())
+    } else {
+        None
+    };
+    Ok(axum::Json(json!({ "items": items, "next_cursor": next_cursor })).into_response())
 }
 
 #[utoipa::path(
@@ -79,7 +137,8 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(DECISIONS_READ)?;
-    let params = SearchParams::parse(&st, query.as_deref(), &["limit", "cursor"])?;
+    let params = SearchParams::parse(&st, &caller, query.as_deref(), &["limit", "cursor"])?;
+    audit::record_search(&st.db, &caller.name, "GET /v1/decisions", &params.logged).await?;
     let rows = audit::search(&st.db, &params.filter, params.cursor, params.limit + 1).await?;
     let has_more = rows.len() as i64 > params.limit;
     let page = &rows[..rows.len().min(params.limit as usize)];
@@ -121,6 +180,8 @@ async fn show(
 ) -> Result<Response, ApiError> {
     caller.require(DECISIONS_READ)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("decision"))?;
+    let looked_at = json!({ "decision_id": id });
+    audit::record_search(&st.db, &caller.name, "GET /v1/decisions/{id}", &looked_at).await?;
     let row = audit::get(&st.db, id)
         .await?
         .ok_or(ApiError::NotFound("decision"))?;
@@ -162,7 +223,14 @@ async fn export(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(DECISIONS_READ)?;
-    let params = SearchParams::parse(&st, query.as_deref(), &["format"])?;
+    let params = SearchParams::parse(&st, &caller, query.as_deref(), &["format"])?;
+    audit::record_search(
+        &st.db,
+        &caller.name,
+        "GET /v1/decisions/export",
+        &params.logged,
+    )
+    .await?;
     let format = match params.format.as_deref() {
         None | Some("ndjson") => ExportFormat::Ndjson,
         Some("csv") => ExportFormat::Csv,
@@ -239,6 +307,8 @@ struct SearchParams {
     cursor: Option<Cursor>,
     limit: i64,
     format: Option<String>,
+    /// The filters as the audit-search log keeps them: a CPF only masked and as its keyed hash.
+    logged: Value,
 }
 
 const FILTERS: &[&str] = &[
@@ -256,9 +326,20 @@ const FILTERS: &[&str] = &[
 impl SearchParams {
     /// Reads the query string, collecting every invalid value at once. Unknown parameters are
     /// refused too: a misspelt filter silently ignored would answer far more than was asked.
-    fn parse(st: &AppState, query: Option<&str>, extra: &[&str]) -> Result<Self, ApiError> {
+    ///
+    /// Searching by CPF needs `pii:read`: with the digits a masked CPF shows, a key without it
+    /// could otherwise find the rest by trying the few hundred candidates.
+    fn parse(
+        st: &AppState,
+        caller: &Caller,
+        query: Option<&str>,
+        extra: &[&str],
+    ) -> Result<Self, ApiError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
             .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
+        if pairs.iter().any(|(name, _)| name == "cpf") {
+            caller.require(PII_READ)?;
+        }
         let mut errors = Vec::new();
         let mut seen = BTreeMap::new();
         for (name, value) in pairs {
@@ -273,6 +354,7 @@ impl SearchParams {
             cursor: None,
             limit: DEFAULT_LIMIT,
             format: None,
+            logged: json!({}),
         };
         let time = |name: &str, errors: &mut Vec<FieldError>| -> Option<DateTime<Utc>> {
             let value = seen.get(name)?;
@@ -324,9 +406,15 @@ impl SearchParams {
                 ));
             }
         }
+        let mut logged_cpf = None;
         if let Some(cpf) = seen.get("cpf") {
             match Cpf::parse(cpf) {
-                Ok(cpf) => f.cpf_hash = Some(st.cipher.cpf_hash(&cpf.digits())),
+                Ok(cpf) => {
+                    let hash = st.cipher.cpf_hash(&cpf.digits());
+                    logged_cpf =
+                        Some(json!({ "masked": cpf.masked(), "hmac": hex::encode(&hash) }));
+                    f.cpf_hash = Some(hash);
+                }
                 Err(e) => errors.push(FieldError::new("cpf", e.to_string())),
             }
         }
@@ -361,6 +449,15 @@ impl SearchParams {
             }
         }
         params.format = seen.remove("format");
+        let mut logged: serde_json::Map<String, Value> = seen
+            .into_iter()
+            .filter(|(name, _)| name != "cpf" && name != "cursor")
+            .map(|(name, value)| (name, Value::String(value)))
+            .collect();
+        if let Some(cpf) = logged_cpf {
+            logged.insert("cpf".into(), cpf);
+        }
+        params.logged = Value::Object(logged);
         if errors.is_empty() {
             Ok(params)
         } else {

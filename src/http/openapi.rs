@@ -33,6 +33,7 @@ use crate::http::{
         decisions::export,
         decisions::replay,
         decisions::show,
+        decisions::searches,
         webhooks::receive,
         reviews::request,
         reviews::list,

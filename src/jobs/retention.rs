@@ -58,6 +58,18 @@ pub async fn erase_expired_by(
         total += erased.len();
         statements += 1;
         if (erased.len() as i64) < batch || shutdown.is_cancelled() {
+            break;
+        }
+    }
+    // unico's deliveries: wake-ups, evidence for nothing once their process is decided.
+    loop {
+        let deleted = crate::store::webhooks::delete_older_than(
+            &st.db,
+            st.settings.retention.webhook_days,
+            batch,
+        )
+        .await?;
+        if (deleted as i64) < batch || shutdown.is_cancelled() {
             return Ok((total, statements));
         }
     }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::crypto::PiiCipher;
@@ -294,5 +294,47 @@ pub async fn erase_expired_pii(
     .bind(i32::try_from(days).unwrap_or(i32::MAX))
     .bind(limit)
     .fetch_all(pool)
+    .await
+}
+
+/// One audit search as recorded.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct SearchRecord {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub caller: String,
+    pub endpoint: String,
+    pub filters: serde_json::Value,
+}
+
+/// Records an audit search: who, where, which filters (already stripped of personal data).
+pub async fn record_search(
+    db: impl PgExecutor<'_>,
+    caller: &str,
+    endpoint: &str,
+    filters: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO audit_searches (caller, endpoint, filters) VALUES ($1, $2, $3)")
+        .bind(caller)
+        .bind(endpoint)
+        .bind(filters)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Recorded searches, newest first, before `before` (an id) when given.
+pub async fn searches(
+    db: impl PgExecutor<'_>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<SearchRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, at, caller, endpoint, filters FROM audit_searches
+          WHERE $1::bigint IS NULL OR id < $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
     .await
 }

@@ -34,3 +34,22 @@ pub async fn arrived_early(db: impl PgExecutor<'_>, process_id: &str) -> Result<
     .fetch_one(db)
     .await
 }
+
+/// Deletes up to `batch` deliveries received more than `days` ago; answers how many went.
+pub async fn delete_older_than(
+    db: impl PgExecutor<'_>,
+    days: u32,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM unico_webhooks WHERE id IN (
+             SELECT id FROM unico_webhooks
+              WHERE received_at < now() - make_interval(days => $1)
+              ORDER BY received_at LIMIT $2)",
+    )
+    .bind(i32::try_from(days).unwrap_or(i32::MAX))
+    .bind(batch)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
