@@ -18,17 +18,22 @@ CREATE TRIGGER audit_searches_no_truncate BEFORE TRUNCATE ON audit_searches
 CREATE TRIGGER onboarding_events_append_only BEFORE UPDATE OR DELETE ON onboarding_events
     FOR EACH ROW EXECUTE FUNCTION forbid_change();
 
--- Old webhook deliveries are deleted by retention (retention.webhook_days).
+-- Old webhook deliveries are deleted by retention (retention.webhook_days), and the bodies and
+-- error text of old provider calls erased (retention.pii_days).
 CREATE INDEX unico_webhooks_received_idx ON unico_webhooks (received_at);
+CREATE INDEX provider_calls_unerased_idx ON provider_calls (created_at)
+    WHERE request IS NOT NULL OR response IS NOT NULL OR error IS NOT NULL;
 
--- The service's role: append-only tables get INSERT and SELECT only (webhooks also DELETE, for
--- retention). Where the migrating role cannot grant, a DBA repeats this (docs/audit.md).
+-- The service's role: the timeline and the search log get INSERT and SELECT only; webhooks also
+-- DELETE and provider calls also UPDATE, both for retention. Where the migrating role cannot
+-- grant, a DBA repeats this (docs/audit.md).
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'veredito_app') THEN
         EXECUTE 'GRANT SELECT, INSERT ON audit_searches TO veredito_app';
         EXECUTE 'GRANT USAGE, SELECT ON SEQUENCE audit_searches_id_seq TO veredito_app';
-        EXECUTE 'REVOKE UPDATE, DELETE, TRUNCATE ON onboarding_events, provider_calls FROM veredito_app';
+        EXECUTE 'REVOKE UPDATE, DELETE, TRUNCATE ON onboarding_events FROM veredito_app';
+        EXECUTE 'REVOKE DELETE, TRUNCATE ON provider_calls FROM veredito_app';
         EXECUTE 'REVOKE UPDATE, TRUNCATE ON unico_webhooks FROM veredito_app';
         EXECUTE 'GRANT DELETE ON unico_webhooks TO veredito_app';
     END IF;

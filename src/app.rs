@@ -58,6 +58,31 @@ pub async fn prepare_database(settings: &Settings, migrate: bool) -> anyhow::Res
     Ok(pool)
 }
 
+/// `serve` should connect as a member of `veredito_app`, whose privileges keep the records
+/// append-only; a superuser or the tables' owner passes every privilege (docs/audit.md).
+async fn warn_about_privileges(db: &PgPool) {
+    let roles: Result<(bool, bool), sqlx::Error> = sqlx::query_as(
+        "SELECT r.rolsuper,
+                EXISTS (SELECT 1 FROM pg_tables
+                         WHERE tablename = 'decisions' AND tableowner = current_user)
+           FROM pg_roles r WHERE r.rolname = current_user",
+    )
+    .fetch_one(db)
+    .await;
+    match roles {
+        Ok((true, _)) => tracing::warn!(
+            "serve is connected as a superuser: the records' privileges do not bind it; \
+             connect as a member of veredito_app (docs/audit.md)"
+        ),
+        Ok((false, true)) => tracing::warn!(
+            "serve is connected as the owner of the tables: the records' privileges do not bind \
+             it; connect as a member of veredito_app (docs/audit.md)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "could not read the connection's privileges"),
+    }
+}
+
 /// A bound, ready-to-run service.
 pub struct App {
     listener: TcpListener,
@@ -71,6 +96,7 @@ pub struct App {
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
         let db = prepare_database(&settings, settings.database.migrate_on_start).await?;
+        warn_about_privileges(&db).await;
         let listener = TcpListener::bind(&settings.server.addr)
             .await
             .with_context(|| format!("binding {}", settings.server.addr))?;
@@ -136,13 +162,14 @@ impl App {
             }
             tracing::info!(%addr, "sandbox enabled: providers are simulated by this process");
         }
-        let unico =
-            UnicoClient::new(unico_config, sink.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let unico = UnicoClient::new(unico_config, sink.clone())
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .paced(settings.unico.requests_per_second);
         let qitech =
             QitechClient::new(qitech_config, sink.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let zro = ZroClient::new(zro_config, sink.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
 
-        let api_keys = Arc::new(ApiKeys::from_settings(&settings.api.keys));
+        let api_keys = Arc::new(ApiKeys::from_settings(&settings.api));
         let callbacks = match (&settings.callbacks.url, settings.callbacks.signing_key()?) {
             (Some(url), Some(key)) => Some(CallbackTarget {
                 url: url.clone(),
@@ -168,10 +195,14 @@ impl App {
         crate::onboarding::policies::seed_and_load(&flow, &policy_from(&flow.settings))
             .await
             .context("loading the policy versions")?;
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(
+            flow.settings.server.max_in_flight,
+        ));
         let state = AppState {
             flow,
             api_keys,
             stopping: CancellationToken::new(),
+            in_flight,
         };
         Ok(App {
             listener,
@@ -257,18 +288,22 @@ impl App {
         let grace = flow.settings.server.shutdown_grace;
         let stopping = shutdown.clone();
         let waiting = state.stopping.clone();
-        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let limits = crate::http::server::Limits {
+            max_connections: flow.settings.server.max_connections,
+            header_timeout: flow.settings.server.header_timeout,
+        };
+        let server = crate::http::server::serve(listener, router, limits, async move {
             stopping.cancelled().await;
             // Requests waiting for a verdict answer 202 with Location now; the steps behind
             // them go on (here, until the grace ends, or on the next start or another replica).
             waiting.cancel();
         });
-        let mut serve = tokio::spawn(async move { server.await });
+        let mut serve = tokio::spawn(server);
         tokio::select! {
-            result = &mut serve => result??,
+            result = &mut serve => result?,
             _ = shutdown.cancelled() => {
                 match tokio::time::timeout(grace, &mut serve).await {
-                    Ok(result) => result??,
+                    Ok(result) => result?,
                     Err(_) => {
                         tracing::warn!("requests still in flight after the shutdown grace; stopping anyway");
                         serve.abort();

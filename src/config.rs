@@ -144,6 +144,35 @@ pub struct ServerSettings {
     pub addr: String,
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
+    /// Open connections at most; past it a new connection is answered 503 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Requests in progress at most (waiting ones included); past it 503 with Retry-After.
+    /// Health and metrics are never refused.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// A client must send a request's headers within this time, or the connection is closed.
+    #[serde(default = "default_header_timeout", deserialize_with = "duration")]
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this time (408 otherwise).
+    #[serde(default = "default_body_timeout", deserialize_with = "duration")]
+    pub body_timeout: Duration,
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+
+fn default_max_in_flight() -> usize {
+    4096
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,6 +208,14 @@ pub struct UnicoSettings {
     pub poll_initial: Duration,
     #[serde(deserialize_with = "duration")]
     pub poll_max: Duration,
+    /// Calls to unico per second from this replica, all work together (unico's documented
+    /// default is 10 per tenant): a burst waits its turn instead of being refused with 429.
+    #[serde(default = "default_unico_rate")]
+    pub requests_per_second: u32,
+}
+
+fn default_unico_rate() -> u32 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -226,10 +263,34 @@ fn default_zro_max_attempts() -> u32 {
     8
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct ApiSettings {
     #[serde(default)]
     pub keys: Vec<ApiKeySettings>,
+    /// Requests per second each key may make (a key's own `rate_per_second` overrides it).
+    #[serde(default = "default_rate_per_second")]
+    pub rate_per_second: u32,
+    /// How many requests a key may make at once above its rate.
+    #[serde(default = "default_rate_burst")]
+    pub rate_burst: u32,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            keys: Vec::new(),
+            rate_per_second: default_rate_per_second(),
+            rate_burst: default_rate_burst(),
+        }
+    }
+}
+
+fn default_rate_per_second() -> u32 {
+    200
+}
+
+fn default_rate_burst() -> u32 {
+    400
 }
 
 /// What an API key may do. The configuration names them; the HTTP layer checks them.
@@ -277,6 +338,9 @@ pub struct ApiKeySettings {
     pub name: String,
     pub key_sha256: String,
     pub scopes: Vec<String>,
+    /// This key's own rate, over `api.rate_per_second`.
+    #[serde(default)]
+    pub rate_per_second: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -651,6 +715,30 @@ impl Settings {
         }
         if !self.database.url.expose_secret().starts_with("postgres") {
             return Err(invalid("database.url", "must be a postgres:// URL"));
+        }
+        if self.server.max_connections == 0 || self.server.max_in_flight == 0 {
+            return Err(invalid(
+                "server.max_connections",
+                "server.max_connections and server.max_in_flight must be at least 1",
+            ));
+        }
+        if self.server.header_timeout.is_zero() || self.server.body_timeout.is_zero() {
+            return Err(invalid(
+                "server.header_timeout",
+                "server.header_timeout and server.body_timeout must be above zero",
+            ));
+        }
+        if self.api.rate_per_second == 0 || self.api.rate_burst == 0 {
+            return Err(invalid(
+                "api.rate_per_second",
+                "api.rate_per_second and api.rate_burst must be at least 1",
+            ));
+        }
+        if self.unico.requests_per_second == 0 {
+            return Err(invalid("unico.requests_per_second", "must be at least 1"));
+        }
+        if self.retention.webhook_days == 0 {
+            return Err(invalid("retention.webhook_days", "must be at least 1"));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));

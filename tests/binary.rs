@@ -105,6 +105,10 @@ async fn serve_creates_its_database_and_logs_no_personal_data() {
         "debug lines were emitted, so the scan covers them"
     );
     assert!(logs.contains("decided"), "decisions are logged");
+    assert!(
+        logs.contains("serve is connected as a superuser"),
+        "the tests connect as postgres, and serve says it should not"
+    );
     let mut forbidden: Vec<String> = Vec::new();
     for cpf in cpfs.iter().chain(["111.444.777-36"].iter()) {
         forbidden.push((*cpf).to_owned());

@@ -462,3 +462,36 @@ async fn a_burst_past_the_inline_bound_is_left_to_the_runners_and_all_decided() 
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_burst_toward_unico_is_paced_instead_of_refused() {
+    let (fake, url) = Fake::start(Script::default()).await;
+    let app = app_on(&url, &[("unico.requests_per_second", "5")]).await;
+    let requests = (0..10).map(|n| {
+        let app = &app;
+        async move {
+            let response = app
+                .onboard(&key(), &onboarding_body(&cpf_from(700 + n)), Some(15))
+                .await;
+            assert_eq!(response.status(), 200);
+        }
+    });
+    futures_util::future::join_all(requests).await;
+    let creates = fake.creates();
+    assert_eq!(
+        creates.len(),
+        10,
+        "each onboarding created once, none refused"
+    );
+    // 5 a second: ten calls (and the token exchange) spread over more than a second and a half.
+    let span = creates[9] - creates[0];
+    assert!(span >= Duration::from_millis(1500), "10 calls in {span:?}");
+    for pair in creates.windows(6) {
+        assert!(
+            pair[5] - pair[0] >= Duration::from_millis(900),
+            "six calls within {:?}",
+            pair[5] - pair[0]
+        );
+    }
+    app.stop().await;
+}

@@ -2,12 +2,17 @@
 //! searched for what, NUL characters anywhere, wrong content types, forged webhooks piling up.
 
 mod common;
+mod device_support;
 
 use common::*;
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 const AUDITOR_PII_KEY: &str = "vrd_sandbox_auditor_pii";
+/// A sandbox CPF whose unico process finishes after `sandbox.processing_delay`, then approves.
+const ASYNC_APPROVED: &str = "900.000.007-60";
 
 #[tokio::test]
 async fn a_cpf_search_needs_pii_read_and_every_search_is_recorded() {
@@ -168,6 +173,27 @@ async fn nul_characters_and_wrong_content_types_are_refused_by_name() {
         .await
         .unwrap();
     assert_eq!(response.status(), 403);
+    for (path, key) in [
+        (
+            format!("/v1/onboardings/{}/review-requests", uuid::Uuid::new_v4()),
+            AUDITOR_KEY,
+        ),
+        (
+            format!("/v1/reviews/{}/resolution", uuid::Uuid::new_v4()),
+            ONBOARDING_KEY,
+        ),
+    ] {
+        let response = app
+            .http
+            .post(app.url(&path))
+            .bearer_auth(key)
+            .header("content-type", "text/plain")
+            .body("{ not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{path}");
+    }
     // An unknown route or method is problem+json too.
     let response = app.http.get(app.url("/v2/nothing")).send().await.unwrap();
     assert_eq!(response.status(), 404);
@@ -190,13 +216,24 @@ async fn nul_characters_and_wrong_content_types_are_refused_by_name() {
 }
 
 #[tokio::test]
-async fn old_webhook_deliveries_are_deleted_by_retention() {
+async fn retention_deletes_old_webhooks_and_erases_what_providers_said() {
     let app = TestApp::spawn().await;
     sqlx::query(
         "INSERT INTO unico_webhooks (received_at, authenticated, process_id)
          VALUES (now() - interval '31 days', false, NULL),
                 (now() - interval '31 days', true, 'old'),
                 (now() - interval '1 day', true, 'recent')",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO provider_calls (provider, operation, method, path, http_status, latency_ms,
+                                     request, response, error, created_at)
+         VALUES ('qitech', 'register_device', 'POST', '/x', 500, 3, '{}', '{\"m\": \"Maria\"}',
+                 'Maria', now() - interval '1826 days'),
+                ('qitech', 'register_device', 'POST', '/x', 500, 3, '{}', '{}', 'recent',
+                 now() - interval '1 day')",
     )
     .execute(&app.db)
     .await
@@ -210,5 +247,252 @@ async fn old_webhook_deliveries_are_deleted_by_retention() {
             .await
             .unwrap();
     assert_eq!(left, [Some("recent".to_owned())]);
+    let calls: Vec<(Option<String>, bool, i32)> = sqlx::query_as(
+        "SELECT error, response IS NULL, http_status FROM provider_calls ORDER BY created_at",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        calls,
+        [(None, true, 500), (Some("recent".to_owned()), false, 500)],
+        "the old call keeps its status, not what was said"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn each_key_has_its_rate_and_a_flood_gets_429_with_retry_after() {
+    let app = TestApp::spawn_with(&[("api.rate_per_second", "2"), ("api.rate_burst", "3")]).await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let response = app
+            .http
+            .get(app.url("/v1/decisions"))
+            .bearer_auth(AUDITOR_KEY)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+            retry_after = response.headers().get("retry-after").cloned();
+        }
+    }
+    assert_eq!(
+        &statuses[..3],
+        [200, 200, 200],
+        "the burst passes: {statuses:?}"
+    );
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+    let seconds: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&seconds));
+    // Another key is not slowed by the first one's flood.
+    let (status, _) = app.get("/v1/decisions", AUDITOR_PII_KEY).await;
+    assert_eq!(status, 200);
+    // After the wait, the first key is served again.
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let (status, _) = app.get("/v1/decisions", AUDITOR_KEY).await;
+    assert_eq!(status, 200);
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("veredito_requests_rejected_total{reason=\"rate_limited\"} 0\n"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn past_the_request_limit_503_with_retry_after_and_probes_still_answer() {
+    let app = TestApp::spawn_with(&[
+        ("server.max_in_flight", "2"),
+        ("sandbox.processing_delay", "3s"),
+    ])
+    .await;
+    // Two requests waiting for an async verdict hold both places.
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let request = app
+                .http
+                .post(app.url("/v1/onboardings"))
+                .bearer_auth(ONBOARDING_KEY)
+                .header("Idempotency-Key", key())
+                .header("Prefer", "wait=10")
+                .json(&onboarding_body(ASYNC_APPROVED));
+            tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let mut refused = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let response = app
+            .http
+            .get(app.url("/v1/decisions"))
+            .bearer_auth(AUDITOR_KEY)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 503 {
+            refused = Some(response);
+            break;
+        }
+    }
+    let refused = refused.expect("a third request was refused while two waited");
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let live = app.http.get(app.url("/health/live")).send().await.unwrap();
+    assert_eq!(live.status(), 200, "probes are never refused");
+    for request in waiting {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    let (status, _) = app.get("/v1/decisions", AUDITOR_KEY).await;
+    assert_eq!(status, 200, "served again once the places are free");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_refused_and_silent_ones_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(&[
+        ("server.max_connections", "3"),
+        ("server.header_timeout", "1s"),
+    ])
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // Three connections that send nothing hold every place.
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fourth = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    fourth
+        .write_all(b"GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), fourth.read_to_string(&mut answer))
+        .await
+        .expect("answered and closed")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+    // A connection that never finishes its headers is closed after server.header_timeout...
+    let mut partial = silent.pop().unwrap();
+    partial
+        .write_all(b"GET /health/live HTTP/1.1\r\nhost:")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), partial.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "the server closed a connection stuck in its headers"
+    );
+    // ...and the places of silent connections come back: a real request is served.
+    drop(silent);
+    let mut served = false;
+    for _ in 0..30 {
+        if let Ok(response) = app.http.get(app.url("/health/live")).send().await {
+            if response.status() == 200 {
+                served = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(served);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_decision_keeps_only_the_region_and_shows_it_only_with_pii_read() {
+    let app = TestApp::spawn().await;
+    let mut body = onboarding_body("111.444.777-35");
+    body["device"]["risk_signals"]["device_latitude"] = json!(-23.561414);
+    body["device"]["risk_signals"]["device_longitude"] = json!(-46.656562);
+    let response = app.onboard(&key(), &body, Some(10)).await;
+    assert_eq!(response.status(), 200);
+    let stored: Value = sqlx::query_scalar("SELECT evidence FROM decisions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored["risk_signals"]["device_latitude"], json!(-23.56));
+    assert_eq!(stored["risk_signals"]["device_longitude"], json!(-46.66));
+    assert!(!stored.to_string().contains("561414"));
+    let (_, page) = app.get("/v1/decisions", AUDITOR_KEY).await;
+    let id = page["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, without) = app.get(&format!("/v1/decisions/{id}"), AUDITOR_KEY).await;
+    let signals = &without["evidence"]["risk_signals"];
+    assert!(signals.is_object(), "{without}");
+    assert!(signals.get("device_latitude").is_none(), "{signals}");
+    assert!(signals.get("device_longitude").is_none(), "{signals}");
+    let (_, with) = app
+        .get(&format!("/v1/decisions/{id}"), AUDITOR_PII_KEY)
+        .await;
+    assert_eq!(
+        with["evidence"]["risk_signals"]["device_latitude"],
+        json!(-23.56)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn what_a_provider_echoes_reaches_no_response_timeline_or_decision() {
+    let echo = "Maria Teste da Silva 111.444.777-35";
+    let fake = device_support::Fake::start(
+        device_support::QitechScript {
+            device: json!({"device_id": "dev-1", "status": "registered",
+                           "analysis_status": "automatically_approved",
+                           "reason": format!("ok {echo}"), "reason_description": echo}),
+            ..Default::default()
+        },
+        0,
+    )
+    .await;
+    let app = TestApp::with_fakes(&fake.qitech_url(), &fake.zro_url(), &[]).await;
+    let response = app
+        .onboard(&key(), &onboarding_body("111.444.777-35"), Some(10))
+        .await;
+    assert_eq!(response.status(), 200);
+    let view = response.text().await.unwrap();
+    assert!(!view.contains("Maria"), "{view}");
+    let (_, page) = app.get("/v1/decisions", AUDITOR_PII_KEY).await;
+    let id = page["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, explained) = app.get(&format!("/v1/decisions/{id}"), AUDITOR_KEY).await;
+    assert!(
+        !explained["evidence"].to_string().contains("Maria"),
+        "{explained}"
+    );
+    assert!(!explained["timeline"].to_string().contains("Maria"));
+    for (table, column) in [
+        ("decisions", "evidence::text"),
+        ("onboarding_events", "detail::text"),
+        ("device_registrations", "coalesce(registration::text, '')"),
+        ("steps", "coalesce(last_error, '')"),
+    ] {
+        let leaked: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {table} WHERE {column} LIKE '%Maria%'"
+        ))
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        assert_eq!(leaked, 0, "{table}");
+    }
     app.stop().await;
 }

@@ -143,3 +143,26 @@ pub struct Evidence {
     pub biometrics: BiometricEvidence,
     pub device: DeviceEvidence,
 }
+
+/// Decimal places a decision's record keeps of the phone's coordinates: two, about a kilometre,
+/// enough to tell a region; no rule reads them, and the record outlives personal-data retention.
+const RECORDED_COORDINATE_DECIMALS: i32 = 2;
+
+impl Evidence {
+    /// The evidence as a decision stores it: the coordinates reduced to a region.
+    pub fn for_the_record(&self) -> Evidence {
+        let round = |v: Option<f64>| {
+            let scale = 10f64.powi(RECORDED_COORDINATE_DECIMALS);
+            v.map(|v| (v * scale).round() / scale)
+        };
+        Evidence {
+            risk_signals: self.risk_signals.clone().map(|signals| RiskSignals {
+                device_latitude: round(signals.device_latitude),
+                device_longitude: round(signals.device_longitude),
+                ..signals
+            }),
+            biometrics: self.biometrics.clone(),
+            device: self.device.clone(),
+        }
+    }
+}

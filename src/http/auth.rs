@@ -8,7 +8,12 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use crate::config::{ApiKeySettings, Scope};
+use std::num::NonZeroU32;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::config::{ApiSettings, Scope};
 use crate::http::error::ApiError;
 
 pub const ONBOARDING_WRITE: Scope = Scope::OnboardingWrite;
@@ -57,31 +62,58 @@ impl Caller {
 
 /// The configured keys, indexed by the SHA-256 of the key. Looking up a digest leaks nothing
 /// useful through timing: the attacker does not control the digest's bytes.
-#[derive(Debug, Default)]
-pub struct ApiKeys(HashMap<[u8; 32], Caller>);
+/// The configured keys, each with its own request rate (governor's GCRA: a steady rate and a
+/// burst above it).
+#[derive(Default)]
+pub struct ApiKeys(HashMap<[u8; 32], (Caller, Arc<DefaultDirectRateLimiter>)>);
 
 impl ApiKeys {
-    pub fn from_settings(keys: &[ApiKeySettings]) -> Self {
+    pub fn from_settings(api: &ApiSettings) -> Self {
         let mut map = HashMap::new();
-        for key in keys {
+        for key in &api.keys {
             let mut digest = [0u8; 32];
             if hex::decode_to_slice(&key.key_sha256, &mut digest).is_ok() {
+                let rate = key.rate_per_second.unwrap_or(api.rate_per_second).max(1);
+                let burst = api.rate_burst.max(rate).max(1);
+                let quota = Quota::per_second(NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN))
+                    .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
                 map.insert(
                     digest,
-                    Caller {
-                        name: key.name.as_str().into(),
-                        scopes: key.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
-                    },
+                    (
+                        Caller {
+                            name: key.name.as_str().into(),
+                            scopes: key.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+                        },
+                        Arc::new(RateLimiter::direct(quota)),
+                    ),
                 );
             }
         }
         ApiKeys(map)
     }
 
-    pub fn authenticate(&self, presented: &str) -> Option<Caller> {
-        self.0
+    /// The caller a key belongs to, if the key is known and within its rate.
+    pub fn authenticate(&self, presented: &str) -> Result<Caller, ApiError> {
+        let (caller, limiter) = self
+            .0
             .get(&crate::crypto::sha256(presented.as_bytes()))
-            .cloned()
+            .ok_or(ApiError::Unauthorized)?;
+        if let Err(not_until) = limiter.check() {
+            crate::metrics::rejected("rate_limited");
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            return Err(ApiError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        Ok(caller.clone())
+    }
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("keys", &self.0.len())
+            .finish()
     }
 }
 
@@ -103,9 +135,7 @@ where
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::Unauthorized);
         }
-        let caller = api_keys
-            .authenticate(key.trim())
-            .ok_or(ApiError::Unauthorized)?;
+        let caller = api_keys.authenticate(key.trim())?;
         tracing::Span::current().record("caller", &*caller.name);
         Ok(caller)
     }

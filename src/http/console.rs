@@ -194,9 +194,12 @@ async fn sign_in(
     Form(form): Form<SignIn>,
 ) -> Result<Response, ApiError> {
     let keys = std::sync::Arc::<ApiKeys>::from_ref(&st);
-    let Some(caller) = keys
-        .authenticate(form.api_key.trim())
-        .filter(|c| c.has(Scope::ReviewsWrite) || c.has(Scope::DecisionsRead))
+    let known = match keys.authenticate(form.api_key.trim()) {
+        Ok(caller) => Some(caller),
+        Err(ApiError::Unauthorized) => None,
+        Err(other) => return Err(other),
+    };
+    let Some(caller) = known.filter(|c| c.has(Scope::ReviewsWrite) || c.has(Scope::DecisionsRead))
     else {
         return Ok((
             StatusCode::UNAUTHORIZED,
@@ -549,6 +552,20 @@ async fn decisions(
     let rows = if notice.is_some() {
         Vec::new()
     } else {
+        // Recorded like the API's searches: the filters, a CPF only as its keyed hash.
+        let logged = serde_json::json!({
+            "outcome": filter.outcome,
+            "reason": filter.reason,
+            "reference": filter.reference,
+            "cpf": filter.cpf_hash.as_ref().map(|h| serde_json::json!({ "hmac": hex::encode(h) })),
+        });
+        audit::record_search(
+            &st.db,
+            &session.caller.name,
+            "console /console/decisions",
+            &logged,
+        )
+        .await?;
         audit::search(&st.db, &filter, None, 100).await?
     };
     let items: Vec<DecisionItem> = rows

@@ -616,10 +616,21 @@ impl Explanation {
                 entry
             })
             .collect();
+        let mut evidence = row.evidence.clone();
+        if !pii {
+            // Even reduced to a region, where the phone was is personal data.
+            if let Some(signals) = evidence
+                .get_mut("risk_signals")
+                .and_then(Value::as_object_mut)
+            {
+                signals.remove("device_latitude");
+                signals.remove("device_longitude");
+            }
+        }
         Ok(Explanation {
             decision: DecisionItem::new(st, &row, pii),
             evaluations,
-            evidence: row.evidence,
+            evidence,
             timeline,
             provider_calls,
             shadow,

@@ -12,6 +12,7 @@ pub mod onboardings;
 pub mod openapi;
 pub mod policies;
 pub mod reviews;
+pub mod server;
 pub mod state;
 pub mod wait;
 pub mod webhooks;
@@ -50,6 +51,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(refuse_nul))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.settings.server.body_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.in_flight.clone(),
+            limit_in_flight,
+        ))
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| {
@@ -124,6 +132,34 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdempotencyKey {
             ));
         }
         Ok(IdempotencyKey(key.to_owned()))
+    }
+}
+
+/// Past `server.max_in_flight` requests in progress, a new one is answered 503 with Retry-After
+/// at once (waiting requests count). Health and metrics are always answered.
+async fn limit_in_flight(
+    axum::extract::State(permits): axum::extract::State<std::sync::Arc<tokio::sync::Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/health/") || path == "/metrics" {
+        return next.run(request).await;
+    }
+    match permits.try_acquire_owned() {
+        Ok(permit) => {
+            let response = next.run(request).await;
+            drop(permit);
+            response
+        }
+        Err(_) => {
+            crate::metrics::rejected("overloaded");
+            ApiError::Unavailable {
+                detail: "too many requests in progress; retry after the time in Retry-After".into(),
+                retry_after_secs: 1,
+            }
+            .into_response()
+        }
     }
 }
 

@@ -73,9 +73,11 @@ async fn request(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    MaybeJson(body): MaybeJson<ReviewRequestBody>,
+    // Taken as a Result so a caller without the scope hears 403, whatever the body.
+    body: Result<MaybeJson<ReviewRequestBody>, ApiError>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::OnboardingWrite)?;
+    let MaybeJson(body) = body?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("onboarding"))?;
     let statement = body.and_then(|b| b.value.statement);
     if let Some(text) = &statement {
@@ -370,9 +372,11 @@ async fn resolve(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: JsonBody<ResolutionBody>,
+    // Taken as a Result so a caller without the scope hears 403, whatever the body.
+    body: Result<JsonBody<ResolutionBody>, ApiError>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::ReviewsWrite)?;
+    let body = body?;
     let id = case_id(&id)?;
     let mut errors = Vec::new();
     let outcome = match body.value.outcome.as_str() {

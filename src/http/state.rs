@@ -15,6 +15,8 @@ pub struct AppState {
     /// Cancelled when the service begins to stop: requests waiting for a verdict answer 202 at
     /// once instead of being cut off.
     pub stopping: CancellationToken,
+    /// Requests in progress at most (`server.max_in_flight`).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<ApiKeys> {

@@ -61,6 +61,15 @@ pub async fn erase_expired_by(
             break;
         }
     }
+    // What providers said, kept as long as the personal data it may echo.
+    loop {
+        let erased =
+            crate::store::calls::erase_older_than(&st.db, st.settings.retention.pii_days, batch)
+                .await?;
+        if (erased as i64) < batch || shutdown.is_cancelled() {
+            break;
+        }
+    }
     // unico's deliveries: wake-ups, evidence for nothing once their process is decided.
     loop {
         let deleted = crate::store::webhooks::delete_older_than(

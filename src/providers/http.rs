@@ -2,6 +2,7 @@
 //! redirects, one send that reads the answer up to a cap, turns transport failures into the
 //! client's error type, and reports the call (bodies redacted by the client) for the audit.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
@@ -70,6 +71,8 @@ pub struct ProviderHttp {
     sink: SharedSink,
     /// Turns an answer's body into what the call record keeps (the client's redaction).
     redact: fn(Value) -> Value,
+    /// When set, calls wait for their turn at this pace (a provider's documented rate).
+    pace: Option<Arc<governor::DefaultDirectRateLimiter>>,
 }
 
 impl ProviderHttp {
@@ -78,7 +81,19 @@ impl ProviderHttp {
             client,
             sink,
             redact,
+            pace: None,
         }
+    }
+
+    /// At most `per_second` calls a second through this client and its clones, evenly spaced
+    /// (a burst of a tenth of a second's worth may go at once).
+    pub fn paced(mut self, per_second: u32) -> Self {
+        let rate = std::num::NonZeroU32::new(per_second).unwrap_or(std::num::NonZeroU32::MIN);
+        let burst = std::num::NonZeroU32::new((per_second / 10).max(1))
+            .unwrap_or(std::num::NonZeroU32::MIN);
+        let quota = governor::Quota::per_second(rate).allow_burst(burst);
+        self.pace = Some(Arc::new(governor::RateLimiter::direct(quota)));
+        self
     }
 
     /// Sends the request, reads the answer (under the client's timeout and the size cap),
@@ -89,6 +104,9 @@ impl ProviderHttp {
         exchange: Exchange,
         outcome: impl FnOnce(&Answer) -> Result<T, E>,
     ) -> Result<T, E> {
+        if let Some(pace) = &self.pace {
+            pace.until_ready().await;
+        }
         let started = Instant::now();
         // A client span after OpenTelemetry's HTTP conventions; its traceparent goes along.
         let span = tracing::info_span!(

@@ -64,7 +64,7 @@ pub async fn insert(
     .bind(&codes)
     .bind(&verdict.policy_version)
     .bind(serde_json::to_value(verdict.thresholds).unwrap_or_default())
-    .bind(serde_json::to_value(evidence).unwrap_or_default())
+    .bind(serde_json::to_value(evidence.for_the_record()).unwrap_or_default())
     .bind(serde_json::to_value(&verdict.evaluations).unwrap_or_default())
     .bind(match by {
         DecidedBy::Policy => "policy",

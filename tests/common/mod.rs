@@ -93,6 +93,9 @@ pub fn test_overrides() -> Vec<(String, String)> {
     [
         ("server.addr", "127.0.0.1:0"),
         ("sandbox.enabled", "true"),
+        // Many requests from one key in a short test; the limit has a test of its own.
+        ("api.rate_per_second", "100000"),
+        ("api.rate_burst", "100000"),
         ("sandbox.processing_delay", "300ms"),
         ("sandbox.webhook_delay", "50ms"),
         ("sandbox.qitech_pending_delay", "600ms"),

@@ -444,6 +444,15 @@ fn error_detail(answer: &Value) -> String {
         .unwrap_or_else(|| "no detail".to_owned())
 }
 
+/// A provider's code: letters, digits, `_`, `-`, `.`, at most 64 of them.
+fn is_code(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
 fn device_registration(answer: Value) -> Result<DeviceRegistration, QitechError> {
     let answer: wire::DeviceAnswer =
         serde_json::from_value(answer).map_err(|e| QitechError::Decode(e.to_string()))?;
@@ -453,8 +462,10 @@ fn device_registration(answer: Value) -> Result<DeviceRegistration, QitechError>
         (Some(status), Some(analysis_status)) => Ok(DeviceRegistration {
             status: status.to_ascii_lowercase(),
             analysis_status: analysis_status.to_ascii_lowercase(),
-            reason: answer.reason,
-            reason_description: answer.reason_description,
+            // The reason is kept when it reads as a code; the description is QI Tech's free
+            // text, which may echo what it was sent (names, documents), and is never kept.
+            reason: answer.reason.filter(|r| is_code(r)),
+            reason_description: None,
         }),
         _ => Err(QitechError::Decode(
             "the device answer lacks status or analysis_status".into(),

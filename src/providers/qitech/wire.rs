@@ -47,7 +47,8 @@ pub(super) struct DeviceBody<'a> {
     pub registration_date: String,
 }
 
-/// The device as QI Tech answers it. Fields beyond these may appear and are ignored.
+/// The device as QI Tech answers it. Fields beyond these may appear and are ignored, among them
+/// `reason_description`: free text that may echo what QI Tech was sent.
 #[derive(Debug, Deserialize)]
 pub(super) struct DeviceAnswer {
     #[serde(default)]
@@ -56,8 +57,6 @@ pub(super) struct DeviceAnswer {
     pub analysis_status: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
-    #[serde(default)]
-    pub reason_description: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

@@ -195,6 +195,15 @@ impl UnicoClient {
         })
     }
 
+    /// Paces every call of this client (the token exchange included) to `per_second`, shared by
+    /// all the work of the replica: a burst waits its turn instead of meeting unico's 429.
+    pub fn paced(mut self, per_second: u32) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.http = inner.http.clone().paced(per_second);
+        }
+        self
+    }
+
     #[tracing::instrument(skip_all, fields(process_id = tracing::field::Empty))]
     pub async fn create_process(
         &self,
