@@ -11,3 +11,6 @@ pub mod providers;
 pub mod sandbox;
 pub mod store;
 pub mod telemetry;
+
+#[cfg(test)]
+pub(crate) mod testing;

@@ -119,6 +119,20 @@ async fn nul_characters_and_wrong_content_types_are_refused_by_name() {
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
     }
+    // Ids that travel in QI Tech's paths cannot step out of their segment.
+    for (field, value) in [
+        ("account.account_id", ".."),
+        ("account.person_id", "../person"),
+        ("device.device_id", "a/b"),
+    ] {
+        let mut body = onboarding_body("111.444.777-35");
+        let (group, name) = field.split_once('.').unwrap();
+        body[group][name] = json!(value);
+        let response = app.onboard(&key(), &body, Some(0)).await;
+        assert_eq!(response.status(), 422, "{field}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
     let validation = app
         .http
         .post(app.url("/v1/device-validations"))

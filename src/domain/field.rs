@@ -16,3 +16,46 @@ impl FieldError {
         }
     }
 }
+
+/// An id that travels in a provider's URL path (QI Tech's account, person and device): 1 to
+/// `max` letters, digits, `.`, `_` or `-`, and not only dots, so it can never step out of its
+/// path segment (`..`), whatever the URL parser makes of it.
+pub fn provider_id(field: &str, value: &str, max: usize) -> Option<FieldError> {
+    if value.is_empty() {
+        return Some(FieldError::new(field, "must not be empty"));
+    }
+    if value.len() > max {
+        return Some(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    let safe = value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !safe || value.bytes().all(|b| b == b'.') {
+        return Some(FieldError::new(
+            field,
+            "must be letters, digits, '.', '_' or '-' (and not only dots)",
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_ids_stay_inside_their_path_segment() {
+        for good in ["acc-1", "per_1", "dev.1", "A9", "a..b"] {
+            assert_eq!(provider_id("x", good, 100), None, "{good}");
+        }
+        for bad in [
+            "", ".", "..", "...", "a/b", "a b", "a%2e", "a?b", "a#b", "é", "a\u{0}",
+        ] {
+            assert!(provider_id("x", bad, 100).is_some(), "{bad}");
+        }
+        assert!(provider_id("x", &"a".repeat(101), 100).is_some());
+    }
+}

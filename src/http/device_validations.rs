@@ -42,8 +42,10 @@ impl DeviceValidationBody {
         for (field, value, max) in [
             ("account_id", &self.account_id, 100),
             ("person_id", &self.person_id, 100),
-            ("session_id", &self.session_id, 200),
         ] {
+            errors.extend(crate::domain::field::provider_id(field, value, max));
+        }
+        for (field, value, max) in [("session_id", &self.session_id, 200)] {
             if value.trim().is_empty() {
                 errors.push(FieldError::new(field, "must not be empty"));
             } else if value.len() > max {

@@ -36,9 +36,6 @@ pub enum ApiError {
         detail: String,
         retry_after_secs: u64,
     },
-    /// A provider refused veredito's own request (credentials, configuration).
-    #[error("{0}")]
-    BadGateway(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -87,9 +84,6 @@ impl ApiError {
                 "unavailable",
                 "Service unavailable",
             ),
-            ApiError::BadGateway(_) => {
-                (StatusCode::BAD_GATEWAY, "provider-error", "Provider error")
-            }
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

@@ -166,3 +166,64 @@ pub fn nul_at(value: &Value, path: &str) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::onboarding::OnboardingRequest;
+
+    fn holds_nul(value: &Value) -> bool {
+        nul_at(value, "").is_some()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever JSON arrives, reading it answers Ok or a 400/422, never a panic, and a body
+        /// with a NUL anywhere is never accepted.
+        #[test]
+        fn any_json_body_is_read_or_refused(value in crate::testing::json()) {
+            let bytes = serde_json::to_vec(&value).unwrap();
+            match parse::<OnboardingRequest>(&bytes) {
+                Ok(body) => {
+                    prop_assert!(!holds_nul(&value));
+                    let _ = body.value.validate();
+                }
+                Err(ApiError::BadRequest(_) | ApiError::Validation(_)) => {}
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+
+        /// A valid request with a NUL put into any of its strings is refused, naming the field.
+        #[test]
+        fn a_nul_in_any_field_is_named(field in prop::sample::select(vec![
+            "reference", "person.name", "person.email", "account.account_id",
+            "device.device_id", "device.session_id", "device.risk_signals.language",
+        ])) {
+            let mut value = serde_json::json!({
+                "reference": "r", "selfie": "c2VsZmll",
+                "person": {"cpf": "111.444.777-35", "name": "n", "email": "a@b.c"},
+                "account": {"account_id": "a", "person_id": "p"},
+                "device": {"device_id": "d", "session_id": "s", "risk_signals": {"language": "pt"}},
+            });
+            let mut slot = &mut value;
+            for part in field.split('.') {
+                slot = &mut slot[part];
+            }
+            *slot = Value::String("x\u{0}y".into());
+            let bytes = serde_json::to_vec(&value).unwrap();
+            match parse::<OnboardingRequest>(&bytes) {
+                Err(ApiError::Validation(errors)) => prop_assert_eq!(&errors[0].field, field),
+                other => prop_assert!(false, "{field}: {:?}", other.err()),
+            }
+        }
+
+        /// Bytes that are not JSON at all: a 400, never a panic.
+        #[test]
+        fn any_bytes_are_read_or_refused(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse::<OnboardingRequest>(&bytes);
+        }
+    }
+}

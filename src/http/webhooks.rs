@@ -180,6 +180,31 @@ impl Notification {
 }
 
 #[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Whatever a webhook carries, what is acted on is a short id of safe characters.
+        #[test]
+        fn any_notification_yields_a_safe_id_or_nothing(body in crate::testing::json()) {
+            if let Ok(notification) = Notification::read(&body) {
+                prop_assert!(!notification.process_id.is_empty());
+                prop_assert!(notification.process_id.len() <= MAX_PROCESS_ID);
+                prop_assert!(notification
+                    .process_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+                prop_assert!(notification.state.as_ref().is_none_or(|s| s.chars().count() <= MAX_STATE));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

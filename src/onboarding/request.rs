@@ -112,19 +112,16 @@ impl OnboardingRequest {
                 ));
             }
         }
-        required(
-            &mut errors,
-            "account.account_id",
-            &self.account.account_id,
-            100,
+        // These three go into QI Tech's URL paths.
+        errors.extend(
+            [
+                ("account.account_id", &self.account.account_id, 100),
+                ("account.person_id", &self.account.person_id, 100),
+                ("device.device_id", &self.device.device_id, 200),
+            ]
+            .into_iter()
+            .filter_map(|(field, value, max)| crate::domain::field::provider_id(field, value, max)),
         );
-        required(
-            &mut errors,
-            "account.person_id",
-            &self.account.person_id,
-            100,
-        );
-        required(&mut errors, "device.device_id", &self.device.device_id, 200);
         required(
             &mut errors,
             "device.session_id",

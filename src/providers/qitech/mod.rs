@@ -487,6 +487,33 @@ fn validation_result(answer: Value) -> Result<ValidationResult, QitechError> {
 }
 
 #[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Whatever QI Tech answers for a device, reading it is total, and what is kept is
+        /// codes only: no free text a person could be named in.
+        #[test]
+        fn any_device_answer_keeps_codes_only(body in crate::testing::json()) {
+            if let Ok(registration) = device_registration(body) {
+                prop_assert!(registration.reason_description.is_none());
+                if let Some(reason) = &registration.reason {
+                    prop_assert!(is_code(reason), "{}", reason);
+                }
+                prop_assert_eq!(
+                    &registration.status,
+                    &registration.status.to_ascii_lowercase()
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -245,6 +245,40 @@ fn scrub_strings(value: &mut Value) {
 }
 
 #[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Whatever unico answers, reading it is total: a result or an error, never a panic;
+        /// a result always has an id and lowercase verdicts; the record keeps no token.
+        #[test]
+        fn any_answer_is_read_or_refused(body in crate::testing::json()) {
+            if let Ok(result) = parse_process(&body) {
+                prop_assert!(!result.process_id.is_empty());
+                for verdict in [&result.unico_id, &result.identity_fraudsters].into_iter().flatten() {
+                    prop_assert_eq!(verdict, &verdict.to_ascii_lowercase());
+                }
+            }
+            if let Ok(token) = parse_token(&body) {
+                prop_assert!(!token.access_token.is_empty());
+            }
+            let _ = parse_business_error(&body);
+            let _ = parse_oauth_error(&body);
+            let kept = for_record(body.clone()).to_string();
+            if let Some(token) = body.get("access_token").and_then(Value::as_str) {
+                if token.len() > 8 {
+                    prop_assert!(!kept.contains(token));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::providers::http::scrub_document_numbers;
