@@ -4,12 +4,15 @@
 //!     bench_client BASE_URL sync|async|search CONCURRENCY SECONDS
 //!     bench_client BASE_URL waiting COUNT WAIT_SECONDS
 //!     bench_client BASE_URL paced RATE SECONDS
+//!     bench_client BASE_URL soak FROM COUNT CONCURRENCY
 //!
 //! `sync`: new people onboarded with a CPF the sandbox decides from CreateProcess (approved, with
 //! the QI Tech registration), `Prefer: wait=10`. `async`: a CPF the sandbox finishes later and
 //! announces by webhook, `Prefer: wait=30`. `search`: `GET /v1/decisions` first pages under the
 //! documented filters. `waiting`: COUNT asynchronous onboardings sent at once, each holding its
-//! connection for up to WAIT_SECONDS.
+//! connection for up to WAIT_SECONDS. `soak`: onboardings FROM..FROM+COUNT, half decided from
+//! CreateProcess and half by webhook, `Prefer: respond-async`, each with a key and body fixed by
+//! its number, so one refused or cut off (a restart, a 503) is sent again until it is accepted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +34,48 @@ fn body(cpf: &str, n: u64) -> Value {
         "device": {"device_id": format!("dev-{id}"), "session_id": "scan-bench",
                    "risk_signals": {"os_version": "14", "is_emulated": false}}
     })
+}
+
+/// Sends soak onboarding `n` until the service accepts it (200 or 202), for at most two
+/// minutes: the same Idempotency-Key and body each time, so a retry never makes a second one.
+async fn soak_one(http: &reqwest::Client, base: &str, n: u64, retries: &AtomicU64) -> bool {
+    let cpf = if n % 2 == 0 {
+        "900.000.001-75"
+    } else {
+        "900.000.007-60"
+    };
+    let body = json!({
+        "reference": format!("soak-{n}"),
+        "person": {"cpf": cpf, "name": "Pessoa de Carga", "birth_date": "1990-01-31", "gender": "F"},
+        "selfie": "c2VsZmllLWJ5dGVzLW5vdC1hLXJlYWwtaW1hZ2U=",
+        "account": {"account_id": format!("acc-soak-{n}"), "person_id": format!("per-soak-{n}")},
+        "device": {"device_id": format!("dev-soak-{n}"), "session_id": "scan-soak",
+                   "risk_signals": {"os_version": "14", "is_emulated": false}}
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let sent = http
+            .post(format!("{base}/v1/onboardings"))
+            .bearer_auth(ONBOARDING_KEY)
+            .header("Idempotency-Key", format!("soak-{n}"))
+            .header("Prefer", "respond-async")
+            .json(&body)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        match sent {
+            Ok(response) if matches!(response.status().as_u16(), 200 | 202) => return true,
+            Ok(response) if response.status().is_client_error() && response.status() != 429 => {
+                eprintln!("soak {n}: refused with {}", response.status());
+                return false;
+            }
+            _ => {
+                retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+    false
 }
 
 /// One request of `scenario`; answers whether it got what the scenario expects.
@@ -88,6 +133,42 @@ async fn main() {
         .timeout(Duration::from_secs(120))
         .build()
         .unwrap();
+
+    if scenario == "soak" {
+        let concurrency: u64 = args[5].parse().expect("a number");
+        let (from, count) = (first, second);
+        let next = Arc::new(AtomicU64::new(from));
+        let retries = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let workers: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (http, base) = (http.clone(), base.clone());
+                let (next, retries, failed) = (next.clone(), retries.clone(), failed.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= from + count {
+                            return;
+                        }
+                        if !soak_one(&http, &base, n, &retries).await {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            let _ = worker.await;
+        }
+        println!(
+            "{}",
+            json!({"scenario": "soak", "from": from, "count": count,
+                   "failed": failed.load(Ordering::Relaxed), "retries": retries.load(Ordering::Relaxed),
+                   "seconds": started.elapsed().as_secs_f64()})
+        );
+        return;
+    }
 
     if scenario == "waiting" {
         let started = Instant::now();

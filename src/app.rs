@@ -128,6 +128,10 @@ impl App {
         let mut device_sandbox = None;
         // The same client code talks to the simulated providers; only the hosts change.
         let base = format!("http://{addr}");
+        let faults = sandbox::faults::Faults {
+            rate: settings.sandbox.fault_rate,
+            stall: settings.sandbox.fault_stall,
+        };
         if settings.sandbox.enabled && settings.sandbox.unico_provider {
             unico_config.base_url = format!("{base}/sandbox/unico");
             unico_config.identity_url = format!("{base}/sandbox/unico-identity");
@@ -147,6 +151,7 @@ impl App {
                 webhook_secret: settings.unico.webhook_secret.expose_secret().to_owned(),
                 processing_delay: settings.sandbox.processing_delay,
                 webhook_delay: settings.sandbox.webhook_delay,
+                faults,
             });
         }
         if settings.sandbox.enabled {
@@ -158,6 +163,7 @@ impl App {
                     zro_api_id: settings.zro.api_id.clone(),
                     zro_api_key: settings.zro.api_key.expose_secret().to_owned(),
                     pending_delay: settings.sandbox.qitech_pending_delay,
+                    faults,
                 });
             }
             tracing::info!(%addr, "sandbox enabled: providers are simulated by this process");

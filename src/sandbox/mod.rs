@@ -2,6 +2,7 @@
 //! providers' documented APIs. This code shares nothing with `providers/`: it is a second,
 //! independent reading of the same documentation, so a wire mistake in one shows up in tests.
 
+pub mod faults;
 mod qitech;
 mod scenarios;
 #[cfg(test)]
@@ -38,11 +39,14 @@ pub struct SandboxConfig {
     pub processing_delay: Duration,
     /// How long after finishing the webhook is sent.
     pub webhook_delay: Duration,
+    /// Injected faults (soak runs); none by default.
+    pub faults: faults::Faults,
 }
 
 /// The sandbox's routes, to be merged into the service's router (paths start with `/sandbox/`).
 pub fn router(config: SandboxConfig) -> Router {
-    unico::router(Arc::new(unico::Unico::new(config)))
+    let faults = config.faults;
+    faults::inject(unico::router(Arc::new(unico::Unico::new(config))), faults)
 }
 
 /// The simulated QI Tech (`{base}/sandbox/qitech`) and Zro (`{base}/sandbox/zro`).
@@ -55,16 +59,19 @@ pub struct DeviceSandboxConfig {
     pub zro_api_key: String,
     /// How long scripted pending analyses take to resolve.
     pub pending_delay: Duration,
+    /// Injected faults (soak runs); none by default.
+    pub faults: faults::Faults,
 }
 
 /// The device providers' routes, to be merged into the service's router.
 pub fn device_router(config: DeviceSandboxConfig) -> Router {
-    qitech::router(Arc::new(qitech::Qitech::new(
+    let routes = qitech::router(Arc::new(qitech::Qitech::new(
         config.qitech_api_key,
         config.pending_delay,
     )))
     .merge(zro::router(Arc::new(zro::Zro::new(
         config.zro_api_id,
         config.zro_api_key,
-    ))))
+    ))));
+    faults::inject(routes, config.faults)
 }

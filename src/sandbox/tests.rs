@@ -34,6 +34,7 @@ fn config(webhook_url: &str, processing: Duration, webhook: Duration) -> Sandbox
         webhook_secret: WEBHOOK_SECRET.to_owned(),
         processing_delay: processing,
         webhook_delay: webhook,
+        faults: Default::default(),
     }
 }
 

@@ -474,19 +474,33 @@ impl Unico {
         let header_name = self.config.webhook_header.clone();
         let secret = self.config.webhook_secret.clone();
         let wait = self.config.processing_delay + self.config.webhook_delay;
+        // Injected faults: the notification also comes early (before the process is done, often
+        // before CreateProcess has answered), or comes twice.
+        let (early, twice) = match (self.config.faults.strikes(), fastrand::bool()) {
+            (false, _) => (false, false),
+            (true, true) => (true, false),
+            (true, false) => (false, true),
+        };
         tokio::spawn(async move {
+            let send = || {
+                client
+                    .post(&url)
+                    .header(header_name.as_str(), secret.as_str())
+                    .json(&json!({
+                        "processId": process_id,
+                        "state": "PROCESS_STATE_FINISHED",
+                        "flow": "id",
+                    }))
+                    .send()
+            };
+            if early {
+                let _ = send().await;
+            }
             tokio::time::sleep(wait).await;
-            let body = json!({
-                "processId": process_id,
-                "state": "PROCESS_STATE_FINISHED",
-                "flow": "id",
-            });
-            let sent = client
-                .post(&url)
-                .header(header_name.as_str(), secret.as_str())
-                .json(&body)
-                .send()
-                .await;
+            let sent = send().await;
+            if twice {
+                let _ = send().await;
+            }
             match sent {
                 Ok(response) if response.status().is_success() => {
                     tracing::debug!(%process_id, "sandbox: webhook delivered");
