@@ -434,3 +434,96 @@ async fn sigterm_answers_a_waiting_request_and_the_next_start_decides() {
     again.kill().ok();
     again.wait().ok();
 }
+
+/// `serve` with every provider timeout at 1 s (so a step's lease is 9 s) and `fault_rate` of
+/// the sandbox's calls stalling 0.8 s and failing.
+fn serve_with_faults(database_url: &str, port: u16, fault_rate: &str) -> std::process::Child {
+    veredito_command()
+        .arg("serve")
+        .env("VEREDITO__SERVER__ADDR", format!("127.0.0.1:{port}"))
+        .env("VEREDITO__DATABASE__URL", database_url)
+        .env("VEREDITO__SANDBOX__FAULT_RATE", fault_rate)
+        .env("VEREDITO__SANDBOX__FAULT_STALL", "800ms")
+        .env("VEREDITO__UNICO__TIMEOUT", "1s")
+        .env("VEREDITO__QITECH__TIMEOUT", "1s")
+        .env("VEREDITO__ZRO__TIMEOUT", "1s")
+        .env("VEREDITO__CALLBACKS__TIMEOUT", "1s")
+        .env("VEREDITO__UNICO__POLL_INITIAL", "300ms")
+        .env("VEREDITO__UNICO__POLL_MAX", "1s")
+        .env("VEREDITO__SANDBOX__PROCESSING_DELAY", "300ms")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts")
+}
+
+#[tokio::test]
+async fn a_replica_killed_mid_call_leaves_its_steps_to_the_next_one() {
+    let database = fresh_database().await;
+    let port = free_port();
+    // The first replica: unico fails every call, slowly, so its steps are in flight.
+    let mut first = serve_with_faults(&database.url, port, "1.0");
+    wait_ready(&format!("http://127.0.0.1:{port}")).await;
+    let http = reqwest::Client::new();
+    for n in 0..12 {
+        let response = http
+            .post(format!("http://127.0.0.1:{port}/v1/onboardings"))
+            .bearer_auth(ONBOARDING_KEY)
+            .header("Idempotency-Key", key())
+            .header("Prefer", "respond-async")
+            .json(&onboarding_body(&cpf_from(900 + n)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGKILL: no shutdown, no release of the claims it holds.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut db = PgConnection::connect(&database.url).await.unwrap();
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM steps WHERE status = 'pending' AND claimed_until > now()",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert!(held > 0, "the killed replica held steps");
+
+    // The next replica, with a unico that answers, takes them once their leases run out.
+    let port = free_port();
+    let mut second = serve_with_faults(&database.url, port, "0");
+    wait_ready(&format!("http://127.0.0.1:{port}")).await;
+    let started = std::time::Instant::now();
+    let mut decided = 0;
+    while started.elapsed() < Duration::from_secs(40) {
+        decided = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM onboardings WHERE state = 'decided'",
+        )
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        if decided == 12 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(decided, 12, "every onboarding decided after the takeover");
+    let created: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT onboarding_id::text, count(*) FROM provider_calls
+          WHERE provider = 'unico' AND operation = 'create_process' AND http_status = 200
+          GROUP BY 1",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(created.len(), 12);
+    assert!(created.iter().all(|(_, n)| *n == 1), "{created:?}");
+    let decisions: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(decisions, 12, "decided once each");
+}
