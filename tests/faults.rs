@@ -210,6 +210,25 @@ async fn create_process_500_twice_then_ok() {
         errors.iter().flatten().all(|e| !e.contains("Maria")),
         "{errors:?}"
     );
+    for (table, column) in [
+        ("onboarding_events", "detail::text"),
+        ("decisions", "evidence::text"),
+        ("steps", "coalesce(last_error, '')"),
+    ] {
+        let leaked: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {table}
+              WHERE {column} LIKE '%Maria%' OR {column} LIKE '%11144477735%'"
+        ))
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        assert_eq!(leaked, 0, "{table}");
+    }
+    let view = app.onboarding(&id).await.to_string();
+    assert!(
+        !view.contains("Maria") && !view.contains("11144477735"),
+        "{view}"
+    );
     app.stop().await;
 }
 

@@ -510,3 +510,39 @@ async fn what_a_provider_echoes_reaches_no_response_timeline_or_decision() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_waits_for_a_connection_at_most_the_acquire_timeout() {
+    let app = TestApp::spawn_with(&[
+        ("database.max_connections", "2"),
+        ("database.acquire_timeout", "500ms"),
+        ("jobs.enabled", "false"),
+    ])
+    .await;
+    // Every connection of the service's pool is taken, as when the database stalls (the
+    // listener holds one of them already).
+    let mut held = Vec::new();
+    while let Ok(connection) = app.state.db.acquire().await {
+        held.push(connection);
+    }
+    assert!(!held.is_empty());
+    let started = std::time::Instant::now();
+    let response = app
+        .onboard(&key(), &onboarding_body("111.444.777-35"), Some(5))
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(
+        problem["detail"], "the database is unreachable",
+        "no internal detail"
+    );
+    assert!(waited < Duration::from_secs(3), "answered after {waited:?}");
+    drop(held);
+    let response = app
+        .onboard(&key(), &onboarding_body("111.444.777-35"), Some(5))
+        .await;
+    assert_eq!(response.status(), 200);
+    app.stop().await;
+}
