@@ -189,7 +189,7 @@ pub struct DatabaseSettings {
 }
 
 fn default_acquire_timeout() -> Duration {
-    Duration::from_secs(2)
+    Duration::from_secs(5)
 }
 
 #[derive(Debug, Clone, Deserialize)]
