@@ -19,7 +19,8 @@ pub mod process_status {
 
 /// A unico process as received from CreateProcess or GetProcess. Result strings are kept as unico
 /// sent them (lowercased), so a value the policy does not know stays visible as evidence.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Biometrics)]
 pub struct BiometricResult {
     pub process_id: String,
     pub status: i32,

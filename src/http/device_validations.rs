@@ -94,8 +94,8 @@ impl DeviceValidationBody {
     ),
     request_body(content = crate::http::device_validations::DeviceValidationBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "Decided", body = ref("#/components/schemas/DeviceValidation")),
-        (status = 202, description = "QI Tech has not concluded yet", body = ref("#/components/schemas/DeviceValidation"), headers(("Location" = String, description = "/v1/device-validations/{id}"))),
+        (status = 200, description = "Decided", body = crate::onboarding::validation::DeviceValidationView),
+        (status = 202, description = "QI Tech has not concluded yet", body = crate::onboarding::validation::DeviceValidationView, headers(("Location" = String, description = "/v1/device-validations/{id}"))),
         (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
@@ -151,7 +151,7 @@ async fn create(
         ("id" = String, Path, description = "The device validation id (a UUID)"),
     ),
     responses(
-        (status = 200, description = "The device validation", body = ref("#/components/schemas/DeviceValidation")),
+        (status = 200, description = "The device validation", body = crate::onboarding::validation::DeviceValidationView),
         (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),

@@ -33,8 +33,8 @@ pub fn router() -> Router<AppState> {
     ),
     request_body(content = crate::onboarding::OnboardingRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "Decided within the wait", body = ref("#/components/schemas/Onboarding"), headers(("Preference-Applied" = String, description = "The preference honoured: respond-async or wait=N"))),
-        (status = 202, description = "Not decided yet: read it at Location", body = ref("#/components/schemas/Onboarding"), headers(("Location" = String, description = "/v1/onboardings/{id}"), ("Preference-Applied" = String, description = "The preference honoured"))),
+        (status = 200, description = "Decided within the wait", body = crate::onboarding::view::OnboardingView, headers(("Preference-Applied" = String, description = "The preference honoured: respond-async or wait=N"))),
+        (status = 202, description = "Not decided yet: read it at Location", body = crate::onboarding::view::OnboardingView, headers(("Location" = String, description = "/v1/onboardings/{id}"), ("Preference-Applied" = String, description = "The preference honoured"))),
         (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
@@ -96,7 +96,7 @@ async fn create(
         ("id" = String, Path, description = "The onboarding id (a UUID)"),
     ),
     responses(
-        (status = 200, description = "The onboarding", body = ref("#/components/schemas/Onboarding")),
+        (status = 200, description = "The onboarding", body = crate::onboarding::view::OnboardingView),
         (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the scope", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),

@@ -1,7 +1,8 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
-//! request types' `ToSchema` derives; the response schemas are kept in `openapi/schemas.json`
-//! and checked against real answers by the schemathesis run (`ops/schemathesis`). `/docs` serves
-//! Swagger UI from the copy vendored in the crate.
+//! `ToSchema` derives of the request bodies and of the onboarding and device-validation views;
+//! the audit, review, callback and policy answers' schemas are kept in `openapi/schemas.json`.
+//! The schemathesis run (`ops/schemathesis/run`) checks every one against real answers. `/docs`
+//! serves Swagger UI from the copy vendored in the crate.
 
 use std::sync::LazyLock;
 
@@ -223,6 +224,14 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "{missing:?}");
+        // The onboarding's answer is derived from the type the handler returns.
+        let onboarding = &doc["components"]["schemas"]["Onboarding"];
+        assert_eq!(
+            onboarding["properties"]["reasons"]["items"]["$ref"],
+            "#/components/schemas/Reason"
+        );
+        assert!(onboarding["properties"]["device"].is_object());
+        assert!(doc["components"]["schemas"]["Biometrics"]["properties"]["score"].is_object());
         for scheme in ["apiKey", "unicoWebhook"] {
             assert!(
                 doc["components"]["securitySchemes"][scheme].is_object(),

@@ -15,8 +15,9 @@ use crate::store::device_validations::{self, ValidationRow};
 use crate::store::steps::{self, Step, Subject, When};
 use crate::store::{StoreError, calls};
 
-#[derive(Debug, Serialize)]
 /// A device validation as its GET (and its callback) shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = DeviceValidation)]
 pub struct DeviceValidationView {
     pub id: Uuid,
     pub reference: Option<String>,

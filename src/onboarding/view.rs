@@ -12,12 +12,17 @@ use crate::onboarding::services::Services;
 use crate::policy::Reason;
 use crate::store::{decisions, devices, onboardings, processes};
 
-#[derive(Debug, Serialize)]
+/// An onboarding as the backend sees it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Onboarding)]
 pub struct OnboardingView {
     pub id: Uuid,
     pub reference: Option<String>,
+    /// processing or decided.
     pub status: &'static str,
+    /// approved, rejected, review or retry; null while processing.
     pub outcome: Option<String>,
+    /// Every rule that fired, the decisive one first.
     pub reasons: Vec<Reason>,
     pub biometrics: Option<BiometricResult>,
     pub device: DeviceView,
@@ -31,7 +36,9 @@ pub struct OnboardingView {
     pub decided_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize)]
+/// The device as QI Tech registered it, and the phone's risk flags.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Device)]
 pub struct DeviceView {
     pub status: Option<String>,
     pub analysis_status: Option<String>,
@@ -39,7 +46,8 @@ pub struct DeviceView {
     pub risk_flags: Vec<&'static str>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OpenFinance)]
 pub struct OpenFinanceView {
     pub enrollment_id: String,
     /// pending (not sent yet, or being retried), sent, failed.
