@@ -280,4 +280,69 @@ mod tests {
         );
         assert_eq!(scrub_document_numbers("status 3, score -40"), None);
     }
+
+    #[derive(Debug)]
+    struct Failed(Failure);
+
+    impl std::fmt::Display for Failed {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{:?}", self.0)
+        }
+    }
+
+    impl ProviderError for Failed {
+        fn from_failure(failure: Failure) -> Self {
+            Failed(failure)
+        }
+    }
+
+    /// A provider that answers `bytes` of JSON-looking text, streamed without a length.
+    async fn provider(bytes: usize) -> String {
+        let app = axum::Router::new().route(
+            "/big",
+            axum::routing::get(move || async move {
+                let chunk = bytes::Bytes::from(vec![b' '; 64 * 1024]);
+                let chunks = bytes.div_ceil(chunk.len());
+                let stream = futures_util::stream::iter(
+                    (0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+                );
+                axum::body::Body::from_stream(stream)
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/big", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    async fn fetch(url: &str) -> Result<u16, Failed> {
+        let http = ProviderHttp::new(
+            client(Duration::from_secs(5)).unwrap(),
+            Arc::new(crate::providers::DiscardCalls),
+            |v| v,
+        );
+        let exchange = Exchange {
+            provider: "test",
+            operation: "big",
+            method: "GET",
+            path: "/big".into(),
+            request: None,
+            context: CallContext::default(),
+        };
+        http.send(http.client.get(url), exchange, |answer: &Answer| {
+            Ok::<_, Failed>(answer.status)
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn an_answer_past_the_cap_is_refused_without_being_read_whole() {
+        let small = provider(64 * 1024).await;
+        assert_eq!(fetch(&small).await.unwrap(), 200);
+        let huge = provider(50 * 1024 * 1024).await;
+        match fetch(&huge).await {
+            Err(Failed(Failure::TooLarge)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -225,9 +225,10 @@ async fn token_endpoint(
         state.exchanges.load(Ordering::SeqCst),
         uuid::Uuid::new_v4()
     );
+    // The fake honours its tokens a day at most, whatever lifetime it announces.
     lock(&state.tokens).insert(
         token.clone(),
-        StdInstant::now() + Duration::from_secs(lifetime),
+        StdInstant::now() + Duration::from_secs(lifetime.min(86_400)),
     );
     axum::Json(json!({"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}))
         .into_response()
@@ -1145,4 +1146,22 @@ async fn records_and_logs_hold_no_personal_data_or_secrets() {
         assert!(!recorded.contains(secret.as_str()), "recorded {secret}");
         assert!(!logged.contains(secret.as_str()), "logged {secret}");
     }
+}
+
+#[tokio::test]
+async fn an_absurd_token_lifetime_is_clamped_and_the_client_keeps_working() {
+    let fake = Fake::start().await;
+    fake.state
+        .token_lifetime_secs
+        .store(u64::MAX, Ordering::SeqCst);
+    let (client, _) = fake.client();
+    client
+        .get_process(PROCESS_ID, ctx())
+        .await
+        .expect("a token with an absurd lifetime still serves");
+    client
+        .get_process(PROCESS_ID, ctx())
+        .await
+        .expect("and again");
+    assert_eq!(fake.exchanges(), 1);
 }
