@@ -11,6 +11,7 @@ pub mod json;
 pub mod onboardings;
 pub mod openapi;
 pub mod policies;
+pub mod problems;
 pub mod reviews;
 pub mod server;
 pub mod state;
