@@ -1,7 +1,7 @@
 //! The benchmark's load generator, a process of its own so the service's figures are its own.
 //! Driven by `bench/run`; prints one JSON line per run.
 //!
-//!     bench_client BASE_URL sync|async|search CONCURRENCY SECONDS
+//!     bench_client BASE_URL sync|async|search CONCURRENCY SECONDS [ANSWERS_FILE]
 //!     bench_client BASE_URL waiting COUNT WAIT_SECONDS
 //!     bench_client BASE_URL paced RATE SECONDS
 //!     bench_client BASE_URL soak FROM COUNT CONCURRENCY
@@ -13,6 +13,9 @@
 //! connection for up to WAIT_SECONDS. `soak`: onboardings FROM..FROM+COUNT, half decided from
 //! CreateProcess and half by webhook, `Prefer: respond-async`, each with a key and body fixed by
 //! its number, so one refused or cut off (a restart, a 503) is sent again until it is accepted.
+//! With ANSWERS_FILE, each decided onboarding's id and the wall-clock time its answer arrived
+//! (milliseconds since the epoch) are written there, a line each, to be set against the time the
+//! service received unico's webhook.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,8 +81,14 @@ async fn soak_one(http: &reqwest::Client, base: &str, n: u64, retries: &AtomicU6
     false
 }
 
-/// One request of `scenario`; answers whether it got what the scenario expects.
-async fn one(http: &reqwest::Client, base: &str, scenario: &str, n: u64) -> bool {
+/// One request of `scenario`; answers whether it got what the scenario expects, and, for a
+/// decided onboarding, its id and when the answer arrived (ms since the epoch).
+async fn one(
+    http: &reqwest::Client,
+    base: &str,
+    scenario: &str,
+    n: u64,
+) -> (bool, Option<(String, f64)>) {
     let request = match scenario {
         "sync" => http
             .post(format!("{base}/v1/onboardings"))
@@ -108,10 +117,25 @@ async fn one(http: &reqwest::Client, base: &str, scenario: &str, n: u64) -> bool
         }
         other => panic!("unknown scenario {other}"),
     };
-    match request.send().await {
-        Ok(response) => response.status() == 200,
-        Err(_) => false,
+    let Ok(response) = request.send().await else {
+        return (false, None);
+    };
+    if response.status() != 200 {
+        return (false, None);
     }
+    if scenario == "search" {
+        return (true, None);
+    }
+    let Ok(answer) = response.json::<Value>().await else {
+        return (false, None);
+    };
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        * 1000.0;
+    let id = answer["id"].as_str().map(|id| (id.to_owned(), at));
+    (answer["status"] == "decided", id)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -213,7 +237,7 @@ async fn main() {
             let (http, base) = (http.clone(), base.clone());
             tasks.push(tokio::spawn(async move {
                 let t = Instant::now();
-                let ok = one(&http, &base, "sync", n).await;
+                let (ok, _) = one(&http, &base, "sync", n).await;
                 (t.elapsed().as_secs_f64() * 1000.0, ok)
             }));
         }
@@ -247,21 +271,34 @@ async fn main() {
             let (counter, errors) = (counter.clone(), errors.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
+                let mut answered = Vec::new();
                 while Instant::now() < deadline {
                     let n = counter.fetch_add(1, Ordering::Relaxed);
                     let t = Instant::now();
-                    if !one(&http, &base, &scenario, n).await {
+                    let (ok, answer) = one(&http, &base, &scenario, n).await;
+                    if !ok {
                         errors.fetch_add(1, Ordering::Relaxed);
                     }
                     latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                    answered.extend(answer.filter(|_| ok));
                 }
-                latencies
+                (latencies, answered)
             })
         })
         .collect();
     let mut latencies = Vec::new();
+    let mut answered = Vec::new();
     for worker in workers {
-        latencies.extend(worker.await.unwrap());
+        let (l, a) = worker.await.unwrap();
+        latencies.extend(l);
+        answered.extend(a);
+    }
+    if let Some(path) = args.get(5) {
+        let lines: String = answered
+            .iter()
+            .map(|(id, at)| format!("{id}\t{at:.3}\n"))
+            .collect();
+        std::fs::write(path, lines).expect("the answers file is writable");
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());

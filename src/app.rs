@@ -146,7 +146,11 @@ impl App {
                         )
                     })?,
                 api_key: settings.unico.api_key.expose_secret().to_owned(),
-                webhook_url: format!("{base}/v1/webhooks/unico"),
+                webhook_url: settings
+                    .sandbox
+                    .webhook_url
+                    .clone()
+                    .unwrap_or_else(|| format!("{base}/v1/webhooks/unico")),
                 webhook_header: settings.unico.webhook_header.clone(),
                 webhook_secret: settings.unico.webhook_secret.expose_secret().to_owned(),
                 processing_delay: settings.sandbox.processing_delay,

@@ -411,6 +411,11 @@ pub struct SandboxSettings {
     pub fault_rate: f64,
     #[serde(default = "default_fault_stall", deserialize_with = "duration")]
     pub fault_stall: Duration,
+    /// Where the simulated unico posts its notifications; unset, to this process's own
+    /// `/v1/webhooks/unico`. Set when the sandbox runs as a process of its own, apart from the
+    /// service it stands in for (the benchmark measures the service alone so).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
 }
 
 fn default_fault_stall() -> Duration {

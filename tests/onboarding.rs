@@ -233,6 +233,36 @@ async fn webhook_wakes_the_poller_before_its_backoff() {
 }
 
 #[tokio::test]
+async fn the_replica_that_receives_the_webhook_reads_the_process_itself() {
+    // No runners on this replica and slow polling: only the webhook's own replica running the
+    // read step at once can decide it within the wait.
+    let app = TestApp::spawn_with(&[
+        ("jobs.enabled", "false"),
+        ("unico.poll_initial", "30s"),
+        ("unico.poll_max", "60s"),
+    ])
+    .await;
+    let response = app
+        .onboard(&key(), &onboarding_body("900.000.008-41"), Some(15))
+        .await;
+    assert_eq!(response.status(), 200);
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["outcome"], "approved", "{view}");
+    let id = view["id"].as_str().unwrap();
+    assert_eq!(app.unico_calls(id, "get_process").await, 1);
+    // The read step ran once, claimed by the webhook's transaction.
+    let runs: Vec<(String, i32)> = sqlx::query_as(
+        "SELECT status, attempts FROM steps WHERE onboarding_id = $1::uuid AND kind = 'read_process'",
+    )
+    .bind(id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(runs, [("done".to_owned(), 1)]);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn polling_alone_finishes_a_process_without_webhook() {
     let app = TestApp::spawn().await;
     let response = app

@@ -1,19 +1,41 @@
 //! How many committed write transactions an approved onboarding costs, counted by PostgreSQL:
 //! every transaction that writes gets a transaction id, so the ids handed out while the
 //! onboardings run are the write transactions they took, provider-call records and timeline
-//! events included. This file holds one test, so no other test of its binary writes meanwhile
-//! (test binaries run one after another).
+//! events included. And how many statements it sends in all, reads included, counted from
+//! sqlx's own log of every statement it runs (target `sqlx::query`). This file holds one test,
+//! so no other test of its binary writes meanwhile (test binaries run one after another).
 
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
 
 /// The promise: an onboarding whose CreateProcess answer is final and whose device QI Tech
 /// approves at once is stored, advanced and decided in at most this many transactions.
 const MAX_TRANSACTIONS: i64 = 4;
+
+/// And in at most this many statements (COMMIT included): the request's transaction,
+/// CreateProcess's and QI Tech's one read and one transaction each, the one read the answer is
+/// built from, and the runners' look at the queue. 25.4 measured.
+const MAX_STATEMENTS: u64 = 30;
+
+/// Statements run by sqlx in this process.
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+
+struct CountStatements;
+
+impl<S: tracing::Subscriber> Layer<S> for CountStatements {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == "sqlx::query" {
+            STATEMENTS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 /// A new person on a new phone: no QI Tech record to find again.
 fn new_person() -> Value {
@@ -35,6 +57,12 @@ async fn next_xid(app: &TestApp) -> i64 {
 
 #[tokio::test]
 async fn an_approved_onboarding_takes_at_most_four_transactions() {
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("sqlx::query", tracing::Level::TRACE);
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(CountStatements.with_filter(filter)),
+    )
+    .unwrap();
     let app = TestApp::spawn().await;
     // One onboarding first, so nothing that happens once per process is counted.
     let warm = app.onboard(&key(), &new_person(), Some(10)).await;
@@ -43,6 +71,7 @@ async fn an_approved_onboarding_takes_at_most_four_transactions() {
 
     const N: i64 = 10;
     let before = next_xid(&app).await;
+    let statements_before = STATEMENTS.load(Ordering::Relaxed);
     for _ in 0..N {
         let response = app.onboard(&key(), &new_person(), Some(10)).await;
         assert_eq!(response.status(), 200);
@@ -52,6 +81,7 @@ async fn an_approved_onboarding_takes_at_most_four_transactions() {
     }
     // Anything the decisions still set off (there should be nothing) gets time to commit.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let statements = STATEMENTS.load(Ordering::Relaxed) - statements_before;
     let after = next_xid(&app).await;
     let per_onboarding = (after - before) as f64 / N as f64;
     println!("write transactions per approved onboarding: {per_onboarding:.1}");
@@ -59,6 +89,16 @@ async fn an_approved_onboarding_takes_at_most_four_transactions() {
         after - before <= MAX_TRANSACTIONS * N,
         "{} write transactions for {N} onboardings ({per_onboarding:.1} each; at most {MAX_TRANSACTIONS})",
         after - before
+    );
+    let per_onboarding = statements as f64 / N as f64;
+    println!("statements per approved onboarding: {per_onboarding:.1}");
+    assert!(
+        statements > 0,
+        "sqlx's statement log was not seen: the count proves nothing"
+    );
+    assert!(
+        statements <= MAX_STATEMENTS * N as u64,
+        "{statements} statements for {N} onboardings ({per_onboarding:.1} each; at most {MAX_STATEMENTS})"
     );
     // Nothing was skipped to get there: every call and event is stored.
     let stored: (i64, i64) = sqlx::query_as(

@@ -132,8 +132,20 @@ async fn list(
 ) -> Result<Response, ApiError> {
     caller.require(DECISIONS_READ)?;
     let params = SearchParams::parse(&st, &caller, query.as_deref(), &["limit", "cursor"])?;
-    audit::record_search(&st.db, &caller.name, "GET /v1/decisions", &params.logged).await?;
-    let rows = audit::search(&st.db, &params.filter, params.cursor, params.limit + 1).await?;
+    // The log row and the search run side by side on two connections: the answer leaves only
+    // once both are done, so no search goes unlogged, and the log's commit adds no wait.
+    let (_, rows) = tokio::try_join!(
+        async {
+            audit::record_search(&st.db, &caller.name, "GET /v1/decisions", &params.logged)
+                .await
+                .map_err(ApiError::from)
+        },
+        async {
+            audit::search(&st.db, &params.filter, params.cursor, params.limit + 1)
+                .await
+                .map_err(ApiError::from)
+        },
+    )?;
     let has_more = rows.len() as i64 > params.limit;
     let page = &rows[..rows.len().min(params.limit as usize)];
     let pii = caller.has(PII_READ);

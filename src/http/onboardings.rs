@@ -60,12 +60,14 @@ async fn create(
     let request = body.value.validate().map_err(ApiError::Validation)?;
     // serde_json's maps are ordered by key, so this is a canonical form of the body.
     let hash = crate::crypto::sha256(&serde_json::to_vec(&body.raw).unwrap_or_default());
-    let id = onboarding::submit(&st.flow, &caller.name, &key, &hash, &request).await?;
-    let decided = crate::http::wait::until_decided(&st, id, wait).await?;
+    let rx = crate::http::wait::subscribe(&st);
+    let submitted = onboarding::submit(&st.flow, &caller.name, &key, &hash, &request).await?;
+    let id = submitted.id;
+    crate::http::wait::until_decided(&st, id, wait, rx, submitted.decided).await?;
     let view = onboarding::view::load(&st, id)
         .await?
         .ok_or(ApiError::NotFound("onboarding"))?;
-    let mut response = if decided {
+    let mut response = if view.outcome.is_some() {
         (StatusCode::OK, Json(view)).into_response()
     } else {
         let mut response = (StatusCode::ACCEPTED, Json(view)).into_response();

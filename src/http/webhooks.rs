@@ -9,10 +9,9 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::domain::transitions::StepKind;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::store::{events, processes, steps, webhooks};
+use crate::store::{events, processes, webhooks};
 
 /// unico's notifications are a few hundred bytes; nothing near this is legitimate.
 const WEBHOOK_BODY_LIMIT: usize = 16 * 1024;
@@ -91,6 +90,7 @@ async fn receive(
             )));
         }
     };
+    let mut held = None;
     let mut tx = crate::store::begin(&st.db).await?;
     let open = processes::open_onboarding(&mut *tx, &notification.process_id).await?;
     let known = open.is_some() || processes::exists(&mut *tx, &notification.process_id).await?;
@@ -113,9 +113,13 @@ async fn receive(
             json!({ "process_id": notification.process_id, "state": notification.state }),
         )
         .await?;
-        steps::make_due(&mut tx, onboarding_id, StepKind::ReadProcess).await?;
+        held = crate::onboarding::biometrics::process_notified(&mut tx, &st.flow, onboarding_id)
+            .await?;
     }
     tx.commit().await?;
+    if let Some(step) = held {
+        crate::onboarding::steps::spawn(&st.flow, vec![step]);
+    }
     crate::metrics::webhook(if known { "accepted" } else { "unknown_process" });
     tracing::info!(process_id = %notification.process_id, known, "unico webhook received");
     Ok(StatusCode::NO_CONTENT)

@@ -45,7 +45,9 @@ fn retry_wait(flow: &Services, step: &Step) -> Duration {
 }
 
 pub async fn create_process(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, FlowError> {
-    let Some(onboarding) = onboardings::get(&flow.db, id).await? else {
+    let Some((onboarding, selfie)) =
+        onboardings::get_with_selfie(&flow.db, &flow.cipher, id).await?
+    else {
         steps::complete(&flow.db, step).await?;
         return Ok(Applied::default());
     };
@@ -57,7 +59,6 @@ pub async fn create_process(flow: &Services, step: &Step, id: Uuid) -> Result<Ap
         flow.settings.policy.biometrics_deadline,
         onboarding.created_at,
     );
-    let selfie = onboardings::selfie(&flow.db, &flow.cipher, id).await?;
     let person = onboarding.person(&flow.cipher)?;
     let (Some(selfie), Some(person), false) = (selfie, person, left.is_zero()) else {
         // Past the deadline (or nothing left to send): decided on what is known, which is
@@ -177,6 +178,17 @@ pub async fn create_process(flow: &Services, step: &Step, id: Uuid) -> Result<Ap
     };
     tx.commit().await?;
     Ok(applied)
+}
+
+/// unico notified that the process may be over: the read step is claimed for this replica, to
+/// run as soon as the caller commits (`steps::spawn`), so the answer does not wait for a runner
+/// to wake. When a runner holds the step it runs again after its current run instead.
+pub async fn process_notified(
+    tx: &mut sqlx::PgConnection,
+    flow: &Services,
+    onboarding_id: Uuid,
+) -> Result<Option<Step>, FlowError> {
+    Ok(steps::claim_now(tx, onboarding_id, StepKind::ReadProcess, flow.step_lease()).await?)
 }
 
 pub async fn read_process(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, FlowError> {

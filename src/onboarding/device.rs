@@ -59,9 +59,7 @@ enum Step_ {
 /// account, person or device it has), so a run cut short only repeats calls.
 #[tracing::instrument(skip_all, fields(onboarding_id = %id, step = %step.kind))]
 pub async fn register(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, FlowError> {
-    let onboarding = onboardings::get(&flow.db, id).await?;
-    let row = devices::registration(&flow.db, id).await?;
-    let (Some(onboarding), Some(row)) = (onboarding, row) else {
+    let Some((onboarding, row)) = devices::registration_with_onboarding(&flow.db, id).await? else {
         steps::complete(&flow.db, step).await?;
         return Ok(Applied::default());
     };

@@ -25,4 +25,4 @@ pub mod view;
 
 pub use error::FlowError;
 pub use request::{OnboardingRequest, ValidOnboarding, ValidationRequest};
-pub use submit::{is_decided, submit, submit_validation};
+pub use submit::{Submitted, is_decided, submit, submit_validation};

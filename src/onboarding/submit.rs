@@ -16,9 +16,17 @@ use crate::onboarding::steps;
 use crate::store::steps::Subject;
 use crate::store::{StoreError, device_validations, events, onboardings};
 
+/// An onboarding taken in: its id, and whether it was decided when stored (None for one found
+/// under the same Idempotency-Key, whose state is not looked at here).
+#[derive(Debug, Clone, Copy)]
+pub struct Submitted {
+    pub id: Uuid,
+    pub decided: Option<bool>,
+}
+
 /// Stores the onboarding with its first step in one transaction and starts that step on this
-/// replica, or finds the one stored under the same Idempotency-Key. Answers its id; the verdict
-/// may or may not exist yet. No provider is called before this answers.
+/// replica, or finds the one stored under the same Idempotency-Key. The verdict may or may not
+/// exist yet. No provider is called before this answers.
 #[tracing::instrument(skip_all, fields(onboarding_id))]
 pub async fn submit(
     flow: &Flow,
@@ -26,7 +34,7 @@ pub async fn submit(
     idempotency_key: &str,
     request_hash: &[u8],
     request: &ValidOnboarding,
-) -> Result<Uuid, FlowError> {
+) -> Result<Submitted, FlowError> {
     use secrecy::ExposeSecret;
     let mut tx = crate::store::begin(&flow.db).await?;
     let inserted = onboardings::insert(
@@ -58,7 +66,7 @@ pub async fn submit(
         } => {
             tracing::Span::current().record("onboarding_id", tracing::field::display(id));
             tracing::info!("the same Idempotency-Key again: waiting on the stored onboarding");
-            return Ok(id);
+            return Ok(Submitted { id, decided: None });
         }
     };
     tracing::Span::current().record("onboarding_id", tracing::field::display(id));
@@ -107,7 +115,10 @@ pub async fn submit(
         flow.wake.decided(id);
     }
     steps::spawn(flow, applied.steps);
-    Ok(id)
+    Ok(Submitted {
+        id,
+        decided: Some(applied.decided),
+    })
 }
 
 /// Whether `id` exists and is decided, without loading it all.

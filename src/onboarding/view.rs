@@ -7,10 +7,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::evidence::BiometricResult;
+use crate::domain::evidence::RiskSignals;
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
 use crate::policy::Reason;
-use crate::store::{decisions, devices, onboardings, processes};
+use crate::store::views::{self, OnboardingViewRow};
 
 /// An onboarding as the backend sees it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -58,8 +59,8 @@ pub struct OpenFinanceView {
 }
 
 pub async fn load(st: &Services, id: Uuid) -> Result<Option<OnboardingView>, FlowError> {
-    let mut conn = st.db.acquire().await?;
-    load_in(&mut conn, &st.policies.active().version, id).await
+    let row = views::onboarding(&st.db, id).await?;
+    Ok(row.map(|row| from_row(id, row, &st.policies.active().version)))
 }
 
 /// The view as `conn` sees it: inside a transaction, with what it wrote and has not committed
@@ -69,33 +70,23 @@ pub async fn load_in(
     policy_version: &str,
     id: Uuid,
 ) -> Result<Option<OnboardingView>, FlowError> {
-    let Some(onboarding) = onboardings::get(&mut *conn, id).await? else {
-        return Ok(None);
-    };
-    let process = processes::for_onboarding(&mut *conn, id).await?;
-    // While a reviewer's approval waits for QI Tech the onboarding is processing again: its
-    // verdict is the next decision, not the last one.
-    let decided = onboarding.state == "decided";
-    let decision = decisions::for_onboarding(&mut *conn, id)
-        .await?
-        .filter(|_| decided);
-    let signals = onboarding.risk_signals();
-    let registration = decision
-        .as_ref()
-        .and_then(|d| d.evidence.pointer("/device").cloned())
-        .filter(|device| device.get("state").and_then(Value::as_str) != Some("not_run"));
-    // While the device stage runs, QI Tech's latest answer (or "registering" before the first).
-    let registering = if decision.is_none() && onboarding.state == "device" {
-        devices::registration(&mut *conn, id).await?.map(|r| {
-            r.registration.map_or_else(
-                || json!({ "status": "registering" }),
-                |answer| json!(answer.0),
-            )
-        })
-    } else {
-        None
-    };
-    let registration = registration.or(registering);
+    let row = views::onboarding(&mut *conn, id).await?;
+    Ok(row.map(|row| from_row(id, row, policy_version)))
+}
+
+fn from_row(id: Uuid, row: OnboardingViewRow, policy_version: &str) -> OnboardingView {
+    let decided = row.outcome.is_some();
+    // The device as the decision recorded it, or, while the device stage runs, QI Tech's latest
+    // answer ("registering" before the first).
+    let registration = row
+        .decided_device
+        .filter(|device| device.get("state").and_then(Value::as_str) != Some("not_run"))
+        .or_else(|| {
+            row.registering.then(|| {
+                row.registration
+                    .unwrap_or_else(|| json!({ "status": "registering" }))
+            })
+        });
     let field = |name: &str| {
         registration
             .as_ref()
@@ -103,29 +94,31 @@ pub async fn load_in(
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    let open_finance = devices::signal(&mut *conn, id)
-        .await?
-        .map(|s| OpenFinanceView {
-            enrollment_id: s.enrollment_id,
-            status: s.status,
-            attempts: s.attempts,
-            http_status: s.http_status,
-            error: s.last_error,
-        });
-    Ok(Some(OnboardingView {
+    let signals: Option<RiskSignals> = row
+        .risk_signals
+        .and_then(|v| serde_json::from_value(v).ok());
+    let open_finance = match (row.enrollment_id, row.signal_status) {
+        (Some(enrollment_id), Some(status)) => Some(OpenFinanceView {
+            enrollment_id,
+            status,
+            attempts: row.signal_attempts.unwrap_or_default(),
+            http_status: row.signal_http_status,
+            error: row.signal_error,
+        }),
+        _ => None,
+    };
+    OnboardingView {
         id,
-        reference: onboarding.reference,
-        status: if decision.is_some() {
-            "decided"
-        } else {
-            "processing"
-        },
-        outcome: decision.as_ref().map(|d| d.outcome.clone()),
-        reasons: decision
-            .as_ref()
-            .and_then(|d| serde_json::from_value(d.reasons.clone()).ok())
+        reference: row.reference,
+        status: if decided { "decided" } else { "processing" },
+        outcome: row.outcome,
+        reasons: row
+            .reasons
+            .and_then(|r| serde_json::from_value(r).ok())
             .unwrap_or_default(),
-        biometrics: process.map(|p| p.result.0),
+        biometrics: row
+            .biometrics
+            .and_then(|b| serde_json::from_value::<BiometricResult>(b).ok()),
         device: DeviceView {
             status: field("status"),
             analysis_status: field("analysis_status"),
@@ -133,11 +126,11 @@ pub async fn load_in(
             risk_flags: crate::policy::risk_flags(signals.as_ref()),
         },
         open_finance,
-        decided_by: decision.as_ref().map(|d| d.decided_by.clone()),
-        policy_version: decision
-            .as_ref()
-            .map_or_else(|| policy_version.to_owned(), |d| d.policy_version.clone()),
-        created_at: onboarding.created_at,
-        decided_at: decision.as_ref().map(|d| d.decided_at),
-    }))
+        decided_by: row.decided_by,
+        policy_version: row
+            .policy_version
+            .unwrap_or_else(|| policy_version.to_owned()),
+        created_at: row.created_at,
+        decided_at: row.decided_at,
+    }
 }

@@ -10,6 +10,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::domain::evidence::{BiometricEvidence, DeviceRegistration};
+use crate::store::onboardings::OnboardingRow;
 
 /// Steps of the registration, in order.
 pub mod step {
@@ -74,6 +75,55 @@ pub async fn registration(
     .bind(onboarding_id)
     .fetch_optional(db)
     .await
+}
+
+/// The registration with its onboarding, in one statement: what a registration step needs.
+pub async fn registration_with_onboarding(
+    db: impl PgExecutor<'_>,
+    onboarding_id: Uuid,
+) -> Result<Option<(OnboardingRow, RegistrationRow)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Joined {
+        #[sqlx(flatten)]
+        onboarding: OnboardingRow,
+        r_step: String,
+        r_biometrics: Json<BiometricEvidence>,
+        r_registration: Option<Json<DeviceRegistration>>,
+        r_registration_date: DateTime<Utc>,
+        r_deadline_at: DateTime<Utc>,
+        r_attempts: i32,
+        r_last_error: Option<String>,
+        r_past_deadline: bool,
+        r_review_case_id: Option<Uuid>,
+    }
+    let joined: Option<Joined> = sqlx::query_as(&format!(
+        "SELECT {}, r.step AS r_step, r.biometrics AS r_biometrics,
+                r.registration AS r_registration, r.registration_date AS r_registration_date,
+                r.deadline_at AS r_deadline_at, r.attempts AS r_attempts,
+                r.last_error AS r_last_error, r.deadline_at <= now() AS r_past_deadline,
+                r.review_case_id AS r_review_case_id
+           FROM device_registrations r JOIN onboardings o ON o.id = r.onboarding_id
+          WHERE r.onboarding_id = $1",
+        crate::store::onboardings::columns_of("o")
+    ))
+    .bind(onboarding_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(joined.map(|j| {
+        let row = RegistrationRow {
+            onboarding_id,
+            step: j.r_step,
+            biometrics: j.r_biometrics,
+            registration: j.r_registration,
+            registration_date: j.r_registration_date,
+            deadline_at: j.r_deadline_at,
+            attempts: j.r_attempts,
+            last_error: j.r_last_error,
+            past_deadline: j.r_past_deadline,
+            review_case_id: j.r_review_case_id,
+        };
+        (j.onboarding, row)
+    }))
 }
 
 /// Stores how far the registration got: the next call to make (`done` once decided), QI Tech's

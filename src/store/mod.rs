@@ -16,6 +16,7 @@ pub mod policies;
 pub mod processes;
 pub mod reviews;
 pub mod steps;
+pub mod views;
 pub mod webhooks;
 
 use std::str::FromStr;
@@ -104,6 +105,10 @@ pub async fn connect(
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
+        // No round trip to test a connection before each use: a connection that broke fails
+        // its statement and is closed, and that statement's work is retried like any other
+        // database error (a step by its lease, a request by its caller).
+        .test_before_acquire(false)
         .connect_with(connect_options(url)?)
         .await?)
 }

@@ -131,6 +131,15 @@ const COLUMNS: &str =
     "id, client_name, reference, account_id, person_id, device, open_finance, state,
                        pii_key_id, pii_ciphertext, last_error, created_at, decided_at";
 
+/// The columns of an `OnboardingRow`, qualified by `alias`, for a statement that joins it.
+pub fn columns_of(alias: &str) -> String {
+    COLUMNS
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OnboardingRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM onboardings WHERE id = $1"))
         .bind(id)
@@ -171,22 +180,43 @@ pub async fn transition(
     Ok(moved == 1)
 }
 
-/// The sealed selfie, while unico does not have it yet.
-pub async fn selfie(
+/// The onboarding and its sealed selfie (None once unico has it), in one statement: what the
+/// CreateProcess step needs.
+pub async fn get_with_selfie(
     db: impl PgExecutor<'_>,
     cipher: &PiiCipher,
     id: Uuid,
-) -> Result<Option<String>, StoreError> {
-    let row: Option<(Option<String>, Option<Vec<u8>>)> =
-        sqlx::query_as("SELECT selfie_key_id, selfie_ciphertext FROM onboardings WHERE id = $1")
-            .bind(id)
-            .fetch_optional(db)
-            .await?;
-    let Some((Some(key_id), Some(sealed))) = row else {
+) -> Result<Option<(OnboardingRow, Option<String>)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct WithSelfie {
+        #[sqlx(flatten)]
+        onboarding: OnboardingRow,
+        selfie_key_id: Option<String>,
+        selfie_ciphertext: Option<Vec<u8>>,
+    }
+    let row: Option<WithSelfie> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, selfie_key_id, selfie_ciphertext FROM onboardings WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else {
         return Ok(None);
     };
-    let plain = cipher.decrypt(&key_id, &sealed, &selfie_context(id))?;
+    let selfie = match (row.selfie_key_id, row.selfie_ciphertext) {
+        (Some(key_id), Some(sealed)) => Some(open_selfie(cipher, id, &key_id, &sealed)?),
+        _ => None,
+    };
+    Ok(Some((row.onboarding, selfie)))
+}
+
+fn open_selfie(
+    cipher: &PiiCipher,
+    id: Uuid,
+    key_id: &str,
+    sealed: &[u8],
+) -> Result<String, StoreError> {
+    let plain = cipher.decrypt(key_id, sealed, &selfie_context(id))?;
     String::from_utf8(plain)
-        .map(Some)
         .map_err(|_| StoreError::Corrupt("the sealed selfie is not text".into()))
 }
