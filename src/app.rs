@@ -97,7 +97,7 @@ impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
         let db = prepare_database(&settings, settings.database.migrate_on_start).await?;
         warn_about_privileges(&db).await;
-        let listener = TcpListener::bind(&settings.server.addr)
+        let listener = listen(&settings.server.addr)
             .await
             .with_context(|| format!("binding {}", settings.server.addr))?;
         let addr = listener.local_addr()?;
@@ -360,4 +360,25 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = terminate => {}
     }
+}
+
+/// Binds `addr` with an accept queue of 4,096 connections (the kernel caps it at
+/// `net.core.somaxconn`): a burst of callers connecting at once waits there for the accept loop
+/// instead of being refused at 1,024, tokio's default.
+async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    const BACKLOG: u32 = 4096;
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the address resolves to nothing")))
 }

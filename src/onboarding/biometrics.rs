@@ -192,9 +192,7 @@ pub async fn process_notified(
 }
 
 pub async fn read_process(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, FlowError> {
-    let onboarding = onboardings::get(&flow.db, id).await?;
-    let process = processes::for_onboarding(&flow.db, id).await?;
-    let (Some(onboarding), Some(process)) = (onboarding, process) else {
+    let Some((onboarding, process)) = processes::with_onboarding(&flow.db, id).await? else {
         steps::complete(&flow.db, step).await?;
         return Ok(Applied::default());
     };

@@ -8,6 +8,7 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::domain::evidence::BiometricResult;
+use crate::store::onboardings::OnboardingRow;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ProcessRow {
@@ -54,6 +55,49 @@ pub async fn for_onboarding(
     .bind(onboarding_id)
     .fetch_optional(db)
     .await
+}
+
+/// The process with its onboarding, in one statement: what a read step needs.
+pub async fn with_onboarding(
+    db: impl PgExecutor<'_>,
+    onboarding_id: Uuid,
+) -> Result<Option<(OnboardingRow, ProcessRow)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Joined {
+        #[sqlx(flatten)]
+        onboarding: OnboardingRow,
+        p_process_id: String,
+        p_status: i32,
+        p_result: sqlx::types::Json<BiometricResult>,
+        p_final: bool,
+        p_poll_count: i32,
+        p_created_at: DateTime<Utc>,
+        p_finished_at: Option<DateTime<Utc>>,
+    }
+    let joined: Option<Joined> = sqlx::query_as(&format!(
+        "SELECT {}, p.process_id AS p_process_id, p.status AS p_status, p.result AS p_result,
+                p.final AS p_final, p.poll_count AS p_poll_count, p.created_at AS p_created_at,
+                p.finished_at AS p_finished_at
+           FROM unico_processes p JOIN onboardings o ON o.id = p.onboarding_id
+          WHERE p.onboarding_id = $1",
+        crate::store::onboardings::columns_of("o")
+    ))
+    .bind(onboarding_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(joined.map(|j| {
+        let process = ProcessRow {
+            process_id: j.p_process_id,
+            onboarding_id,
+            status: j.p_status,
+            result: j.p_result,
+            final_: j.p_final,
+            poll_count: j.p_poll_count,
+            created_at: j.p_created_at,
+            finished_at: j.p_finished_at,
+        };
+        (j.onboarding, process)
+    }))
 }
 
 /// Stores a poll that did not finish the process, and when to look again.
