@@ -208,14 +208,23 @@ async fn main() {
                         .json(&body("900.000.008-41", n))
                         .send()
                         .await
-                        .map(|r| r.status().as_u16())
-                        .unwrap_or(0)
+                        .map(|r| r.status().to_string())
+                        .unwrap_or_else(|e| {
+                            if e.is_connect() {
+                                "no connection".to_owned()
+                            } else if e.is_timeout() {
+                                "timed out".to_owned()
+                            } else {
+                                "cut off".to_owned()
+                            }
+                        })
                 })
             })
             .collect();
-        let mut by_status = std::collections::BTreeMap::<u16, u64>::new();
+        let mut by_status = std::collections::BTreeMap::<String, u64>::new();
         for task in tasks {
-            *by_status.entry(task.await.unwrap_or(0)).or_default() += 1;
+            let status = task.await.unwrap_or_else(|_| "panicked".to_owned());
+            *by_status.entry(status).or_default() += 1;
         }
         println!(
             "{}",
@@ -265,9 +274,12 @@ async fn main() {
     let counter = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    // BASE_URL may name several replicas, comma-separated: the connections are spread over them.
+    let bases: Vec<String> = base.split(',').map(str::to_owned).collect();
     let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (http, base, scenario) = (http.clone(), base.clone(), scenario.clone());
+        .map(|worker| {
+            let base = bases[worker as usize % bases.len()].clone();
+            let (http, scenario) = (http.clone(), scenario.clone());
             let (counter, errors) = (counter.clone(), errors.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();

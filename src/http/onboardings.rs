@@ -60,10 +60,10 @@ async fn create(
     let request = body.value.validate().map_err(ApiError::Validation)?;
     // serde_json's maps are ordered by key, so this is a canonical form of the body.
     let hash = crate::crypto::sha256(&serde_json::to_vec(&body.raw).unwrap_or_default());
-    let rx = crate::http::wait::subscribe(&st);
     let submitted = onboarding::submit(&st.flow, &caller.name, &key, &hash, &request).await?;
     let id = submitted.id;
-    crate::http::wait::until_decided(&st, id, wait, rx, submitted.decided).await?;
+    crate::http::wait::until_decided(&st, id, wait, &submitted.waiter, submitted.decided).await?;
+    drop(submitted);
     let view = onboarding::view::load(&st, id)
         .await?
         .ok_or(ApiError::NotFound("onboarding"))?;

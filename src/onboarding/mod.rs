@@ -22,6 +22,7 @@ pub mod steps;
 pub mod submit;
 pub mod validation;
 pub mod view;
+pub mod waiters;
 
 pub use error::FlowError;
 pub use request::{OnboardingRequest, ValidOnboarding, ValidationRequest};

@@ -6,12 +6,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::crypto::PiiCipher;
+use crate::onboarding::waiters::DecisionWaiters;
 use crate::policy::Policy;
 use crate::providers::qitech::QitechClient;
 use crate::providers::unico::UnicoClient;
@@ -94,8 +95,8 @@ pub struct Wakeups {
     pub steps: Notify,
     /// A callback became due.
     pub callbacks: Notify,
-    /// An onboarding was decided (the nil id: look again, a notification may have been lost).
-    pub decided: broadcast::Sender<Uuid>,
+    /// Requests waiting for a decision, by onboarding.
+    pub waiters: DecisionWaiters,
 }
 
 impl Default for Wakeups {
@@ -103,18 +104,18 @@ impl Default for Wakeups {
         Wakeups {
             steps: Notify::new(),
             callbacks: Notify::new(),
-            decided: broadcast::channel(4096).0,
+            waiters: DecisionWaiters::default(),
         }
     }
 }
 
 impl Wakeups {
     pub fn decided(&self, id: Uuid) {
-        let _ = self.decided.send(id);
+        self.waiters.decided(id);
     }
 
     pub fn recheck_all(&self) {
-        let _ = self.decided.send(Uuid::nil());
+        self.waiters.look_again();
     }
 }
 

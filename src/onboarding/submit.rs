@@ -13,15 +13,17 @@ use crate::onboarding::error::FlowError;
 use crate::onboarding::request::{ValidOnboarding, ValidationRequest};
 use crate::onboarding::services::{Flow, Services};
 use crate::onboarding::steps;
+use crate::onboarding::waiters::Waiter;
 use crate::store::steps::Subject;
 use crate::store::{StoreError, device_validations, events, onboardings};
 
-/// An onboarding taken in: its id, and whether it was decided when stored (None for one found
-/// under the same Idempotency-Key, whose state is not looked at here).
-#[derive(Debug, Clone, Copy)]
+/// An onboarding taken in: its id, whether it was decided when stored (None for one found under
+/// the same Idempotency-Key, whose state is not looked at here), and the caller's registration
+/// for its decision, made before any step could decide it.
 pub struct Submitted {
     pub id: Uuid,
     pub decided: Option<bool>,
+    pub waiter: Waiter,
 }
 
 /// Stores the onboarding with its first step in one transaction and starts that step on this
@@ -66,7 +68,12 @@ pub async fn submit(
         } => {
             tracing::Span::current().record("onboarding_id", tracing::field::display(id));
             tracing::info!("the same Idempotency-Key again: waiting on the stored onboarding");
-            return Ok(Submitted { id, decided: None });
+            let waiter = flow.wake.waiters.register(id);
+            return Ok(Submitted {
+                id,
+                decided: None,
+                waiter,
+            });
         }
     };
     tracing::Span::current().record("onboarding_id", tracing::field::display(id));
@@ -114,10 +121,12 @@ pub async fn submit(
     if applied.decided {
         flow.wake.decided(id);
     }
+    let waiter = flow.wake.waiters.register(id);
     steps::spawn(flow, applied.steps);
     Ok(Submitted {
         id,
         decided: Some(applied.decided),
+        waiter,
     })
 }
 
