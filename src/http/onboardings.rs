@@ -61,6 +61,8 @@ async fn create(
     // serde_json's maps are ordered by key, so this is a canonical form of the body.
     let hash = crate::crypto::sha256(&serde_json::to_vec(&body.raw).unwrap_or_default());
     let submitted = onboarding::submit(&st.flow, &caller.name, &key, &hash, &request).await?;
+    // Nothing of the request is kept while it waits (10,000 may wait at once).
+    drop((headers, body.raw, request, key, caller));
     let id = submitted.id;
     crate::http::wait::until_decided(&st, id, wait, &submitted.waiter, submitted.decided).await?;
     drop(submitted);

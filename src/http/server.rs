@@ -38,6 +38,10 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        // Reads go through one 8 KiB buffer (hyper's smallest): a waiting request's connection
+        // then holds 8 KiB, not the 16–32 KiB the adaptive buffer grows to. Headers are
+        // limited to that much; a body of any allowed size is read in 8 KiB pieces.
+        .max_buf_size(8 * 1024)
         .keep_alive(true);
     let open = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
