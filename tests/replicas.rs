@@ -22,16 +22,21 @@ async fn cut_listeners(app: &TestApp) -> i64 {
 }
 
 #[tokio::test]
-async fn a_webhook_on_one_replica_wakes_the_runner_of_another_after_its_listener_reconnects() {
+async fn a_webhook_on_one_replica_wakes_a_request_waiting_on_another_after_its_listener_reconnects()
+{
     // The worker would poll only after 30 s: only a wake-up can decide sooner.
     let worker =
         TestApp::spawn_with(&[("unico.poll_initial", "30s"), ("unico.poll_max", "60s")]).await;
-    // The API-only replica takes the request and, through its sandbox, unico's webhook.
+    // The API-only replica takes the request; its sandbox sends unico's webhook to the worker,
+    // which reads the process and decides; the decision reaches the waiting request through
+    // PostgreSQL's NOTIFY.
+    let webhook_url = worker.url("/v1/webhooks/unico");
     let api_only = worker
         .replica(&[
             ("jobs.enabled", "false"),
             ("unico.poll_initial", "30s"),
             ("unico.poll_max", "60s"),
+            ("sandbox.webhook_url", webhook_url.as_str()),
         ])
         .await;
     // Both listeners lose their connection before the onboarding starts.
