@@ -67,7 +67,7 @@ impl DecisionWaiters {
         }
     }
 
-    /// How many requests wait (a gauge).
+    /// How many requests wait.
     pub fn len(&self) -> usize {
         self.registry().values().map(Vec::len).sum()
     }
