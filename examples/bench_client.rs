@@ -152,11 +152,21 @@ async fn main() {
     let (base, scenario) = (args[1].clone(), args[2].clone());
     let first: u64 = args[3].parse().expect("a number");
     let second: u64 = args[4].parse().expect("a number");
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(usize::MAX)
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap();
+    // VEREDITO_BENCH_HTTP2=1: every request as a stream of an HTTP/2 connection (h2c); the
+    // waiting run then spreads its requests over ten clients, ten connections.
+    let http2 = std::env::var("VEREDITO_BENCH_HTTP2").is_ok_and(|v| v == "1");
+    let client = || {
+        let builder = reqwest::Client::builder()
+            .pool_max_idle_per_host(usize::MAX)
+            .timeout(Duration::from_secs(120));
+        let builder = if http2 {
+            builder.http2_prior_knowledge()
+        } else {
+            builder
+        };
+        builder.build().unwrap()
+    };
+    let http = client();
 
     if scenario == "soak" {
         let concurrency: u64 = args[5].parse().expect("a number");
@@ -195,10 +205,15 @@ async fn main() {
     }
 
     if scenario == "waiting" {
+        let clients: Vec<reqwest::Client> = if http2 {
+            (0..10).map(|_| client()).collect()
+        } else {
+            vec![http.clone()]
+        };
         let started = Instant::now();
         let tasks: Vec<_> = (0..first)
             .map(|n| {
-                let http = http.clone();
+                let http = clients[n as usize % clients.len()].clone();
                 let base = base.clone();
                 tokio::spawn(async move {
                     http.post(format!("{base}/v1/onboardings"))

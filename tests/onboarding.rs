@@ -263,6 +263,41 @@ async fn the_replica_that_receives_the_webhook_reads_the_process_itself() {
 }
 
 #[tokio::test]
+async fn waiting_requests_are_answered_over_http2() {
+    // An asynchronous CPF: each request waits for unico's webhook, all of them at once, as
+    // streams of the client's HTTP/2 connection (h2c, prior knowledge).
+    let app = TestApp::spawn().await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let requests = (0..20).map(|_| {
+        h2.post(app.url("/v1/onboardings"))
+            .bearer_auth(ONBOARDING_KEY)
+            .header("Idempotency-Key", key())
+            .header("Prefer", "wait=20")
+            .json(&onboarding_body("900.000.008-41"))
+            .send()
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    for answer in answers {
+        let answer = answer.expect("answered over HTTP/2");
+        assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+        assert_eq!(answer.status(), 200);
+        let view: Value = answer.json().await.unwrap();
+        assert_eq!(view["outcome"], "approved", "{view}");
+    }
+    let decided: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT onboarding_id) FROM onboarding_events WHERE kind = 'decided'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(decided, 20);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn polling_alone_finishes_a_process_without_webhook() {
     let app = TestApp::spawn().await;
     let response = app

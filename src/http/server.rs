@@ -1,6 +1,6 @@
-//! The accept loop: HTTP/1.1 over hyper with a header read timeout, a cap on open connections
-//! (past it a connection gets a 503 with Retry-After and is closed) and a graceful shutdown that
-//! lets requests in progress finish. axum's own `serve` has neither the timeout nor the cap.
+//! The accept loop: HTTP/1.1 and HTTP/2 (h2c) over hyper with a header read timeout, a cap on
+//! open connections (past it a connection gets a 503 with Retry-After and is closed) and a
+//! graceful shutdown that lets requests in progress finish. axum's own `serve` has neither the timeout nor the cap.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +18,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+/// Requests at once on one HTTP/2 connection; past it the client opens another connection
+/// (each counted against `server.max_connections`, the requests against
+/// `server.max_in_flight`).
+const MAX_STREAMS: u32 = 1000;
+
 /// What one replica accepts.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -33,7 +38,13 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    // HTTP/1.1, or HTTP/2 when the connection opens with its preface (h2c prior knowledge).
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
     builder
         .http1()
         .timer(TokioTimer::new())
