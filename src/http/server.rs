@@ -1,6 +1,7 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 (h2c) over hyper with a header read timeout, a cap on
 //! open connections (past it a connection gets a 503 with Retry-After and is closed) and a
-//! graceful shutdown that lets requests in progress finish. axum's own `serve` has neither the timeout nor the cap.
+//! graceful shutdown that lets requests in progress finish. axum's own `serve` has neither the
+//! timeout nor the cap.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,9 +19,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-/// Requests at once on one HTTP/2 connection; past it the client opens another connection
-/// (each counted against `server.max_connections`, the requests against
-/// `server.max_in_flight`).
+/// Requests at once on one HTTP/2 connection; past it a client waits for one of its streams to
+/// end or opens another connection (connections count against `server.max_connections`,
+/// requests against `server.max_in_flight`).
 const MAX_STREAMS: u32 = 1000;
 
 /// What one replica accepts.

@@ -96,19 +96,23 @@ pub async fn registration_with_onboarding(
         r_past_deadline: bool,
         r_review_case_id: Option<Uuid>,
     }
-    let joined: Option<Joined> = sqlx::query_as(&format!(
-        "SELECT {}, r.step AS r_step, r.biometrics AS r_biometrics,
+    // Built once: the statement is the same for every step.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {}, r.step AS r_step, r.biometrics AS r_biometrics,
                 r.registration AS r_registration, r.registration_date AS r_registration_date,
                 r.deadline_at AS r_deadline_at, r.attempts AS r_attempts,
                 r.last_error AS r_last_error, r.deadline_at <= now() AS r_past_deadline,
                 r.review_case_id AS r_review_case_id
            FROM device_registrations r JOIN onboardings o ON o.id = r.onboarding_id
           WHERE r.onboarding_id = $1",
-        crate::store::onboardings::columns_of("o")
-    ))
-    .bind(onboarding_id)
-    .fetch_optional(db)
-    .await?;
+            crate::store::onboardings::columns_of("o")
+        )
+    });
+    let joined: Option<Joined> = sqlx::query_as(SQL.as_str())
+        .bind(onboarding_id)
+        .fetch_optional(db)
+        .await?;
     Ok(joined.map(|j| {
         let row = RegistrationRow {
             onboarding_id,

@@ -194,12 +194,13 @@ pub async fn get_with_selfie(
         selfie_key_id: Option<String>,
         selfie_ciphertext: Option<Vec<u8>>,
     }
-    let row: Option<WithSelfie> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS}, selfie_key_id, selfie_ciphertext FROM onboardings WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("SELECT {COLUMNS}, selfie_key_id, selfie_ciphertext FROM onboardings WHERE id = $1")
+    });
+    let row: Option<WithSelfie> = sqlx::query_as(SQL.as_str())
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
     let Some(row) = row else {
         return Ok(None);
     };

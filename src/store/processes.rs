@@ -74,17 +74,21 @@ pub async fn with_onboarding(
         p_created_at: DateTime<Utc>,
         p_finished_at: Option<DateTime<Utc>>,
     }
-    let joined: Option<Joined> = sqlx::query_as(&format!(
-        "SELECT {}, p.process_id AS p_process_id, p.status AS p_status, p.result AS p_result,
+    // Built once: the statement is the same for every step.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {}, p.process_id AS p_process_id, p.status AS p_status, p.result AS p_result,
                 p.final AS p_final, p.poll_count AS p_poll_count, p.created_at AS p_created_at,
                 p.finished_at AS p_finished_at
            FROM unico_processes p JOIN onboardings o ON o.id = p.onboarding_id
           WHERE p.onboarding_id = $1",
-        crate::store::onboardings::columns_of("o")
-    ))
-    .bind(onboarding_id)
-    .fetch_optional(db)
-    .await?;
+            crate::store::onboardings::columns_of("o")
+        )
+    });
+    let joined: Option<Joined> = sqlx::query_as(SQL.as_str())
+        .bind(onboarding_id)
+        .fetch_optional(db)
+        .await?;
     Ok(joined.map(|j| {
         let process = ProcessRow {
             process_id: j.p_process_id,
