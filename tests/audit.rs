@@ -228,7 +228,7 @@ async fn seed(db: &PgPool, state: &AppState, spec: Spec) -> Seeded {
         phone: None,
     };
     let key = format!("key-{id}");
-    let mut tx = db.begin().await.unwrap();
+    let mut tx = store::begin(db).await.unwrap();
     store::onboardings::insert(
         &mut tx,
         &state.cipher,
@@ -248,11 +248,9 @@ async fn seed(db: &PgPool, state: &AppState, spec: Spec) -> Seeded {
     )
     .await
     .expect("onboarding stored");
+    tx.event(id, "received", json!({}));
     tx.commit().await.unwrap();
-    store::events::record(db, id, "received", json!({}))
-        .await
-        .unwrap();
-    let mut tx = db.begin().await.unwrap();
+    let mut tx = store::begin(db).await.unwrap();
     let (decision_id, decided_at) = match spec.decided_at {
         None => {
             assert!(
@@ -305,9 +303,7 @@ async fn seed(db: &PgPool, state: &AppState, spec: Spec) -> Seeded {
             (decision_id, at)
         }
     };
-    store::events::record(&mut *tx, id, "decided", json!({"decision_id": decision_id}))
-        .await
-        .unwrap();
+    tx.event(id, "decided", json!({"decision_id": decision_id}));
     tx.commit().await.unwrap();
     Seeded {
         onboarding_id: id,

@@ -984,3 +984,74 @@ async fn a_webhook_that_arrives_before_the_process_is_stored_still_counts() {
     );
     app.stop().await;
 }
+
+/// A transaction keeps its timeline entries, provider calls and finished steps until COMMIT and
+/// sends them in one statement: they land in the order recorded, only when it commits, and a
+/// step finished and queued again in the same transaction is queued (the kept finish is sent
+/// first, or the new step would collide with the pending one and be dropped).
+#[tokio::test]
+async fn a_transactions_kept_writes_land_at_commit_in_order() {
+    use veredito::domain::transitions::StepKind;
+    use veredito::store::steps::{self, Subject, When};
+
+    let app = TestApp::spawn().await;
+    let response = app
+        .onboard(&key(), &onboarding_body("900.000.001-75"), Some(10))
+        .await;
+    let view: Value = response.json().await.unwrap();
+    let id: uuid::Uuid = view["id"].as_str().unwrap().parse().unwrap();
+    let before = app.events(&id.to_string()).await;
+
+    // Dropped without a commit: nothing it kept is written.
+    let mut tx = veredito::store::begin(&app.db).await.unwrap();
+    tx.event(id, "kept_then_dropped", json!({}));
+    drop(tx);
+    assert_eq!(app.events(&id.to_string()).await, before);
+
+    let lease = Duration::from_secs(30);
+    let mut tx = veredito::store::begin(&app.db).await.unwrap();
+    let step = steps::queue(
+        &mut tx,
+        StepKind::ReadProcess,
+        Subject::Onboarding(id),
+        When::Claimed(lease),
+    )
+    .await
+    .unwrap()
+    .expect("a new step is held by its writer");
+    tx.commit().await.unwrap();
+
+    let mut tx = veredito::store::begin(&app.db).await.unwrap();
+    for kind in ["first", "second", "third"] {
+        tx.event(id, kind, json!({ "kind": kind }));
+    }
+    tx.step_done(&step);
+    steps::queue(
+        &mut tx,
+        StepKind::ReadProcess,
+        Subject::Onboarding(id),
+        When::In(Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut expected = before.clone();
+    expected.extend(["first", "second", "third"].map(String::from));
+    assert_eq!(app.events(&id.to_string()).await, expected);
+    let read_steps: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, status FROM steps WHERE onboarding_id = $1 AND kind = 'read_process' ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let statuses: Vec<&str> = read_steps.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["done", "pending"],
+        "the finished step and the one queued after it"
+    );
+    assert_eq!(read_steps[0].0, step.id);
+    app.stop().await;
+}

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::store::{events, processes, webhooks};
+use crate::store::{processes, webhooks};
 
 /// unico's notifications are a few hundred bytes; nothing near this is legitimate.
 const WEBHOOK_BODY_LIMIT: usize = 16 * 1024;
@@ -106,13 +106,11 @@ async fn receive(
     )
     .await?;
     if let Some(onboarding_id) = open {
-        events::record(
-            &mut *tx,
+        tx.event(
             onboarding_id,
             "webhook_received",
             json!({ "process_id": notification.process_id, "state": notification.state }),
-        )
-        .await?;
+        );
         held = crate::onboarding::biometrics::process_notified(&mut tx, &st.flow, onboarding_id)
             .await?;
     }

@@ -1,5 +1,7 @@
 //! What a step or a transition leaves for the one that wrote it.
 
+use crate::store::devices::RegistrationRow;
+use crate::store::onboardings::OnboardingRow;
 use crate::store::steps::Step;
 
 /// What a transition left for the writer: the steps it holds and runs next, and whether the
@@ -10,6 +12,15 @@ pub struct Applied {
     pub decided: bool,
     /// Whether the event applied at all.
     pub moved: bool,
+    /// Rows the transaction wrote that the next held step would otherwise read back.
+    pub carried: Option<Carried>,
+}
+
+/// What a step hands to the next one it holds, as its transaction committed it.
+#[derive(Debug)]
+pub enum Carried {
+    /// The onboarding, moved to the device stage, and its registration just queued.
+    Registration(Box<(OnboardingRow, RegistrationRow)>),
 }
 
 impl Applied {
@@ -17,6 +28,7 @@ impl Applied {
         self.steps.extend(other.steps);
         self.decided |= other.decided;
         self.moved |= other.moved;
+        self.carried = self.carried.or(other.carried);
         self
     }
 }

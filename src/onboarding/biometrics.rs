@@ -31,7 +31,7 @@ use crate::onboarding::services::Services;
 use crate::providers::unico::{CreateProcess, Subject as UnicoSubject};
 use crate::providers::{CallContext, capture};
 use crate::store::steps::{self, Step, When};
-use crate::store::{calls, events, onboardings, processes, webhooks};
+use crate::store::{onboardings, processes, webhooks};
 
 /// What is left of a deadline that started at `since`.
 pub fn left_before(deadline: Duration, since: DateTime<Utc>) -> Duration {
@@ -64,14 +64,12 @@ pub async fn create_process(flow: &Services, step: &Step, id: Uuid) -> Result<Ap
         // Past the deadline (or nothing left to send): decided on what is known, which is
         // nothing, so the onboarding goes to review.
         let mut tx = crate::store::begin(&flow.db).await?;
-        steps::complete(&mut *tx, step).await?;
-        events::record(
-            &mut *tx,
+        tx.step_done(step);
+        tx.event(
             id,
             "biometrics_deadline",
             json!({ "process_created": false, "attempts": step.attempts - 1 }),
-        )
-        .await?;
+        );
         let applied = decide::conclude_biometrics(
             &mut tx,
             flow,
@@ -101,18 +99,16 @@ pub async fn create_process(flow: &Services, step: &Step, id: Uuid) -> Result<Ap
     .await;
 
     let mut tx = crate::store::begin(&flow.db).await?;
-    calls::insert_all(&mut tx, &made).await?;
+    tx.calls(made);
     let applied = match answer {
         Ok(result) => {
-            steps::complete(&mut *tx, step).await?;
+            tx.step_done(step);
             processes::insert(&mut *tx, id, &result, Duration::ZERO).await?;
-            events::record(
-                &mut *tx,
+            tx.event(
                 id,
                 "process_created",
                 json!({ "process_id": result.process_id, "status": result.status }),
-            )
-            .await?;
+            );
             if result.is_final() {
                 decide::conclude_biometrics(
                     &mut tx,
@@ -140,14 +136,8 @@ pub async fn create_process(flow: &Services, step: &Step, id: Uuid) -> Result<Ap
         }
         Err(error) if error.capture_problem().is_some() => {
             let code = error.capture_problem().unwrap_or_default().to_owned();
-            steps::complete(&mut *tx, step).await?;
-            events::record(
-                &mut *tx,
-                id,
-                "process_refused",
-                json!({ "error": error.code() }),
-            )
-            .await?;
+            tx.step_done(step);
+            tx.event(id, "process_refused", json!({ "error": error.code() }));
             decide::conclude_biometrics(
                 &mut tx,
                 flow,
@@ -165,13 +155,10 @@ pub async fn create_process(flow: &Services, step: &Step, id: Uuid) -> Result<Ap
             } else {
                 tracing::error!(error = %code, attempt = step.attempts, retry_in_ms = wait.as_millis() as u64, "unico refused CreateProcess; retrying until the deadline (check the unico configuration)");
             }
-            events::record(
-                &mut *tx,
-                id,
+            tx.event(id,
                 "process_create_failed",
                 json!({ "error": code, "transient": error.is_transient(), "retry_in_ms": wait.as_millis() as u64 }),
-            )
-            .await?;
+            );
             steps::reschedule(&mut tx, step, wait, Some(&code)).await?;
             Applied::default()
         }
@@ -208,7 +195,7 @@ pub async fn read_process(flow: &Services, step: &Step, id: Uuid) -> Result<Appl
     .await;
 
     let mut tx = crate::store::begin(&flow.db).await?;
-    calls::insert_all(&mut tx, &made).await?;
+    tx.calls(made);
     let (kind, detail) = match &answer {
         Ok(result) => (
             "poll",
@@ -216,7 +203,7 @@ pub async fn read_process(flow: &Services, step: &Step, id: Uuid) -> Result<Appl
         ),
         Err(error) => ("poll_failed", json!({ "error": error.code() })),
     };
-    events::record(&mut *tx, id, kind, detail).await?;
+    tx.event(id, kind, detail);
     let concluded = match answer {
         Ok(result) if result.is_final() => {
             Some((Some(result.clone()), BiometricEvidence::Received(result)))
@@ -267,7 +254,7 @@ pub async fn read_process(flow: &Services, step: &Step, id: Uuid) -> Result<Appl
             } else {
                 "final"
             });
-            steps::complete(&mut *tx, step).await?;
+            tx.step_done(step);
             processes::finish(
                 &mut *tx,
                 &process.process_id,

@@ -8,13 +8,13 @@ use std::time::Duration;
 use base64::Engine;
 use chrono::Utc;
 use serde_json::Value;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::onboarding::applied::Applied;
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
 use crate::onboarding::view;
+use crate::store::Tx;
 use crate::store::steps::{self, Step};
 use crate::store::{callbacks, device_validations};
 
@@ -42,7 +42,7 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
 /// Writes `onboarding.decided` with the onboarding as `GET /v1/onboardings/{id}` answers it in
 /// this transaction. Nothing when callbacks are off.
 pub async fn onboarding_decided(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     flow: &Services,
     onboarding_id: Uuid,
 ) -> Result<(), FlowError> {
@@ -60,7 +60,7 @@ pub async fn onboarding_decided(
 
 /// Writes `device_validation.decided` with the validation as its GET answers it.
 pub async fn validation_decided(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     flow: &Services,
     id: Uuid,
     as_seen: impl FnOnce(device_validations::ValidationRow) -> Value,
@@ -68,7 +68,7 @@ pub async fn validation_decided(
     if flow.callbacks.is_none() {
         return Ok(());
     }
-    let Some(row) = device_validations::get(&mut *tx, id).await? else {
+    let Some(row) = device_validations::get(&mut **tx, id).await? else {
         return Ok(());
     };
     callbacks::enqueue(tx, VALIDATION_DECIDED, None, as_seen(row)).await?;
@@ -77,7 +77,7 @@ pub async fn validation_decided(
 
 /// Writes a review event with the case as its GET answers it.
 pub async fn review_event(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     flow: &Services,
     kind: &'static str,
     onboarding_id: Uuid,
@@ -136,7 +136,7 @@ pub async fn deliver(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, 
         None => {
             callbacks::attempted(&mut *tx, id, step.attempts, "delivered", http_status, None)
                 .await?;
-            steps::complete(&mut *tx, step).await?;
+            tx.step_done(step);
             crate::metrics::callback("delivered");
         }
         Some(code) => {
@@ -158,7 +158,7 @@ pub async fn deliver(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, 
                     Some(&code),
                 )
                 .await?;
-                steps::complete(&mut *tx, step).await?;
+                tx.step_done(step);
                 crate::metrics::callback("failed");
             } else {
                 tracing::info!(error = %code, attempts = step.attempts, retry_in_ms = wait.as_millis() as u64, "callback not taken; retrying");

@@ -4,15 +4,14 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::crypto::PiiCipher;
 use crate::onboarding::callbacks::{self, REVIEW_OPENED};
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
+use crate::store::Tx;
 use crate::store::decisions::DecisionRow;
-use crate::store::events;
 use crate::store::reviews::{self as store, CaseRow, NewCase};
 
 /// A case as reviewers, auditors and callbacks see it.
@@ -91,7 +90,7 @@ impl CaseView {
 /// Opens a case on `decision` in the caller's transaction, unless one is open: answers the case
 /// and whether it is new. A new case is in the timeline and announced by callback.
 pub async fn open(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     flow: &Services,
     onboarding_id: Uuid,
     decision: &DecisionRow,
@@ -112,13 +111,11 @@ pub async fn open(
     )
     .await?;
     if created {
-        events::record(
-            &mut *tx,
+        tx.event(
             onboarding_id,
             "review_opened",
             json!({ "case_id": case.id, "opened_by": opened_by, "due_at": case.due_at }),
-        )
-        .await?;
+        );
         let view = CaseView::of(case.clone(), &flow.cipher, true);
         callbacks::review_event(tx, flow, REVIEW_OPENED, onboarding_id, json!(view)).await?;
         crate::metrics::review("opened");

@@ -2,19 +2,19 @@
 //! itself, all written in the caller's transaction.
 
 use serde_json::json;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::evidence::{BiometricEvidence, DeviceEvidence, Evidence};
 use crate::domain::transitions::{self, OnboardingEvent, OnboardingState, StepKind};
-use crate::onboarding::applied::Applied;
+use crate::onboarding::applied::{Applied, Carried};
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
 use crate::policy::{Outcome, Verdict};
+use crate::store::Tx;
 use crate::store::decisions::DecidedBy;
 use crate::store::onboardings::OnboardingRow;
 use crate::store::steps::{self, Subject, When};
-use crate::store::{decisions, devices, events, onboardings, reviews};
+use crate::store::{decisions, devices, onboardings, reviews};
 
 /// When the steps a transition asks for run, unless the caller says otherwise: work that the
 /// writer can do at once (a provider call that follows directly) is held by it; read-backs wait
@@ -37,7 +37,7 @@ pub fn default_timing(flow: &Services, kind: StepKind) -> When {
 /// Moves the onboarding by `event` from `from` and queues the steps the transition asks for. An
 /// event that no longer applies (another replica got there first) changes nothing.
 pub async fn apply(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     id: Uuid,
     from: OnboardingState,
     event: OnboardingEvent,
@@ -51,7 +51,7 @@ pub async fn apply(
         }
     };
     if transition.state != from
-        && !onboardings::transition(&mut *tx, id, from.as_str(), transition.state.as_str()).await?
+        && !onboardings::transition(&mut **tx, id, from.as_str(), transition.state.as_str()).await?
     {
         tracing::debug!(?event, "the onboarding moved meanwhile; event ignored");
         return Ok(Applied::default());
@@ -66,13 +66,14 @@ pub async fn apply(
         steps: held,
         decided: transition.state == OnboardingState::Decided,
         moved: true,
+        carried: None,
     })
 }
 
 /// The biometric part is over (final status, refusal or deadline): apply the policy. An approval
 /// moves the onboarding to the device stage; anything else decides it.
 pub async fn conclude_biometrics(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     flow: &Services,
     onboarding: &OnboardingRow,
     from: OnboardingState,
@@ -96,22 +97,24 @@ pub async fn conclude_biometrics(
         if applied.moved {
             // The device is registered with QI Tech only when everything else approved, and its
             // answer is part of the verdict.
-            devices::insert_registration(
-                &mut *tx,
+            let registration = devices::insert_registration(
+                &mut **tx,
                 onboarding.id,
                 &evidence.biometrics,
                 flow.settings.policy.device_deadline,
                 None,
             )
             .await?;
-            events::record(
-                &mut *tx,
-                onboarding.id,
-                "device_registration_queued",
-                json!({}),
-            )
-            .await?;
+            let carried = registration.map(|registration| {
+                let moved = OnboardingRow {
+                    state: OnboardingState::Device.as_str().to_owned(),
+                    ..onboarding.clone()
+                };
+                Carried::Registration(Box::new((moved, registration)))
+            });
+            tx.event(onboarding.id, "device_registration_queued", json!({}));
             tracing::info!("biometrics approved; registering the device with QI Tech");
+            return Ok(Applied { carried, ..applied });
         }
         return Ok(applied);
     }
@@ -136,7 +139,7 @@ pub async fn conclude_biometrics(
 /// The decision on the approved biometrics and QI Tech's answer (or its absence). A
 /// registration run for a reviewer's approval ends in that reviewer's decision instead.
 pub async fn conclude_device(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     flow: &Services,
     onboarding: &OnboardingRow,
     review_case_id: Option<Uuid>,
@@ -144,7 +147,7 @@ pub async fn conclude_device(
     device: DeviceEvidence,
 ) -> Result<Applied, FlowError> {
     let case = match review_case_id {
-        Some(id) => reviews::get(&mut *tx, id).await?,
+        Some(id) => reviews::get(&mut **tx, id).await?,
         None => None,
     };
     let verdict = match &case {
@@ -227,7 +230,7 @@ fn has_enrollment(onboarding: &OnboardingRow) -> bool {
 /// moved meanwhile nothing is written: the first decision stands.
 #[allow(clippy::too_many_arguments)]
 pub async fn record_verdict(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     flow: &Services,
     onboarding: &OnboardingRow,
     from: OnboardingState,
@@ -239,7 +242,7 @@ pub async fn record_verdict(
     let id = onboarding.id;
     if let OnboardingEvent::DeviceConcluded { open_finance: true } = event {
         // The signal's row (its stable transaction uuid) exists before its step runs.
-        devices::enqueue_signal(&mut *tx, id).await?;
+        devices::enqueue_signal(&mut **tx, id).await?;
     }
     let applied = apply(tx, id, from, event, |k| default_timing(flow, k)).await?;
     if !applied.decided {
@@ -247,8 +250,7 @@ pub async fn record_verdict(
     }
     let by = decision.by();
     let stored = decisions::insert(tx, decision.id, id, verdict, evidence, by).await?;
-    events::record(
-        &mut *tx,
+    tx.event(
         id,
         "decided",
         json!({
@@ -258,8 +260,7 @@ pub async fn record_verdict(
             "decided_by": stored.decided_by,
             "risk_flags": crate::policy::risk_flags(evidence.risk_signals.as_ref()),
         }),
-    )
-    .await?;
+    );
     if let (DecidedBy::Policy, Some(shadow)) = (by, flow.policies.shadow()) {
         // The version in shadow judges the same evidence; stored beside, changing nothing.
         let beside = shadow.judge(evidence, Some(verdict.outcome));

@@ -23,9 +23,10 @@ use crate::providers::qitech::{
 };
 use crate::providers::zro::RiskSignal;
 use crate::providers::{CallContext, capture};
+use crate::store::Tx;
 use crate::store::devices::{self, RegistrationRow, step};
 use crate::store::steps::{self, Step, When};
-use crate::store::{StoreError, calls, events, onboardings};
+use crate::store::{StoreError, onboardings};
 
 /// The device fields of the onboarding request, as stored.
 struct DeviceInput {
@@ -58,8 +59,19 @@ enum Step_ {
 /// is stored once, with what it led to: every call repeats safely (QI Tech answers 409 for an
 /// account, person or device it has), so a run cut short only repeats calls.
 #[tracing::instrument(skip_all, fields(onboarding_id = %id, step = %step.kind))]
-pub async fn register(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, FlowError> {
-    let Some((onboarding, row)) = devices::registration_with_onboarding(&flow.db, id).await? else {
+/// `carried` is the onboarding and registration as the step before this one on this replica
+/// committed them; without it they are read.
+pub async fn register(
+    flow: &Services,
+    step: &Step,
+    id: Uuid,
+    carried: Option<(onboardings::OnboardingRow, RegistrationRow)>,
+) -> Result<Applied, FlowError> {
+    let found = match carried {
+        Some(rows) => Some(rows),
+        None => devices::registration_with_onboarding(&flow.db, id).await?,
+    };
+    let Some((onboarding, row)) = found else {
         steps::complete(&flow.db, step).await?;
         return Ok(Applied::default());
     };
@@ -80,7 +92,7 @@ pub async fn register(flow: &Services, step: &Step, id: Uuid) -> Result<Applied,
     .await;
 
     let mut tx = crate::store::begin(&flow.db).await?;
-    calls::insert_all(&mut tx, &made).await?;
+    tx.calls(made);
     let applied = match result {
         Ok(Step_::Final(registration)) => {
             let answered = DeviceEvidence::Answered(registration);
@@ -91,13 +103,11 @@ pub async fn register(flow: &Services, step: &Step, id: Uuid) -> Result<Applied,
             finish(&mut tx, flow, step, &row, &onboarding, pending).await?
         }
         Ok(Step_::Later(registration)) => {
-            events::record(
-                &mut *tx,
+            tx.event(
                 id,
                 "device_registration_pending",
                 registration_event(&registration),
-            )
-            .await?;
+            );
             devices::set_registration(&mut *tx, id, step::READ_BACK, Some(&registration), None)
                 .await?;
             let wait = retry_delay(flow, &row, step);
@@ -105,7 +115,7 @@ pub async fn register(flow: &Services, step: &Step, id: Uuid) -> Result<Applied,
                 steps::reschedule(&mut tx, step, wait, None).await?;
                 Applied::default()
             } else {
-                steps::complete(&mut *tx, step).await?;
+                tx.step_done(step);
                 decide::apply(
                     &mut tx,
                     id,
@@ -127,7 +137,7 @@ pub async fn register(flow: &Services, step: &Step, id: Uuid) -> Result<Applied,
 
 /// QI Tech's answer (or the deadline) decides: the registration is closed with the decision.
 async fn finish(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut Tx,
     flow: &Services,
     step: &Step,
     row: &RegistrationRow,
@@ -140,9 +150,9 @@ async fn finish(
         DeviceEvidence::NotRun => return Ok(Applied::default()),
     };
     let id = row.onboarding_id;
-    events::record(&mut *tx, id, kind, registration_event(registration)).await?;
-    devices::set_registration(&mut *tx, id, step::DONE, Some(registration), None).await?;
-    steps::complete(&mut *tx, step).await?;
+    tx.event(id, kind, registration_event(registration));
+    devices::set_registration(&mut **tx, id, step::DONE, Some(registration), None).await?;
+    tx.step_done(step);
     decide::conclude_device(
         tx,
         flow,
@@ -285,7 +295,7 @@ impl StepError {
 }
 
 async fn registration_failed(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut Tx,
     flow: &Services,
     step: &Step,
     row: &RegistrationRow,
@@ -301,16 +311,14 @@ async fn registration_failed(
         StepError::Store(_) => false,
     };
     let code = error.code();
-    events::record(
-        &mut *tx,
+    tx.event(
         id,
         "device_registration_failed",
         json!({ "step": current, "error": code, "transient": transient }),
-    )
-    .await?;
+    );
     if transient && !row.past_deadline {
         tracing::warn!(error = %code, step = current, "QI Tech device registration failed; retrying later");
-        devices::set_registration(&mut *tx, id, current, None, Some(&code)).await?;
+        devices::set_registration(&mut **tx, id, current, None, Some(&code)).await?;
         steps::reschedule(tx, step, retry_delay(flow, row, step), Some(&code)).await?;
         return Ok(Applied::default());
     }
@@ -334,8 +342,8 @@ async fn registration_failed(
             ..unanswered
         }),
     };
-    devices::set_registration(&mut *tx, id, step::DONE, None, Some(&code)).await?;
-    steps::complete(&mut *tx, step).await?;
+    devices::set_registration(&mut **tx, id, step::DONE, None, Some(&code)).await?;
+    tx.step_done(step);
     decide::conclude_device(
         tx,
         flow,
@@ -392,19 +400,17 @@ pub async fn send_risk_signal(
     )
     .await;
     let mut tx = crate::store::begin(&flow.db).await?;
-    calls::insert_all(&mut tx, &made).await?;
+    tx.calls(made);
     match answer {
         Ok(status) => {
             devices::signal_attempted(&mut *tx, id, step.attempts, "sent", Some(status), None)
                 .await?;
-            events::record(
-                &mut *tx,
+            tx.event(
                 id,
                 "open_finance_signal_sent",
                 json!({ "attempts": step.attempts }),
-            )
-            .await?;
-            steps::complete(&mut *tx, step).await?;
+            );
+            tx.step_done(step);
         }
         Err(error) => {
             let zro = &flow.settings.zro;
@@ -421,19 +427,17 @@ pub async fn send_risk_signal(
                 Some(&code),
             )
             .await?;
-            events::record(
-                &mut *tx,
+            tx.event(
                 id,
                 "open_finance_signal_failed",
                 json!({ "attempts": step.attempts, "error": code, "retrying": retry }),
-            )
-            .await?;
+            );
             if retry {
                 let wait =
                     steps::backoff(zro.retry_initial, Duration::from_secs(600), step.attempts);
                 steps::reschedule(&mut tx, step, wait, Some(&code)).await?;
             } else {
-                steps::complete(&mut *tx, step).await?;
+                tx.step_done(step);
             }
         }
     }

@@ -17,7 +17,7 @@ use crate::onboarding::steps;
 use crate::policy::Outcome;
 use crate::store::decisions::DecidedBy;
 use crate::store::reviews::{self as store, CaseRow, Refusal};
-use crate::store::{StoreError, decisions, devices, events, onboardings};
+use crate::store::{StoreError, decisions, devices, onboardings};
 
 /// What a person's request for review led to.
 pub enum Requested {
@@ -70,13 +70,11 @@ pub async fn claim(
     let mut tx = crate::store::begin(&flow.db).await?;
     let claimed = store::claim(&mut tx, case_id, reviewer).await?;
     if let Ok(case) = &claimed {
-        events::record(
-            &mut *tx,
+        tx.event(
             case.onboarding_id,
             "review_claimed",
             json!({ "case_id": case.id, "reviewer": reviewer }),
-        )
-        .await?;
+        );
     }
     tx.commit().await?;
     Ok(claimed)
@@ -91,13 +89,11 @@ pub async fn release(
     let mut tx = crate::store::begin(&flow.db).await?;
     let released = store::release(&mut tx, case_id, reviewer).await?;
     if let Ok(case) = &released {
-        events::record(
-            &mut *tx,
+        tx.event(
             case.onboarding_id,
             "review_released",
             json!({ "case_id": case.id, "reviewer": reviewer }),
-        )
-        .await?;
+        );
     }
     tx.commit().await?;
     Ok(released)
@@ -134,14 +130,12 @@ pub async fn resolve(
         .ok_or_else(|| StoreError::Corrupt("a case names no decision".into()))?;
     let evidence: Evidence = serde_json::from_value(automatic.evidence.clone())
         .map_err(|e| StoreError::Corrupt(format!("stored evidence: {e}")))?;
-    events::record(
-        &mut *tx,
+    tx.event(
         id,
         "review_resolved",
         json!({ "case_id": case.id, "reviewer": reviewer, "outcome": outcome.as_str(),
                 "decision_id": decision_id }),
-    )
-    .await?;
+    );
     let view = CaseView::of(case.clone(), &flow.cipher, true);
     callbacks::review_event(&mut tx, flow, REVIEW_RESOLVED, id, json!(view)).await?;
     crate::metrics::review("resolved");
@@ -165,13 +159,7 @@ pub async fn resolve(
             Some(case.id),
         )
         .await?;
-        events::record(
-            &mut *tx,
-            id,
-            "device_registration_queued",
-            json!({ "for": "review" }),
-        )
-        .await?;
+        tx.event(id, "device_registration_queued", json!({ "for": "review" }));
         applied
     } else {
         let verdict = flow.policies.active().reviewer_verdict(outcome, None);
@@ -187,15 +175,13 @@ pub async fn resolve(
             },
         )
         .await?;
-        events::record(
-            &mut *tx,
+        tx.event(
             id,
             "decided",
             json!({ "decision_id": decision_id, "outcome": outcome.as_str(),
                     "reasons": verdict.reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
                     "decided_by": "reviewer" }),
-        )
-        .await?;
+        );
         callbacks::onboarding_decided(&mut tx, flow, id).await?;
         crate::metrics::decision(
             outcome.as_str(),

@@ -5,7 +5,7 @@
 use tracing::Instrument;
 
 use crate::domain::transitions::StepKind;
-use crate::onboarding::applied::Applied;
+use crate::onboarding::applied::{Applied, Carried};
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::{Flow, Services};
 use crate::onboarding::{biometrics, callbacks, device, validation};
@@ -39,6 +39,8 @@ pub fn spawn(flow: &Flow, held: Vec<Step>) -> Vec<tokio::task::JoinHandle<()>> {
 /// ends; then a runner on any replica takes it again.
 pub async fn run(flow: &Services, step: Step) {
     let mut queue = vec![step];
+    // What the last step's transaction wrote that the next one would otherwise read back.
+    let mut carried: Option<Carried> = None;
     while let Some(step) = queue.pop() {
         let span = tracing::info_span!(
             "step",
@@ -57,7 +59,7 @@ pub async fn run(flow: &Services, step: Step) {
             }
             Subject::Callback(_) => &span,
         };
-        match run_one(flow, &step).instrument(span).await {
+        match run_one(flow, &step, carried.take()).instrument(span).await {
             Ok(applied) => {
                 if applied.decided {
                     if let Subject::Onboarding(id) = step.subject {
@@ -65,6 +67,7 @@ pub async fn run(flow: &Services, step: Step) {
                     }
                 }
                 queue.extend(applied.steps);
+                carried = applied.carried;
             }
             Err(error) => {
                 crate::metrics::step_failed(step.kind.as_str());
@@ -74,7 +77,11 @@ pub async fn run(flow: &Services, step: Step) {
     }
 }
 
-async fn run_one(flow: &Services, step: &Step) -> Result<Applied, FlowError> {
+async fn run_one(
+    flow: &Services,
+    step: &Step,
+    carried: Option<Carried>,
+) -> Result<Applied, FlowError> {
     match (step.kind, step.subject) {
         (StepKind::CreateProcess, Subject::Onboarding(id)) => {
             biometrics::create_process(flow, step, id).await
@@ -82,8 +89,15 @@ async fn run_one(flow: &Services, step: &Step) -> Result<Applied, FlowError> {
         (StepKind::ReadProcess, Subject::Onboarding(id)) => {
             biometrics::read_process(flow, step, id).await
         }
-        (StepKind::RegisterDevice | StepKind::ReadDevice, Subject::Onboarding(id)) => {
-            device::register(flow, step, id).await
+        (StepKind::RegisterDevice, Subject::Onboarding(id)) => {
+            let carried = match carried {
+                Some(Carried::Registration(rows)) if rows.1.onboarding_id == id => Some(*rows),
+                _ => None,
+            };
+            device::register(flow, step, id, carried).await
+        }
+        (StepKind::ReadDevice, Subject::Onboarding(id)) => {
+            device::register(flow, step, id, None).await
         }
         (StepKind::OpenFinanceSignal, Subject::Onboarding(id)) => {
             device::send_risk_signal(flow, step, id).await

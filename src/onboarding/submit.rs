@@ -15,7 +15,7 @@ use crate::onboarding::services::{Flow, Services};
 use crate::onboarding::steps;
 use crate::onboarding::waiters::Waiter;
 use crate::store::steps::Subject;
-use crate::store::{StoreError, device_validations, events, onboardings};
+use crate::store::{StoreError, device_validations, onboardings};
 
 /// An onboarding taken in: its id, whether it was decided when stored (None for one found under
 /// the same Idempotency-Key, whose state is not looked at here), and the caller's registration
@@ -77,7 +77,7 @@ pub async fn submit(
         }
     };
     tracing::Span::current().record("onboarding_id", tracing::field::display(id));
-    events::record(&mut *tx, id, "received", json!({})).await?;
+    tx.event(id, "received", json!({}));
     let applied = match flow
         .policies
         .active()

@@ -11,9 +11,9 @@ use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
 use crate::providers::qitech::{QitechError, Sent, ValidationEvent as QitechEvent};
 use crate::providers::{CallContext, capture};
+use crate::store::StoreError;
 use crate::store::device_validations::{self, ValidationRow};
 use crate::store::steps::{self, Step, Subject, When};
-use crate::store::{StoreError, calls};
 
 /// A device validation as its GET (and its callback) shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -77,7 +77,7 @@ pub async fn advance(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, 
         step.attempts,
     );
     let mut tx = crate::store::begin(&flow.db).await?;
-    calls::insert_all(&mut tx, &made).await?;
+    tx.calls(made);
     let event = match answer {
         Ok(result) => {
             let outcome = validation_outcome(&result.analysis_status);
@@ -133,7 +133,7 @@ pub async fn advance(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, 
             steps::reschedule(&mut tx, step, wait, None).await?;
         }
         (event, _) => {
-            steps::complete(&mut *tx, step).await?;
+            tx.step_done(step);
             if event == ValidationEvent::Concluded {
                 crate::onboarding::callbacks::validation_decided(&mut tx, flow, id, |row| {
                     serde_json::to_value(DeviceValidationView::from(row)).unwrap_or_default()

@@ -3,10 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::domain::transitions::StepKind;
+use crate::store::Tx;
 use crate::store::steps::{self, Subject, When};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -34,7 +35,7 @@ const COLUMNS: &str =
 /// Writes the event and the step that delivers it, in the caller's transaction. The step is due
 /// at once on any replica: delivery has a lane of its own, so it never delays a decision.
 pub async fn enqueue(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     kind: &str,
     onboarding_id: Option<Uuid>,
     data: Value,
@@ -50,7 +51,7 @@ pub async fn enqueue(
         .bind(kind)
         .bind(body)
         .bind(onboarding_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     steps::queue(
         tx,
@@ -119,13 +120,13 @@ pub async fn list(
 }
 
 /// Sends a failed delivery again: pending, with a new step. Answers false when it was not failed.
-pub async fn retry(tx: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn retry(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {
     let reopened = sqlx::query(
         "UPDATE callbacks SET status = 'pending', failed_at = NULL, created_at = now()
           WHERE id = $1 AND status = 'failed'",
     )
     .bind(id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     if reopened == 0 {

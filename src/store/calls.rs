@@ -43,57 +43,6 @@ pub async fn run_writer(
     }
 }
 
-/// Stores the calls a step made, in the transaction that stores what they led to: one
-/// statement for them all, in the order they were made.
-pub async fn insert_all(
-    tx: &mut sqlx::PgConnection,
-    calls: &[CallRecord],
-) -> Result<(), sqlx::Error> {
-    match calls {
-        [] => Ok(()),
-        [call] => insert(&mut *tx, call).await,
-        calls => {
-            sqlx::query(
-                "INSERT INTO provider_calls (onboarding_id, device_validation_id, provider, operation,
-                                             method, path, http_status, latency_ms, request,
-                                             response, error)
-                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-                                      $6::text[], $7::int4[], $8::int4[], $9::jsonb[],
-                                      $10::jsonb[], $11::text[])",
-            )
-            .bind(calls.iter().map(|c| c.context.onboarding_id).collect::<Vec<_>>())
-            .bind(
-                calls
-                    .iter()
-                    .map(|c| c.context.device_validation_id)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(calls.iter().map(|c| c.provider).collect::<Vec<_>>())
-            .bind(calls.iter().map(|c| c.operation).collect::<Vec<_>>())
-            .bind(calls.iter().map(|c| c.method).collect::<Vec<_>>())
-            .bind(calls.iter().map(|c| c.path.as_str()).collect::<Vec<_>>())
-            .bind(
-                calls
-                    .iter()
-                    .map(|c| c.http_status.map(i32::from))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                calls
-                    .iter()
-                    .map(|c| i32::try_from(c.latency_ms).unwrap_or(i32::MAX))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(calls.iter().map(|c| c.request.clone()).collect::<Vec<_>>())
-            .bind(calls.iter().map(|c| c.response.clone()).collect::<Vec<_>>())
-            .bind(calls.iter().map(|c| c.error.clone()).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-            Ok(())
-        }
-    }
-}
-
 pub async fn insert(db: impl sqlx::PgExecutor<'_>, call: &CallRecord) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO provider_calls (onboarding_id, device_validation_id, provider, operation, method, path,

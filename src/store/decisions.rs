@@ -3,11 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::domain::evidence::Evidence;
 use crate::policy::Verdict;
+use crate::store::Tx;
 
 /// The channel on which a replica announces a decision; waiting requests on every replica
 /// listen to it.
@@ -43,7 +44,7 @@ pub enum DecidedBy<'a> {
 /// Stores the decision and announces it to the waiting requests of every replica, in the
 /// transaction that moved the onboarding to `decided` (so there is exactly one).
 pub async fn insert(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     id: Uuid,
     onboarding_id: Uuid,
     verdict: &Verdict,
@@ -78,13 +79,9 @@ pub async fn insert(
         DecidedBy::Policy => None,
         DecidedBy::Reviewer { note, .. } => Some(note),
     })
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(DECIDED_CHANNEL)
-        .bind(onboarding_id.to_string())
-        .execute(&mut *tx)
-        .await?;
+    tx.notify(DECIDED_CHANNEL, onboarding_id.to_string());
     Ok(row)
 }
 

@@ -22,26 +22,30 @@ pub mod step {
 }
 
 /// Queues the registration of an onboarding whose other checks approved, in the caller's
-/// transaction (the one that moves it to the device stage).
+/// transaction (the one that moves it to the device stage). Answers the row as stored, so the
+/// step that runs next on this replica need not read it back (None when it existed already).
 pub async fn insert_registration(
     db: impl PgExecutor<'_>,
     onboarding_id: Uuid,
     biometrics: &BiometricEvidence,
     deadline: Duration,
     review_case_id: Option<Uuid>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO device_registrations (onboarding_id, biometrics, deadline_at, review_case_id)
-         VALUES ($1, $2, now() + make_interval(secs => $3), $4)
-         ON CONFLICT (onboarding_id) DO NOTHING",
-    )
-    .bind(onboarding_id)
-    .bind(Json(biometrics))
-    .bind(deadline.as_secs_f64())
-    .bind(review_case_id)
-    .execute(db)
-    .await?;
-    Ok(())
+) -> Result<Option<RegistrationRow>, sqlx::Error> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "INSERT INTO device_registrations (onboarding_id, biometrics, deadline_at, review_case_id)
+             VALUES ($1, $2, now() + make_interval(secs => $3), $4)
+             ON CONFLICT (onboarding_id) DO NOTHING
+             RETURNING {REGISTRATION_COLUMNS}"
+        )
+    });
+    sqlx::query_as(SQL.as_str())
+        .bind(onboarding_id)
+        .bind(Json(biometrics))
+        .bind(deadline.as_secs_f64())
+        .bind(review_case_id)
+        .fetch_optional(db)
+        .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

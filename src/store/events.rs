@@ -1,23 +1,9 @@
-//! The onboarding timeline: what happened, when, in order.
+//! The onboarding timeline: what happened, when, in order. Entries are written by the
+//! transaction of the change they record (`Tx::event`), at its commit.
 
 use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
-
-pub async fn record(
-    db: impl PgExecutor<'_>,
-    onboarding_id: Uuid,
-    kind: &str,
-    detail: Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO onboarding_events (onboarding_id, kind, detail) VALUES ($1, $2, $3)")
-        .bind(onboarding_id)
-        .bind(kind)
-        .bind(detail)
-        .execute(db)
-        .await?;
-    Ok(())
-}
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct EventRow {

@@ -16,6 +16,7 @@ pub mod policies;
 pub mod processes;
 pub mod reviews;
 pub mod steps;
+pub mod tx;
 pub mod views;
 pub mod webhooks;
 
@@ -25,6 +26,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
+
+pub use tx::Tx;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -82,9 +85,7 @@ pub fn waiters() -> i64 {
 
 /// Begins a transaction, counted among the pool's waiters while it waits for a connection.
 /// Past `database.acquire_timeout` it fails with `PoolTimedOut` (a 503 to a caller).
-pub async fn begin(
-    pool: &PgPool,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+pub async fn begin(pool: &PgPool) -> Result<Tx, sqlx::Error> {
     use std::sync::atomic::Ordering;
     struct Waiting;
     impl Drop for Waiting {
@@ -94,7 +95,7 @@ pub async fn begin(
     }
     WAITERS.fetch_add(1, Ordering::Relaxed);
     let _waiting = Waiting;
-    pool.begin().await
+    Ok(Tx::new(pool.begin().await?))
 }
 
 pub async fn connect(

@@ -9,6 +9,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::domain::transitions::StepKind;
+use crate::store::Tx;
 
 /// NOTIFY channel: a step became due now (queued, or made due by a webhook), or falls due
 /// sooner than a runner's longest sleep.
@@ -104,11 +105,15 @@ const COLUMNS: &str = "id, kind, onboarding_id, device_validation_id, callback_i
 /// the same subject is left as it is (None). With `When::Claimed` the new step is answered,
 /// held by the caller.
 pub async fn queue(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     kind: StepKind,
     subject: Subject,
     when: When,
 ) -> Result<Option<Step>, sqlx::Error> {
+    if tx.finishing(kind, subject) {
+        // The step this one follows is still pending until the transaction writes it done.
+        tx.flush().await?;
+    }
     let (onboarding_id, validation_id, callback_id) = subject.columns();
     let (delay, lease) = match when {
         When::Now => (Duration::ZERO, None),
@@ -132,10 +137,10 @@ pub async fn queue(
     .bind(lease.map(|l| l.as_secs_f64()))
     .bind(callback_id)
     .bind(crate::telemetry::traceparent(&tracing::Span::current()))
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     if row.is_some() && matches!(when, When::Now | When::In(_)) && delay < LONGEST_SLEEP {
-        notify(&mut *tx).await?;
+        tx.notify(STEPS_CHANNEL, String::new());
     }
     match (when, row) {
         (When::Claimed(_), Some(row)) => Ok(Some(row.try_into()?)),

@@ -1,0 +1,183 @@
+//! A write transaction that keeps its append-only rows until it commits: the timeline events,
+//! the provider calls, the finished steps and the notifications a state change leaves behind
+//! are sent in one statement just before COMMIT, instead of one round trip each. Everything
+//! else goes through the connection at once, as in any transaction (`Tx` dereferences to it).
+//!
+//! Nothing kept here is read back in the same transaction: the timeline and the call log are
+//! read by later requests, a finished step by later claims, and a notification is delivered at
+//! commit in any case. A step is queued only after a pending step of the same kind for the same
+//! subject is finished, so `steps::queue` flushes the finished steps first when one would
+//! collide with the new one.
+
+use std::ops::{Deref, DerefMut};
+
+use serde_json::Value;
+use sqlx::{PgConnection, Postgres};
+use uuid::Uuid;
+
+use crate::domain::transitions::StepKind;
+use crate::providers::CallRecord;
+use crate::store::steps::{Step, Subject};
+
+pub struct Tx {
+    inner: sqlx::Transaction<'static, Postgres>,
+    events: Vec<(Uuid, &'static str, Value)>,
+    calls: Vec<CallRecord>,
+    done: Vec<(i64, StepKind, Subject)>,
+    notices: Vec<(&'static str, String)>,
+}
+
+impl Deref for Tx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.inner
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.inner
+    }
+}
+
+/// The statement that writes what a transaction kept: data-modifying CTEs run once each, to
+/// completion, whether or not the query reads them.
+const FLUSH: &str = "
+WITH calls AS (
+    INSERT INTO provider_calls (onboarding_id, device_validation_id, provider, operation, method,
+                                path, http_status, latency_ms, request, response, error)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::int4[], $8::int4[], $9::jsonb[], $10::jsonb[], $11::text[])
+), events AS (
+    INSERT INTO onboarding_events (onboarding_id, kind, detail)
+    SELECT * FROM unnest($12::uuid[], $13::text[], $14::jsonb[])
+), done AS (
+    UPDATE steps SET status = 'done', finished_at = now(), claimed_until = NULL
+     WHERE id = ANY($15::int8[]) AND status = 'pending'
+)
+SELECT pg_notify(channel, payload) FROM unnest($16::text[], $17::text[]) AS n(channel, payload)";
+
+/// The provider calls kept, column by column, as `unnest` takes them.
+#[derive(Default)]
+struct CallColumns {
+    onboarding: Vec<Option<Uuid>>,
+    validation: Vec<Option<Uuid>>,
+    provider: Vec<&'static str>,
+    operation: Vec<&'static str>,
+    method: Vec<&'static str>,
+    path: Vec<String>,
+    status: Vec<Option<i32>>,
+    latency: Vec<i32>,
+    request: Vec<Option<Value>>,
+    response: Vec<Option<Value>>,
+    error: Vec<Option<String>>,
+}
+
+impl Tx {
+    pub(crate) fn new(inner: sqlx::Transaction<'static, Postgres>) -> Tx {
+        Tx {
+            inner,
+            events: Vec::new(),
+            calls: Vec::new(),
+            done: Vec::new(),
+            notices: Vec::new(),
+        }
+    }
+
+    /// A timeline entry of the onboarding, written at commit in the order recorded.
+    pub fn event(&mut self, onboarding_id: Uuid, kind: &'static str, detail: Value) {
+        self.events.push((onboarding_id, kind, detail));
+    }
+
+    /// The provider calls a step made, written at commit in the order they were made.
+    pub fn calls(&mut self, calls: Vec<CallRecord>) {
+        self.calls.extend(calls);
+    }
+
+    /// The step ran to its end; marked done at commit.
+    pub fn step_done(&mut self, step: &Step) {
+        self.done.push((step.id, step.kind, step.subject));
+    }
+
+    /// A NOTIFY sent when the transaction commits (PostgreSQL folds repeats of the same one).
+    pub fn notify(&mut self, channel: &'static str, payload: String) {
+        if !self
+            .notices
+            .iter()
+            .any(|(c, p)| *c == channel && *p == payload)
+        {
+            self.notices.push((channel, payload));
+        }
+    }
+
+    /// Whether a step of `kind` for `subject` is kept to be marked done at commit.
+    pub(crate) fn finishing(&self, kind: StepKind, subject: Subject) -> bool {
+        self.done.iter().any(|&(_, k, s)| k == kind && s == subject)
+    }
+
+    /// Sends what is kept, in one statement (none when nothing is).
+    pub async fn flush(&mut self) -> Result<(), sqlx::Error> {
+        if self.events.is_empty()
+            && self.calls.is_empty()
+            && self.done.is_empty()
+            && self.notices.is_empty()
+        {
+            return Ok(());
+        }
+        let mut c = CallColumns::default();
+        for call in std::mem::take(&mut self.calls) {
+            c.onboarding.push(call.context.onboarding_id);
+            c.validation.push(call.context.device_validation_id);
+            c.provider.push(call.provider);
+            c.operation.push(call.operation);
+            c.method.push(call.method);
+            c.path.push(call.path);
+            c.status.push(call.http_status.map(i32::from));
+            c.latency
+                .push(i32::try_from(call.latency_ms).unwrap_or(i32::MAX));
+            c.request.push(call.request);
+            c.response.push(call.response);
+            c.error.push(call.error);
+        }
+        let (mut event_ids, mut event_kinds, mut event_details) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for (id, kind, detail) in std::mem::take(&mut self.events) {
+            event_ids.push(id);
+            event_kinds.push(kind);
+            event_details.push(detail);
+        }
+        let done: Vec<i64> = std::mem::take(&mut self.done)
+            .into_iter()
+            .map(|d| d.0)
+            .collect();
+        let (channels, payloads): (Vec<&str>, Vec<String>) =
+            std::mem::take(&mut self.notices).into_iter().unzip();
+        sqlx::query(FLUSH)
+            .bind(c.onboarding)
+            .bind(c.validation)
+            .bind(c.provider)
+            .bind(c.operation)
+            .bind(c.method)
+            .bind(c.path)
+            .bind(c.status)
+            .bind(c.latency)
+            .bind(c.request)
+            .bind(c.response)
+            .bind(c.error)
+            .bind(event_ids)
+            .bind(event_kinds)
+            .bind(event_details)
+            .bind(done)
+            .bind(channels)
+            .bind(payloads)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes what is kept, then commits.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        self.flush().await?;
+        self.inner.commit().await
+    }
+}
