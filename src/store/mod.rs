@@ -83,6 +83,14 @@ pub fn waiters() -> i64 {
     WAITERS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// How a write transaction starts, in the one round trip of its BEGIN. Its statements are keyed
+/// reads and writes whose plan does not depend on the values, so PostgreSQL keeps one plan for
+/// each instead of planning it again per run with the values in (a "custom plan"): it would
+/// always do so for the statement that writes the kept rows, whose `unnest` it can size only
+/// when it sees the arrays. Searches and exports run outside these transactions and keep
+/// PostgreSQL's own choice.
+const BEGIN: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
+
 /// Begins a transaction, counted among the pool's waiters while it waits for a connection.
 /// Past `database.acquire_timeout` it fails with `PoolTimedOut` (a 503 to a caller).
 pub async fn begin(pool: &PgPool) -> Result<Tx, sqlx::Error> {
@@ -95,7 +103,7 @@ pub async fn begin(pool: &PgPool) -> Result<Tx, sqlx::Error> {
     }
     WAITERS.fetch_add(1, Ordering::Relaxed);
     let _waiting = Waiting;
-    Ok(Tx::new(pool.begin().await?))
+    Ok(Tx::new(pool.begin_with(BEGIN).await?))
 }
 
 pub async fn connect(

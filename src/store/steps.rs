@@ -1,6 +1,11 @@
 //! The one step queue. Every piece of work that follows a state change is a row here, written in
 //! the transaction of that change; runners on any replica claim due rows with
 //! `FOR UPDATE SKIP LOCKED` and a lease, and NOTIFY wakes them when a row becomes due now.
+//!
+//! A statement that names a step by id says `status <> 'done'` rather than `status = 'pending'`
+//! (the same rows: a status is one or the other). With `= 'pending'` the planner may take the
+//! partial index of pending steps, small by its statistics, and scan every entry in it, dead
+//! ones included, instead of looking the id up in the primary key.
 
 use std::time::Duration;
 
@@ -199,7 +204,7 @@ pub async fn release(pool: &PgPool, step: &Step) -> Result<(), sqlx::Error> {
     let mut tx = crate::store::begin(pool).await?;
     sqlx::query(
         "UPDATE steps SET claimed_at = NULL, claimed_until = NULL, attempts = greatest(attempts - 1, 0)
-          WHERE id = $1 AND status = 'pending'",
+          WHERE id = $1 AND status <> 'done'",
     )
     .bind(step.id)
     .execute(&mut *tx)
@@ -210,11 +215,15 @@ pub async fn release(pool: &PgPool, step: &Step) -> Result<(), sqlx::Error> {
 
 /// The step ran to its end.
 pub async fn complete(db: impl PgExecutor<'_>, step: &Step) -> Result<(), sqlx::Error> {
+    complete_id(db, step.id).await
+}
+
+pub(crate) async fn complete_id(db: impl PgExecutor<'_>, id: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE steps SET status = 'done', finished_at = now(), claimed_until = NULL
-          WHERE id = $1 AND status = 'pending'",
+          WHERE id = $1 AND status <> 'done'",
     )
-    .bind(step.id)
+    .bind(id)
     .execute(db)
     .await?;
     Ok(())
@@ -236,7 +245,7 @@ pub async fn reschedule(
             SET run_at = CASE WHEN claimed_at IS NOT NULL AND run_at > claimed_at THEN now()
                               ELSE now() + make_interval(secs => $2) END,
                 claimed_until = NULL, last_error = $3
-          WHERE id = $1 AND status = 'pending'",
+          WHERE id = $1 AND status <> 'done'",
     )
     .bind(step.id)
     .bind(run_in.as_secs_f64())

@@ -53,7 +53,7 @@ WITH calls AS (
     SELECT * FROM unnest($12::uuid[], $13::text[], $14::jsonb[])
 ), done AS (
     UPDATE steps SET status = 'done', finished_at = now(), claimed_until = NULL
-     WHERE id = ANY($15::int8[]) AND status = 'pending'
+     WHERE id = $15::int8 AND status <> 'done'
 )
 SELECT pg_notify(channel, payload) FROM unnest($16::text[], $17::text[]) AS n(channel, payload)";
 
@@ -146,10 +146,14 @@ impl Tx {
             event_kinds.push(kind);
             event_details.push(detail);
         }
-        let done: Vec<i64> = std::mem::take(&mut self.done)
-            .into_iter()
-            .map(|d| d.0)
-            .collect();
+        // One step per transaction is the rule; any other is finished by a statement of its own,
+        // since PostgreSQL plans `id = ANY($1)` on a young table as a scan of it, where `id = $1`
+        // is always a look-up in the primary key.
+        let mut done = std::mem::take(&mut self.done).into_iter().map(|d| d.0);
+        let first_done = done.next();
+        for id in done {
+            crate::store::steps::complete_id(&mut *self.inner, id).await?;
+        }
         let (channels, payloads): (Vec<&str>, Vec<String>) =
             std::mem::take(&mut self.notices).into_iter().unzip();
         sqlx::query(FLUSH)
@@ -167,7 +171,7 @@ impl Tx {
             .bind(event_ids)
             .bind(event_kinds)
             .bind(event_details)
-            .bind(done)
+            .bind(first_done)
             .bind(channels)
             .bind(payloads)
             .execute(&mut *self.inner)
