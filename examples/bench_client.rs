@@ -156,8 +156,12 @@ async fn main() {
     // waiting run then spreads its requests over ten clients, ten connections.
     let http2 = std::env::var("VEREDITO_BENCH_HTTP2").is_ok_and(|v| v == "1");
     let client = || {
+        // reqwest's defaults (keepalive after 15 s idle, TCP_USER_TIMEOUT 30 s) end a connection
+        // on its side, with ETIMEDOUT, once its request has been held about 30 s: a waiting
+        // request is held up to a minute, so the user timeout is off.
         let builder = reqwest::Client::builder()
             .pool_max_idle_per_host(usize::MAX)
+            .tcp_user_timeout(None)
             .timeout(Duration::from_secs(120));
         let builder = if http2 {
             builder.http2_prior_knowledge()
@@ -225,13 +229,31 @@ async fn main() {
                         .await
                         .map(|r| r.status().to_string())
                         .unwrap_or_else(|e| {
-                            if e.is_connect() {
-                                "no connection".to_owned()
+                            let kind = if e.is_connect() {
+                                "no connection"
                             } else if e.is_timeout() {
-                                "timed out".to_owned()
+                                "timed out"
                             } else {
-                                "cut off".to_owned()
+                                "cut off"
+                            };
+                            // The first failure of each kind, with its causes, on stderr.
+                            static SEEN: std::sync::Mutex<Vec<&str>> =
+                                std::sync::Mutex::new(Vec::new());
+                            let mut seen = SEEN.lock().unwrap();
+                            if !seen.contains(&kind) {
+                                seen.push(kind);
+                                let mut causes = format!("{e}");
+                                let mut source = std::error::Error::source(&e);
+                                while let Some(cause) = source {
+                                    causes.push_str(&format!(": {cause}"));
+                                    source = cause.source();
+                                }
+                                eprintln!(
+                                    "{kind} after {:.1} s: {causes}",
+                                    started.elapsed().as_secs_f64()
+                                );
                             }
+                            kind.to_owned()
                         })
                 })
             })
