@@ -20,11 +20,11 @@ use tracing_subscriber::layer::SubscriberExt;
 const MAX_TRANSACTIONS: i64 = 4;
 
 /// And in at most this many statements (BEGIN and COMMIT included): the request's transaction;
-/// CreateProcess's read and transaction; QI Tech's transaction, which needs no read since
-/// CreateProcess's transaction hands over the rows it wrote; each transaction's timeline
-/// entries, provider calls, finished steps and notifications in one statement at its commit;
-/// the one read the answer is built from; and the runners' look at the queue. 17.4 measured
-/// (25.4 before the kept writes and the carried rows).
+/// CreateProcess's and QI Tech's transactions, neither with a read before it, since the
+/// transaction before each hands over the rows it wrote; each transaction's timeline entries,
+/// provider calls, finished step and notifications in one statement at its commit; the one
+/// read the answer is built from; and the runners' look at the queue. 16.4 measured (25.4
+/// before the kept writes and the carried rows).
 const MAX_STATEMENTS: u64 = 20;
 
 /// Statements run by sqlx in this process.

@@ -116,7 +116,7 @@ async fn receive(
     }
     tx.commit().await?;
     if let Some(step) = held {
-        crate::onboarding::steps::spawn(&st.flow, vec![step]);
+        crate::onboarding::steps::spawn(&st.flow, vec![step], None);
     }
     crate::metrics::webhook(if known { "accepted" } else { "unknown_process" });
     tracing::info!(process_id = %notification.process_id, known, "unico webhook received");

@@ -1,5 +1,7 @@
 //! What a step or a transition leaves for the one that wrote it.
 
+use secrecy::SecretString;
+
 use crate::store::devices::RegistrationRow;
 use crate::store::onboardings::OnboardingRow;
 use crate::store::steps::Step;
@@ -19,6 +21,8 @@ pub struct Applied {
 /// What a step hands to the next one it holds, as its transaction committed it.
 #[derive(Debug)]
 pub enum Carried {
+    /// The onboarding just stored, with its selfie as received: what CreateProcess sends.
+    Received(Box<(OnboardingRow, SecretString)>),
     /// The onboarding, moved to the device stage, and its registration just queued.
     Registration(Box<(OnboardingRow, RegistrationRow)>),
 }

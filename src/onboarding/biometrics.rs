@@ -44,10 +44,21 @@ fn retry_wait(flow: &Services, step: &Step) -> Duration {
     steps::backoff(unico.poll_initial, unico.poll_max, step.attempts)
 }
 
-pub async fn create_process(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, FlowError> {
-    let Some((onboarding, selfie)) =
-        onboardings::get_with_selfie(&flow.db, &flow.cipher, id).await?
-    else {
+/// `carried` is the onboarding and selfie as the request that stored them holds them; without
+/// it they are read (and the selfie unsealed).
+pub async fn create_process(
+    flow: &Services,
+    step: &Step,
+    id: Uuid,
+    carried: Option<(onboardings::OnboardingRow, SecretString)>,
+) -> Result<Applied, FlowError> {
+    let found = match carried {
+        Some((onboarding, selfie)) => Some((onboarding, Some(selfie))),
+        None => onboardings::get_with_selfie(&flow.db, &flow.cipher, id)
+            .await?
+            .map(|(onboarding, selfie)| (onboarding, selfie.map(SecretString::from))),
+    };
+    let Some((onboarding, selfie)) = found else {
         steps::complete(&flow.db, step).await?;
         return Ok(Applied::default());
     };
@@ -90,7 +101,7 @@ pub async fn create_process(flow: &Services, step: &Step, id: Uuid) -> Result<Ap
             email: person.email.clone(),
             phone: person.phone.clone(),
         },
-        image_base64: SecretString::from(selfie),
+        image_base64: selfie,
     };
     let (answer, made) = capture(
         flow.unico

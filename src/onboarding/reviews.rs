@@ -191,6 +191,6 @@ pub async fn resolve(
         Applied::default()
     };
     tx.commit().await?;
-    steps::spawn(flow, applied.steps);
+    steps::spawn(flow, applied.steps, applied.carried);
     Ok(Ok(case))
 }

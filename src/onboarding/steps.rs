@@ -14,13 +14,20 @@ use crate::store::steps::{self, Step, Subject};
 /// Runs `held` steps on this replica at once, in the background: they are leased to this
 /// replica already, and shutdown waits for them up to its grace. Past the replica's bound they
 /// are handed to the runners instead, through the queue.
-pub fn spawn(flow: &Flow, held: Vec<Step>) -> Vec<tokio::task::JoinHandle<()>> {
+/// `carried` goes to the first of them: rows its writer's transaction stored, which that step
+/// would otherwise read back (dropped when the step is handed over).
+pub fn spawn(
+    flow: &Flow,
+    held: Vec<Step>,
+    mut carried: Option<Carried>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     held.into_iter()
         .map(|step| {
             let task_flow = flow.clone();
+            let carried = carried.take();
             match flow.inline_permits.clone().try_acquire_owned() {
                 Ok(permit) => flow.inline.spawn(async move {
-                    run(&task_flow, step).await;
+                    run_carrying(&task_flow, step, carried).await;
                     drop(permit);
                 }),
                 // Busy: the step goes back to the queue, due now, for any replica's runner.
@@ -38,9 +45,14 @@ pub fn spawn(flow: &Flow, held: Vec<Step>) -> Vec<tokio::task::JoinHandle<()>> {
 /// Runs `step` and whatever it hands on. A failure leaves the step claimed until its lease
 /// ends; then a runner on any replica takes it again.
 pub async fn run(flow: &Services, step: Step) {
+    run_carrying(flow, step, None).await
+}
+
+/// `run`, with what the step's writer already holds of the rows it works on.
+async fn run_carrying(flow: &Services, step: Step, carried: Option<Carried>) {
     let mut queue = vec![step];
     // What the last step's transaction wrote that the next one would otherwise read back.
-    let mut carried: Option<Carried> = None;
+    let mut carried = carried;
     while let Some(step) = queue.pop() {
         let span = tracing::info_span!(
             "step",
@@ -84,7 +96,11 @@ async fn run_one(
 ) -> Result<Applied, FlowError> {
     match (step.kind, step.subject) {
         (StepKind::CreateProcess, Subject::Onboarding(id)) => {
-            biometrics::create_process(flow, step, id).await
+            let carried = match carried {
+                Some(Carried::Received(rows)) if rows.0.id == id => Some(*rows),
+                _ => None,
+            };
+            biometrics::create_process(flow, step, id, carried).await
         }
         (StepKind::ReadProcess, Subject::Onboarding(id)) => {
             biometrics::read_process(flow, step, id).await

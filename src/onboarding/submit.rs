@@ -8,6 +8,7 @@ use crate::domain::evidence::{BiometricEvidence, DeviceEvidence, Evidence};
 use crate::domain::transitions::{
     self, OnboardingEvent, OnboardingState, ValidationEvent, ValidationState,
 };
+use crate::onboarding::applied::Carried;
 use crate::onboarding::decide;
 use crate::onboarding::error::FlowError;
 use crate::onboarding::request::{ValidOnboarding, ValidationRequest};
@@ -39,7 +40,7 @@ pub async fn submit(
 ) -> Result<Submitted, FlowError> {
     use secrecy::ExposeSecret;
     let mut tx = crate::store::begin(&flow.db).await?;
-    let inserted = onboardings::insert(
+    let (inserted, stored) = onboardings::insert(
         &mut tx,
         &flow.cipher,
         onboardings::NewOnboarding {
@@ -122,7 +123,12 @@ pub async fn submit(
         flow.wake.decided(id);
     }
     let waiter = flow.wake.waiters.register(id);
-    steps::spawn(flow, applied.steps);
+    // CreateProcess, when it runs here, sends what this transaction just stored.
+    let carried = stored.map(|row| {
+        let selfie = secrecy::SecretString::from(request.selfie.expose_secret().to_owned());
+        Carried::Received(Box::new((row, selfie)))
+    });
+    steps::spawn(flow, applied.steps, carried);
     Ok(Submitted {
         id,
         decided: Some(applied.decided),
@@ -182,7 +188,7 @@ pub async fn submit_validation(
                 );
             }
             tx.commit().await?;
-            Ok((id, steps::spawn(flow, held)))
+            Ok((id, steps::spawn(flow, held, None)))
         }
         device_validations::Inserted::Existing {
             same_body: false, ..

@@ -46,49 +46,55 @@ fn selfie_context(id: Uuid) -> Vec<u8> {
     [id.as_bytes().as_slice(), SELFIE_CONTEXT].concat()
 }
 
+/// Stores a new onboarding, or finds the one stored under the same Idempotency-Key. A new one
+/// is answered with its row as stored, which the first step may take instead of reading it.
 pub async fn insert(
     tx: &mut PgConnection,
     cipher: &PiiCipher,
     new: NewOnboarding<'_>,
-) -> Result<Inserted, StoreError> {
+) -> Result<(Inserted, Option<OnboardingRow>), StoreError> {
     let plaintext =
         serde_json::to_vec(new.person).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let (key_id, sealed) = cipher.encrypt(&plaintext, new.id.as_bytes())?;
     let (selfie_key_id, selfie_sealed) =
         cipher.encrypt(new.selfie.as_bytes(), &selfie_context(new.id))?;
-    let inserted: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO onboardings (id, client_name, idempotency_key, request_hash, reference, cpf_hash,
-                                  pii_key_id, pii_ciphertext, account_id, person_id, device, open_finance,
-                                  selfie_key_id, selfie_ciphertext)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-         ON CONFLICT (client_name, idempotency_key) DO NOTHING
-         RETURNING id",
-    )
-    .bind(new.id)
-    .bind(new.client_name)
-    .bind(new.idempotency_key)
-    .bind(new.request_hash)
-    .bind(new.reference)
-    .bind(cipher.cpf_hash(&new.person.cpf))
-    .bind(key_id)
-    .bind(sealed)
-    .bind(new.account_id)
-    .bind(new.person_id)
-    .bind(new.device)
-    .bind(new.open_finance)
-    .bind(selfie_key_id)
-    .bind(selfie_sealed)
-    .fetch_optional(&mut *tx)
-    .await?;
-    Ok(crate::store::idempotency::resolve(
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "INSERT INTO onboardings (id, client_name, idempotency_key, request_hash, reference, cpf_hash,
+                                      pii_key_id, pii_ciphertext, account_id, person_id, device, open_finance,
+                                      selfie_key_id, selfie_ciphertext)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (client_name, idempotency_key) DO NOTHING
+             RETURNING {COLUMNS}"
+        )
+    });
+    let inserted: Option<OnboardingRow> = sqlx::query_as(SQL.as_str())
+        .bind(new.id)
+        .bind(new.client_name)
+        .bind(new.idempotency_key)
+        .bind(new.request_hash)
+        .bind(new.reference)
+        .bind(cipher.cpf_hash(&new.person.cpf))
+        .bind(key_id)
+        .bind(sealed)
+        .bind(new.account_id)
+        .bind(new.person_id)
+        .bind(new.device)
+        .bind(new.open_finance)
+        .bind(selfie_key_id)
+        .bind(selfie_sealed)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let resolved = crate::store::idempotency::resolve(
         tx,
         crate::store::idempotency::Keyed::Onboardings,
-        inserted,
+        inserted.as_ref().map(|row| row.id),
         new.client_name,
         new.idempotency_key,
         new.request_hash,
     )
-    .await?)
+    .await?;
+    Ok((resolved, inserted))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
