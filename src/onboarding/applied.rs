@@ -27,6 +27,30 @@ pub enum Carried {
     Registration(Box<(OnboardingRow, RegistrationRow)>),
 }
 
+impl Carried {
+    /// The onboarding and selfie, when this is what was carried for onboarding `id`.
+    pub fn received(
+        carried: Option<Carried>,
+        id: uuid::Uuid,
+    ) -> Option<(OnboardingRow, SecretString)> {
+        match carried {
+            Some(Carried::Received(rows)) if rows.0.id == id => Some(*rows),
+            _ => None,
+        }
+    }
+
+    /// The onboarding and registration, when this is what was carried for onboarding `id`.
+    pub fn registration(
+        carried: Option<Carried>,
+        id: uuid::Uuid,
+    ) -> Option<(OnboardingRow, RegistrationRow)> {
+        match carried {
+            Some(Carried::Registration(rows)) if rows.1.onboarding_id == id => Some(*rows),
+            _ => None,
+        }
+    }
+}
+
 impl Applied {
     pub fn and(mut self, other: Applied) -> Applied {
         self.steps.extend(other.steps);

@@ -166,10 +166,12 @@ pub async fn create_process(
             } else {
                 tracing::error!(error = %code, attempt = step.attempts, retry_in_ms = wait.as_millis() as u64, "unico refused CreateProcess; retrying until the deadline (check the unico configuration)");
             }
-            tx.event(id,
-                "process_create_failed",
-                json!({ "error": code, "transient": error.is_transient(), "retry_in_ms": wait.as_millis() as u64 }),
-            );
+            let detail = json!({
+                "error": code,
+                "transient": error.is_transient(),
+                "retry_in_ms": wait.as_millis() as u64,
+            });
+            tx.event(id, "process_create_failed", detail);
             steps::reschedule(&mut tx, step, wait, Some(&code)).await?;
             Applied::default()
         }

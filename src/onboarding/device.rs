@@ -58,9 +58,10 @@ enum Step_ {
 /// (decide), pending (read back later) or fails (retry later, or decide at the deadline). Progress
 /// is stored once, with what it led to: every call repeats safely (QI Tech answers 409 for an
 /// account, person or device it has), so a run cut short only repeats calls.
-#[tracing::instrument(skip_all, fields(onboarding_id = %id, step = %step.kind))]
+///
 /// `carried` is the onboarding and registration as the step before this one on this replica
 /// committed them; without it they are read.
+#[tracing::instrument(skip_all, fields(onboarding_id = %id, step = %step.kind))]
 pub async fn register(
     flow: &Services,
     step: &Step,

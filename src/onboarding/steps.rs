@@ -96,21 +96,13 @@ async fn run_one(
 ) -> Result<Applied, FlowError> {
     match (step.kind, step.subject) {
         (StepKind::CreateProcess, Subject::Onboarding(id)) => {
-            let carried = match carried {
-                Some(Carried::Received(rows)) if rows.0.id == id => Some(*rows),
-                _ => None,
-            };
-            biometrics::create_process(flow, step, id, carried).await
+            biometrics::create_process(flow, step, id, Carried::received(carried, id)).await
         }
         (StepKind::ReadProcess, Subject::Onboarding(id)) => {
             biometrics::read_process(flow, step, id).await
         }
         (StepKind::RegisterDevice, Subject::Onboarding(id)) => {
-            let carried = match carried {
-                Some(Carried::Registration(rows)) if rows.1.onboarding_id == id => Some(*rows),
-                _ => None,
-            };
-            device::register(flow, step, id, carried).await
+            device::register(flow, step, id, Carried::registration(carried, id)).await
         }
         (StepKind::ReadDevice, Subject::Onboarding(id)) => {
             device::register(flow, step, id, None).await
