@@ -208,11 +208,15 @@ impl App {
         let in_flight = Arc::new(tokio::sync::Semaphore::new(
             flow.settings.server.max_in_flight,
         ));
+        let admission = Arc::new(tokio::sync::Semaphore::new(
+            2 * flow.settings.database.max_connections as usize,
+        ));
         let state = AppState {
             flow,
             api_keys,
             stopping: CancellationToken::new(),
             in_flight,
+            admission,
         };
         Ok(App {
             listener,

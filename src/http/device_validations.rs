@@ -9,11 +9,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::http::IdempotencyKey;
 use crate::http::auth::{Caller, DECISIONS_READ, ONBOARDING_WRITE, Writer};
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
 use crate::http::state::AppState;
+use crate::http::{Admitted, IdempotencyKey};
 use crate::onboarding::validation::DeviceValidationView;
 use crate::onboarding::{self, ValidationRequest};
 use crate::store::device_validations;
@@ -109,6 +109,7 @@ async fn create(
     State(st): State<AppState>,
     Writer(caller): Writer,
     IdempotencyKey(key): IdempotencyKey,
+    turn: Admitted,
     body: JsonBody<DeviceValidationBody>,
 ) -> Result<Response, ApiError> {
     let request = body.value.validate().map_err(ApiError::Validation)?;
@@ -116,6 +117,7 @@ async fn create(
     let hash = crate::crypto::sha256(&serde_json::to_vec(&body.raw).unwrap_or_default());
     let (id, started) =
         onboarding::submit_validation(&st.flow, &caller.name, &key, &hash, &request).await?;
+    turn.end();
     // QI Tech usually answers at once: give the first send the time a caller would wait for
     // an onboarding. A slower answer is carried on by the step and read with GET.
     let deadline = tokio::time::Instant::now() + st.settings.policy.default_wait;

@@ -136,6 +136,44 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdempotencyKey {
     }
 }
 
+/// A submission's turn to be read and stored: at most twice `database.max_connections` of them
+/// are past this point at once, and the others wait here with their bodies still unread (in the
+/// socket, not in the service's memory), so a burst of 10,000 costs their connections and
+/// little more. A turn not given within `database.acquire_timeout` is answered 503 with
+/// Retry-After, as a pool that gave no connection in that time would be. Taken after the
+/// caller's key and the `Idempotency-Key` are checked, before the body is read.
+pub struct Admitted(tokio::sync::OwnedSemaphorePermit);
+
+impl Admitted {
+    /// The turn ends: the next submission may be read.
+    pub fn end(self) {
+        drop(self.0);
+    }
+}
+
+impl axum::extract::FromRequestParts<AppState> for Admitted {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        _parts: &mut axum::http::request::Parts,
+        st: &AppState,
+    ) -> Result<Self, ApiError> {
+        let wait = st.settings.database.acquire_timeout;
+        match tokio::time::timeout(wait, st.admission.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Admitted(permit)),
+            _ => {
+                crate::metrics::rejected("overloaded");
+                Err(ApiError::Unavailable {
+                    detail: "too many submissions are being stored; retry after the time in \
+                             Retry-After"
+                        .into(),
+                    retry_after_secs: 1,
+                })
+            }
+        }
+    }
+}
+
 /// Past `server.max_in_flight` requests in progress, a new one is answered 503 with Retry-After
 /// at once (waiting requests count). Health and metrics are always answered.
 async fn limit_in_flight(

@@ -9,11 +9,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use uuid::Uuid;
 
-use crate::http::IdempotencyKey;
 use crate::http::auth::{Caller, DECISIONS_READ, ONBOARDING_WRITE, Writer};
 use crate::http::error::ApiError;
 use crate::http::json::JsonBody;
 use crate::http::state::AppState;
+use crate::http::{Admitted, IdempotencyKey};
 use crate::onboarding::{self, FlowError, OnboardingRequest};
 
 pub fn router() -> Router<AppState> {
@@ -48,6 +48,7 @@ async fn create(
     State(st): State<AppState>,
     Writer(caller): Writer,
     IdempotencyKey(key): IdempotencyKey,
+    turn: Admitted,
     headers: HeaderMap,
     body: JsonBody<OnboardingRequest>,
 ) -> Result<Response, ApiError> {
@@ -60,13 +61,23 @@ async fn create(
     let request = body.value.validate().map_err(ApiError::Validation)?;
     // serde_json's maps are ordered by key, so this is a canonical form of the body.
     let hash = crate::crypto::sha256(&serde_json::to_vec(&body.raw).unwrap_or_default());
-    let submitted = onboarding::submit(&st.flow, &caller.name, &key, &hash, &request).await?;
-    // Nothing of the request is kept while it waits (10,000 may wait at once).
+    // The larger steps are boxed: their state is freed when they end, so what a waiting request
+    // holds is only the wait's own (10,000 may wait at once).
+    let submitted = Box::pin(onboarding::submit(
+        &st.flow,
+        &caller.name,
+        &key,
+        &hash,
+        &request,
+    ))
+    .await?;
+    turn.end();
+    // Nothing of the request is kept while it waits.
     drop((headers, body.raw, request, key, caller));
     let id = submitted.id;
     crate::http::wait::until_decided(&st, id, wait, &submitted.waiter, submitted.decided).await?;
     drop(submitted);
-    let view = onboarding::view::load(&st, id)
+    let view = Box::pin(onboarding::view::load(&st, id))
         .await?
         .ok_or(ApiError::NotFound("onboarding"))?;
     let mut response = if view.outcome.is_some() {

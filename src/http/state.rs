@@ -17,6 +17,8 @@ pub struct AppState {
     pub stopping: CancellationToken,
     /// Requests in progress at most (`server.max_in_flight`).
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Submissions being read and stored at once (`http::Admitted`).
+    pub admission: Arc<tokio::sync::Semaphore>,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<ApiKeys> {

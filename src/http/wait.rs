@@ -28,7 +28,7 @@ pub async fn until_decided(
         None => true,
     };
     loop {
-        if look && crate::onboarding::is_decided(&st.flow, id).await? == Some(true) {
+        if look && Box::pin(crate::onboarding::is_decided(&st.flow, id)).await? == Some(true) {
             return Ok(());
         }
         let woken = tokio::select! {
