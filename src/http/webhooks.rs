@@ -92,7 +92,7 @@ async fn receive(
     };
     let mut held = None;
     let mut tx = crate::store::begin(&st.db).await?;
-    let open = processes::open_onboarding(&mut *tx, &notification.process_id).await?;
+    let open = processes::open_with_onboarding(&mut *tx, &notification.process_id).await?;
     let known = open.is_some() || processes::exists(&mut *tx, &notification.process_id).await?;
     webhooks::insert(
         &mut *tx,
@@ -105,18 +105,18 @@ async fn receive(
         },
     )
     .await?;
-    if let Some(onboarding_id) = open {
+    if let Some(rows) = open {
+        let onboarding_id = rows.0.id;
         tx.event(
             onboarding_id,
             "webhook_received",
             json!({ "process_id": notification.process_id, "state": notification.state }),
         );
-        held = crate::onboarding::biometrics::process_notified(&mut tx, &st.flow, onboarding_id)
-            .await?;
+        held = crate::onboarding::biometrics::process_notified(&mut tx, &st.flow, rows).await?;
     }
     tx.commit().await?;
-    if let Some(step) = held {
-        crate::onboarding::steps::spawn(&st.flow, vec![step], None);
+    if let Some((step, carried)) = held {
+        crate::onboarding::steps::spawn(&st.flow, vec![step], Some(carried));
     }
     crate::metrics::webhook(if known { "accepted" } else { "unknown_process" });
     tracing::info!(process_id = %notification.process_id, known, "unico webhook received");

@@ -4,6 +4,7 @@ use secrecy::SecretString;
 
 use crate::store::devices::RegistrationRow;
 use crate::store::onboardings::OnboardingRow;
+use crate::store::processes::ProcessRow;
 use crate::store::steps::Step;
 
 /// What a transition left for the writer: the steps it holds and runs next, and whether the
@@ -25,6 +26,8 @@ pub enum Carried {
     Received(Box<(OnboardingRow, SecretString)>),
     /// The onboarding, moved to the device stage, and its registration just queued.
     Registration(Box<(OnboardingRow, RegistrationRow)>),
+    /// The onboarding and its open process, read where a webhook woke its read.
+    Process(Box<(OnboardingRow, ProcessRow)>),
 }
 
 impl Carried {
@@ -46,6 +49,17 @@ impl Carried {
     ) -> Option<(OnboardingRow, RegistrationRow)> {
         match carried {
             Some(Carried::Registration(rows)) if rows.1.onboarding_id == id => Some(*rows),
+            _ => None,
+        }
+    }
+
+    /// The onboarding and process, when this is what was carried for onboarding `id`.
+    pub fn process(
+        carried: Option<Carried>,
+        id: uuid::Uuid,
+    ) -> Option<(OnboardingRow, ProcessRow)> {
+        match carried {
+            Some(Carried::Process(rows)) if rows.1.onboarding_id == id => Some(*rows),
             _ => None,
         }
     }

@@ -24,12 +24,14 @@ use uuid::Uuid;
 
 use crate::domain::evidence::BiometricEvidence;
 use crate::domain::transitions::{OnboardingEvent, OnboardingState, StepKind};
-use crate::onboarding::applied::Applied;
+use crate::onboarding::applied::{Applied, Carried};
 use crate::onboarding::decide;
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
 use crate::providers::unico::{CreateProcess, Subject as UnicoSubject};
 use crate::providers::{CallContext, capture};
+use crate::store::onboardings::OnboardingRow;
+use crate::store::processes::ProcessRow;
 use crate::store::steps::{self, Step, When};
 use crate::store::{onboardings, processes, webhooks};
 
@@ -186,13 +188,26 @@ pub async fn create_process(
 pub async fn process_notified(
     tx: &mut sqlx::PgConnection,
     flow: &Services,
-    onboarding_id: Uuid,
-) -> Result<Option<Step>, FlowError> {
-    Ok(steps::claim_now(tx, onboarding_id, StepKind::ReadProcess, flow.step_lease()).await?)
+    rows: (OnboardingRow, ProcessRow),
+) -> Result<Option<(Step, Carried)>, FlowError> {
+    let step = steps::claim_now(tx, rows.0.id, StepKind::ReadProcess, flow.step_lease()).await?;
+    // The read reads the rows the webhook's transaction read, not again.
+    Ok(step.map(|step| (step, Carried::Process(Box::new(rows)))))
 }
 
-pub async fn read_process(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, FlowError> {
-    let Some((onboarding, process)) = processes::with_onboarding(&flow.db, id).await? else {
+/// Reads unico's process of onboarding `id` and applies what it says. `carried`: the onboarding
+/// and process as the webhook that woke this read found them, instead of reading them again.
+pub async fn read_process(
+    flow: &Services,
+    step: &Step,
+    id: Uuid,
+    carried: Option<(OnboardingRow, ProcessRow)>,
+) -> Result<Applied, FlowError> {
+    let found = match carried {
+        Some(rows) => Some(rows),
+        None => processes::with_onboarding(&flow.db, id).await?,
+    };
+    let Some((onboarding, process)) = found else {
         steps::complete(&flow.db, step).await?;
         return Ok(Applied::default());
     };

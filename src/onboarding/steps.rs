@@ -99,7 +99,7 @@ async fn run_one(
             biometrics::create_process(flow, step, id, Carried::received(carried, id)).await
         }
         (StepKind::ReadProcess, Subject::Onboarding(id)) => {
-            biometrics::read_process(flow, step, id).await
+            biometrics::read_process(flow, step, id, Carried::process(carried, id)).await
         }
         (StepKind::RegisterDevice, Subject::Onboarding(id)) => {
             device::register(flow, step, id, Carried::registration(carried, id)).await

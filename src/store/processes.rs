@@ -62,46 +62,75 @@ pub async fn with_onboarding(
     db: impl PgExecutor<'_>,
     onboarding_id: Uuid,
 ) -> Result<Option<(OnboardingRow, ProcessRow)>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Joined {
-        #[sqlx(flatten)]
-        onboarding: OnboardingRow,
-        p_process_id: String,
-        p_status: i32,
-        p_result: sqlx::types::Json<BiometricResult>,
-        p_final: bool,
-        p_poll_count: i32,
-        p_created_at: DateTime<Utc>,
-        p_finished_at: Option<DateTime<Utc>>,
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| joined_sql("p.onboarding_id = $1"));
+    joined(db, SQL.as_str(), onboarding_id).await
+}
+
+/// The onboarding and process of unico's process `process_id`, while it is not final: what a
+/// webhook wakes, read in the webhook's transaction and handed to the step it wakes.
+pub async fn open_with_onboarding(
+    db: impl PgExecutor<'_>,
+    process_id: &str,
+) -> Result<Option<(OnboardingRow, ProcessRow)>, sqlx::Error> {
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| joined_sql("p.process_id = $1 AND NOT p.final"));
+    joined(db, SQL.as_str(), process_id.to_owned()).await
+}
+
+/// Runs one of the `joined_sql` statements with its one argument.
+async fn joined<A>(
+    db: impl PgExecutor<'_>,
+    sql: &'static str,
+    arg: A,
+) -> Result<Option<(OnboardingRow, ProcessRow)>, sqlx::Error>
+where
+    A: 'static + Send + sqlx::Encode<'static, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    let joined: Option<Joined> = sqlx::query_as(sql).bind(arg).fetch_optional(db).await?;
+    Ok(joined.map(Joined::split))
+}
+
+#[derive(sqlx::FromRow)]
+struct Joined {
+    #[sqlx(flatten)]
+    onboarding: OnboardingRow,
+    p_process_id: String,
+    p_status: i32,
+    p_result: sqlx::types::Json<BiometricResult>,
+    p_final: bool,
+    p_poll_count: i32,
+    p_created_at: DateTime<Utc>,
+    p_finished_at: Option<DateTime<Utc>>,
+}
+
+impl Joined {
+    fn split(self) -> (OnboardingRow, ProcessRow) {
+        let process = ProcessRow {
+            process_id: self.p_process_id,
+            onboarding_id: self.onboarding.id,
+            status: self.p_status,
+            result: self.p_result,
+            final_: self.p_final,
+            poll_count: self.p_poll_count,
+            created_at: self.p_created_at,
+            finished_at: self.p_finished_at,
+        };
+        (self.onboarding, process)
     }
-    // Built once: the statement is the same for every step.
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "SELECT {}, p.process_id AS p_process_id, p.status AS p_status, p.result AS p_result,
+}
+
+/// The statement that reads a process with its onboarding, for the rows `filter` names (built
+/// once per filter: the statement is the same for every step).
+fn joined_sql(filter: &str) -> String {
+    format!(
+        "SELECT {}, p.process_id AS p_process_id, p.status AS p_status, p.result AS p_result,
                 p.final AS p_final, p.poll_count AS p_poll_count, p.created_at AS p_created_at,
                 p.finished_at AS p_finished_at
            FROM unico_processes p JOIN onboardings o ON o.id = p.onboarding_id
-          WHERE p.onboarding_id = $1",
-            crate::store::onboardings::columns_of("o")
-        )
-    });
-    let joined: Option<Joined> = sqlx::query_as(SQL.as_str())
-        .bind(onboarding_id)
-        .fetch_optional(db)
-        .await?;
-    Ok(joined.map(|j| {
-        let process = ProcessRow {
-            process_id: j.p_process_id,
-            onboarding_id,
-            status: j.p_status,
-            result: j.p_result,
-            final_: j.p_final,
-            poll_count: j.p_poll_count,
-            created_at: j.p_created_at,
-            finished_at: j.p_finished_at,
-        };
-        (j.onboarding, process)
-    }))
+          WHERE {filter}",
+        crate::store::onboardings::columns_of("o")
+    )
 }
 
 /// Stores a poll that did not finish the process, and when to look again.
@@ -144,19 +173,6 @@ pub async fn finish(
     .execute(db)
     .await?;
     Ok(())
-}
-
-/// The onboarding of an open process (a webhook said it may have finished).
-pub async fn open_onboarding(
-    db: impl PgExecutor<'_>,
-    process_id: &str,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT onboarding_id FROM unico_processes WHERE process_id = $1 AND NOT final",
-    )
-    .bind(process_id)
-    .fetch_optional(db)
-    .await
 }
 
 pub async fn exists(db: impl PgExecutor<'_>, process_id: &str) -> Result<bool, sqlx::Error> {
