@@ -913,9 +913,41 @@ async fn a_waiting_request_is_woken_by_another_replica_deciding() {
 /// veredito has stored the process it names. Its process id is fixed, so the test can deliver
 /// the notification first.
 async fn unico_fake(process_id: &'static str) -> (String, Arc<AtomicUsize>) {
+    unico_fake_holding(process_id, None).await
+}
+
+/// A table lock that the fake unico takes, on the database `db` names once the app runs, before
+/// it answers CreateProcess: veredito's transaction that stores the process then waits on it
+/// until the test lets it go.
+#[derive(Default)]
+struct HeldLock {
+    db: std::sync::OnceLock<sqlx::PgPool>,
+    tx: tokio::sync::Mutex<Option<sqlx::Transaction<'static, sqlx::Postgres>>>,
+}
+
+/// `unico_fake`, whose CreateProcess first takes `LOCK TABLE onboardings IN SHARE MODE` in
+/// `hold`'s transaction when there is one.
+async fn unico_fake_holding(
+    process_id: &'static str,
+    hold: Option<Arc<HeldLock>>,
+) -> (String, Arc<AtomicUsize>) {
     use axum::routing::{get, post};
     let reads = Arc::new(AtomicUsize::new(0));
     let counter = reads.clone();
+    let create = move || {
+        let hold = hold.clone();
+        async move {
+            if let Some(held) = hold {
+                let mut tx = held.db.get().unwrap().begin().await.unwrap();
+                sqlx::query("LOCK TABLE onboardings IN SHARE MODE")
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                *held.tx.lock().await = Some(tx);
+            }
+            axum::Json(json!({"id": process_id, "status": 1}))
+        }
+    };
     let router = axum::Router::new()
         .route(
             "/oauth2/token",
@@ -925,10 +957,7 @@ async fn unico_fake(process_id: &'static str) -> (String, Arc<AtomicUsize>) {
                 )
             }),
         )
-        .route(
-            "/processes/v1",
-            post(move || async move { axum::Json(json!({"id": process_id, "status": 1})) }),
-        )
+        .route("/processes/v1", post(create))
         .route(
             "/processes/v1/{id}",
             get(move || {
@@ -944,27 +973,36 @@ async fn unico_fake(process_id: &'static str) -> (String, Arc<AtomicUsize>) {
     (url, reads)
 }
 
-#[tokio::test]
-async fn a_webhook_that_arrives_before_the_process_is_stored_still_counts() {
-    let (unico, reads) = unico_fake("early-process-1").await;
-    // Polling alone would first look after 30 s.
-    let app = TestApp::spawn_with(&[
+/// The app calling the fake unico at `unico`, whose polls would first look after 30 s.
+async fn on_fake_unico(unico: &str) -> TestApp {
+    TestApp::spawn_with(&[
         ("sandbox.unico_provider", "false"),
-        ("unico.base_url", &unico),
-        ("unico.identity_url", &unico),
+        ("unico.base_url", unico),
+        ("unico.identity_url", unico),
         ("unico.poll_initial", "30s"),
         ("unico.poll_max", "60s"),
     ])
-    .await;
-    let early = app
-        .http
+    .await
+}
+
+/// unico's webhook that `process_id` finished; the status veredito answered.
+async fn process_finished(app: &TestApp, process_id: &str) -> u16 {
+    app.http
         .post(app.url("/v1/webhooks/unico"))
         .header(WEBHOOK_HEADER, WEBHOOK_SECRET)
-        .json(&json!({"processId": "early-process-1", "state": "PROCESS_STATE_FINISHED"}))
+        .json(&json!({"processId": process_id, "state": "PROCESS_STATE_FINISHED"}))
         .send()
         .await
-        .unwrap();
-    assert_eq!(early.status(), 204);
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_webhook_that_arrives_before_the_process_is_stored_still_counts() {
+    let (unico, reads) = unico_fake("early-process-1").await;
+    let app = on_fake_unico(&unico).await;
+    assert_eq!(process_finished(&app, "early-process-1").await, 204);
     let started = std::time::Instant::now();
     let response = app
         .onboard(&key(), &onboarding_body("111.444.777-35"), Some(15))
@@ -982,6 +1020,57 @@ async fn a_webhook_that_arrives_before_the_process_is_stored_still_counts() {
         1,
         "one GetProcess, right after CreateProcess"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_webhook_that_arrives_while_the_process_is_being_stored_still_counts() {
+    let held = Arc::new(HeldLock::default());
+    let (unico, reads) = unico_fake_holding("racing-process-1", Some(held.clone())).await;
+    let app = on_fake_unico(&unico).await;
+    held.db.set(app.db.clone()).unwrap();
+    let started = std::time::Instant::now();
+    let onboarding = tokio::spawn(
+        app.http
+            .post(app.url("/v1/onboardings"))
+            .bearer_auth(ONBOARDING_KEY)
+            .header("Idempotency-Key", key())
+            .header("Prefer", "wait=15")
+            .json(&onboarding_body("111.444.777-35"))
+            .send(),
+    );
+    // CreateProcess has been answered; veredito's transaction that stores the process has
+    // looked for an earlier webhook (none) and now waits on the lock to move the onboarding.
+    while held.tx.lock().await.is_none() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The webhook comes in between: it cannot see the process yet.
+    assert_eq!(process_finished(&app, "racing-process-1").await, 204);
+    let known: bool =
+        sqlx::query_scalar("SELECT known_process FROM unico_webhooks WHERE process_id = $1")
+            .bind("racing-process-1")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(!known, "the webhook came before the process was stored");
+    held.tx
+        .lock()
+        .await
+        .take()
+        .unwrap()
+        .rollback()
+        .await
+        .unwrap();
+    let response = onboarding.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["outcome"], "approved");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the webhook was looked at again once the process was stored, not left to the poll"
+    );
+    assert_eq!(reads.load(Ordering::SeqCst), 1, "one GetProcess");
     app.stop().await;
 }
 

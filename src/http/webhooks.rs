@@ -1,17 +1,20 @@
 //! `POST /v1/webhooks/unico`: a wake-up only. The notification says a process may have finished;
 //! the result itself is always read back with GetProcess by the poller.
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::store::{processes, webhooks};
+use crate::onboarding::biometrics::{self, Notified};
+use crate::store::webhooks;
 
 /// unico's notifications are a few hundred bytes; nothing near this is legitimate.
 const WEBHOOK_BODY_LIMIT: usize = 16 * 1024;
@@ -90,10 +93,15 @@ async fn receive(
             )));
         }
     };
-    let mut held = None;
     let mut tx = crate::store::begin(&st.db).await?;
-    let open = processes::open_with_onboarding(&mut *tx, &notification.process_id).await?;
-    let known = open.is_some() || processes::exists(&mut *tx, &notification.process_id).await?;
+    let notified = biometrics::webhook_arrived(
+        &mut tx,
+        &st.flow,
+        &notification.process_id,
+        notification.state.as_deref(),
+    )
+    .await?;
+    let known = !matches!(notified, Notified::Unknown);
     webhooks::insert(
         &mut *tx,
         webhooks::NewWebhook {
@@ -105,22 +113,59 @@ async fn receive(
         },
     )
     .await?;
-    if let Some(rows) = open {
-        let onboarding_id = rows.0.id;
-        tx.event(
-            onboarding_id,
-            "webhook_received",
-            json!({ "process_id": notification.process_id, "state": notification.state }),
-        );
-        held = crate::onboarding::biometrics::process_notified(&mut tx, &st.flow, rows).await?;
-    }
     tx.commit().await?;
-    if let Some((step, carried)) = held {
-        crate::onboarding::steps::spawn(&st.flow, vec![step], Some(carried));
+    match notified {
+        Notified::Open(Some((step, carried))) => {
+            crate::onboarding::steps::spawn(&st.flow, vec![step], Some(carried));
+        }
+        Notified::Unknown => look_again(&st, notification.process_id.clone(), notification.state),
+        Notified::Open(None) | Notified::Final => {}
     }
     crate::metrics::webhook(if known { "accepted" } else { "unknown_process" });
     tracing::info!(process_id = %notification.process_id, known, "unico webhook received");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How long after a webhook for a process veredito does not know it looks for that process
+/// again: unico may notify before the CreateProcess transaction that stores the process has
+/// committed (seen in the benchmark with unico answering in 20 ms), and the read should then
+/// not wait for the first poll.
+const LOOK_AGAIN_AFTER: [Duration; 3] = [
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+];
+
+/// Looks for `process_id` again after each of `LOOK_AGAIN_AFTER`, and wakes its read when it
+/// appears open. Kept in memory only: after a restart the process's polls find its result.
+fn look_again(st: &AppState, process_id: String, state: Option<String>) {
+    let flow = st.flow.clone();
+    st.flow.inline.spawn(async move {
+        for wait in LOOK_AGAIN_AFTER {
+            tokio::time::sleep(wait).await;
+            let found = async {
+                let mut tx = crate::store::begin(&flow.db).await?;
+                let notified =
+                    biometrics::webhook_arrived(&mut tx, &flow, &process_id, state.as_deref())
+                        .await?;
+                tx.commit().await?;
+                Ok::<_, crate::onboarding::FlowError>(notified)
+            }
+            .await;
+            match found {
+                Ok(Notified::Unknown) => continue,
+                Ok(Notified::Open(Some((step, carried)))) => {
+                    tracing::info!(%process_id, "an early unico webhook found its process");
+                    crate::onboarding::steps::spawn(&flow, vec![step], Some(carried));
+                }
+                Ok(Notified::Open(None) | Notified::Final) => {}
+                Err(error) => {
+                    tracing::warn!(%process_id, %error, "could not look again for a webhook's process; its polls will read it");
+                }
+            }
+            return;
+        }
+    });
 }
 
 /// Compares the configured header's value in constant time, so its bytes cannot be guessed
@@ -209,6 +254,7 @@ mod properties {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn reads_every_documented_shape() {

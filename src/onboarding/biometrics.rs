@@ -33,7 +33,7 @@ use crate::providers::{CallContext, capture};
 use crate::store::onboardings::OnboardingRow;
 use crate::store::processes::ProcessRow;
 use crate::store::steps::{self, Step, When};
-use crate::store::{onboardings, processes, webhooks};
+use crate::store::{Tx, onboardings, processes, webhooks};
 
 /// What is left of a deadline that started at `since`.
 pub fn left_before(deadline: Duration, since: DateTime<Utc>) -> Duration {
@@ -182,17 +182,46 @@ pub async fn create_process(
     Ok(applied)
 }
 
-/// unico notified that the process may be over: the read step is claimed for this replica, to
-/// run as soon as the caller commits (`steps::spawn`), so the answer does not wait for a runner
-/// to wake. When a runner holds the step it runs again after its current run instead.
-pub async fn process_notified(
-    tx: &mut sqlx::PgConnection,
+/// What a webhook for one of unico's processes found.
+pub enum Notified {
+    /// The process is open: its read is claimed for this replica, to run as soon as the caller
+    /// commits (`steps::spawn`), with the rows read here; `None` when a runner holds the step,
+    /// which then runs again after its current run.
+    Open(Option<(Step, Carried)>),
+    /// The process is stored and already final.
+    Final,
+    /// No process by that id: unknown to veredito, or not stored yet (unico can notify before
+    /// CreateProcess's transaction commits).
+    Unknown,
+}
+
+/// unico notified that process `process_id` may be over (`state` as it said): when the process
+/// is open, the notification goes on the onboarding's timeline and the read step is claimed, so
+/// the answer does not wait for a runner to wake.
+pub async fn webhook_arrived(
+    tx: &mut Tx,
     flow: &Services,
-    rows: (OnboardingRow, ProcessRow),
-) -> Result<Option<(Step, Carried)>, FlowError> {
-    let step = steps::claim_now(tx, rows.0.id, StepKind::ReadProcess, flow.step_lease()).await?;
-    // The read reads the rows the webhook's transaction read, not again.
-    Ok(step.map(|step| (step, Carried::Process(Box::new(rows)))))
+    process_id: &str,
+    state: Option<&str>,
+) -> Result<Notified, FlowError> {
+    if let Some(rows) = processes::open_with_onboarding(&mut **tx, process_id).await? {
+        let id = rows.0.id;
+        tx.event(
+            id,
+            "webhook_received",
+            json!({ "process_id": process_id, "state": state }),
+        );
+        let step = steps::claim_now(tx, id, StepKind::ReadProcess, flow.step_lease()).await?;
+        // The read takes the rows read here instead of reading them again.
+        return Ok(Notified::Open(
+            step.map(|step| (step, Carried::Process(Box::new(rows)))),
+        ));
+    }
+    Ok(if processes::exists(&mut **tx, process_id).await? {
+        Notified::Final
+    } else {
+        Notified::Unknown
+    })
 }
 
 /// Reads unico's process of onboarding `id` and applies what it says. `carried`: the onboarding
