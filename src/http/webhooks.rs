@@ -136,13 +136,27 @@ const LOOK_AGAIN_AFTER: [Duration; 3] = [
     Duration::from_secs(5),
 ];
 
+/// Webhooks for unknown processes looked at again at once, at most: a flood of notifications
+/// for processes that are not veredito's (another system on the same unico account) costs no
+/// more than this many small reads at a time; past it they are only recorded.
+static LOOKING_AGAIN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(256);
+
 /// Looks for `process_id` again after each of `LOOK_AGAIN_AFTER`, and wakes its read when it
-/// appears open. Kept in memory only: after a restart the process's polls find its result.
+/// appears open. Kept in memory only, and given up when the service begins to stop: the
+/// process's polls find its result either way.
 fn look_again(st: &AppState, process_id: String, state: Option<String>) {
+    let Ok(permit) = LOOKING_AGAIN.try_acquire() else {
+        return;
+    };
     let flow = st.flow.clone();
-    st.flow.inline.spawn(async move {
+    let stopping = st.stopping.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
         for wait in LOOK_AGAIN_AFTER {
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stopping.cancelled() => return,
+            }
             let found = async {
                 let mut tx = crate::store::begin(&flow.db).await?;
                 let notified =
