@@ -179,6 +179,14 @@ async fn sandbox_device_ids_give_every_registration_row() {
         .unwrap();
         assert_eq!(evidence["state"], "answered");
         assert_eq!(evidence["analysis_status"], analysis);
+        // The answer, built from the deciding transaction's rows, is what a read shows.
+        let (_, read) = app
+            .get(
+                &format!("/v1/onboardings/{}", view["id"].as_str().unwrap()),
+                ONBOARDING_KEY,
+            )
+            .await;
+        assert_eq!(view, read, "{device_id}");
     }
     app.stop().await;
 }

@@ -102,6 +102,19 @@ async fn every_sandbox_cpf_gets_the_contract_verdict() {
             assert_eq!(reason_codes(&view), *reasons, "{cpf}: {view}");
             assert_eq!(view["policy_version"], "2026-11-23.1");
             assert!(view["decided_at"].is_string());
+            // The waiting request's answer is built from the deciding transaction's rows, not
+            // read back: it must be what any later read of the onboarding shows.
+            let (status, read) = app
+                .get(
+                    &format!("/v1/onboardings/{}", view["id"].as_str().unwrap()),
+                    ONBOARDING_KEY,
+                )
+                .await;
+            assert_eq!(status, 200, "{cpf}");
+            assert_eq!(
+                view, read,
+                "{cpf}: the answer differs from the stored onboarding"
+            );
         }
     });
     futures_util::future::join_all(runs).await;
@@ -454,6 +467,11 @@ async fn emulator_is_rejected_before_unico_is_paid() {
     assert_eq!(view["biometrics"], Value::Null);
     let id = view["id"].as_str().unwrap();
     assert_eq!(app.unico_calls(id, "create_process").await, 0);
+    // Decided in the request's own transaction; the answer is what a read shows.
+    let (_, read) = app
+        .get(&format!("/v1/onboardings/{id}"), ONBOARDING_KEY)
+        .await;
+    assert_eq!(view, read);
     app.stop().await;
 }
 

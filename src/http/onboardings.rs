@@ -76,10 +76,16 @@ async fn create(
     drop((headers, body.raw, request, key, caller));
     let id = submitted.id;
     crate::http::wait::until_decided(&st, id, wait, &submitted.waiter, submitted.decided).await?;
-    drop(submitted);
-    let view = Box::pin(onboarding::view::load(&st, id))
-        .await?
-        .ok_or(ApiError::NotFound("onboarding"))?;
+    // Decided on this replica: the answer its transaction committed; otherwise it is read.
+    let decided_here = submitted.view.or_else(|| submitted.waiter.take_view());
+    drop(submitted.waiter);
+    let view = match decided_here {
+        Some(view) => view,
+        None => Box::pin(onboarding::view::load(&st, id))
+            .await?
+            .map(Box::new)
+            .ok_or(ApiError::NotFound("onboarding"))?,
+    };
     let mut response = if view.outcome.is_some() {
         (StatusCode::OK, Json(view)).into_response()
     } else {

@@ -102,17 +102,13 @@ async fn receive(
     )
     .await?;
     let known = !matches!(notified, Notified::Unknown);
-    webhooks::insert(
-        &mut *tx,
-        webhooks::NewWebhook {
-            authenticated: true,
-            process_id: Some(&notification.process_id),
-            state: notification.state.as_deref(),
-            payload,
-            known_process: known,
-        },
-    )
-    .await?;
+    tx.webhook(crate::store::tx::Webhook {
+        authenticated: true,
+        process_id: Some(notification.process_id.clone()),
+        state: notification.state.clone(),
+        payload,
+        known_process: known,
+    });
     tx.commit().await?;
     match notified {
         Notified::Open(Some((step, carried))) => {

@@ -52,7 +52,7 @@ async fn listen(st: &Flow, shutdown: &CancellationToken) -> Result<(), sqlx::Err
         match notification.channel() {
             DECIDED_CHANNEL => {
                 if let Ok(id) = Uuid::parse_str(notification.payload()) {
-                    st.wake.decided(id);
+                    st.wake.waiters.noticed(id);
                 }
             }
             STEPS_CHANNEL => wake_runners(st),

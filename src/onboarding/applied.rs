@@ -2,6 +2,7 @@
 
 use secrecy::SecretString;
 
+use crate::onboarding::view::OnboardingView;
 use crate::store::devices::RegistrationRow;
 use crate::store::onboardings::OnboardingRow;
 use crate::store::processes::ProcessRow;
@@ -17,6 +18,9 @@ pub struct Applied {
     pub moved: bool,
     /// Rows the transaction wrote that the next held step would otherwise read back.
     pub carried: Option<Carried>,
+    /// The onboarding's answer as the deciding transaction wrote it, for the request waiting on
+    /// this replica (which would otherwise read it back after the commit).
+    pub view: Option<Box<OnboardingView>>,
 }
 
 /// What a step hands to the next one it holds, as its transaction committed it.
@@ -71,6 +75,7 @@ impl Applied {
         self.decided |= other.decided;
         self.moved |= other.moved;
         self.carried = self.carried.or(other.carried);
+        self.view = self.view.or(other.view);
         self
     }
 }

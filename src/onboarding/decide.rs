@@ -67,6 +67,7 @@ pub async fn apply(
         decided: transition.state == OnboardingState::Decided,
         moved: true,
         carried: None,
+        view: None,
     })
 }
 
@@ -277,5 +278,10 @@ pub async fn record_verdict(
         (stored.decided_at - onboarding.created_at).to_std().ok(),
     );
     tracing::info!(outcome = verdict.outcome.as_str(), reasons = ?stored.reason_codes, "decided");
-    Ok(applied)
+    // The answer from the rows just written; an Open Finance signal's row is left out of what
+    // this transaction knows (its step may send it before the waiter answers), so that answer
+    // is read after the commit.
+    let view = (!has_enrollment(onboarding))
+        .then(|| crate::onboarding::view::as_decided(onboarding, &evidence.biometrics, &stored));
+    Ok(Applied { view, ..applied })
 }

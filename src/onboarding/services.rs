@@ -10,6 +10,8 @@ use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::onboarding::view::OnboardingView;
+
 use crate::config::Settings;
 use crate::crypto::PiiCipher;
 use crate::onboarding::waiters::DecisionWaiters;
@@ -112,6 +114,11 @@ impl Default for Wakeups {
 impl Wakeups {
     pub fn decided(&self, id: Uuid) {
         self.waiters.decided(id);
+    }
+
+    /// `id` was decided here, and `view` is the answer its transaction committed.
+    pub fn decided_as(&self, id: Uuid, view: Option<Box<OnboardingView>>) {
+        self.waiters.decided_as(id, view);
     }
 
     pub fn recheck_all(&self) {

@@ -71,11 +71,17 @@ async fn run_carrying(flow: &Services, step: Step, carried: Option<Carried>) {
             }
             Subject::Callback(_) => &span,
         };
+        // A decision this step makes wakes the waiters here, with its answer, before the notice
+        // of it does.
+        let _working = match step.subject {
+            Subject::Onboarding(id) => Some(flow.wake.waiters.working_on(id)),
+            _ => None,
+        };
         match run_one(flow, &step, carried.take()).instrument(span).await {
-            Ok(applied) => {
+            Ok(mut applied) => {
                 if applied.decided {
                     if let Subject::Onboarding(id) = step.subject {
-                        flow.wake.decided(id);
+                        flow.wake.decided_as(id, applied.view.take());
                     }
                 }
                 queue.extend(applied.steps);

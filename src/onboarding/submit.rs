@@ -14,6 +14,7 @@ use crate::onboarding::error::FlowError;
 use crate::onboarding::request::{ValidOnboarding, ValidationRequest};
 use crate::onboarding::services::{Flow, Services};
 use crate::onboarding::steps;
+use crate::onboarding::view::OnboardingView;
 use crate::onboarding::waiters::Waiter;
 use crate::store::steps::Subject;
 use crate::store::{StoreError, device_validations, onboardings};
@@ -25,6 +26,8 @@ pub struct Submitted {
     pub id: Uuid,
     pub decided: Option<bool>,
     pub waiter: Waiter,
+    /// The answer, when the same transaction decided it (a device refused before unico).
+    pub view: Option<Box<OnboardingView>>,
 }
 
 /// Stores the onboarding with its first step in one transaction and starts that step on this
@@ -74,12 +77,13 @@ pub async fn submit(
                 id,
                 decided: None,
                 waiter,
+                view: None,
             });
         }
     };
     tracing::Span::current().record("onboarding_id", tracing::field::display(id));
     tx.event(id, "received", json!({}));
-    let applied = match flow
+    let mut applied = match flow
         .policies
         .active()
         .screen_device(request.risk_signals.as_ref())
@@ -133,6 +137,7 @@ pub async fn submit(
         id,
         decided: Some(applied.decided),
         waiter,
+        view: applied.view.take(),
     })
 }
 

@@ -6,11 +6,14 @@ use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::evidence::BiometricResult;
 use crate::domain::evidence::RiskSignals;
+use crate::domain::evidence::{BiometricEvidence, BiometricResult};
+use crate::domain::transitions::OnboardingState;
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
 use crate::policy::Reason;
+use crate::store::decisions::DecisionRow;
+use crate::store::onboardings::OnboardingRow;
 use crate::store::views::{self, OnboardingViewRow};
 
 /// An onboarding as the backend sees it.
@@ -72,6 +75,46 @@ pub async fn load_in(
 ) -> Result<Option<OnboardingView>, FlowError> {
     let row = views::onboarding(&mut *conn, id).await?;
     Ok(row.map(|row| from_row(id, row, policy_version)))
+}
+
+/// The answer of an onboarding just decided, from the rows its transaction wrote: what
+/// `load` reads once that transaction commits, without the read. `biometrics` is the evidence
+/// the decision was made on, whose result is the one its unico process stored; the onboarding
+/// has no Open Finance enrollment (its signal's row is not among these rows).
+pub fn as_decided(
+    onboarding: &OnboardingRow,
+    biometrics: &BiometricEvidence,
+    decision: &DecisionRow,
+) -> Box<OnboardingView> {
+    let process_result = match biometrics {
+        BiometricEvidence::Received(result) | BiometricEvidence::TimedOut(Some(result)) => {
+            serde_json::to_value(result).ok()
+        }
+        BiometricEvidence::NotRun
+        | BiometricEvidence::TimedOut(None)
+        | BiometricEvidence::CaptureRefused { .. } => None,
+    };
+    let row = OnboardingViewRow {
+        reference: onboarding.reference.clone(),
+        state: OnboardingState::Decided.as_str().to_owned(),
+        risk_signals: onboarding.device.get("risk_signals").cloned(),
+        created_at: onboarding.created_at,
+        biometrics: process_result,
+        outcome: Some(decision.outcome.clone()),
+        reasons: Some(decision.reasons.clone()),
+        decided_by: Some(decision.decided_by.clone()),
+        policy_version: Some(decision.policy_version.clone()),
+        decided_at: Some(decision.decided_at),
+        decided_device: decision.evidence.get("device").cloned(),
+        registering: false,
+        registration: None,
+        enrollment_id: None,
+        signal_status: None,
+        signal_attempts: None,
+        signal_http_status: None,
+        signal_error: None,
+    };
+    Box::new(from_row(onboarding.id, row, &decision.policy_version))
 }
 
 fn from_row(id: Uuid, row: OnboardingViewRow, policy_version: &str) -> OnboardingView {

@@ -1,6 +1,6 @@
 //! A write transaction that keeps its append-only rows until it commits: the timeline events,
-//! the provider calls, the finished steps and the notifications a state change leaves behind
-//! are sent in one statement just before COMMIT, instead of one round trip each. Everything
+//! the provider calls, the finished steps, the notifications a state change leaves behind and
+//! the unico webhook that set it off are sent in one statement just before COMMIT, instead of one round trip each. Everything
 //! else goes through the connection at once, as in any transaction (`Tx` dereferences to it).
 //!
 //! Nothing kept here is read back in the same transaction: the timeline and the call log are
@@ -25,6 +25,16 @@ pub struct Tx {
     calls: Vec<CallRecord>,
     done: Vec<(i64, StepKind, Subject)>,
     notices: Vec<(&'static str, String)>,
+    webhooks: Vec<Webhook>,
+}
+
+/// A unico notification as it is recorded.
+pub struct Webhook {
+    pub authenticated: bool,
+    pub process_id: Option<String>,
+    pub state: Option<String>,
+    pub payload: Option<Value>,
+    pub known_process: bool,
 }
 
 impl Deref for Tx {
@@ -54,6 +64,9 @@ WITH calls AS (
 ), done AS (
     UPDATE steps SET status = 'done', finished_at = now(), claimed_until = NULL
      WHERE id = $15::int8 AND status <> 'done'
+), hooks AS (
+    INSERT INTO unico_webhooks (authenticated, process_id, state, payload, known_process)
+    SELECT * FROM unnest($18::bool[], $19::text[], $20::text[], $21::jsonb[], $22::bool[])
 )
 SELECT pg_notify(channel, payload) FROM unnest($16::text[], $17::text[]) AS n(channel, payload)";
 
@@ -81,6 +94,7 @@ impl Tx {
             calls: Vec::new(),
             done: Vec::new(),
             notices: Vec::new(),
+            webhooks: Vec::new(),
         }
     }
 
@@ -97,6 +111,11 @@ impl Tx {
     /// The step ran to its end; marked done at commit.
     pub fn step_done(&mut self, step: &Step) {
         self.done.push((step.id, step.kind, step.subject));
+    }
+
+    /// A unico notification, recorded at commit (nothing reads it back in the same transaction).
+    pub fn webhook(&mut self, hook: Webhook) {
+        self.webhooks.push(hook);
     }
 
     /// A NOTIFY sent when the transaction commits (PostgreSQL folds repeats of the same one).
@@ -121,6 +140,7 @@ impl Tx {
             && self.calls.is_empty()
             && self.done.is_empty()
             && self.notices.is_empty()
+            && self.webhooks.is_empty()
         {
             return Ok(());
         }
@@ -156,6 +176,14 @@ impl Tx {
         }
         let (channels, payloads): (Vec<&str>, Vec<String>) =
             std::mem::take(&mut self.notices).into_iter().unzip();
+        let mut hooks = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for hook in std::mem::take(&mut self.webhooks) {
+            hooks.0.push(hook.authenticated);
+            hooks.1.push(hook.process_id);
+            hooks.2.push(hook.state);
+            hooks.3.push(hook.payload);
+            hooks.4.push(hook.known_process);
+        }
         sqlx::query(FLUSH)
             .bind(c.onboarding)
             .bind(c.validation)
@@ -174,6 +202,11 @@ impl Tx {
             .bind(first_done)
             .bind(channels)
             .bind(payloads)
+            .bind(hooks.0)
+            .bind(hooks.1)
+            .bind(hooks.2)
+            .bind(hooks.3)
+            .bind(hooks.4)
             .execute(&mut *self.inner)
             .await?;
         Ok(())
