@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Writes bench/decision.sql: the statements of one approved synchronous decision, as veredito
+sends them, for pgbench to replay with nothing else running (PostgreSQL's own floor for a
+decision, which `bench/run` prints beside its ceiling).
+
+    bench/decision_sql.py SERVER_LOG DATABASE > bench/decision.sql
+
+SERVER_LOG holds PostgreSQL's log of a sandbox service on DATABASE with `log_statement = 'all'`
+(`ALTER DATABASE ... SET log_statement = 'all'`, then a restart of the service so its
+connections take it) while it decides an approved onboarding, after a first one that paid for
+the token exchange; the last decision in the log is the one written. Each statement keeps its text, with its
+parameters written in as literals, except what must differ per decision: the onboarding's id
+(a pgbench variable from the onboarding's own INSERT), its Idempotency-Key, the process id, the
+decision id and the steps' ids, which the script takes from the rows it inserts.
+"""
+
+import re
+import sys
+
+
+def records(text, database):
+    parts = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ UTC \[)", text)
+    for part in parts:
+        found = re.match(rf".*?\[(\d+)\] \S+@{re.escape(database)} (LOG|DETAIL):  (.*)", part, re.S)
+        if found:
+            yield found.groups()
+
+
+def transactions(items):
+    """Each explicit transaction, in commit order, as (statement, parameters) pairs; statements
+    outside one (the runners' looks at the queue) are left out."""
+    open_ = {}
+    for i, (backend, kind, body) in enumerate(items):
+        if kind != "LOG":
+            continue
+        params = {}
+        if body.startswith("statement: "):
+            sql = body[len("statement: "):]
+        elif body.startswith("execute "):
+            sql = body.split(": ", 1)[1]
+            after = items[i + 1] if i + 1 < len(items) else None
+            if after and after[0] == backend and after[1] == "DETAIL":
+                for n, value in re.findall(r"\$(\d+) = (NULL|'(?:[^']|'')*')", after[2]):
+                    params[int(n)] = value
+        else:
+            continue
+        sql = re.sub(r"[ \t]*\n[ \t]*", " ", sql).strip()
+        if sql.startswith("BEGIN"):
+            open_[backend] = [(sql, params)]
+        elif backend in open_:
+            open_[backend].append((sql, params))
+            if sql == "COMMIT":
+                yield open_.pop(backend)
+
+
+def decisions(items):
+    """Each decision: the three transactions that begin with its onboarding's INSERT."""
+    found = list(transactions(items))
+    for i, first in enumerate(found):
+        if len(first) > 1 and first[1][0].startswith("INSERT INTO onboardings"):
+            oid = first[1][1][1]
+            mine = [t for t in found[i:] if any(oid in p.values() for _, p in t)][:3]
+            if len(mine) == 3:
+                yield [statement for t in mine for statement in t]
+
+
+def script(statements):
+    onboarding = next(p[1] for s, p in statements if s.startswith("INSERT INTO onboardings"))
+    oid = onboarding.strip("'")
+    out, steps, flushes = [], 0, 0
+    for sql, params in statements:
+        if sql.startswith("BEGIN"):
+            # The service sends `BEGIN; SET LOCAL plan_cache_mode = force_generic_plan` in one
+            # round trip; pgbench prepares every statement, whose only parameters are ids.
+            out.append("BEGIN;")
+            continue
+        if sql == "COMMIT":
+            out.append("COMMIT;")
+            continue
+        ending = ";"
+        if sql.startswith("INSERT INTO onboardings"):
+            params[1], params[3] = "gen_random_uuid()", "gen_random_uuid()::text"
+            ending = " \\gset o_"
+        elif sql.startswith("INSERT INTO steps"):
+            steps += 1
+            ending = f" \\gset s{steps}_"
+        elif sql.startswith("INSERT INTO unico_processes"):
+            params[1] = ":o_id::text"
+        elif sql.startswith("INSERT INTO decisions"):
+            params[1] = "gen_random_uuid()"
+        elif sql.startswith("WITH calls"):
+            flushes += 1
+            if params.get(15, "NULL") != "NULL":
+                params[15] = f":s{flushes - 1}_id"
+            if params.get(17, "'{}'") != "'{}'":
+                params[17] = "ARRAY[:o_id::text]"
+
+        def literal(n):
+            value = params.get(n, "NULL")
+            if value == f"'{oid}'":
+                return ":o_id"
+            same = re.fullmatch(r"'\{((?:" + oid + r",?)+)\}'", value)
+            if same:
+                return f"array_fill(:o_id::uuid, ARRAY[{same.group(1).count(oid)}])"
+            return value
+
+        out.append(re.sub(r"\$(\d+)", lambda m: literal(int(m.group(1))), sql) + ending)
+    return out
+
+
+def main():
+    log, database = sys.argv[1], sys.argv[2]
+    with open(log) as f:
+        items = list(records(f.read(), database))
+    found = list(decisions(items))
+    if not found:
+        raise SystemExit(f"no approved decision of database {database} in {log}")
+    print("-- One approved synchronous decision's statements, as veredito sends them (three")
+    print("-- transactions), written by bench/decision_sql.py from PostgreSQL's log of a sandbox")
+    print("-- onboarding. pgbench -M prepared replays it: PostgreSQL's floor for a decision.")
+    print("\n".join(script(found[-1])))
+
+
+if __name__ == "__main__":
+    main()
