@@ -26,6 +26,10 @@ def records(text, database):
             yield found.groups()
 
 
+def stores_onboarding(sql):
+    return "INSERT INTO onboardings (id," in sql
+
+
 def transactions(items):
     """Each explicit transaction, in commit order, as (statement, parameters) pairs; statements
     outside one (the runners' looks at the queue) are left out."""
@@ -57,7 +61,7 @@ def decisions(items):
     """Each decision: the three transactions that begin with its onboarding's INSERT."""
     found = list(transactions(items))
     for i, first in enumerate(found):
-        if len(first) > 1 and first[1][0].startswith("INSERT INTO onboardings"):
+        if len(first) > 1 and stores_onboarding(first[1][0]):
             oid = first[1][1][1]
             mine = [t for t in found[i:] if any(oid in p.values() for _, p in t)][:3]
             if len(mine) == 3:
@@ -65,11 +69,12 @@ def decisions(items):
 
 
 def script(statements):
-    onboarding = next(p[1] for s, p in statements if s.startswith("INSERT INTO onboardings"))
+    onboarding = next(p[1] for s, p in statements if stores_onboarding(s))
     oid = onboarding.strip("'")
-    out, steps, flushes = [], 0, 0
+    out, steps, earlier_steps = [], 0, 0
     for sql, params in statements:
         if sql.startswith("BEGIN"):
+            earlier_steps = steps
             # The service sends `BEGIN; SET LOCAL plan_cache_mode = force_generic_plan` in one
             # round trip; pgbench prepares every statement, whose only parameters are ids.
             out.append("BEGIN;")
@@ -78,7 +83,7 @@ def script(statements):
             out.append("COMMIT;")
             continue
         ending = ";"
-        if sql.startswith("INSERT INTO onboardings"):
+        if stores_onboarding(sql):
             params[1], params[3] = "gen_random_uuid()", "gen_random_uuid()::text"
             ending = " \\gset o_"
         elif sql.startswith("INSERT INTO steps"):
@@ -89,9 +94,9 @@ def script(statements):
         elif sql.startswith("INSERT INTO decisions"):
             params[1] = "gen_random_uuid()"
         elif sql.startswith("WITH calls"):
-            flushes += 1
+            # The step finished is the one an earlier transaction queued for this one.
             if params.get(15, "NULL") != "NULL":
-                params[15] = f":s{flushes - 1}_id"
+                params[15] = f":s{earlier_steps}_id"
             if params.get(17, "'{}'") != "'{}'":
                 params[17] = "ARRAY[:o_id::text]"
 

@@ -1,7 +1,6 @@
 //! Taking a request in: it is stored with its first step in one transaction, and that step is
 //! started on this replica. No provider is called before the caller's answer is decided on.
 
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::domain::evidence::{BiometricEvidence, DeviceEvidence, Evidence};
@@ -82,7 +81,6 @@ pub async fn submit(
         }
     };
     tracing::Span::current().record("onboarding_id", tracing::field::display(id));
-    tx.event(id, "received", json!({}));
     let mut applied = match flow
         .policies
         .active()

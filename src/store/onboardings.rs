@@ -47,7 +47,8 @@ fn selfie_context(id: Uuid) -> Vec<u8> {
 }
 
 /// Stores a new onboarding, or finds the one stored under the same Idempotency-Key. A new one
-/// is answered with its row as stored, which the first step may take instead of reading it.
+/// is answered with its row as stored, which the first step may take instead of reading it, and
+/// gets the first entry of its timeline (`received`) in the same statement.
 pub async fn insert(
     tx: &mut PgConnection,
     cipher: &PiiCipher,
@@ -60,12 +61,17 @@ pub async fn insert(
         cipher.encrypt(new.selfie.as_bytes(), &selfie_context(new.id))?;
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
-            "INSERT INTO onboardings (id, client_name, idempotency_key, request_hash, reference, cpf_hash,
-                                      pii_key_id, pii_ciphertext, account_id, person_id, device, open_finance,
-                                      selfie_key_id, selfie_ciphertext)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-             ON CONFLICT (client_name, idempotency_key) DO NOTHING
-             RETURNING {COLUMNS}"
+            "WITH stored AS (
+                 INSERT INTO onboardings (id, client_name, idempotency_key, request_hash, reference, cpf_hash,
+                                          pii_key_id, pii_ciphertext, account_id, person_id, device, open_finance,
+                                          selfie_key_id, selfie_ciphertext)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 ON CONFLICT (client_name, idempotency_key) DO NOTHING
+                 RETURNING {COLUMNS}
+             ), received AS (
+                 INSERT INTO onboarding_events (onboarding_id, kind) SELECT id, 'received' FROM stored
+             )
+             SELECT * FROM stored"
         )
     });
     let inserted: Option<OnboardingRow> = sqlx::query_as(SQL.as_str())
