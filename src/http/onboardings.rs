@@ -81,10 +81,13 @@ async fn create(
     drop(submitted.waiter);
     let view = match decided_here {
         Some(view) => view,
-        None => Box::pin(onboarding::view::load(&st, id))
-            .await?
-            .map(Box::new)
-            .ok_or(ApiError::NotFound("onboarding"))?,
+        None => {
+            let version = st.policies.active().version.clone();
+            Box::pin(onboarding::view::load(&st.db, &version, id))
+                .await?
+                .map(Box::new)
+                .ok_or(ApiError::NotFound("onboarding"))?
+        }
     };
     let mut response = if view.outcome.is_some() {
         (StatusCode::OK, Json(view)).into_response()
@@ -127,7 +130,8 @@ async fn show(
 ) -> Result<Response, ApiError> {
     caller.require_any(&[ONBOARDING_WRITE, DECISIONS_READ])?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("onboarding"))?;
-    let view = onboarding::view::load(&st, id)
+    let version = st.policies.active().version.clone();
+    let view = onboarding::view::load(&st.db, &version, id)
         .await?
         .ok_or(ApiError::NotFound("onboarding"))?;
     Ok(Json(view).into_response())

@@ -102,10 +102,10 @@ async fn receive(
     )
     .await?;
     let known = !matches!(notified, Notified::Unknown);
-    tx.webhook(crate::store::tx::Webhook {
+    tx.webhook(webhooks::NewWebhook {
         authenticated: true,
-        process_id: Some(notification.process_id.clone()),
-        state: notification.state.clone(),
+        process_id: Some(&notification.process_id),
+        state: notification.state.as_deref(),
         payload,
         known_process: known,
     });

@@ -3,14 +3,13 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::evidence::RiskSignals;
 use crate::domain::evidence::{BiometricEvidence, BiometricResult};
 use crate::domain::transitions::OnboardingState;
 use crate::onboarding::error::FlowError;
-use crate::onboarding::services::Services;
 use crate::policy::Reason;
 use crate::store::decisions::DecisionRow;
 use crate::store::onboardings::OnboardingRow;
@@ -61,9 +60,15 @@ pub struct OpenFinanceView {
     pub error: Option<String>,
 }
 
-pub async fn load(st: &Services, id: Uuid) -> Result<Option<OnboardingView>, FlowError> {
-    let row = views::onboarding(&st.db, id).await?;
-    Ok(row.map(|row| from_row(id, row, &st.policies.active().version)))
+/// The view as stored; `policy_version` (the version in force) is shown while no decision says
+/// which version made it.
+pub async fn load(
+    db: &PgPool,
+    policy_version: &str,
+    id: Uuid,
+) -> Result<Option<OnboardingView>, FlowError> {
+    let row = views::onboarding(db, id).await?;
+    Ok(row.map(|row| from_row(id, row, policy_version)))
 }
 
 /// The view as `conn` sees it: inside a transaction, with what it wrote and has not committed

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::domain::transitions::StepKind;
 use crate::providers::CallRecord;
 use crate::store::steps::{Step, Subject};
+use crate::store::webhooks::NewWebhook;
 
 pub struct Tx {
     inner: sqlx::Transaction<'static, Postgres>,
@@ -25,16 +26,17 @@ pub struct Tx {
     calls: Vec<CallRecord>,
     done: Vec<(i64, StepKind, Subject)>,
     notices: Vec<(&'static str, String)>,
-    webhooks: Vec<Webhook>,
+    webhooks: WebhookColumns,
 }
 
-/// A unico notification as it is recorded.
-pub struct Webhook {
-    pub authenticated: bool,
-    pub process_id: Option<String>,
-    pub state: Option<String>,
-    pub payload: Option<Value>,
-    pub known_process: bool,
+/// The unico notifications kept, column by column, as `unnest` takes them.
+#[derive(Default)]
+struct WebhookColumns {
+    authenticated: Vec<bool>,
+    process_id: Vec<Option<String>>,
+    state: Vec<Option<String>>,
+    payload: Vec<Option<Value>>,
+    known_process: Vec<bool>,
 }
 
 impl Deref for Tx {
@@ -94,7 +96,7 @@ impl Tx {
             calls: Vec::new(),
             done: Vec::new(),
             notices: Vec::new(),
-            webhooks: Vec::new(),
+            webhooks: WebhookColumns::default(),
         }
     }
 
@@ -114,8 +116,13 @@ impl Tx {
     }
 
     /// A unico notification, recorded at commit (nothing reads it back in the same transaction).
-    pub fn webhook(&mut self, hook: Webhook) {
-        self.webhooks.push(hook);
+    pub fn webhook(&mut self, hook: NewWebhook<'_>) {
+        let kept = &mut self.webhooks;
+        kept.authenticated.push(hook.authenticated);
+        kept.process_id.push(hook.process_id.map(str::to_owned));
+        kept.state.push(hook.state.map(str::to_owned));
+        kept.payload.push(hook.payload);
+        kept.known_process.push(hook.known_process);
     }
 
     /// A NOTIFY sent when the transaction commits (PostgreSQL folds repeats of the same one).
@@ -140,7 +147,7 @@ impl Tx {
             && self.calls.is_empty()
             && self.done.is_empty()
             && self.notices.is_empty()
-            && self.webhooks.is_empty()
+            && self.webhooks.authenticated.is_empty()
         {
             return Ok(());
         }
@@ -176,14 +183,7 @@ impl Tx {
         }
         let (channels, payloads): (Vec<&str>, Vec<String>) =
             std::mem::take(&mut self.notices).into_iter().unzip();
-        let mut hooks = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for hook in std::mem::take(&mut self.webhooks) {
-            hooks.0.push(hook.authenticated);
-            hooks.1.push(hook.process_id);
-            hooks.2.push(hook.state);
-            hooks.3.push(hook.payload);
-            hooks.4.push(hook.known_process);
-        }
+        let hooks = std::mem::take(&mut self.webhooks);
         sqlx::query(FLUSH)
             .bind(c.onboarding)
             .bind(c.validation)
@@ -202,11 +202,11 @@ impl Tx {
             .bind(first_done)
             .bind(channels)
             .bind(payloads)
-            .bind(hooks.0)
-            .bind(hooks.1)
-            .bind(hooks.2)
-            .bind(hooks.3)
-            .bind(hooks.4)
+            .bind(hooks.authenticated)
+            .bind(hooks.process_id)
+            .bind(hooks.state)
+            .bind(hooks.payload)
+            .bind(hooks.known_process)
             .execute(&mut *self.inner)
             .await?;
         Ok(())
