@@ -189,9 +189,19 @@ impl App {
             }),
             _ => None,
         };
+        let reads = match &settings.database.read_url {
+            Some(url) => store::connect_reads(
+                url,
+                settings.database.max_connections,
+                settings.database.acquire_timeout,
+            )
+            .context("the read replica's URL (database.read_url)")?,
+            None => db.clone(),
+        };
         let flow = Arc::new(Services {
             policies: crate::onboarding::services::Policies::new(policy_from(&settings)),
             db,
+            reads,
             unico,
             qitech,
             zro,
@@ -339,6 +349,7 @@ impl App {
             tracing::warn!("workers did not stop within the shutdown grace");
         }
         flow.db.close().await;
+        flow.reads.close().await;
         tracing::info!("veredito stopped");
         Ok(())
     }

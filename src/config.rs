@@ -179,6 +179,10 @@ fn default_body_timeout() -> Duration {
 pub struct DatabaseSettings {
     pub url: SecretString,
     pub max_connections: u32,
+    /// A read replica for the audit's heavy reads (searches, exports, replays); the primary
+    /// when unset.
+    #[serde(default)]
+    pub read_url: Option<SecretString>,
     #[serde(default)]
     pub create_if_missing: bool,
     #[serde(default)]

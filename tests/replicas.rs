@@ -1,13 +1,14 @@
 //! Several replicas on one database: a webhook taken by one replica wakes the runner of
 //! another, even after that runner's NOTIFY connection was cut; two runners share one queue
-//! without doing anything twice; readiness says when the database is gone.
+//! without doing anything twice; readiness says when the database is gone; the audit's heavy
+//! reads go to the read replica when there is one.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Ends the LISTEN connections of every replica on this database, as a network cut or a
 /// PostgreSQL restart would.
@@ -154,5 +155,147 @@ async fn readiness_answers_503_when_the_database_is_gone() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let live = app.http.get(app.url("/health/live")).send().await.unwrap();
     assert_eq!(live.status(), 200, "alive, only not ready");
+    app.stop().await;
+}
+
+/// The decision ids of a page of `GET /v1/decisions` or of an NDJSON export, sorted.
+fn ids_of(items: impl IntoIterator<Item = Value>) -> Vec<String> {
+    let mut ids: Vec<String> = items
+        .into_iter()
+        .map(|item| item["id"].as_str().expect("an item has an id").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn decision_of(app: &TestApp, onboarding_id: &str) -> String {
+    let onboarding_id: uuid::Uuid = onboarding_id.parse().unwrap();
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM decisions WHERE onboarding_id = $1")
+        .bind(onboarding_id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    id.to_string()
+}
+
+#[tokio::test]
+async fn searches_exports_and_replays_read_the_read_replica_and_write_nothing_there() {
+    // Two decisions, then a copy of the database: a replica as of that moment.
+    let first = TestApp::spawn().await;
+    let mut copied = Vec::new();
+    for n in 0..2 {
+        let id = first.start_onboarding(&onboarding_body(&cpf_from(n))).await;
+        first.until_decided(&id, Duration::from_secs(20)).await;
+        copied.push(decision_of(&first, &id).await);
+    }
+    copied.sort();
+    let primary = first.stop_keeping_database().await;
+    let replica = TestDatabase::copy_of(&primary).await;
+
+    // The service on the primary, reading the audit from the replica, which does not follow:
+    // a decision made now is on the primary alone.
+    let app =
+        TestApp::spawn_on_with(&primary, &[("database.read_url", replica.url.as_str())]).await;
+    let from = chrono::Utc::now() - chrono::Duration::hours(1);
+    let late_onboarding = app.start_onboarding(&onboarding_body(&cpf_from(2))).await;
+    let late = app
+        .until_decided(&late_onboarding, Duration::from_secs(20))
+        .await;
+    assert_eq!(late["outcome"], "approved", "{late}");
+    let late = decision_of(&app, &late_onboarding).await;
+
+    let (status, page) = app.get("/v1/decisions?limit=50", AUDITOR_KEY).await;
+    assert_eq!(status, 200, "{page}");
+    let searched = ids_of(page["items"].as_array().unwrap().iter().cloned());
+    assert_eq!(searched, copied, "the search reads the replica");
+
+    let export = app.get_response("/v1/decisions/export", AUDITOR_KEY).await;
+    assert_eq!(export.status(), 200);
+    let lines = export.text().await.unwrap();
+    let exported = ids_of(lines.lines().map(|l| serde_json::from_str(l).unwrap()));
+    assert_eq!(exported, copied, "the export reads the replica");
+
+    let to = chrono::Utc::now() + chrono::Duration::hours(1);
+    let candidate =
+        json!({"version": "candidate-1", "score_reject_max": -20, "score_approve_min": 40});
+    let (status, report) = app
+        .post_json(
+            "/v1/decisions/replay",
+            AUDITOR_KEY,
+            &json!({"decided_from": from.to_rfc3339(), "decided_to": to.to_rfc3339(), "policy": candidate}),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["evaluated"], 2,
+        "the replay reads the replica: {report}"
+    );
+
+    // A decision by id must be found as soon as it is made: it is read on the primary.
+    let (status, explained) = app.get(&format!("/v1/decisions/{late}"), AUDITOR_KEY).await;
+    assert_eq!(status, 200, "{explained}");
+    assert_eq!(explained["id"], late.as_str());
+
+    // The searches' own record went to the primary; the replica holds what it was copied with.
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_searches")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded, 3,
+        "search, export and explanation recorded on the primary"
+    );
+    let on_replica = sqlx::PgPool::connect(&replica.url).await.unwrap();
+    let (searches, decisions): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM audit_searches), (SELECT count(*) FROM decisions)",
+    )
+    .fetch_one(&on_replica)
+    .await
+    .unwrap();
+    assert_eq!((searches, decisions), (0, 2));
+    let sessions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'veredito-reads'",
+    )
+    .fetch_one(&on_replica)
+    .await
+    .unwrap();
+    assert!(sessions > 0, "the service is connected to the replica");
+    // Its sessions there are read-only, whatever the URL names.
+    let write = sqlx::query(
+        "INSERT INTO audit_searches (caller, endpoint, filters) VALUES ('x', 'x', '{}')",
+    )
+    .execute(&app.state.reads)
+    .await
+    .expect_err("a write through the read pool is refused");
+    let code = write
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("25006"), "{write}");
+    on_replica.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_read_replica_that_is_down_fails_the_searches_alone() {
+    let nowhere = format!("postgres://postgres@127.0.0.1:{}/veredito", free_port());
+    let app = TestApp::spawn_with(&[
+        ("database.read_url", nowhere.as_str()),
+        ("database.acquire_timeout", "1s"),
+    ])
+    .await;
+    let ready = app.http.get(app.url("/health/ready")).send().await.unwrap();
+    assert_eq!(
+        ready.status(),
+        200,
+        "the primary is what readiness is about"
+    );
+    let id = app.start_onboarding(&onboarding_body(&cpf_from(7))).await;
+    let decided = app.until_decided(&id, Duration::from_secs(20)).await;
+    assert_eq!(decided["outcome"], "approved");
+    let searched = app.get_response("/v1/decisions", AUDITOR_KEY).await;
+    assert_eq!(searched.status(), 503);
+    assert!(searched.headers().contains_key("retry-after"));
     app.stop().await;
 }

@@ -566,7 +566,7 @@ async fn decisions(
             &logged,
         )
         .await?;
-        audit::search(&st.db, &filter, None, 100).await?
+        audit::search(&st.reads, &filter, None, 100).await?
     };
     let items: Vec<DecisionItem> = rows
         .iter()

@@ -141,7 +141,7 @@ async fn list(
                 .map_err(ApiError::from)
         },
         async {
-            audit::search(&st.db, &params.filter, params.cursor, params.limit + 1)
+            audit::search(&st.reads, &params.filter, params.cursor, params.limit + 1)
                 .await
                 .map_err(ApiError::from)
         },
@@ -687,7 +687,7 @@ fn export_stream(
         if s.done {
             return Ok(None);
         }
-        let rows = match audit::search(&s.st.db, &s.filter, s.after, EXPORT_BATCH).await {
+        let rows = match audit::search(&s.st.reads, &s.filter, s.after, EXPORT_BATCH).await {
             Ok(rows) => rows,
             Err(e) => {
                 // The status line is gone by now; cutting the body short is the only signal left.

@@ -71,7 +71,7 @@ pub async fn run(
     let mut read: u32 = 0;
     loop {
         let batch = i64::from((limit - read).min(BATCH as u32) + 1);
-        let rows = audit::replay_page(&flow.db, from, to, after, batch).await?;
+        let rows = audit::replay_page(&flow.reads, from, to, after, batch).await?;
         let fetched = rows.len();
         for row in rows {
             if read == limit {

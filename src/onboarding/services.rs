@@ -22,6 +22,10 @@ use crate::providers::zro::ZroClient;
 
 pub struct Services {
     pub db: PgPool,
+    /// Where decision searches, exports and replays read: the read replica's pool
+    /// (`database.read_url`), or `db` itself. A decision just made may not be there yet, so
+    /// whatever must see it (a decision by id, the flow) reads `db`.
+    pub reads: PgPool,
     pub settings: Settings,
     /// The active policy version, and the one in shadow, as every replica holds them.
     pub policies: Policies,

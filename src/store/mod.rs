@@ -122,6 +122,24 @@ pub async fn connect(
         .await?)
 }
 
+/// The pool of a read replica (`database.read_url`). Every session on it is read-only, so
+/// nothing written can go there even when the URL names the primary. It connects when first
+/// used: a replica that is down makes the reads sent to it fail (503), not the service's start.
+pub fn connect_reads(
+    url: &SecretString,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<PgPool, StoreError> {
+    let options = connect_options(url)?
+        .application_name("veredito-reads")
+        .options([("default_transaction_read_only", "on")]);
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .test_before_acquire(false)
+        .connect_lazy_with(options))
+}
+
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;
     Ok(())

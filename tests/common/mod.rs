@@ -45,6 +45,30 @@ impl TestDatabase {
         database
     }
 
+    /// A new database holding what `source` holds now. Sessions still open on `source` (a
+    /// stopped service's last ones closing) are ended first, as PostgreSQL copies only a
+    /// database nobody is connected to.
+    pub async fn copy_of(source: &TestDatabase) -> Arc<TestDatabase> {
+        let database = Self::adopt(&format!("veredito_test_{}", Uuid::new_v4().simple()));
+        let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
+            .await
+            .expect("PostgreSQL is reachable");
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(&source.name)
+            .execute(&mut admin)
+            .await
+            .expect("end the sessions on the source");
+        sqlx::query(&format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            database.name, source.name
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("copy the test database");
+        admin.close().await.ok();
+        database
+    }
+
     /// A database named `name` that something else creates (the binary, say); dropped all the
     /// same.
     pub fn adopt(name: &str) -> Arc<TestDatabase> {
@@ -164,6 +188,11 @@ impl TestApp {
         Self::start(database.clone(), test_overrides()).await
     }
 
+    /// The app on an existing database, with `extra` overrides on top of the test defaults.
+    pub async fn spawn_on_with(database: &Arc<TestDatabase>, extra: &[(&str, &str)]) -> TestApp {
+        Self::start(database.clone(), with_extra(extra)).await
+    }
+
     /// The app on `database` with `extra` overrides and a configuration file.
     pub async fn spawn_with_file(
         database: &Arc<TestDatabase>,
@@ -235,6 +264,13 @@ impl TestApp {
         Self::start_from(database, overrides, file).await
     }
 
+    /// Stops this instance and closes the test's pool: no session is left on its database.
+    pub async fn stop_keeping_database(self) -> Arc<TestDatabase> {
+        let stopped = self.stop_inner().await;
+        stopped.db.close().await;
+        stopped.database.clone()
+    }
+
     pub async fn stop(self) {
         let _ = self.stop_inner().await;
     }
@@ -272,6 +308,30 @@ impl TestApp {
             request = request.header("Prefer", format!("wait={wait}"));
         }
         request.send().await.expect("request sent")
+    }
+
+    /// GET `path` with `key`, the response as it came.
+    pub async fn get_response(&self, path: &str, key: &str) -> Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// POST `body` to `path` with `key`: the status and the JSON answer (Null when there is none).
+    pub async fn post_json(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// GET `path` with `key`: the status and the JSON body (Null when there is none).
