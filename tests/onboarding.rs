@@ -207,6 +207,21 @@ async fn waiting_request_gets_the_asynchronous_verdict() {
     app.stop().await;
 }
 
+/// Onboarding `id`'s unico process as stored (final and finished, its result) and its device
+/// registration's step, if it has one.
+async fn stored_process(app: &TestApp, id: &str) -> (bool, Value, Option<String>) {
+    let id: uuid::Uuid = id.parse().unwrap();
+    sqlx::query_as(
+        "SELECT p.final AND p.finished_at IS NOT NULL, p.result, r.step
+           FROM unico_processes p LEFT JOIN device_registrations r USING (onboarding_id)
+          WHERE p.onboarding_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn webhook_wakes_the_poller_before_its_backoff() {
     // Polling is slow here (first look after 30 s), so only the webhook can explain a fast verdict.
@@ -233,8 +248,14 @@ async fn webhook_wakes_the_poller_before_its_backoff() {
             "decided"
         ]
     );
-    // The webhook is a wake-up: the result was still read with GetProcess.
+    // The webhook is a wake-up: the result was still read with GetProcess, and stored so: the
+    // process final with what GET answers, out of the polling queue, the device's registration
+    // done.
     assert_eq!(app.unico_calls(id, "get_process").await, 1);
+    let (final_, result, registration) = stored_process(&app, id).await;
+    assert!(final_, "the process is final");
+    assert_eq!(result, view["biometrics"]);
+    assert_eq!(registration.as_deref(), Some("done"));
     let trusted: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM unico_webhooks WHERE authenticated AND known_process",
     )
@@ -340,6 +361,11 @@ async fn process_that_never_finishes_is_reviewed_at_the_deadline() {
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["outcome"], "review");
     assert_eq!(reason_codes(&view), ["biometrics.timeout"]);
+    // Given up at the deadline: out of the polling queue although unico never finished it.
+    let (final_, result, registration) = stored_process(&app, view["id"].as_str().unwrap()).await;
+    assert!(final_, "the process left the polling queue");
+    assert_ne!(result["status"], 3, "{result}");
+    assert_eq!(registration, None, "no device stage");
     app.stop().await;
 }
 

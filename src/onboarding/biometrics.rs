@@ -116,7 +116,7 @@ pub async fn create_process(
     let applied = match answer {
         Ok(result) => {
             tx.step_done(step);
-            processes::insert(&mut *tx, id, &result, Duration::ZERO).await?;
+            tx.new_process(id, &result, Duration::ZERO).await?;
             tx.event(
                 id,
                 "process_created",
@@ -312,8 +312,7 @@ pub async fn read_process(
                 "final"
             });
             tx.step_done(step);
-            processes::finish(
-                &mut *tx,
+            tx.finish_process(
                 &process.process_id,
                 last.as_ref().unwrap_or(&process.result.0),
             )

@@ -40,20 +40,29 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
 }
 
 /// Writes `onboarding.decided` with the onboarding as `GET /v1/onboardings/{id}` answers it in
-/// this transaction. Nothing when callbacks are off.
+/// this transaction: `decided` when the caller built that answer from the rows it wrote, else
+/// read (after the rows the transaction keeps are sent). Nothing when callbacks are off.
 pub async fn onboarding_decided(
     tx: &mut Tx,
     flow: &Services,
     onboarding_id: Uuid,
+    decided: Option<&view::OnboardingView>,
 ) -> Result<(), FlowError> {
     if flow.callbacks.is_none() {
         return Ok(());
     }
-    let Some(view) = view::load_in(tx, &flow.policies.active().version, onboarding_id).await?
-    else {
-        return Ok(());
+    let data = match decided {
+        Some(view) => serde_json::to_value(view),
+        None => {
+            tx.flush().await?;
+            let version = &flow.policies.active().version;
+            let Some(view) = view::load_in(tx, version, onboarding_id).await? else {
+                return Ok(());
+            };
+            serde_json::to_value(view)
+        }
     };
-    let data = serde_json::to_value(view).unwrap_or(Value::Null);
+    let data = data.unwrap_or(Value::Null);
     callbacks::enqueue(tx, ONBOARDING_DECIDED, Some(onboarding_id), data).await?;
     Ok(())
 }

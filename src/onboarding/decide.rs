@@ -271,17 +271,17 @@ pub async fn record_verdict(
     if verdict.outcome == Outcome::Review && matches!(by, DecidedBy::Policy) {
         crate::onboarding::cases::open(tx, flow, id, &stored, "policy", None).await?;
     }
-    crate::onboarding::callbacks::onboarding_decided(tx, flow, id).await?;
+    // The answer from the rows just written; an Open Finance signal's row is left out of what
+    // this transaction knows (its step may send it before the waiter answers), so that answer
+    // is read: after the commit for the waiter, in the transaction for the callback.
+    let view = (!has_enrollment(onboarding))
+        .then(|| crate::onboarding::view::as_decided(onboarding, &evidence.biometrics, &stored));
+    crate::onboarding::callbacks::onboarding_decided(tx, flow, id, view.as_deref()).await?;
     crate::metrics::decision(
         verdict.outcome.as_str(),
         verdict.reasons.first().map_or("none", |r| r.code.as_str()),
         (stored.decided_at - onboarding.created_at).to_std().ok(),
     );
     tracing::info!(outcome = verdict.outcome.as_str(), reasons = ?stored.reason_codes, "decided");
-    // The answer from the rows just written; an Open Finance signal's row is left out of what
-    // this transaction knows (its step may send it before the waiter answers), so that answer
-    // is read after the commit.
-    let view = (!has_enrollment(onboarding))
-        .then(|| crate::onboarding::view::as_decided(onboarding, &evidence.biometrics, &stored));
     Ok(Applied { view, ..applied })
 }

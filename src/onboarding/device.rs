@@ -152,7 +152,7 @@ async fn finish(
     };
     let id = row.onboarding_id;
     tx.event(id, kind, registration_event(registration));
-    devices::set_registration(&mut **tx, id, step::DONE, Some(registration), None).await?;
+    tx.finish_registration(id, Some(registration), None).await?;
     tx.step_done(step);
     decide::conclude_device(
         tx,
@@ -343,7 +343,7 @@ async fn registration_failed(
             ..unanswered
         }),
     };
-    devices::set_registration(&mut **tx, id, step::DONE, None, Some(&code)).await?;
+    tx.finish_registration(id, None, Some(&code)).await?;
     tx.step_done(step);
     decide::conclude_device(
         tx,

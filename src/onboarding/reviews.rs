@@ -182,7 +182,7 @@ pub async fn resolve(
                     "reasons": verdict.reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
                     "decided_by": "reviewer" }),
         );
-        callbacks::onboarding_decided(&mut tx, flow, id).await?;
+        callbacks::onboarding_decided(&mut tx, flow, id, None).await?;
         crate::metrics::decision(
             outcome.as_str(),
             verdict.reasons.first().map_or("none", |r| r.code.as_str()),

@@ -1,20 +1,24 @@
-//! A write transaction that keeps its append-only rows until it commits: the timeline events,
-//! the provider calls, the finished steps, the notifications a state change leaves behind and
-//! the unico webhook that set it off are sent in one statement just before COMMIT, instead of one round trip each. Everything
-//! else goes through the connection at once, as in any transaction (`Tx` dereferences to it).
+//! A write transaction that keeps the rows nothing reads back until it commits: the timeline
+//! events, the provider calls, the finished steps, the notifications a state change leaves
+//! behind, the unico webhook that set it off, the unico process stored or finished and the
+//! device registration finished are sent in one statement just before COMMIT, instead of one
+//! round trip each. Everything else goes through the connection at once, as in any transaction
+//! (`Tx` dereferences to it).
 //!
 //! Nothing kept here is read back in the same transaction: the timeline and the call log are
-//! read by later requests, a finished step by later claims, and a notification is delivered at
-//! commit in any case. A step is queued only after a pending step of the same kind for the same
+//! read by later requests, a finished step by later claims, a process and a registration by
+//! later steps and views, and a notification is delivered at commit in any case. A step is queued only after a pending step of the same kind for the same
 //! subject is finished, so `steps::queue` flushes the finished steps first when one would
 //! collide with the new one.
 
 use std::ops::{Deref, DerefMut};
 
 use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
+use crate::domain::evidence::{BiometricResult, DeviceRegistration};
 use crate::domain::transitions::StepKind;
 use crate::providers::CallRecord;
 use crate::store::steps::{Step, Subject};
@@ -27,6 +31,10 @@ pub struct Tx {
     done: Vec<(i64, StepKind, Subject)>,
     notices: Vec<(&'static str, String)>,
     webhooks: WebhookColumns,
+    /// The onboarding, unico's answer, seconds to the first poll, and whether it is final.
+    new_process: Option<(Uuid, BiometricResult, f64, bool)>,
+    finished_process: Option<(String, BiometricResult)>,
+    finished_registration: Option<(Uuid, Option<DeviceRegistration>, Option<String>)>,
 }
 
 /// The unico notifications kept, column by column, as `unnest` takes them.
@@ -69,6 +77,22 @@ WITH calls AS (
 ), hooks AS (
     INSERT INTO unico_webhooks (authenticated, process_id, state, payload, known_process)
     SELECT * FROM unnest($18::bool[], $19::text[], $20::text[], $21::jsonb[], $22::bool[])
+), process_new AS (
+    INSERT INTO unico_processes (process_id, onboarding_id, status, result, final, finished_at,
+                                 next_poll_at)
+    SELECT $24::text, $23::uuid, $25::int4, $26::jsonb, $27::bool,
+           CASE WHEN $27::bool THEN now() END, now() + make_interval(secs => $28::float8)
+     WHERE $23::uuid IS NOT NULL
+), process_final AS (
+    UPDATE unico_processes
+       SET status = $30::int4, result = $31::jsonb, final = true, finished_at = now(),
+           last_error = NULL
+     WHERE process_id = $29::text
+), registration AS (
+    UPDATE device_registrations
+       SET step = 'done', registration = COALESCE($33::jsonb, registration), last_error = $34::text,
+           attempts = attempts + 1, finished_at = now()
+     WHERE onboarding_id = $32::uuid AND step <> 'done'
 )
 SELECT pg_notify(channel, payload) FROM unnest($16::text[], $17::text[]) AS n(channel, payload)";
 
@@ -97,6 +121,9 @@ impl Tx {
             done: Vec::new(),
             notices: Vec::new(),
             webhooks: WebhookColumns::default(),
+            new_process: None,
+            finished_process: None,
+            finished_registration: None,
         }
     }
 
@@ -125,6 +152,81 @@ impl Tx {
         kept.known_process.push(hook.known_process);
     }
 
+    /// A unico process CreateProcess answered for, stored at commit (final when `result` is),
+    /// due for its first GetProcess `first_poll_in` after.
+    pub async fn new_process(
+        &mut self,
+        onboarding_id: Uuid,
+        result: &BiometricResult,
+        first_poll_in: std::time::Duration,
+    ) -> Result<(), sqlx::Error> {
+        if self.new_process.is_some() {
+            return crate::store::processes::insert(
+                &mut *self.inner,
+                onboarding_id,
+                result,
+                first_poll_in,
+            )
+            .await;
+        }
+        self.new_process = Some((
+            onboarding_id,
+            result.clone(),
+            first_poll_in.as_secs_f64(),
+            result.is_final(),
+        ));
+        Ok(())
+    }
+
+    /// The final answer of a unico process (or the give-up at its deadline), stored at commit;
+    /// the process leaves the polling queue.
+    pub async fn finish_process(
+        &mut self,
+        process_id: &str,
+        result: &BiometricResult,
+    ) -> Result<(), sqlx::Error> {
+        match &mut self.new_process {
+            // Stored by this transaction: it is stored final.
+            Some((_, kept, _, final_)) if kept.process_id == process_id => {
+                *kept = result.clone();
+                *final_ = true;
+                return Ok(());
+            }
+            _ => {}
+        }
+        if self.finished_process.is_some() {
+            return crate::store::processes::finish(&mut *self.inner, process_id, result).await;
+        }
+        self.finished_process = Some((process_id.to_owned(), result.clone()));
+        Ok(())
+    }
+
+    /// The device registration of an onboarding is over: QI Tech's last answer (when there is
+    /// one) and the last failure's code, stored at commit.
+    pub async fn finish_registration(
+        &mut self,
+        onboarding_id: Uuid,
+        registration: Option<&DeviceRegistration>,
+        error: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        if self.finished_registration.is_some() {
+            return crate::store::devices::set_registration(
+                &mut *self.inner,
+                onboarding_id,
+                crate::store::devices::step::DONE,
+                registration,
+                error,
+            )
+            .await;
+        }
+        self.finished_registration = Some((
+            onboarding_id,
+            registration.cloned(),
+            error.map(str::to_owned),
+        ));
+        Ok(())
+    }
+
     /// A NOTIFY sent when the transaction commits (PostgreSQL folds repeats of the same one).
     pub fn notify(&mut self, channel: &'static str, payload: String) {
         if !self
@@ -148,6 +250,9 @@ impl Tx {
             && self.done.is_empty()
             && self.notices.is_empty()
             && self.webhooks.authenticated.is_empty()
+            && self.new_process.is_none()
+            && self.finished_process.is_none()
+            && self.finished_registration.is_none()
         {
             return Ok(());
         }
@@ -184,6 +289,27 @@ impl Tx {
         let (channels, payloads): (Vec<&str>, Vec<String>) =
             std::mem::take(&mut self.notices).into_iter().unzip();
         let hooks = std::mem::take(&mut self.webhooks);
+        let new_process = self.new_process.take();
+        let new_final = new_process.as_ref().map(|p| p.3);
+        let new_poll_in = new_process.as_ref().map(|p| p.2);
+        let (new_of, new_id, new_status, new_result) = match new_process {
+            Some((id, r, ..)) => (
+                Some(id),
+                Some(r.process_id.clone()),
+                Some(r.status),
+                Some(Json(r)),
+            ),
+            None => (None, None, None, None),
+        };
+        let (final_id, final_status, final_result) = match self.finished_process.take() {
+            Some((id, r)) => (Some(id), Some(r.status), Some(Json(r))),
+            None => (None, None, None),
+        };
+        let (registration_of, registration, registration_error) =
+            match self.finished_registration.take() {
+                Some((id, registration, error)) => (Some(id), registration.map(Json), error),
+                None => (None, None, None),
+            };
         sqlx::query(FLUSH)
             .bind(c.onboarding)
             .bind(c.validation)
@@ -207,6 +333,18 @@ impl Tx {
             .bind(hooks.state)
             .bind(hooks.payload)
             .bind(hooks.known_process)
+            .bind(new_of)
+            .bind(new_id)
+            .bind(new_status)
+            .bind(new_result)
+            .bind(new_final)
+            .bind(new_poll_in)
+            .bind(final_id)
+            .bind(final_status)
+            .bind(final_result)
+            .bind(registration_of)
+            .bind(registration)
+            .bind(registration_error)
             .execute(&mut *self.inner)
             .await?;
         Ok(())
