@@ -89,8 +89,6 @@ def script(statements):
         elif sql.startswith("INSERT INTO steps"):
             steps += 1
             ending = f" \\gset s{steps}_"
-        elif sql.startswith("INSERT INTO unico_processes"):
-            params[1] = ":o_id::text"
         elif sql.startswith("INSERT INTO decisions"):
             params[1] = "gen_random_uuid()"
         elif sql.startswith("WITH calls"):
@@ -99,6 +97,10 @@ def script(statements):
                 params[15] = f":s{earlier_steps}_id"
             if params.get(17, "'{}'") != "'{}'":
                 params[17] = "ARRAY[:o_id::text]"
+            # A unico process stored at commit: its id is unique, so each replay takes its
+            # onboarding's.
+            if params.get(24, "NULL") != "NULL":
+                params[24] = ":o_id::text"
 
         def literal(n):
             value = params.get(n, "NULL")

@@ -3,7 +3,7 @@
 //!
 //!     bench_client BASE_URL sync|async|search CONCURRENCY SECONDS [ANSWERS_FILE]
 //!     bench_client BASE_URL waiting COUNT WAIT_SECONDS
-//!     bench_client BASE_URL paced RATE SECONDS
+//!     bench_client BASE_URL paced|paced-async RATE SECONDS [ANSWERS_FILE]
 //!     bench_client BASE_URL soak FROM COUNT CONCURRENCY
 //!
 //! `sync`: new people onboarded with a CPF the sandbox decides from CreateProcess (approved, with
@@ -13,6 +13,9 @@
 //! connection for up to WAIT_SECONDS. `soak`: onboardings FROM..FROM+COUNT, half decided from
 //! CreateProcess and half by webhook, `Prefer: respond-async`, each with a key and body fixed by
 //! its number, so one refused or cut off (a restart, a 503) is sent again until it is accepted.
+//! `paced` and `paced-async`: `sync` and `async` onboardings sent open loop, RATE a second
+//! whatever the answers take, so they arrive spread over time as a sign-up peak's do, not in
+//! step with each other as a fixed number of connections sends them.
 //! With ANSWERS_FILE, each decided onboarding's id and the wall-clock time its answer arrived
 //! (milliseconds since the epoch) are written there, a line each, to be set against the time the
 //! service received unico's webhook.
@@ -136,6 +139,15 @@ async fn one(
         * 1000.0;
     let id = answer["id"].as_str().map(|id| (id.to_owned(), at));
     (answer["status"] == "decided", id)
+}
+
+/// Each decided onboarding's id and when its answer arrived, a line each.
+fn write_answers(path: &str, answered: &[(String, f64)]) {
+    let lines: String = answered
+        .iter()
+        .map(|(id, at)| format!("{id}\t{at:.3}\n"))
+        .collect();
+    std::fs::write(path, lines).expect("the answers file is writable");
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -271,9 +283,10 @@ async fn main() {
         return;
     }
 
-    if scenario == "paced" {
-        // Open loop: synchronous onboardings sent at a fixed rate whatever the answers take.
+    if scenario == "paced" || scenario == "paced-async" {
+        // Open loop: onboardings sent at a fixed rate whatever the answers take.
         let (rate, seconds) = (first.max(1), second);
+        let each = if scenario == "paced" { "sync" } else { "async" };
         let interval = Duration::from_secs_f64(1.0 / rate as f64);
         let started = Instant::now();
         let mut ticker = tokio::time::interval(interval);
@@ -283,22 +296,31 @@ async fn main() {
             let (http, base) = (http.clone(), base.clone());
             tasks.push(tokio::spawn(async move {
                 let t = Instant::now();
-                let (ok, _) = one(&http, &base, "sync", n).await;
-                (t.elapsed().as_secs_f64() * 1000.0, ok)
+                let (ok, answer) = one(&http, &base, each, n).await;
+                (
+                    t.elapsed().as_secs_f64() * 1000.0,
+                    ok,
+                    answer.filter(|_| ok),
+                )
             }));
         }
         let mut latencies = Vec::new();
+        let mut answered = Vec::new();
         let mut errors = 0;
         for task in tasks {
-            let (ms, ok) = task.await.unwrap();
+            let (ms, ok, answer) = task.await.unwrap();
             latencies.push(ms);
             errors += u64::from(!ok);
+            answered.extend(answer);
+        }
+        if let Some(path) = args.get(5) {
+            write_answers(path, &answered);
         }
         latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let elapsed = started.elapsed().as_secs_f64();
         println!(
             "{}",
-            json!({"scenario": "paced", "concurrency": rate, "requests": latencies.len(), "errors": errors,
+            json!({"scenario": scenario, "concurrency": rate, "requests": latencies.len(), "errors": errors,
                    "seconds": elapsed, "throughput": latencies.len() as f64 / elapsed,
                    "p50_ms": percentile(&latencies, 0.50), "p99_ms": percentile(&latencies, 0.99),
                    "p999_ms": percentile(&latencies, 0.999)})
@@ -343,11 +365,7 @@ async fn main() {
         answered.extend(a);
     }
     if let Some(path) = args.get(5) {
-        let lines: String = answered
-            .iter()
-            .map(|(id, at)| format!("{id}\t{at:.3}\n"))
-            .collect();
-        std::fs::write(path, lines).expect("the answers file is writable");
+        write_answers(path, &answered);
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
