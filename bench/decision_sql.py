@@ -99,8 +99,8 @@ def script(statements):
                 params[17] = "ARRAY[:o_id::text]"
             # A unico process stored at commit: its id is unique, so each replay takes its
             # onboarding's.
-            if params.get(24, "NULL") != "NULL":
-                params[24] = ":o_id::text"
+            if params.get(19, "NULL") != "NULL":
+                params[19] = ":o_id::text"
 
         def literal(n):
             value = params.get(n, "NULL")

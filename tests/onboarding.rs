@@ -501,8 +501,9 @@ async fn emulator_is_rejected_before_unico_is_paid() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn forged_webhooks_are_refused_and_change_nothing() {
+/// An onboarding whose unico process is open for the next minute, with polling 30 s away: only
+/// a webhook the test sends acts on it. The app, the onboarding's id and the process's.
+async fn an_open_process() -> (TestApp, String, String) {
     let app = TestApp::spawn_with(&[
         ("unico.poll_initial", "30s"),
         ("unico.poll_max", "60s"),
@@ -521,6 +522,12 @@ async fn forged_webhooks_are_refused_and_change_nothing() {
         .as_str()
         .unwrap()
         .to_owned();
+    (app, id, process_id)
+}
+
+#[tokio::test]
+async fn forged_webhooks_are_refused_and_change_nothing() {
+    let (app, id, process_id) = an_open_process().await;
     let body = json!({"processId": process_id, "state": "PROCESS_STATE_FINISHED", "flow": "id"});
     for header in [
         None,
@@ -545,7 +552,7 @@ async fn forged_webhooks_are_refused_and_change_nothing() {
             .await
             .unwrap();
     assert_eq!(untrusted, 4);
-    let id = view["id"].as_str().unwrap();
+    let id = id.as_str();
     assert!(
         !app.events(id)
             .await
@@ -570,6 +577,64 @@ async fn forged_webhooks_are_refused_and_change_nothing() {
     .unwrap();
     assert_eq!(runs, 0);
     assert_eq!(app.unico_calls(id, "get_process").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_webhook_for_a_read_a_runner_holds_makes_it_due_again_without_taking_it() {
+    let (app, id, process_id) = an_open_process().await;
+    let process_id = process_id.as_str();
+    // A runner somewhere holds the read for the next ten minutes.
+    let held: (i32, chrono::DateTime<chrono::Utc>) = sqlx::query_as(
+        "UPDATE steps SET claimed_at = now(), claimed_until = now() + interval '10 minutes',
+                run_at = now() + interval '1 hour'
+          WHERE onboarding_id = $1::uuid AND kind = 'read_process' AND status = 'pending'
+          RETURNING attempts, claimed_until",
+    )
+    .bind(&id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let response = app
+        .http
+        .post(app.url("/v1/webhooks/unico"))
+        .header(WEBHOOK_HEADER, WEBHOOK_SECRET)
+        .json(&json!({"processId": process_id, "state": "PROCESS_STATE_FINISHED"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    // Not taken from the runner (its lease and count stand), but due again, so it runs once
+    // more when that runner is done; the webhook is on the timeline and recorded as known.
+    let after: (i32, chrono::DateTime<chrono::Utc>, bool) = sqlx::query_as(
+        "SELECT attempts, claimed_until, run_at <= now() FROM steps
+          WHERE onboarding_id = $1::uuid AND kind = 'read_process' AND status = 'pending'",
+    )
+    .bind(&id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!((after.0, after.1), held);
+    assert!(after.2, "made due again");
+    assert!(
+        app.events(&id)
+            .await
+            .contains(&"webhook_received".to_owned())
+    );
+    let known: Vec<bool> = sqlx::query_scalar(
+        "SELECT known_process FROM unico_webhooks WHERE authenticated AND process_id = $1",
+    )
+    .bind(process_id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(known, [true]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.unico_calls(&id, "get_process").await,
+        0,
+        "nothing read it meanwhile"
+    );
     app.stop().await;
 }
 

@@ -93,23 +93,14 @@ async fn receive(
             )));
         }
     };
-    let mut tx = crate::store::begin(&st.db).await?;
     let notified = biometrics::webhook_arrived(
-        &mut tx,
         &st.flow,
         &notification.process_id,
         notification.state.as_deref(),
+        Some(payload),
     )
     .await?;
     let known = !matches!(notified, Notified::Unknown);
-    tx.webhook(webhooks::NewWebhook {
-        authenticated: true,
-        process_id: Some(&notification.process_id),
-        state: notification.state.as_deref(),
-        payload,
-        known_process: known,
-    });
-    tx.commit().await?;
     match notified {
         Notified::Open(Some((step, carried))) => {
             crate::onboarding::steps::spawn(&st.flow, vec![step], Some(carried));
@@ -153,15 +144,8 @@ fn look_again(st: &AppState, process_id: String, state: Option<String>) {
                 () = tokio::time::sleep(wait) => {}
                 () = stopping.cancelled() => return,
             }
-            let found = async {
-                let mut tx = crate::store::begin(&flow.db).await?;
-                let notified =
-                    biometrics::webhook_arrived(&mut tx, &flow, &process_id, state.as_deref())
-                        .await?;
-                tx.commit().await?;
-                Ok::<_, crate::onboarding::FlowError>(notified)
-            }
-            .await;
+            let found =
+                biometrics::webhook_arrived(&flow, &process_id, state.as_deref(), None).await;
             match found {
                 Ok(Notified::Unknown) => continue,
                 Ok(Notified::Open(Some((step, carried)))) => {

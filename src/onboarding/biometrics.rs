@@ -33,7 +33,7 @@ use crate::providers::{CallContext, capture};
 use crate::store::onboardings::OnboardingRow;
 use crate::store::processes::ProcessRow;
 use crate::store::steps::{self, Step, When};
-use crate::store::{Tx, onboardings, processes, webhooks};
+use crate::store::{onboardings, processes, webhooks};
 
 /// What is left of a deadline that started at `since`.
 pub fn left_before(deadline: Duration, since: DateTime<Utc>) -> Duration {
@@ -184,8 +184,8 @@ pub async fn create_process(
 
 /// What a webhook for one of unico's processes found.
 pub enum Notified {
-    /// The process is open: its read is claimed for this replica, to run as soon as the caller
-    /// commits (`steps::spawn`), with the rows read here; `None` when a runner holds the step,
+    /// The process is open: its read is claimed for this replica, committed, for the caller to
+    /// run at once (`steps::spawn`) with the rows read here; `None` when a runner holds the step,
     /// which then runs again after its current run.
     Open(Option<(Step, Carried)>),
     /// The process is stored and already final.
@@ -197,30 +197,24 @@ pub enum Notified {
 
 /// unico notified that process `process_id` may be over (`state` as it said): when the process
 /// is open, the notification goes on the onboarding's timeline and the read step is claimed, so
-/// the answer does not wait for a runner to wake.
+/// the answer does not wait for a runner to wake. With `payload`, the notification is recorded
+/// too (the webhook's own delivery; a second look for an early one passes None). One statement,
+/// committed on its own.
 pub async fn webhook_arrived(
-    tx: &mut Tx,
     flow: &Services,
     process_id: &str,
     state: Option<&str>,
+    payload: Option<Option<serde_json::Value>>,
 ) -> Result<Notified, FlowError> {
-    if let Some(rows) = processes::open_with_onboarding(&mut **tx, process_id).await? {
-        let id = rows.0.id;
-        tx.event(
-            id,
-            "webhook_received",
-            json!({ "process_id": process_id, "state": state }),
-        );
-        let step = steps::claim_now(tx, id, StepKind::ReadProcess, flow.step_lease()).await?;
+    let arrival =
+        processes::notified(&flow.db, process_id, state, payload, flow.step_lease()).await?;
+    Ok(match arrival.open {
         // The read takes the rows read here instead of reading them again.
-        return Ok(Notified::Open(
-            step.map(|step| (step, Carried::Process(Box::new(rows)))),
-        ));
-    }
-    Ok(if processes::exists(&mut **tx, process_id).await? {
-        Notified::Final
-    } else {
-        Notified::Unknown
+        Some((onboarding, process, step)) => Notified::Open(
+            step.map(|step| (step, Carried::Process(Box::new((onboarding, process))))),
+        ),
+        None if arrival.known => Notified::Final,
+        None => Notified::Unknown,
     })
 }
 

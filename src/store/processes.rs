@@ -78,6 +78,89 @@ pub async fn open_with_onboarding(
     joined(db, SQL.as_str(), process_id.to_owned()).await
 }
 
+/// What a unico notification found, in the one statement that records it.
+pub struct Arrival {
+    /// The process is open: its onboarding and process, and its read step when the statement
+    /// claimed it (None when a runner holds it; it was made due again).
+    pub open: Option<(OnboardingRow, ProcessRow, Option<crate::store::steps::Step>)>,
+    /// Whether a process by that id is stored, open or final.
+    pub known: bool,
+}
+
+/// A notification that process `process_id` may be over (`state` as unico said), in one
+/// statement, so one round trip and one commit: when the process is open, its onboarding and
+/// process are read, its read step is claimed for `lease` (or made due again when a runner holds
+/// it, and the runners notified), and `webhook_received` goes on the timeline. With `payload`,
+/// the notification itself is recorded as an authenticated webhook, marked known or not by the
+/// same snapshot that looked for the process.
+pub async fn notified(
+    db: &sqlx::PgPool,
+    process_id: &str,
+    state: Option<&str>,
+    payload: Option<Option<serde_json::Value>>,
+    lease: Duration,
+) -> Result<Arrival, sqlx::Error> {
+    use sqlx::{FromRow as _, Row as _};
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "WITH found AS (
+                 {found}
+             ), claimed AS (
+                 UPDATE steps
+                    SET run_at = now(), claimed_at = now(),
+                        claimed_until = now() + make_interval(secs => $3), attempts = attempts + 1
+                  WHERE onboarding_id = (SELECT id FROM found) AND kind = 'read_process'
+                    AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
+                 RETURNING *
+             ), held AS (
+                 UPDATE steps SET run_at = now()
+                  WHERE onboarding_id = (SELECT id FROM found) AND kind = 'read_process'
+                    AND status = 'pending' AND claimed_until >= now()
+                 RETURNING id
+             ), event AS (
+                 INSERT INTO onboarding_events (onboarding_id, kind, detail)
+                 SELECT id, 'webhook_received',
+                        jsonb_build_object('process_id', $1::text, 'state', $2::text)
+                   FROM found
+             ), hook AS (
+                 INSERT INTO unico_webhooks (authenticated, process_id, state, payload, known_process)
+                 SELECT true, $1, $2, $5,
+                        EXISTS (SELECT 1 FROM unico_processes WHERE process_id = $1)
+                  WHERE $4
+             )
+             SELECT EXISTS (SELECT 1 FROM unico_processes WHERE process_id = $1) AS known,
+                    (SELECT count(*) FROM (SELECT pg_notify($6, '') FROM held) AS n) AS woken,
+                    found.*, {step}
+               FROM (SELECT) AS one
+               LEFT JOIN found ON true
+               LEFT JOIN claimed c ON true",
+            found = joined_sql("p.process_id = $1 AND NOT p.final"),
+            step = crate::store::steps::columns_as("c", "s_"),
+        )
+    });
+    let row = sqlx::query(SQL.as_str())
+        .bind(process_id)
+        .bind(state)
+        .bind(lease.as_secs_f64())
+        .bind(payload.is_some())
+        .bind(payload.flatten())
+        .bind(crate::store::steps::STEPS_CHANNEL)
+        .fetch_one(db)
+        .await?;
+    let open = match row.try_get::<Option<Uuid>, _>("id")? {
+        Some(_) => {
+            let (onboarding, process) = Joined::from_row(&row)?.split();
+            let step = crate::store::steps::from_columns(&row, "s_")?;
+            Some((onboarding, process, step))
+        }
+        None => None,
+    };
+    Ok(Arrival {
+        open,
+        known: row.try_get("known")?,
+    })
+}
+
 /// Runs one of the `joined_sql` statements with its one argument.
 async fn joined<A>(
     db: impl PgExecutor<'_>,

@@ -106,6 +106,41 @@ impl TryFrom<Row> for Step {
 
 const COLUMNS: &str = "id, kind, onboarding_id, device_validation_id, callback_id, attempts, last_error, claimed_at, traceparent";
 
+/// A step's `COLUMNS`, each named with `prefix` before it, for a statement that returns a step
+/// beside other rows.
+pub(crate) fn columns_as(alias: &str, prefix: &str) -> String {
+    COLUMNS
+        .split(',')
+        .map(|c| format!("{alias}.{c} AS {prefix}{c}", c = c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The step a row holds under `columns_as`'s names; None when the row has none (a LEFT JOIN
+/// that found no step).
+pub(crate) fn from_columns(
+    row: &sqlx::postgres::PgRow,
+    prefix: &str,
+) -> Result<Option<Step>, sqlx::Error> {
+    use sqlx::Row as _;
+    let column = |name: &str| format!("{prefix}{name}");
+    let Some(id) = row.try_get::<Option<i64>, _>(column("id").as_str())? else {
+        return Ok(None);
+    };
+    let step = Row {
+        id,
+        kind: row.try_get(column("kind").as_str())?,
+        onboarding_id: row.try_get(column("onboarding_id").as_str())?,
+        device_validation_id: row.try_get(column("device_validation_id").as_str())?,
+        callback_id: row.try_get(column("callback_id").as_str())?,
+        attempts: row.try_get(column("attempts").as_str())?,
+        last_error: row.try_get(column("last_error").as_str())?,
+        claimed_at: row.try_get(column("claimed_at").as_str())?,
+        traceparent: row.try_get(column("traceparent").as_str())?,
+    };
+    step.try_into().map(Some)
+}
+
 /// Queues `kind` for `subject` in the caller's transaction. A pending step of the same kind for
 /// the same subject is left as it is (None). With `When::Claimed` the new step is answered,
 /// held by the caller.

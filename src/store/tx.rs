@@ -1,8 +1,7 @@
 //! A write transaction that keeps the rows nothing reads back until it commits: the timeline
 //! events, the provider calls, the finished steps, the notifications a state change leaves
-//! behind, the unico webhook that set it off, the unico process stored or finished and the
-//! device registration finished are sent in one statement just before COMMIT, instead of one
-//! round trip each. Everything else goes through the connection at once, as in any transaction
+//! behind, the unico process stored or finished and the device registration finished are sent
+//! in one statement just before COMMIT, instead of one round trip each. Everything else goes through the connection at once, as in any transaction
 //! (`Tx` dereferences to it).
 //!
 //! Nothing kept here is read back in the same transaction: the timeline and the call log are
@@ -22,7 +21,6 @@ use crate::domain::evidence::{BiometricResult, DeviceRegistration};
 use crate::domain::transitions::StepKind;
 use crate::providers::CallRecord;
 use crate::store::steps::{Step, Subject};
-use crate::store::webhooks::NewWebhook;
 
 pub struct Tx {
     inner: sqlx::Transaction<'static, Postgres>,
@@ -30,21 +28,10 @@ pub struct Tx {
     calls: Vec<CallRecord>,
     done: Vec<(i64, StepKind, Subject)>,
     notices: Vec<(&'static str, String)>,
-    webhooks: WebhookColumns,
     /// The onboarding, unico's answer, seconds to the first poll, and whether it is final.
     new_process: Option<(Uuid, BiometricResult, f64, bool)>,
     finished_process: Option<(String, BiometricResult)>,
     finished_registration: Option<(Uuid, Option<DeviceRegistration>, Option<String>)>,
-}
-
-/// The unico notifications kept, column by column, as `unnest` takes them.
-#[derive(Default)]
-struct WebhookColumns {
-    authenticated: Vec<bool>,
-    process_id: Vec<Option<String>>,
-    state: Vec<Option<String>>,
-    payload: Vec<Option<Value>>,
-    known_process: Vec<bool>,
 }
 
 impl Deref for Tx {
@@ -74,25 +61,22 @@ WITH calls AS (
 ), done AS (
     UPDATE steps SET status = 'done', finished_at = now(), claimed_until = NULL
      WHERE id = $15::int8 AND status <> 'done'
-), hooks AS (
-    INSERT INTO unico_webhooks (authenticated, process_id, state, payload, known_process)
-    SELECT * FROM unnest($18::bool[], $19::text[], $20::text[], $21::jsonb[], $22::bool[])
 ), process_new AS (
     INSERT INTO unico_processes (process_id, onboarding_id, status, result, final, finished_at,
                                  next_poll_at)
-    SELECT $24::text, $23::uuid, $25::int4, $26::jsonb, $27::bool,
-           CASE WHEN $27::bool THEN now() END, now() + make_interval(secs => $28::float8)
-     WHERE $23::uuid IS NOT NULL
+    SELECT $19::text, $18::uuid, $20::int4, $21::jsonb, $22::bool,
+           CASE WHEN $22::bool THEN now() END, now() + make_interval(secs => $23::float8)
+     WHERE $18::uuid IS NOT NULL
 ), process_final AS (
     UPDATE unico_processes
-       SET status = $30::int4, result = $31::jsonb, final = true, finished_at = now(),
+       SET status = $25::int4, result = $26::jsonb, final = true, finished_at = now(),
            last_error = NULL
-     WHERE process_id = $29::text
+     WHERE process_id = $24::text
 ), registration AS (
     UPDATE device_registrations
-       SET step = 'done', registration = COALESCE($33::jsonb, registration), last_error = $34::text,
+       SET step = 'done', registration = COALESCE($28::jsonb, registration), last_error = $29::text,
            attempts = attempts + 1, finished_at = now()
-     WHERE onboarding_id = $32::uuid AND step <> 'done'
+     WHERE onboarding_id = $27::uuid AND step <> 'done'
 )
 SELECT pg_notify(channel, payload) FROM unnest($16::text[], $17::text[]) AS n(channel, payload)";
 
@@ -120,7 +104,6 @@ impl Tx {
             calls: Vec::new(),
             done: Vec::new(),
             notices: Vec::new(),
-            webhooks: WebhookColumns::default(),
             new_process: None,
             finished_process: None,
             finished_registration: None,
@@ -140,16 +123,6 @@ impl Tx {
     /// The step ran to its end; marked done at commit.
     pub fn step_done(&mut self, step: &Step) {
         self.done.push((step.id, step.kind, step.subject));
-    }
-
-    /// A unico notification, recorded at commit (nothing reads it back in the same transaction).
-    pub fn webhook(&mut self, hook: NewWebhook<'_>) {
-        let kept = &mut self.webhooks;
-        kept.authenticated.push(hook.authenticated);
-        kept.process_id.push(hook.process_id.map(str::to_owned));
-        kept.state.push(hook.state.map(str::to_owned));
-        kept.payload.push(hook.payload);
-        kept.known_process.push(hook.known_process);
     }
 
     /// A unico process CreateProcess answered for, stored at commit (final when `result` is),
@@ -249,7 +222,6 @@ impl Tx {
             && self.calls.is_empty()
             && self.done.is_empty()
             && self.notices.is_empty()
-            && self.webhooks.authenticated.is_empty()
             && self.new_process.is_none()
             && self.finished_process.is_none()
             && self.finished_registration.is_none()
@@ -288,7 +260,6 @@ impl Tx {
         }
         let (channels, payloads): (Vec<&str>, Vec<String>) =
             std::mem::take(&mut self.notices).into_iter().unzip();
-        let hooks = std::mem::take(&mut self.webhooks);
         let new_process = self.new_process.take();
         let new_final = new_process.as_ref().map(|p| p.3);
         let new_poll_in = new_process.as_ref().map(|p| p.2);
@@ -328,11 +299,6 @@ impl Tx {
             .bind(first_done)
             .bind(channels)
             .bind(payloads)
-            .bind(hooks.authenticated)
-            .bind(hooks.process_id)
-            .bind(hooks.state)
-            .bind(hooks.payload)
-            .bind(hooks.known_process)
             .bind(new_of)
             .bind(new_id)
             .bind(new_status)
