@@ -1251,5 +1251,46 @@ async fn a_transactions_kept_writes_land_at_commit_in_order() {
         "the finished step and the one queued after it"
     );
     assert_eq!(read_steps[0].0, step.id);
+
+    // A process stored and finished by the same transaction is stored final, under the id it
+    // was stored with, with the last answer.
+    let emulated = {
+        let mut body = onboarding_body("900.000.001-75");
+        body["device"]["risk_signals"]["is_emulated"] = json!(true);
+        body
+    };
+    let view: Value = app
+        .onboard(&key(), &emulated, Some(10))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let other: uuid::Uuid = view["id"].as_str().unwrap().parse().unwrap();
+    let open = veredito::domain::evidence::BiometricResult {
+        process_id: "kept-process".into(),
+        status: 1,
+        ..Default::default()
+    };
+    let last = veredito::domain::evidence::BiometricResult {
+        process_id: "kept-process".into(),
+        status: 1,
+        score: Some(10),
+        ..Default::default()
+    };
+    let mut tx = veredito::store::begin(&app.db).await.unwrap();
+    tx.new_process(other, &open, Duration::ZERO).await.unwrap();
+    tx.finish_process("kept-process", &last).await.unwrap();
+    tx.commit().await.unwrap();
+    let stored: (String, bool, Value) = sqlx::query_as(
+        "SELECT process_id, final AND finished_at IS NOT NULL, result FROM unico_processes
+          WHERE onboarding_id = $1",
+    )
+    .bind(other)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(stored.0, "kept-process");
+    assert!(stored.1, "stored final although unico's status is not");
+    assert_eq!(stored.2["score"], 10);
     app.stop().await;
 }

@@ -1,14 +1,16 @@
 //! A write transaction that keeps the rows nothing reads back until it commits: the timeline
 //! events, the provider calls, the finished steps, the notifications a state change leaves
 //! behind, the unico process stored or finished and the device registration finished are sent
-//! in one statement just before COMMIT, instead of one round trip each. Everything else goes through the connection at once, as in any transaction
-//! (`Tx` dereferences to it).
+//! in one statement just before COMMIT, instead of one round trip each. Everything else goes
+//! through the connection at once, as in any transaction (`Tx` dereferences to it).
 //!
 //! Nothing kept here is read back in the same transaction: the timeline and the call log are
 //! read by later requests, a finished step by later claims, a process and a registration by
-//! later steps and views, and a notification is delivered at commit in any case. A step is queued only after a pending step of the same kind for the same
-//! subject is finished, so `steps::queue` flushes the finished steps first when one would
-//! collide with the new one.
+//! later steps and views, and a notification is delivered at commit in any case. What must read
+//! them in the transaction sends them first (`flush`): a step is queued only after a pending
+//! step of the same kind for the same subject is finished, so `steps::queue` flushes the
+//! finished steps first when one would collide with the new one, and a callback whose body is
+//! read in the transaction flushes before it reads.
 
 use std::ops::{Deref, DerefMut};
 
@@ -28,8 +30,9 @@ pub struct Tx {
     calls: Vec<CallRecord>,
     done: Vec<(i64, StepKind, Subject)>,
     notices: Vec<(&'static str, String)>,
-    /// The onboarding, unico's answer, seconds to the first poll, and whether it is final.
-    new_process: Option<(Uuid, BiometricResult, f64, bool)>,
+    /// The onboarding, the process id, unico's answer, seconds to the first poll, and whether
+    /// it is final.
+    new_process: Option<(Uuid, String, BiometricResult, f64, bool)>,
     finished_process: Option<(String, BiometricResult)>,
     finished_registration: Option<(Uuid, Option<DeviceRegistration>, Option<String>)>,
 }
@@ -144,6 +147,7 @@ impl Tx {
         }
         self.new_process = Some((
             onboarding_id,
+            result.process_id.clone(),
             result.clone(),
             first_poll_in.as_secs_f64(),
             result.is_final(),
@@ -160,7 +164,7 @@ impl Tx {
     ) -> Result<(), sqlx::Error> {
         match &mut self.new_process {
             // Stored by this transaction: it is stored final.
-            Some((_, kept, _, final_)) if kept.process_id == process_id => {
+            Some((_, id, kept, _, final_)) if id == process_id => {
                 *kept = result.clone();
                 *final_ = true;
                 return Ok(());
@@ -261,15 +265,10 @@ impl Tx {
         let (channels, payloads): (Vec<&str>, Vec<String>) =
             std::mem::take(&mut self.notices).into_iter().unzip();
         let new_process = self.new_process.take();
-        let new_final = new_process.as_ref().map(|p| p.3);
-        let new_poll_in = new_process.as_ref().map(|p| p.2);
+        let new_final = new_process.as_ref().map(|p| p.4);
+        let new_poll_in = new_process.as_ref().map(|p| p.3);
         let (new_of, new_id, new_status, new_result) = match new_process {
-            Some((id, r, ..)) => (
-                Some(id),
-                Some(r.process_id.clone()),
-                Some(r.status),
-                Some(Json(r)),
-            ),
+            Some((of, id, r, ..)) => (Some(of), Some(id), Some(r.status), Some(Json(r))),
             None => (None, None, None, None),
         };
         let (final_id, final_status, final_result) = match self.finished_process.take() {
