@@ -67,17 +67,6 @@ pub async fn with_onboarding(
     joined(db, SQL.as_str(), onboarding_id).await
 }
 
-/// The onboarding and process of unico's process `process_id`, while it is not final: what a
-/// webhook wakes, read in the webhook's transaction and handed to the step it wakes.
-pub async fn open_with_onboarding(
-    db: impl PgExecutor<'_>,
-    process_id: &str,
-) -> Result<Option<(OnboardingRow, ProcessRow)>, sqlx::Error> {
-    static SQL: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| joined_sql("p.process_id = $1 AND NOT p.final"));
-    joined(db, SQL.as_str(), process_id.to_owned()).await
-}
-
 /// What a unico notification found, in the one statement that records it.
 pub struct Arrival {
     /// The process is open: its onboarding and process, and its read step when the statement
@@ -101,6 +90,8 @@ pub async fn notified(
     lease: Duration,
 ) -> Result<Arrival, sqlx::Error> {
     use sqlx::{FromRow as _, Row as _};
+    // `held` is a data-modifying CTE, so it runs whether or not it is read; its NOTIFY is a
+    // plain SELECT, which runs only when read, hence the `woken` column nobody looks at.
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "WITH found AS (
@@ -256,11 +247,4 @@ pub async fn finish(
     .execute(db)
     .await?;
     Ok(())
-}
-
-pub async fn exists(db: impl PgExecutor<'_>, process_id: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM unico_processes WHERE process_id = $1)")
-        .bind(process_id)
-        .fetch_one(db)
-        .await
 }

@@ -290,59 +290,6 @@ pub async fn reschedule(
     Ok(())
 }
 
-/// Makes the pending `kind` step of an onboarding due now (a webhook said the process may be
-/// over). Answers whether there was one.
-pub async fn make_due(
-    tx: &mut PgConnection,
-    onboarding_id: Uuid,
-    kind: StepKind,
-) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query(
-        "UPDATE steps SET run_at = now()
-          WHERE onboarding_id = $1 AND kind = $2 AND status = 'pending'",
-    )
-    .bind(onboarding_id)
-    .bind(kind.as_str())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if updated > 0 {
-        notify(&mut *tx).await?;
-    }
-    Ok(updated > 0)
-}
-
-/// Claims the pending `kind` step of an onboarding for `lease`, due now, when no runner holds
-/// it: the caller runs it at once after its commit. When a runner holds it, it is made due
-/// again instead (it runs once more after the current run) and None is answered.
-pub async fn claim_now(
-    tx: &mut PgConnection,
-    onboarding_id: Uuid,
-    kind: StepKind,
-    lease: Duration,
-) -> Result<Option<Step>, sqlx::Error> {
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "UPDATE steps
-            SET run_at = now(), claimed_at = now(),
-                claimed_until = now() + make_interval(secs => $3), attempts = attempts + 1
-          WHERE onboarding_id = $1 AND kind = $2 AND status = 'pending'
-            AND (claimed_until IS NULL OR claimed_until < now())
-          RETURNING {COLUMNS}"
-    ))
-    .bind(onboarding_id)
-    .bind(kind.as_str())
-    .bind(lease.as_secs_f64())
-    .fetch_optional(&mut *tx)
-    .await?;
-    match row {
-        Some(row) => Ok(Some(row.try_into()?)),
-        None => {
-            make_due(tx, onboarding_id, kind).await?;
-            Ok(None)
-        }
-    }
-}
-
 /// How long until the next step of `lane` falls due (None: nothing is scheduled).
 pub async fn next_due_in(pool: &PgPool, lane: Lane) -> Result<Option<Duration>, sqlx::Error> {
     let at: Option<DateTime<Utc>> = sqlx::query_scalar(
