@@ -97,15 +97,6 @@ impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
         let db = prepare_database(&settings, settings.database.migrate_on_start).await?;
         warn_about_privileges(&db).await;
-        match store::decisions::ensure_partitions(&db).await {
-            Ok(0) => {}
-            Ok(made) => tracing::info!(made, "made the coming months' partitions of decisions"),
-            Err(e) => tracing::warn!(
-                error = %e,
-                "could not make the coming months' partitions of decisions; until one is made, \
-                 their decisions go to decisions_default"
-            ),
-        }
         let listener = listen(&settings.server.addr)
             .await
             .with_context(|| format!("binding {}", settings.server.addr))?;

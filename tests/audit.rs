@@ -1473,7 +1473,6 @@ async fn retention_erases_personal_data_and_keeps_the_decision() {
 async fn the_application_role_cannot_change_or_delete_decisions() {
     let h = Harness::spawn().await;
     let seeded = h.seed(Spec::new(1, scored(60))).await;
-    let this_month = month_name(month_start(Utc::now(), 0));
     let role = format!("veredito_test_app_{}", Uuid::new_v4().simple());
     sqlx::query(&format!("CREATE ROLE {role} LOGIN IN ROLE veredito_app"))
         .execute(&h.db)
@@ -1510,17 +1509,6 @@ async fn the_application_role_cannot_change_or_delete_decisions() {
         .await
         .expect("the app role inserts decisions");
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions").fetch_one(&mut app).await.unwrap();
-        // It may have the months made (the function runs with the owner's rights), but not
-        // empty or drop one.
-        let made: i32 = sqlx::query_scalar("SELECT ensure_decision_partitions(now(), 3)")
-            .fetch_one(&mut app)
-            .await
-            .expect("the app role makes the coming months");
-        let dropped = sqlx::query(&format!("DROP TABLE {this_month}"))
-            .execute(&mut app)
-            .await
-            .expect_err("only the owner drops a month")
-            .to_string();
         // What retention does is allowed: erase what providers said, delete old webhooks.
         sqlx::query("UPDATE provider_calls SET error = NULL WHERE false")
             .execute(&mut app)
@@ -1535,8 +1523,6 @@ async fn the_application_role_cannot_change_or_delete_decisions() {
             format!("UPDATE decisions SET outcome = 'rejected' WHERE id = '{}'", seeded.decision_id),
             format!("DELETE FROM decisions WHERE id = '{}'", seeded.decision_id),
             "TRUNCATE decisions".to_owned(),
-            format!("TRUNCATE {this_month}"),
-            format!("DELETE FROM {this_month}"),
             // The timeline, the search log and the call log are records too.
             "UPDATE onboarding_events SET kind = 'x'".to_owned(),
             "DELETE FROM onboarding_events".to_owned(),
@@ -1548,17 +1534,15 @@ async fn the_application_role_cannot_change_or_delete_decisions() {
             let error = sqlx::query(&statement).execute(&mut app).await.expect_err("refused");
             refused.insert(statement, error.to_string());
         }
-        (count, made, dropped, refused)
+        (count, refused)
     }
     .await;
     sqlx::query(&format!("DROP ROLE {role}"))
         .execute(&h.db)
         .await
         .unwrap();
-    let (count, made, dropped, refused) = outcome;
+    let (count, refused) = outcome;
     assert_eq!(count, 2);
-    assert_eq!(made, 1, "the third month ahead");
-    assert!(dropped.contains("must be owner"), "{dropped}");
     for (statement, error) in refused {
         // Refused by privileges, before the trigger is even reached.
         assert!(
@@ -1576,8 +1560,6 @@ async fn the_application_role_cannot_change_or_delete_decisions() {
         format!("DELETE FROM decisions WHERE id = '{}'", seeded.decision_id),
         "TRUNCATE decisions".to_owned(),
         "TRUNCATE decisions CASCADE".to_owned(),
-        format!("TRUNCATE {this_month}"),
-        format!("DELETE FROM {this_month}"),
     ] {
         let error = sqlx::query(&statement)
             .execute(&h.db)
@@ -1588,8 +1570,7 @@ async fn the_application_role_cannot_change_or_delete_decisions() {
         // reaches the trigger.
         assert!(
             error.contains("is not allowed: rows are append-only")
-                || (statement.starts_with("TRUNCATE")
-                    && !statement.ends_with("CASCADE")
+                || (statement == "TRUNCATE decisions"
                     && error.contains("referenced in a foreign key constraint")),
             "{statement}: {error}"
         );
@@ -1600,232 +1581,6 @@ async fn the_application_role_cannot_change_or_delete_decisions() {
         .await
         .unwrap();
     assert_eq!(outcome, "approved", "the update to rejected did not happen");
-    h.stop().await;
-}
-
-// ---- decisions by month ------------------------------------------------------------------------
-
-/// The partition names of `decisions`, sorted.
-async fn decision_partitions(db: &PgPool) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-          WHERE i.inhparent = 'decisions'::regclass ORDER BY 1",
-    )
-    .fetch_all(db)
-    .await
-    .unwrap()
-}
-
-/// The partition a decision is stored in.
-async fn partition_of(db: &PgPool, decision_id: Uuid) -> String {
-    sqlx::query_scalar("SELECT tableoid::regclass::text FROM decisions WHERE id = $1")
-        .bind(decision_id)
-        .fetch_one(db)
-        .await
-        .unwrap()
-}
-
-/// The first day of the month `months` after the one `t` falls in (UTC).
-fn month_start(t: DateTime<Utc>, months: i32) -> chrono::NaiveDate {
-    use chrono::Datelike;
-    let first = t.date_naive().with_day(1).unwrap();
-    if months >= 0 {
-        first + chrono::Months::new(months as u32)
-    } else {
-        first - chrono::Months::new(months.unsigned_abs())
-    }
-}
-
-fn month_name(first: chrono::NaiveDate) -> String {
-    format!("decisions_{}", first.format("%Y_%m"))
-}
-
-#[tokio::test]
-async fn decisions_are_stored_in_the_month_they_were_made_and_months_are_made_ahead() {
-    let h = Harness::spawn().await;
-    let now = Utc::now();
-    let coming: Vec<String> = (0..=2).map(|k| month_name(month_start(now, k))).collect();
-    let mut expected = coming.clone();
-    expected.push("decisions_default".into());
-    assert_eq!(decision_partitions(&h.db).await, expected);
-
-    // A decision of today is in this month's partition; one of before the first month made is
-    // in the default one. Both are found like any other.
-    let today = h.seed(Spec::new(1, scored(60))).await;
-    let long_ago = now - chrono::Duration::days(70);
-    let old = h
-        .seed(Spec {
-            decided_at: Some(long_ago),
-            ..Spec::new(2, scored(-60))
-        })
-        .await;
-    assert_eq!(partition_of(&h.db, today.decision_id).await, coming[0]);
-    assert_eq!(
-        partition_of(&h.db, old.decision_id).await,
-        "decisions_default"
-    );
-    assert_eq!(
-        set(h.search_ids(&[]).await),
-        set([today.decision_id, old.decision_id])
-    );
-    let explained = h
-        .get_json(AUDITOR, &format!("/v1/decisions/{}", old.decision_id), &[])
-        .await;
-    assert_eq!(explained["outcome"], "rejected");
-    let until = rfc3339(long_ago + chrono::Duration::days(1));
-    assert_eq!(
-        h.search_ids(&[("decided_to", &until)]).await,
-        [old.decision_id.to_string()]
-    );
-
-    // Making the months from then on makes those in between; the month the default partition
-    // already holds a decision of stays there, without failing the others.
-    let between = (1..)
-        .map(|k| month_start(long_ago, k))
-        .take_while(|m| *m < month_start(now, 0))
-        .count() as i32;
-    let made: i32 = sqlx::query_scalar("SELECT ensure_decision_partitions($1, 2)")
-        .bind(long_ago)
-        .fetch_one(&h.db)
-        .await
-        .unwrap();
-    assert_eq!(made, between);
-    let partitions = decision_partitions(&h.db).await;
-    assert!(!partitions.contains(&month_name(month_start(long_ago, 0))));
-    assert!(partitions.contains(&month_name(month_start(long_ago, 1))));
-    assert_eq!(
-        partition_of(&h.db, old.decision_id).await,
-        "decisions_default"
-    );
-    let again: i32 = sqlx::query_scalar("SELECT ensure_decision_partitions($1, 2)")
-        .bind(long_ago)
-        .fetch_one(&h.db)
-        .await
-        .unwrap();
-    assert_eq!(again, 0, "a month is made once");
-
-    // The service makes the coming months when it starts. (A month leaves by DETACH, which
-    // checks that no review case or shadow verdict points into it, then DROP.)
-    sqlx::raw_sql(&format!(
-        "ALTER TABLE decisions DETACH PARTITION {0}; DROP TABLE {0}",
-        coming[2]
-    ))
-    .execute(&h.db)
-    .await
-    .unwrap();
-    assert!(!decision_partitions(&h.db).await.contains(&coming[2]));
-    let h = h.restart().await;
-    assert!(decision_partitions(&h.db).await.contains(&coming[2]));
-    h.stop().await;
-}
-
-#[tokio::test]
-async fn decisions_stored_before_the_months_keep_their_place_in_them() {
-    let database = common::TestDatabase::create().await;
-    // The database as it was before decisions were kept by month.
-    let before = sqlx::migrate::Migrator {
-        migrations: std::borrow::Cow::Owned(
-            store::MIGRATOR
-                .migrations
-                .iter()
-                .filter(|m| m.version < 11)
-                .cloned()
-                .collect(),
-        ),
-        ignore_missing: false,
-        locking: true,
-        no_tx: false,
-    };
-    let db = PgPool::connect(&database.url).await.unwrap();
-    before.run(&db).await.unwrap();
-    let onboarding_id = Uuid::new_v4();
-    let (old, recent) = (Uuid::new_v4(), Uuid::new_v4());
-    let long_ago = Utc::now() - chrono::Duration::days(70);
-    sqlx::query(
-        "INSERT INTO onboardings (id, client_name, idempotency_key, request_hash, cpf_hash, account_id, person_id, device)
-         VALUES ($1, 'c', $1::text, '\\x00', '\\x00', 'a', 'p', '{}')",
-    )
-    .bind(onboarding_id)
-    .execute(&db)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO decisions (id, onboarding_id, outcome, reasons, reason_codes, policy_version, thresholds,
-                                evidence, evaluations, decided_at)
-         VALUES ($1, $3, 'review', '[]', '{score.uncertain}', 'v', '{}', '{}', '[]', $4),
-                ($2, $3, 'approved', '[]', '{}', 'v', '{}', '{}', '[]', now())",
-    )
-    .bind(old)
-    .bind(recent)
-    .bind(onboarding_id)
-    .bind(long_ago)
-    .execute(&db)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO review_cases (id, onboarding_id, opened_by, reasons, decision_id, due_at)
-         VALUES (gen_random_uuid(), $1, 'policy', '{score.uncertain}', $2, now())",
-    )
-    .bind(onboarding_id)
-    .bind(old)
-    .execute(&db)
-    .await
-    .unwrap();
-    sqlx::raw_sql(
-        "INSERT INTO policy_versions (version, document, created_by) VALUES ('s', '{}', 't');
-         INSERT INTO shadow_verdicts (decision_id, version, outcome, reasons, reason_codes, live_outcome)
-         SELECT id, 's', 'review', '[]', '{}', 'approved' FROM decisions WHERE outcome = 'approved'",
-    )
-    .execute(&db)
-    .await
-    .unwrap();
-    db.close().await;
-
-    // The service's start applies the rest.
-    let h = Harness::spawn_on(&database).await;
-    assert_eq!(
-        partition_of(&h.db, old).await,
-        month_name(month_start(long_ago, 0))
-    );
-    assert_eq!(
-        partition_of(&h.db, recent).await,
-        month_name(month_start(Utc::now(), 0))
-    );
-    let pointed: (Uuid, DateTime<Utc>, DateTime<Utc>) = sqlx::query_as(
-        "SELECT c.decision_id, c.decision_decided_at, s.decided_at
-           FROM review_cases c, shadow_verdicts s",
-    )
-    .fetch_one(&h.db)
-    .await
-    .unwrap();
-    assert_eq!(pointed.0, old);
-    assert_eq!(rfc3339(pointed.1), rfc3339(long_ago));
-    let recent_at: DateTime<Utc> =
-        sqlx::query_scalar("SELECT decided_at FROM decisions WHERE id = $1")
-            .bind(recent)
-            .fetch_one(&h.db)
-            .await
-            .unwrap();
-    assert_eq!(pointed.2, recent_at);
-    assert_eq!(set(h.search_ids(&[]).await), set([old, recent]));
-    assert_eq!(
-        h.search_ids(&[("reason", "score.uncertain")]).await,
-        [old.to_string()]
-    );
-    // A reference to a decision that is not there is still refused.
-    let dangling = sqlx::query(
-        "INSERT INTO review_cases (id, onboarding_id, status, opened_by, reasons, decision_id, decision_decided_at, due_at)
-         VALUES (gen_random_uuid(), $1, 'resolved', 'policy', '{}', $2, now(), now())",
-    )
-    .bind(onboarding_id)
-    .bind(Uuid::new_v4())
-    .execute(&h.db)
-    .await
-    .expect_err("refused");
-    assert!(
-        dangling.to_string().contains("review_cases_decision_fkey"),
-        "{dangling}"
-    );
     h.stop().await;
 }
 

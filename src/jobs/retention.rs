@@ -24,13 +24,6 @@ pub async fn run(st: std::sync::Arc<Services>, every: Duration, shutdown: Cancel
             _ = shutdown.cancelled() => return,
         }
         wait = every;
-        match crate::store::decisions::ensure_partitions(&st.db).await {
-            Ok(0) => {}
-            Ok(made) => tracing::info!(made, "made the coming months' partitions of decisions"),
-            Err(e) => {
-                tracing::warn!(error = %e, "making decisions' partitions failed; retrying at the next pass")
-            }
-        }
         match erase_expired(&st, &shutdown).await {
             Ok(0) => {}
             Ok(erased) => tracing::info!(

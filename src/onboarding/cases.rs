@@ -106,7 +106,6 @@ pub async fn open(
             statement,
             reasons: &decision.reason_codes,
             decision_id: decision.id,
-            decision_decided_at: decision.decided_at,
             sla: flow.settings.review.sla,
         },
     )

@@ -265,14 +265,8 @@ pub async fn record_verdict(
     if let (DecidedBy::Policy, Some(shadow)) = (by, flow.policies.shadow()) {
         // The version in shadow judges the same evidence; stored beside, changing nothing.
         let beside = shadow.judge(evidence, Some(verdict.outcome));
-        crate::store::policies::insert_shadow_verdict(
-            tx,
-            stored.id,
-            stored.decided_at,
-            &beside,
-            &stored.outcome,
-        )
-        .await?;
+        crate::store::policies::insert_shadow_verdict(tx, stored.id, &beside, &stored.outcome)
+            .await?;
     }
     if verdict.outcome == Outcome::Review && matches!(by, DecidedBy::Policy) {
         crate::onboarding::cases::open(tx, flow, id, &stored, "policy", None).await?;

@@ -85,20 +85,6 @@ pub async fn insert(
     Ok(row)
 }
 
-/// Months of decisions' partitions kept made ahead of the current one.
-pub const MONTHS_AHEAD: i32 = 2;
-
-/// Makes the month partitions of `decisions` from this month to [`MONTHS_AHEAD`] after it that
-/// are not there yet, and answers how many it made (migration 0011's function, which runs with
-/// the tables' owner's rights). Every replica calls it at start and at each retention pass; a
-/// month it fails to make is not lost, its decisions land in `decisions_default`.
-pub async fn ensure_partitions(db: impl PgExecutor<'_>) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar("SELECT ensure_decision_partitions(now(), $1)")
-        .bind(MONTHS_AHEAD)
-        .fetch_one(db)
-        .await
-}
-
 /// The onboarding's verdict: its latest decision.
 pub async fn for_onboarding(
     db: impl PgExecutor<'_>,

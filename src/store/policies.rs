@@ -160,17 +160,15 @@ async fn notify(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
 pub async fn insert_shadow_verdict(
     tx: &mut PgConnection,
     decision_id: Uuid,
-    decided_at: DateTime<Utc>,
     verdict: &Verdict,
     live_outcome: &str,
 ) -> Result<(), sqlx::Error> {
     let codes: Vec<&str> = verdict.reasons.iter().map(|r| r.code.as_str()).collect();
     sqlx::query(
-        "INSERT INTO shadow_verdicts (decision_id, decided_at, version, outcome, reasons, reason_codes, live_outcome)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO shadow_verdicts (decision_id, version, outcome, reasons, reason_codes, live_outcome)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(decision_id)
-    .bind(decided_at)
     .bind(&verdict.policy_version)
     .bind(verdict.outcome.as_str())
     .bind(serde_json::to_value(&verdict.reasons).unwrap_or_default())

@@ -56,8 +56,6 @@ pub struct NewCase<'a> {
     pub statement: Option<&'a str>,
     pub reasons: &'a [String],
     pub decision_id: Uuid,
-    /// The decision's time: with its id, its key in the month-partitioned table.
-    pub decision_decided_at: DateTime<Utc>,
     pub sla: Duration,
 }
 
@@ -76,8 +74,8 @@ pub async fn open(
     let (key_id, ciphertext) = sealed.map_or((None, None), |(k, c)| (Some(k), Some(c)));
     let inserted: Option<CaseRow> = sqlx::query_as(&format!(
         "INSERT INTO review_cases (id, onboarding_id, opened_by, statement_key_id, statement_ciphertext,
-                                   reasons, decision_id, decision_decided_at, due_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))
+                                   reasons, decision_id, due_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))
          ON CONFLICT (onboarding_id) WHERE status <> 'resolved' DO NOTHING
          RETURNING {COLUMNS}"
     ))
@@ -88,7 +86,6 @@ pub async fn open(
     .bind(ciphertext)
     .bind(new.reasons)
     .bind(new.decision_id)
-    .bind(new.decision_decided_at)
     .bind(new.sla.as_secs_f64())
     .fetch_optional(&mut *tx)
     .await?;
