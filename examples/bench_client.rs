@@ -106,21 +106,22 @@ async fn one(
             .header("Prefer", "wait=30")
             .json(&body("900.000.008-41", n)),
         "search" => {
-            const FILTERS: [&str; 7] = [
+            const FILTERS: [&str; 6] = [
                 "",
                 "outcome=rejected",
                 "reason=device.rooted",
                 "policy_version=2025-12-01.2",
                 "reason=score.capture_error&outcome=retry",
                 "reference=ref-4242",
-                // An earlier time: a page from ten days back.
-                "decided_to=",
             ];
-            let mut filter = FILTERS[n as usize % FILTERS.len()].to_owned();
-            if filter.ends_with('=') {
-                let then = chrono::Utc::now() - chrono::Duration::days(10);
-                filter.push_str(&then.format("%Y-%m-%dT%H:%M:%SZ").to_string());
-            }
+            // Every seventh search is a page from ten days back.
+            let filter = match FILTERS.get(n as usize % (FILTERS.len() + 1)) {
+                Some(filter) => (*filter).to_owned(),
+                None => {
+                    let then = chrono::Utc::now() - chrono::Duration::days(10);
+                    format!("decided_to={}", then.format("%Y-%m-%dT%H:%M:%SZ"))
+                }
+            };
             http.get(format!("{base}/v1/decisions?{filter}"))
                 .bearer_auth(AUDITOR_KEY)
         }
