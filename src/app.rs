@@ -210,6 +210,7 @@ impl App {
             inline: TaskTracker::new(),
             inline_permits: Arc::new(tokio::sync::Semaphore::new(jobs::runner::FLOW_CONCURRENCY)),
             callbacks,
+            leases: Arc::default(),
             settings,
         });
         crate::onboarding::policies::seed_and_load(&flow, &policy_from(&flow.settings))
@@ -270,6 +271,13 @@ impl App {
             calls,
             stop.clone(),
         ));
+        // The claims of running steps are renewed until those steps have ended, so it stops on
+        // a token of its own, after them.
+        let stop_leases = CancellationToken::new();
+        let leases = tokio::spawn(jobs::supervise("leases", stop_leases.clone(), pause, {
+            let (flow, stop) = (flow.clone(), stop_leases.clone());
+            move || jobs::leases::run(flow.clone(), stop.clone())
+        }));
         workers.spawn(jobs::supervise("listener", stop.clone(), pause, {
             let (flow, stop) = (flow.clone(), stop.clone());
             move || jobs::listener::run(flow.clone(), stop.clone())
@@ -315,6 +323,7 @@ impl App {
         let limits = crate::http::server::Limits {
             max_connections: flow.settings.server.max_connections,
             header_timeout: flow.settings.server.header_timeout,
+            idle_timeout: flow.settings.server.idle_timeout,
         };
         let server = crate::http::server::serve(listener, router, limits, async move {
             stopping.cancelled().await;
@@ -345,6 +354,8 @@ impl App {
         {
             tracing::warn!("steps still running after the shutdown grace; they run again later");
         }
+        stop_leases.cancel();
+        let _ = leases.await;
         if tokio::time::timeout(grace, workers.wait()).await.is_err() {
             tracing::warn!("workers did not stop within the shutdown grace");
         }

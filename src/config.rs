@@ -131,12 +131,38 @@ impl CallbackSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct JobsSettings {
     pub enabled: bool,
+    /// A step that fails on veredito's own side (not a provider's) runs again after this long,
+    /// doubling per failure up to `step_retry_max`...
+    #[serde(default = "default_step_retry_initial", deserialize_with = "duration")]
+    pub step_retry_initial: Duration,
+    #[serde(default = "default_step_retry_max", deserialize_with = "duration")]
+    pub step_retry_max: Duration,
+    /// ...and ends `failed` at this many failures in a row, until an operator retries it.
+    #[serde(default = "default_step_max_failures")]
+    pub step_max_failures: i32,
 }
 
 impl Default for JobsSettings {
     fn default() -> Self {
-        JobsSettings { enabled: true }
+        JobsSettings {
+            enabled: true,
+            step_retry_initial: default_step_retry_initial(),
+            step_retry_max: default_step_retry_max(),
+            step_max_failures: default_step_max_failures(),
+        }
     }
+}
+
+fn default_step_retry_initial() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_step_retry_max() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_step_max_failures() -> i32 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -157,6 +183,15 @@ pub struct ServerSettings {
     /// A request's body must arrive within this time (408 otherwise).
     #[serde(default = "default_body_timeout", deserialize_with = "duration")]
     pub body_timeout: Duration,
+    /// A connection with no request in progress is closed after this long (HTTP/2 PINGs do not
+    /// count as requests). Before its first request a connection gets `header_timeout`. When
+    /// every connection slot is taken, idle connections are closed at once, longest idle first.
+    #[serde(default = "default_idle_timeout", deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_max_connections() -> usize {
@@ -735,16 +770,25 @@ impl Settings {
         if !self.database.url.expose_secret().starts_with("postgres") {
             return Err(invalid("database.url", "must be a postgres:// URL"));
         }
+        if self.jobs.step_max_failures < 1 || self.jobs.step_retry_initial.is_zero() {
+            return Err(invalid(
+                "jobs.step_max_failures",
+                "jobs.step_max_failures must be at least 1 and jobs.step_retry_initial above zero",
+            ));
+        }
         if self.server.max_connections == 0 || self.server.max_in_flight == 0 {
             return Err(invalid(
                 "server.max_connections",
                 "server.max_connections and server.max_in_flight must be at least 1",
             ));
         }
-        if self.server.header_timeout.is_zero() || self.server.body_timeout.is_zero() {
+        if self.server.header_timeout.is_zero()
+            || self.server.body_timeout.is_zero()
+            || self.server.idle_timeout.is_zero()
+        {
             return Err(invalid(
                 "server.header_timeout",
-                "server.header_timeout and server.body_timeout must be above zero",
+                "server.header_timeout, server.body_timeout and server.idle_timeout must be above zero",
             ));
         }
         if self.api.rate_per_second == 0 || self.api.rate_burst == 0 {

@@ -39,6 +39,17 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Queue steps that ended `failed` (veredito_steps_failed) again, due now, with their
+    /// failures forgotten: the ids given, or every failed step with --all. Prints the ids queued.
+    RetrySteps {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Every failed step.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// The failed steps' ids (as the `step_failed` timeline entry and the steps table give).
+        ids: Vec<i64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,7 +57,8 @@ fn main() -> ExitCode {
     let file = match &cli.command {
         Command::Serve { config }
         | Command::Migrate { config }
-        | Command::RotateKeys { config } => config.clone(),
+        | Command::RotateKeys { config }
+        | Command::RetrySteps { config, .. } => config.clone(),
     };
     let settings = match Settings::load(&Sources {
         file,
@@ -104,6 +116,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let pool = veredito::app::prepare_database(&settings, true).await?;
             pool.close().await;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::RetrySteps { all, ids, .. } => {
+            if !all && ids.is_empty() {
+                anyhow::bail!("name the failed steps to retry, or pass --all");
+            }
+            let pool = veredito::app::prepare_database(&settings, false).await?;
+            let retried = veredito::store::steps::retry_failed(&pool, &ids).await?;
+            pool.close().await;
+            for id in &retried {
+                println!("{id}");
+            }
+            eprintln!("{} failed step(s) queued again", retried.len());
             Ok(())
         }
         Command::RotateKeys { .. } => {

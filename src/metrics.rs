@@ -128,6 +128,9 @@ struct Metrics {
     polls: Family<KindLabels, Counter>,
     token_refreshes: Family<ResultLabels, Counter>,
     step_failures: Family<KindName, Counter>,
+    step_gave_up: Family<KindName, Counter>,
+    lease_lost: Family<KindName, Counter>,
+    steps_failed: Family<KindName, Gauge>,
     handed_over: Counter,
     callbacks: Family<ResultLabels, Counter>,
     reviews: Family<KindLabels, Counter>,
@@ -140,6 +143,8 @@ struct Metrics {
     pool_max: Gauge,
     pool_waiters: Gauge,
     rejected: Family<ReasonLabels, Counter>,
+    connections_closed: Family<ReasonLabels, Counter>,
+    connections_open: Gauge,
     restarts: Family<TaskLabels, Counter>,
     audit_searches: Counter,
 }
@@ -159,6 +164,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         polls: Family::default(),
         token_refreshes: Family::default(),
         step_failures: Family::default(),
+        step_gave_up: Family::default(),
+        lease_lost: Family::default(),
+        steps_failed: Family::default(),
         handed_over: Counter::default(),
         callbacks: Family::default(),
         reviews: Family::default(),
@@ -171,6 +179,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         pool_max: Gauge::default(),
         pool_waiters: Gauge::default(),
         rejected: Family::default(),
+        connections_closed: Family::default(),
+        connections_open: Gauge::default(),
         restarts: Family::default(),
         audit_searches: Counter::default(),
     };
@@ -231,6 +241,21 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         m.step_failures.clone(),
     );
     r.register(
+        "step_gave_up",
+        "Steps that ended failed after jobs.step_max_failures failures of veredito's own in a row",
+        m.step_gave_up.clone(),
+    );
+    r.register(
+        "step_leases_lost",
+        "Step runs stopped because their claim could not be renewed in time, by kind",
+        m.lease_lost.clone(),
+    );
+    r.register(
+        "steps_failed",
+        "Steps that failed for good and wait for an operator (veredito retry-steps), by kind",
+        m.steps_failed.clone(),
+    );
+    r.register(
         "steps_handed_to_runners",
         "First steps of requests left to the runners because this replica ran as many as it may",
         m.handed_over.clone(),
@@ -289,6 +314,16 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "requests_rejected",
         "Requests answered 503 or 429 before any work, by reason (overloaded, rate_limited)",
         m.rejected.clone(),
+    );
+    r.register(
+        "connections_open",
+        "HTTP connections open on this replica (idle ones included)",
+        m.connections_open.clone(),
+    );
+    r.register(
+        "connections_closed",
+        "Connections closed by the server, by reason (idle: past its deadline; evicted: idle when every slot was taken)",
+        m.connections_closed.clone(),
     );
     r.register(
         "task_restarts",
@@ -459,6 +494,41 @@ pub fn step_failed(kind: &str) {
         .inc();
 }
 
+pub fn connections_open(n: usize) {
+    METRICS
+        .connections_open
+        .set(i64::try_from(n).unwrap_or(i64::MAX));
+}
+
+pub fn connection_closed(reason: &'static str) {
+    connection_closed_n(reason, 1);
+}
+
+pub fn connection_closed_n(reason: &'static str, n: u64) {
+    METRICS
+        .connections_closed
+        .get_or_create(&ReasonLabels { reason })
+        .inc_by(n);
+}
+
+pub fn step_gave_up(kind: &str) {
+    METRICS
+        .step_gave_up
+        .get_or_create(&KindName {
+            kind: kind.to_owned(),
+        })
+        .inc();
+}
+
+pub fn step_lease_lost(kind: &str) {
+    METRICS
+        .lease_lost
+        .get_or_create(&KindName {
+            kind: kind.to_owned(),
+        })
+        .inc();
+}
+
 pub fn step_handed_over() {
     METRICS.handed_over.inc();
 }
@@ -496,8 +566,9 @@ pub struct Backlog {
     pub review_overdue: i64,
     /// (state, count) of onboardings not decided.
     pub pending: Vec<(String, i64)>,
-    /// (kind, due, retrying) of pending steps, every kind listed (0 when none is pending).
-    pub steps: Vec<(String, i64, i64)>,
+    /// (kind, due, retrying, failed) of steps, every kind listed (0 when none is pending):
+    /// pending ones due or retrying, and failed ones waiting for an operator.
+    pub steps: Vec<(String, i64, i64, i64)>,
 }
 
 /// Sets the gauges read from the database. A state or kind absent from `backlog` reads 0.
@@ -517,10 +588,11 @@ pub fn backlog(backlog: &Backlog) {
             })
             .set(count);
     }
-    for (kind, due, retrying) in &backlog.steps {
+    for (kind, due, retrying, failed) in &backlog.steps {
         let label = KindName { kind: kind.clone() };
         m.steps_due.get_or_create(&label).set(*due);
         m.steps_retrying.get_or_create(&label).set(*retrying);
+        m.steps_failed.get_or_create(&label).set(*failed);
         drop(m.step_failures.get_or_create(&label));
     }
 }

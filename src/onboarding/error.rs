@@ -16,3 +16,20 @@ impl From<sqlx::Error> for FlowError {
         FlowError::Store(StoreError::Database(e))
     }
 }
+
+impl FlowError {
+    /// What kind of failure this is, for a step's `last_error` and its timeline entry: a class,
+    /// never the message (which may quote stored data).
+    pub fn class(&self) -> &'static str {
+        use crate::store::StoreError;
+        match self {
+            FlowError::IdempotencyConflict => "idempotency_conflict",
+            FlowError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => "database.busy",
+            FlowError::Store(StoreError::Database(sqlx::Error::Database(_))) => "database.refused",
+            FlowError::Store(StoreError::Database(_)) => "database.unavailable",
+            FlowError::Store(StoreError::Migrate(_)) => "database.schema",
+            FlowError::Store(StoreError::Corrupt(_)) => "stored_data.unreadable",
+            FlowError::Store(StoreError::Crypto(_)) => "stored_data.unsealable",
+        }
+    }
+}

@@ -13,6 +13,7 @@ pub mod cases;
 pub mod decide;
 pub mod device;
 pub mod error;
+pub mod leases;
 pub mod policies;
 pub mod replay;
 pub mod request;

@@ -14,6 +14,7 @@ use crate::onboarding::view::OnboardingView;
 
 use crate::config::Settings;
 use crate::crypto::PiiCipher;
+use crate::onboarding::leases::{self, Leases};
 use crate::onboarding::waiters::DecisionWaiters;
 use crate::policy::Policy;
 use crate::providers::qitech::QitechClient;
@@ -43,6 +44,8 @@ pub struct Services {
     pub inline_permits: Arc<tokio::sync::Semaphore>,
     /// Where decision events go; None when `callbacks.url` is unset.
     pub callbacks: Option<CallbackTarget>,
+    /// The claims of the steps running on this replica, renewed while they run.
+    pub leases: Arc<Leases>,
 }
 
 /// The onboarding backend's callback endpoint and the key events are signed with.
@@ -131,17 +134,16 @@ impl Wakeups {
 }
 
 impl Services {
-    /// How long a runner holds a claimed step: the slowest step makes up to four sequential
-    /// provider calls (QI Tech account, person, device, read-back; or a unico call retried once
-    /// after a token renewal, with the token exchanges), each bounded by its client's timeout.
+    /// How long a claim on a step lasts unless renewed: short, because the replica running the
+    /// step renews it while the step runs (`leases`), so a dead replica's steps are taken over
+    /// within seconds whatever its provider calls would have taken.
     pub fn step_lease(&self) -> Duration {
-        let s = &self.settings;
-        let slowest = s
-            .unico
-            .timeout
-            .max(s.qitech.timeout)
-            .max(s.zro.timeout)
-            .max(s.callbacks.timeout);
-        slowest * 4 + Duration::from_secs(5)
+        leases::LEASE
+    }
+
+    /// When a step that failed on veredito's side for the `failures`-th time runs again.
+    pub fn step_retry(&self, failures: i32) -> Duration {
+        let jobs = &self.settings.jobs;
+        crate::store::steps::backoff(jobs.step_retry_initial, jobs.step_retry_max, failures)
     }
 }

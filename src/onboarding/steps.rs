@@ -42,8 +42,8 @@ pub fn spawn(
         .collect()
 }
 
-/// Runs `step` and whatever it hands on. A failure leaves the step claimed until its lease
-/// ends; then a runner on any replica takes it again.
+/// Runs `step` and whatever it hands on. A failure on veredito's side backs the step off (see
+/// `failed`); a provider's failure is the step's own business.
 pub async fn run(flow: &Services, step: Step) {
     run_carrying(flow, step, None).await
 }
@@ -77,7 +77,19 @@ async fn run_carrying(flow: &Services, step: Step, carried: Option<Carried>) {
             Subject::Onboarding(id) => Some(flow.wake.waiters.working_on(id)),
             _ => None,
         };
-        match run_one(flow, &step, carried.take()).instrument(span).await {
+        // The claim is renewed while the step runs; a claim that cannot be kept stops the run
+        // before another runner may take the step.
+        let holding = flow.leases.hold(&step);
+        let ran = tokio::select! {
+            ran = run_one(flow, &step, carried.take()).instrument(span.clone()) => ran,
+            () = holding.lost() => {
+                crate::metrics::step_lease_lost(step.kind.as_str());
+                tracing::warn!(parent: &span, kind = %step.kind, "the step's claim could not be renewed; stopped so that no other runner runs it at the same time");
+                continue;
+            }
+        };
+        drop(holding);
+        match ran {
             Ok(mut applied) => {
                 if applied.decided {
                     if let Subject::Onboarding(id) = step.subject {
@@ -87,10 +99,26 @@ async fn run_carrying(flow: &Services, step: Step, carried: Option<Carried>) {
                 queue.extend(applied.steps);
                 carried = applied.carried;
             }
-            Err(error) => {
-                crate::metrics::step_failed(step.kind.as_str());
-                tracing::warn!(kind = %step.kind, error = %error, "step failed; it runs again when its lease ends");
-            }
+            Err(error) => failed(flow, &step, &error).instrument(span).await,
+        }
+    }
+}
+
+/// A step failed on veredito's side: it backs off, and after `jobs.step_max_failures` in a row
+/// it ends `failed`, for an operator to look at and retry.
+async fn failed(flow: &Services, step: &Step, error: &FlowError) {
+    crate::metrics::step_failed(step.kind.as_str());
+    let max = flow.settings.jobs.step_max_failures;
+    match steps::fail(&flow.db, step, error.class(), |n| flow.step_retry(n), max).await {
+        Ok(steps::Failed::Retried(wait)) => {
+            tracing::warn!(kind = %step.kind, error = %error, retry_in_ms = wait.as_millis() as u64, "step failed; it runs again after a backoff");
+        }
+        Ok(steps::Failed::GaveUp) => {
+            crate::metrics::step_gave_up(step.kind.as_str());
+            tracing::error!(kind = %step.kind, error = %error, failures = max, "step failed too many times in a row; it stays failed until an operator retries it (veredito retry-steps)");
+        }
+        Err(e) => {
+            tracing::warn!(kind = %step.kind, error = %error, record_error = %e, "step failed and its failure could not be recorded; it runs again when its claim runs out");
         }
     }
 }

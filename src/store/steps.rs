@@ -290,6 +290,139 @@ pub async fn reschedule(
     Ok(())
 }
 
+/// Renews the claims of the steps a replica is running, each named by its id and the
+/// `claimed_at` that makes the claim that replica's, for `lease` from now; answers the ids whose
+/// claims were still theirs and had not run out.
+pub async fn renew(
+    pool: &PgPool,
+    claims: &[(i64, DateTime<Utc>)],
+    lease: Duration,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let (ids, claimed): (Vec<i64>, Vec<DateTime<Utc>>) = claims.iter().copied().unzip();
+    sqlx::query_scalar(
+        "UPDATE steps s SET claimed_until = clock_timestamp() + make_interval(secs => $3)
+           FROM unnest($1::bigint[], $2::timestamptz[]) AS c(id, claimed_at)
+          WHERE s.id = c.id AND s.claimed_at = c.claimed_at AND s.status = 'pending'
+            AND s.claimed_until > clock_timestamp()
+          RETURNING s.id",
+    )
+    .bind(&ids)
+    .bind(&claimed)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await
+}
+
+/// What became of a step that failed on veredito's own side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// It runs again after this long.
+    Retried(Duration),
+    /// It failed `max` times in a row: it runs no more until an operator retries it.
+    GaveUp,
+}
+
+/// Records a failure of veredito's own (`error` is a class, never a message with data in it):
+/// the step runs again after `backoff` (computed from its failures so far), or, at the
+/// `max`-th failure in a row, ends `failed`, with a timeline entry for its onboarding.
+pub async fn fail(
+    pool: &PgPool,
+    step: &Step,
+    error: &str,
+    backoff: impl Fn(i32) -> Duration,
+    max: i32,
+) -> Result<Failed, sqlx::Error> {
+    let mut tx = crate::store::begin(pool).await?;
+    let failures: Option<i32> = sqlx::query_scalar(
+        "SELECT failures FROM steps WHERE id = $1 AND status = 'pending' FOR UPDATE",
+    )
+    .bind(step.id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(failures) = failures.map(|f| f + 1) else {
+        // Finished meanwhile (a webhook's run, another replica): nothing to record.
+        return Ok(Failed::Retried(Duration::ZERO));
+    };
+    let outcome = if failures >= max {
+        sqlx::query(
+            "UPDATE steps SET status = 'failed', failures = $2, last_error = $3,
+                              claimed_until = NULL, finished_at = now()
+              WHERE id = $1",
+        )
+        .bind(step.id)
+        .bind(failures)
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
+        if let Subject::Onboarding(id) = step.subject {
+            sqlx::query(
+                "INSERT INTO onboarding_events (onboarding_id, kind, detail)
+                 VALUES ($1, 'step_failed',
+                         jsonb_build_object('step', $2::text, 'failures', $3::int, 'error', $4::text))",
+            )
+            .bind(id)
+            .bind(step.kind.as_str())
+            .bind(failures)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Failed::GaveUp
+    } else {
+        let wait = backoff(failures);
+        sqlx::query(
+            "UPDATE steps SET failures = $2, last_error = $3, claimed_until = NULL,
+                              run_at = now() + make_interval(secs => $4)
+              WHERE id = $1",
+        )
+        .bind(step.id)
+        .bind(failures)
+        .bind(error)
+        .bind(wait.as_secs_f64())
+        .execute(&mut *tx)
+        .await?;
+        if wait < LONGEST_SLEEP {
+            notify(&mut *tx).await?;
+        }
+        Failed::Retried(wait)
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Puts failed steps back in the queue, due now, with their failures forgotten: `ids`, or every
+/// failed step when it is empty. Answers the ids queued again (a step whose subject has a pending
+/// step of the same kind meanwhile stays failed).
+pub async fn retry_failed(pool: &PgPool, ids: &[i64]) -> Result<Vec<i64>, sqlx::Error> {
+    let mut tx = crate::store::begin(pool).await?;
+    let retried: Vec<i64> = sqlx::query_scalar(
+        "UPDATE steps s SET status = 'pending', failures = 0, run_at = now(),
+                            claimed_at = NULL, claimed_until = NULL, finished_at = NULL
+          WHERE s.status = 'failed' AND (cardinality($1::bigint[]) = 0 OR s.id = ANY($1))
+            AND NOT EXISTS (
+                SELECT 1 FROM steps p
+                 WHERE p.status = 'pending' AND p.kind = s.kind
+                   AND (p.onboarding_id = s.onboarding_id
+                        OR p.device_validation_id = s.device_validation_id
+                        OR p.callback_id = s.callback_id))
+          RETURNING s.id",
+    )
+    .bind(ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO onboarding_events (onboarding_id, kind, detail)
+         SELECT onboarding_id, 'step_retried', jsonb_build_object('step', kind)
+           FROM steps WHERE id = ANY($1) AND onboarding_id IS NOT NULL",
+    )
+    .bind(&retried)
+    .execute(&mut *tx)
+    .await?;
+    notify(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(retried)
+}
+
 /// How long until the next step of `lane` falls due (None: nothing is scheduled).
 pub async fn next_due_in(pool: &PgPool, lane: Lane) -> Result<Option<Duration>, sqlx::Error> {
     let at: Option<DateTime<Utc>> = sqlx::query_scalar(
