@@ -184,6 +184,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         restarts: Family::default(),
         audit_searches: Counter::default(),
     };
+    for reason in ["idle", "evicted"] {
+        drop(m.connections_closed.get_or_create(&ReasonLabels { reason }));
+    }
     let r = &mut registry;
     r.register(
         "http_requests",
@@ -594,6 +597,8 @@ pub fn backlog(backlog: &Backlog) {
         m.steps_retrying.get_or_create(&label).set(*retrying);
         m.steps_failed.get_or_create(&label).set(*failed);
         drop(m.step_failures.get_or_create(&label));
+        drop(m.step_gave_up.get_or_create(&label));
+        drop(m.lease_lost.get_or_create(&label));
     }
 }
 

@@ -613,3 +613,73 @@ async fn a_step_failing_on_our_side_backs_off_ends_failed_and_an_operator_retrie
     assert!(failed_at < retried_at, "{events:?}");
     app.stop().await;
 }
+
+/// At unico's documented 10 requests a second, 40 onboardings at once: the GetProcess that a
+/// webhook asks for goes before the CreateProcess calls still waiting, so each decision follows
+/// its webhook within 1.5 s while the burst's new processes are still being created.
+#[tokio::test]
+async fn at_unicos_rate_a_webhook_is_answered_before_new_processes_are_created() {
+    let app = TestApp::spawn_with(&[
+        ("unico.requests_per_second", "10"),
+        ("sandbox.processing_delay", "1s"),
+        // Polling is the fallback; here the webhooks drive every decision.
+        ("unico.poll_initial", "20s"),
+        ("unico.poll_max", "30s"),
+    ])
+    .await;
+    let asynchronous = [
+        "900.000.007-60",
+        "900.000.008-41",
+        "900.000.009-22",
+        "900.000.012-28",
+        "900.000.015-70",
+        "900.000.016-51",
+        "900.000.018-13",
+        "900.000.019-02",
+    ];
+    let ids = futures_util::future::join_all((0..40).map(|n| {
+        let app = &app;
+        async move {
+            app.start_onboarding(&onboarding_body(asynchronous[n % asynchronous.len()]))
+                .await
+        }
+    }))
+    .await;
+    for id in &ids {
+        app.until_decided(id, Duration::from_secs(30)).await;
+    }
+    let lags: Vec<(String, f64, i64)> = sqlx::query_as(
+        "SELECT d.onboarding_id::text,
+                extract(epoch FROM d.decided_at - w.at)::float8,
+                (SELECT count(*) FROM onboarding_events e
+                  WHERE e.onboarding_id = d.onboarding_id AND e.kind = 'webhook_received')
+           FROM decisions d
+           JOIN LATERAL (SELECT min(at) AS at FROM onboarding_events e
+                          WHERE e.onboarding_id = d.onboarding_id
+                            AND e.kind = 'webhook_received') w ON true",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(lags.len(), 40);
+    assert!(
+        lags.iter().all(|(_, _, webhooks)| *webhooks >= 1),
+        "every decision followed a webhook: {lags:?}"
+    );
+    let slowest = lags.iter().map(|(_, lag, _)| *lag).fold(0.0, f64::max);
+    // The last CreateProcess went out about 4 s after the first: the burst was still being
+    // created while the first webhooks came.
+    let created: (f64,) = sqlx::query_as(
+        "SELECT extract(epoch FROM max(created_at) - min(created_at))::float8 FROM unico_processes",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    eprintln!(
+        "webhook to decision, slowest of 40: {slowest:.3} s; processes created over {:.1} s",
+        created.0
+    );
+    assert!(created.0 > 3.0, "paced to 10 a second: {}", created.0);
+    assert!(slowest < 1.5, "slowest webhook to decision: {slowest:.3} s");
+    app.stop().await;
+}

@@ -72,7 +72,7 @@ pub struct ProviderHttp {
     /// Turns an answer's body into what the call record keeps (the client's redaction).
     redact: fn(Value) -> Value,
     /// When set, calls wait for their turn at this pace (a provider's documented rate).
-    pace: Option<Arc<governor::DefaultDirectRateLimiter>>,
+    pace: Option<Arc<crate::providers::pace::Pace>>,
 }
 
 impl ProviderHttp {
@@ -86,13 +86,12 @@ impl ProviderHttp {
     }
 
     /// At most `per_second` calls a second through this client and its clones, evenly spaced
-    /// (a burst of a tenth of a second's worth may go at once).
-    pub fn paced(mut self, per_second: u32) -> Self {
-        let rate = std::num::NonZeroU32::new(per_second).unwrap_or(std::num::NonZeroU32::MIN);
-        let burst = std::num::NonZeroU32::new((per_second / 10).max(1))
-            .unwrap_or(std::num::NonZeroU32::MIN);
-        let quota = governor::Quota::per_second(rate).allow_burst(burst);
-        self.pace = Some(Arc::new(governor::RateLimiter::direct(quota)));
+    /// (a burst of a tenth of a second's worth may go at once); the `new_work` operations wait
+    /// behind the others (`pace`).
+    pub fn paced(mut self, per_second: u32, new_work: &'static [&'static str]) -> Self {
+        self.pace = Some(Arc::new(crate::providers::pace::Pace::new(
+            per_second, new_work,
+        )));
         self
     }
 
@@ -105,7 +104,7 @@ impl ProviderHttp {
         outcome: impl FnOnce(&Answer) -> Result<T, E>,
     ) -> Result<T, E> {
         if let Some(pace) = &self.pace {
-            pace.until_ready().await;
+            pace.wait(pace.priority(exchange.operation)).await;
         }
         let started = Instant::now();
         // A client span after OpenTelemetry's HTTP conventions; its traceparent goes along.

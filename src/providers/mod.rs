@@ -2,6 +2,7 @@
 //! results and typed errors; none of them knows the HTTP surface or the store.
 
 pub mod http;
+pub mod pace;
 pub mod qitech;
 pub mod unico;
 pub mod zro;

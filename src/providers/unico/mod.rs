@@ -196,10 +196,11 @@ impl UnicoClient {
     }
 
     /// Paces every call of this client (the token exchange included) to `per_second`, shared by
-    /// all the work of the replica: a burst waits its turn instead of meeting unico's 429.
+    /// all the work of the replica: a burst waits its turn instead of meeting unico's 429. A
+    /// new process (CreateProcess) waits behind the calls that finish one already paid for.
     pub fn paced(mut self, per_second: u32) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.http = inner.http.clone().paced(per_second);
+            inner.http = inner.http.clone().paced(per_second, &["create_process"]);
         }
         self
     }
