@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestApp;
+use common::{TestApp, all_rows_as_text};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -323,24 +323,6 @@ fn set(ids: impl IntoIterator<Item = impl ToString>) -> BTreeSet<String> {
 }
 
 /// Every row of every table of the database, as text.
-async fn all_rows_as_text(db: &PgPool) -> Vec<(String, String)> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
-    )
-    .fetch_all(db)
-    .await
-    .unwrap();
-    let mut rows = Vec::new();
-    for table in tables {
-        let texts: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t"))
-            .fetch_all(db)
-            .await
-            .unwrap();
-        rows.extend(texts.into_iter().map(|t| (table.clone(), t)));
-    }
-    rows
-}
-
 // ---- search ------------------------------------------------------------------------------------
 
 #[tokio::test]

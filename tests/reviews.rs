@@ -399,27 +399,7 @@ async fn retention_erases_the_statement_with_the_rest() {
     )
     .await;
     assert_eq!(status, 201);
-    // Decided two days ago, as far as retention can tell.
-    sqlx::query(
-        "UPDATE onboardings SET decided_at = now() - interval '2 days' WHERE id = $1::uuid",
-    )
-    .bind(&rejected)
-    .execute(&app.db)
-    .await
-    .unwrap();
-    sqlx::query("ALTER TABLE decisions DISABLE TRIGGER decisions_append_only")
-        .execute(&app.db)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE decisions SET decided_at = now() - interval '2 days' WHERE onboarding_id = $1::uuid")
-        .bind(&rejected)
-        .execute(&app.db)
-        .await
-        .unwrap();
-    sqlx::query("ALTER TABLE decisions ENABLE TRIGGER decisions_append_only")
-        .execute(&app.db)
-        .await
-        .unwrap();
+    decided_days_ago(&app.db, &rejected, 2).await;
     let erased = veredito::jobs::retention::erase_expired(
         &app.state,
         &tokio_util::sync::CancellationToken::new(),

@@ -542,3 +542,54 @@ pub async fn terminate(child: std::process::Child) -> std::process::Output {
         .unwrap()
         .unwrap()
 }
+
+/// Every row of every table of the public schema as PostgreSQL prints it, with its table: what
+/// a dump of the database would show in the clear.
+pub async fn all_rows_as_text(db: &PgPool) -> Vec<(String, String)> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    let mut rows = Vec::new();
+    for table in tables {
+        let texts: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t"))
+            .fetch_all(db)
+            .await
+            .unwrap();
+        rows.extend(texts.into_iter().map(|t| (table.clone(), t)));
+    }
+    rows
+}
+
+/// Moves an onboarding and its decisions `days` back in time, as far as retention can tell.
+/// Decisions are append-only, so their trigger is set aside for the one statement.
+pub async fn decided_days_ago(db: &PgPool, onboarding_id: &str, days: i32) {
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query(
+        "UPDATE onboardings SET decided_at = now() - make_interval(days => $2) WHERE id = $1::uuid",
+    )
+    .bind(onboarding_id)
+    .bind(days)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("ALTER TABLE decisions DISABLE TRIGGER decisions_append_only")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE decisions SET decided_at = now() - make_interval(days => $2) WHERE onboarding_id = $1::uuid",
+    )
+    .bind(onboarding_id)
+    .bind(days)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("ALTER TABLE decisions ENABLE TRIGGER decisions_append_only")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
