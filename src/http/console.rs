@@ -365,6 +365,9 @@ async fn case_page(
         serde_json::to_value(Explanation::load(&st, row, pii).await?).unwrap_or(Value::Null);
     let latest = crate::store::decisions::for_onboarding(&st.db, case.onboarding_id).await?;
     let holds = view.assignee.as_deref() == Some(session.caller.name.as_ref());
+    // The person contests this reviewer's own decision: the case is for someone else.
+    let contested = view.opened_by == "subject_request"
+        && explanation["reviewer"].as_str() == Some(session.caller.name.as_ref());
     let body = html! {
         @if let Some(done) = &query.done { p.notice { (done) } }
         @if let Some(error) = &query.error { p.error { (error) } }
@@ -388,7 +391,15 @@ async fn case_page(
         }
         @if reviewer && view.status != "resolved" {
             div.box id="actions" {
-                @if !holds {
+                @if contested {
+                    p.muted id="contested" { "You made the decision this person contests (LGPD Art. 20): another reviewer must review the request." }
+                    @if holds {
+                        form.inline method="post" action={ "/console/reviews/" (view.id) "/release" } {
+                            input type="hidden" name="csrf" value=(session.csrf);
+                            button id="release" type="submit" { "Release" }
+                        }
+                    }
+                } @else if !holds {
                     form.inline method="post" action={ "/console/reviews/" (view.id) "/claim" } {
                         input type="hidden" name="csrf" value=(session.csrf);
                         button id="claim" type="submit" { "Claim" }
@@ -502,6 +513,10 @@ async fn act(
             Refusal::Resolved => "The case is resolved.",
             Refusal::HeldBy(_) => "Another reviewer holds this case.",
             Refusal::NotAssignee => "Only the reviewer holding the case may do that.",
+            Refusal::ContestedDecisionMaker => {
+                "You may not review this request: you made the decision this person contests \
+                 (LGPD Art. 20). Another reviewer must review it."
+            }
         }),
     ))
 }
