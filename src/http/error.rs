@@ -18,6 +18,9 @@ pub enum ApiError {
     /// The key may do this in general, but not here: it would review its own decision.
     #[error("{0}")]
     SeparationOfDuties(String),
+    /// A console form posted from a page that is not the console's own.
+    #[error("console forms are taken only from the console's own pages")]
+    CrossSite,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -60,6 +63,7 @@ impl ApiError {
                 "separation-of-duties",
                 "Separation of duties",
             ),
+            ApiError::CrossSite => (StatusCode::FORBIDDEN, "cross-site", "Cross-site request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::PayloadTooLarge => (
