@@ -1455,22 +1455,9 @@ async fn retention_erases_personal_data_and_keeps_the_decision() {
 async fn the_application_role_cannot_change_or_delete_decisions() {
     let h = Harness::spawn().await;
     let seeded = h.seed(Spec::new(1, scored(60))).await;
-    let role = format!("veredito_test_app_{}", Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE ROLE {role} LOGIN IN ROLE veredito_app"))
-        .execute(&h.db)
-        .await
-        .unwrap();
-
-    // The test server's URL with this role as the user.
-    let server = common::server_url();
-    let (scheme, rest) = server.split_once("://").unwrap();
-    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    let as_app = format!(
-        "{scheme}://{role}@{host}/{}",
-        h.db_url.rsplit('/').next().unwrap()
-    );
+    let role = common::AppRole::create(&h.db, &h.db_url).await;
     let outcome = async {
-        let mut app = PgConnection::connect(&as_app).await.expect("the app role logs in");
+        let mut app = role.connect().await;
         // What the service does: store an onboarding and decide it.
         let onboarding_id = Uuid::new_v4();
         sqlx::query(
@@ -1491,8 +1478,9 @@ async fn the_application_role_cannot_change_or_delete_decisions() {
         .await
         .expect("the app role inserts decisions");
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions").fetch_one(&mut app).await.unwrap();
-        // What retention does is allowed: erase what providers said, delete old webhooks.
-        sqlx::query("UPDATE provider_calls SET error = NULL WHERE false")
+        // What retention does is allowed: erase what providers said (through the owner's
+        // function), delete old webhooks.
+        sqlx::query("SELECT erase_provider_call_text(30, 10)")
             .execute(&mut app)
             .await
             .expect("retention erases provider text");
@@ -1519,10 +1507,7 @@ async fn the_application_role_cannot_change_or_delete_decisions() {
         (count, refused)
     }
     .await;
-    sqlx::query(&format!("DROP ROLE {role}"))
-        .execute(&h.db)
-        .await
-        .unwrap();
+    role.drop(&h.db).await;
     let (count, refused) = outcome;
     assert_eq!(count, 2);
     for (statement, error) in refused {

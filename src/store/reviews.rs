@@ -169,9 +169,9 @@ pub enum Refusal {
 
 /// True when `$2` (a reviewer) made the decision that the case `c`, opened at the person's
 /// request, contests. Such a case is for another reviewer: a review of one's own decision is no
-/// human review in the sense of LGPD Art. 20.
-const CONTESTED_BY: &str = "(c.opened_by = 'subject_request'
-      AND EXISTS (SELECT 1 FROM decisions d WHERE d.id = c.decision_id AND d.reviewer = $2))";
+/// human review in the sense of LGPD Art. 20. The rule is the database's
+/// (`review_case_contested_by`, migration 0012), which the resolution applies as well.
+const CONTESTED_BY: &str = "review_case_contested_by(c.opened_by, c.decision_id, $2)";
 
 /// Assigns the case to `reviewer`: an open case, or one the reviewer holds already.
 pub async fn claim(
@@ -227,13 +227,10 @@ pub async fn resolve(
     note: &str,
     decision_id: Uuid,
 ) -> Result<Result<CaseRow, Refusal>, sqlx::Error> {
+    // The resolution is part of the record: the service's role cannot write its columns, and
+    // writes them once through the owner's function (migration 0012).
     let resolved: Option<CaseRow> = sqlx::query_as(&format!(
-        "UPDATE review_cases c
-            SET status = 'resolved', resolved_at = now(), resolution_outcome = $3,
-                resolution_note = $4, resolution_reviewer = $2, resolution_decision_id = $5
-          WHERE c.id = $1 AND c.status = 'claimed' AND c.assignee = $2
-            AND NOT {CONTESTED_BY}
-          RETURNING {COLUMNS}"
+        "SELECT {COLUMNS} FROM resolve_review_case($1, $2, $3, $4, $5)"
     ))
     .bind(id)
     .bind(reviewer)

@@ -687,3 +687,47 @@ impl ConsoleSession {
             .unwrap()
     }
 }
+
+/// A login role in `veredito_app`, the group role the service is meant to connect as
+/// (docs/audit.md), and the URL of a test database with it as the user.
+pub struct AppRole {
+    pub name: String,
+    pub url: String,
+}
+
+impl AppRole {
+    /// Made by `admin` (the tests' superuser) for the database at `db_url`.
+    pub async fn create(admin: &PgPool, db_url: &str) -> AppRole {
+        let name = format!("veredito_test_app_{}", Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE ROLE {name} LOGIN IN ROLE veredito_app"))
+            .execute(admin)
+            .await
+            .unwrap();
+        let server = server_url();
+        let (scheme, rest) = server.split_once("://").unwrap();
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let url = format!("{scheme}://{name}@{host}/{}", db_url.rsplit('/').next().unwrap());
+        AppRole { name, url }
+    }
+
+    pub async fn connect(&self) -> PgConnection {
+        PgConnection::connect(&self.url)
+            .await
+            .expect("the app role logs in")
+    }
+
+    /// Drops the role once its sessions are gone.
+    pub async fn drop(self, admin: &PgPool) {
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+        )
+        .bind(&self.name)
+        .execute(admin)
+        .await
+        .unwrap();
+        sqlx::query(&format!("DROP ROLE {}", self.name))
+            .execute(admin)
+            .await
+            .unwrap();
+    }
+}
