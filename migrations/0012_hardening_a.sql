@@ -124,10 +124,39 @@ RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, publi
     SELECT count(*) FROM erased
 $$;
 
+-- ---- The phone's coordinates leave the decision's record with the rest ----------------------
+--
+-- A decision keeps the risk signals the policy read, coordinates included (reduced to a region,
+-- two decimals). They are personal data and go when retention erases the onboarding's; no rule
+-- reads them. Decisions stay append-only: their trigger now lets through exactly one change,
+-- the removal of the coordinates from the evidence, and nothing else, for the owner as well;
+-- the service's role has no UPDATE on decisions, so only retention's function makes it.
+
+CREATE FUNCTION erase_coordinates(evidence jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT evidence #- '{risk_signals,device_latitude}' #- '{risk_signals,device_longitude}'
+$$;
+
+CREATE FUNCTION decision_is_fixed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE'
+       AND NEW.evidence = erase_coordinates(OLD.evidence)
+       AND to_jsonb(NEW) - 'evidence' = to_jsonb(OLD) - 'evidence' THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION '% on % is not allowed: rows are append-only', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+DROP TRIGGER decisions_append_only ON decisions;
+CREATE TRIGGER decisions_append_only BEFORE UPDATE OR DELETE ON decisions
+    FOR EACH ROW EXECUTE FUNCTION decision_is_fixed();
+
 -- Retention: the personal data of up to `p_limit` onboardings decided more than `p_days` ago
--- (ciphertext, key id, CPF hash, sealed selfie, the phone's coordinates, the review
--- statements), each erasure written to the timeline; answers the onboardings erased. The
--- decisions, their reasons and evidence stay.
+-- (ciphertext, key id, CPF hash, sealed selfie, the phone's coordinates in the onboarding and
+-- in its decisions' evidence, the review statements), each erasure written to the timeline;
+-- answers the onboardings erased. The decisions, their reasons and the rest of their evidence
+-- stay.
 CREATE FUNCTION erase_expired_personal_data(p_days integer, p_limit bigint)
 RETURNS SETOF uuid LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
     WITH due AS (
@@ -151,6 +180,11 @@ RETURNS SETOF uuid LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, p
         UPDATE review_cases c SET statement_key_id = NULL, statement_ciphertext = NULL
           FROM erased WHERE c.onboarding_id = erased.id
         RETURNING c.id
+    ), coordinates AS (
+        UPDATE decisions d SET evidence = erase_coordinates(d.evidence)
+          FROM erased
+         WHERE d.onboarding_id = erased.id AND d.evidence <> erase_coordinates(d.evidence)
+        RETURNING d.id
     )
     INSERT INTO onboarding_events (onboarding_id, kind, detail)
     SELECT id, 'pii_erased', jsonb_build_object('retention_days', p_days) FROM erased

@@ -467,6 +467,62 @@ async fn a_decision_keeps_only_the_region_and_shows_it_only_with_pii_read() {
 }
 
 #[tokio::test]
+async fn retention_erases_the_phones_coordinates_from_the_decision_too() {
+    let app = TestApp::spawn_with(&[("retention.pii_days", "1")]).await;
+    let mut body = onboarding_body("111.444.777-35");
+    body["device"]["risk_signals"]["device_latitude"] = json!(-23.561414);
+    body["device"]["risk_signals"]["device_longitude"] = json!(-46.656562);
+    let response = app.onboard(&key(), &body, Some(10)).await;
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["outcome"], "approved", "{view}");
+    let id = view["id"].as_str().unwrap().to_owned();
+    let evidence = || async {
+        sqlx::query_scalar::<_, Value>("SELECT evidence FROM decisions WHERE onboarding_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+    };
+    let before = evidence().await;
+    assert_eq!(before["risk_signals"]["device_latitude"], json!(-23.56));
+
+    decided_days_ago(&app.db, &id, 2).await;
+    let erased = veredito::jobs::retention::erase_expired(&app.state, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(erased, 1);
+    // Gone from the decision's record, and from every other row, whatever its precision.
+    let after = evidence().await;
+    let signals = after["risk_signals"].as_object().unwrap();
+    assert!(!signals.contains_key("device_latitude"), "{after}");
+    assert!(!signals.contains_key("device_longitude"), "{after}");
+    let held: Vec<String> = all_rows_as_text(&app.db)
+        .await
+        .into_iter()
+        .filter(|(_, row)| ["-23.56", "-46.65", "-46.66"].iter().any(|c| row.contains(c)))
+        .map(|(table, _)| table)
+        .collect();
+    assert_eq!(held, Vec::<String>::new(), "rows that still hold the coordinates");
+    // The rest of the evidence, and the decision, stay as they were.
+    let mut expected = before.clone();
+    let kept = expected["risk_signals"].as_object_mut().unwrap();
+    kept.remove("device_latitude");
+    kept.remove("device_longitude");
+    assert_eq!(after, expected);
+    let (_, page) = app.get("/v1/decisions", AUDITOR_PII_KEY).await;
+    assert_eq!(page["items"][0]["outcome"], "approved");
+    assert_eq!(page["items"][0]["reasons"][0]["code"], "identity.confirmed");
+    // The decision stays a record: any other change is refused, for the owner too.
+    let refused = sqlx::query(
+        "UPDATE decisions SET evidence = jsonb_set(evidence, '{risk_signals,os_version}', '\"15\"')",
+    )
+    .execute(&app.db)
+    .await;
+    assert!(refused.is_err(), "only the coordinates may be erased");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn what_a_provider_echoes_reaches_no_response_timeline_or_decision() {
     let echo = "Maria Teste da Silva 111.444.777-35";
     let fake = device_support::Fake::start(
@@ -970,6 +1026,13 @@ async fn the_service_decides_reviews_publishes_and_erases_as_the_app_role() {
     .await
     .unwrap();
     assert_eq!(statements, 0);
+    let coordinates: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM decisions WHERE evidence #> '{risk_signals,device_latitude}' IS NOT NULL",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(coordinates, 0, "the decisions keep no coordinates");
     let (_, after) = app.get(&format!("/v1/reviews/{contested}"), "vrd_sandbox_reviewer").await;
     assert_eq!(after["resolution"]["outcome"], "retry", "the case stays");
     app.stop().await;
