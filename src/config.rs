@@ -473,7 +473,8 @@ pub struct Sources {
 const SANDBOX_FILE: &str = include_str!("../config/sandbox.toml");
 /// The public half of the sandbox's unico key pair. The private half stays out of the binary;
 /// the public one is enough to recognise it.
-const SANDBOX_UNICO_PUBLIC_KEY: &str = include_str!("../config/sandbox/unico-service-account.pub.pem");
+const SANDBOX_UNICO_PUBLIC_KEY: &str =
+    include_str!("../config/sandbox/unico-service-account.pub.pem");
 
 /// Whether `pem` holds the sandbox's unico private key, in whatever encoding: PKCS#8 or PKCS#1,
 /// LF or CRLF, any line width. The key is read by the parser the unico client signs with
@@ -991,8 +992,7 @@ key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
         .unwrap();
         // The same key as `openssl rsa -traditional` writes it.
         let pkcs1 = std::fs::read_to_string(
-            Path::new(ROOT)
-                .join("src/providers/unico/testdata/sandbox_service_account_pkcs1.pem"),
+            Path::new(ROOT).join("src/providers/unico/testdata/sandbox_service_account_pkcs1.pem"),
         )
         .unwrap();
         assert!(pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));

@@ -418,7 +418,9 @@ async fn the_persons_statement_is_sealed_in_the_outbox_and_erased_by_retention()
     // The contract: a review event's data is what GET /v1/reviews/{id} answers, the statement
     // included, so the backend receives it.
     let seen = receiver
-        .until("review.opened", |s| s.iter().any(|d| d.kind == "review.opened"))
+        .until("review.opened", |s| {
+            s.iter().any(|d| d.kind == "review.opened")
+        })
         .await;
     let opened = seen.iter().find(|d| d.kind == "review.opened").unwrap();
     assert_eq!(opened.body["data"]["id"], case_id.as_str());
@@ -437,7 +439,10 @@ async fn the_persons_statement_is_sealed_in_the_outbox_and_erased_by_retention()
     assert!(bodies.len() >= 2, "{bodies:?}");
     for body in &bodies {
         for word in words {
-            assert!(!body.contains(word), "{word:?} is in the clear in callbacks.body: {body}");
+            assert!(
+                !body.contains(word),
+                "{word:?} is in the clear in callbacks.body: {body}"
+            );
         }
     }
     let in_the_clear = |rows: &[(String, String)]| {
@@ -446,26 +451,20 @@ async fn the_persons_statement_is_sealed_in_the_outbox_and_erased_by_retention()
             .map(|(table, _)| table.clone())
             .collect::<Vec<_>>()
     };
-    assert_eq!(in_the_clear(&all_rows_as_text(&app.db).await), Vec::<String>::new());
+    assert_eq!(
+        in_the_clear(&all_rows_as_text(&app.db).await),
+        Vec::<String>::new()
+    );
 
     // Retention erases it: the case keeps no sealed copy, and a delivery sent again carries
     // none either.
     decided_days_ago(&app.db, &id, 2).await;
-    let erased = veredito::jobs::retention::erase_expired(
-        &app.state,
-        &tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(erased, 1);
-    let sealed: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT statement_ciphertext FROM review_cases WHERE id = $1::uuid")
-            .bind(&case_id)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-    assert_eq!(sealed, None);
-    assert_eq!(in_the_clear(&all_rows_as_text(&app.db).await), Vec::<String>::new());
+    assert_eq!(app.retention_pass().await, 1);
+    assert_eq!(app.sealed_statement(&case_id).await, None);
+    assert_eq!(
+        in_the_clear(&all_rows_as_text(&app.db).await),
+        Vec::<String>::new()
+    );
     sqlx::query("UPDATE callbacks SET status = 'failed' WHERE type = 'review.opened'")
         .execute(&app.db)
         .await
@@ -487,6 +486,11 @@ async fn the_persons_statement_is_sealed_in_the_outbox_and_erased_by_retention()
     let seen = receiver.until("sent again", |s| s.len() > before).await;
     let again = seen.last().unwrap();
     assert_eq!(again.id, callback);
-    assert_eq!(again.body["data"]["statement"], Value::Null, "{}", again.body);
+    assert_eq!(
+        again.body["data"]["statement"],
+        Value::Null,
+        "{}",
+        again.body
+    );
     app.stop().await;
 }

@@ -142,7 +142,11 @@ async fn enrollment_ids_that_could_leave_their_path_segment_are_422() {
             "{enrollment}: {problem}"
         );
     }
-    assert!(fake.log().is_empty(), "no provider was called: {:?}", fake.log());
+    assert!(
+        fake.log().is_empty(),
+        "no provider was called: {:?}",
+        fake.log()
+    );
     app.stop().await;
 }
 

@@ -400,20 +400,11 @@ async fn retention_erases_the_statement_with_the_rest() {
     .await;
     assert_eq!(status, 201);
     decided_days_ago(&app.db, &rejected, 2).await;
-    let erased = veredito::jobs::retention::erase_expired(
-        &app.state,
-        &tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(erased, 1);
-    let sealed: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT statement_ciphertext FROM review_cases WHERE id = $1::uuid")
-            .bind(case["id"].as_str().unwrap())
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-    assert_eq!(sealed, None);
+    assert_eq!(app.retention_pass().await, 1);
+    assert_eq!(
+        app.sealed_statement(case["id"].as_str().unwrap()).await,
+        None
+    );
     let (_, after) = app
         .get(
             &format!("/v1/reviews/{}", case["id"].as_str().unwrap()),
@@ -471,7 +462,10 @@ async fn the_reviewer_whose_decision_is_contested_may_not_review_the_request() {
         "application/problem+json"
     );
     let problem: Value = response.json().await.unwrap();
-    assert_eq!(problem["type"], "/problems/separation-of-duties", "{problem}");
+    assert_eq!(
+        problem["type"], "/problems/separation-of-duties",
+        "{problem}"
+    );
     let detail = problem["detail"].as_str().unwrap();
     assert!(
         detail.contains("contest") && detail.contains("another reviewer"),
@@ -492,8 +486,14 @@ async fn the_reviewer_whose_decision_is_contested_may_not_review_the_request() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("you made the decision this person contests"), "{page}");
-    assert!(!page.contains("id=\"claim\""), "no Claim button for them: {page}");
+    assert!(
+        page.contains("you made the decision this person contests"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("id=\"claim\""),
+        "no Claim button for them: {page}"
+    );
     let (_, still) = app.get(&format!("/v1/reviews/{case}"), REVIEWER).await;
     assert_eq!(still["status"], "open");
 
@@ -519,7 +519,8 @@ async fn the_reviewer_whose_decision_is_contested_may_not_review_the_request() {
     assert_eq!(status, 200, "giving it back is allowed");
 
     // Another reviewer takes it and decides.
-    let (status, claimed) = post(&app, REVIEWER_2, &format!("/v1/reviews/{case}/claim"), None).await;
+    let (status, claimed) =
+        post(&app, REVIEWER_2, &format!("/v1/reviews/{case}/claim"), None).await;
     assert_eq!(status, 200, "{claimed}");
     let (status, resolved) = post(
         &app,

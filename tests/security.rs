@@ -477,20 +477,19 @@ async fn retention_erases_the_phones_coordinates_from_the_decision_too() {
     assert_eq!(view["outcome"], "approved", "{view}");
     let id = view["id"].as_str().unwrap().to_owned();
     let evidence = || async {
-        sqlx::query_scalar::<_, Value>("SELECT evidence FROM decisions WHERE onboarding_id = $1::uuid")
-            .bind(&id)
-            .fetch_one(&app.db)
-            .await
-            .unwrap()
+        sqlx::query_scalar::<_, Value>(
+            "SELECT evidence FROM decisions WHERE onboarding_id = $1::uuid",
+        )
+        .bind(&id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
     };
     let before = evidence().await;
     assert_eq!(before["risk_signals"]["device_latitude"], json!(-23.56));
 
     decided_days_ago(&app.db, &id, 2).await;
-    let erased = veredito::jobs::retention::erase_expired(&app.state, &CancellationToken::new())
-        .await
-        .unwrap();
-    assert_eq!(erased, 1);
+    assert_eq!(app.retention_pass().await, 1);
     // Gone from the decision's record, and from every other row, whatever its precision.
     let after = evidence().await;
     let signals = after["risk_signals"].as_object().unwrap();
@@ -499,10 +498,18 @@ async fn retention_erases_the_phones_coordinates_from_the_decision_too() {
     let held: Vec<String> = all_rows_as_text(&app.db)
         .await
         .into_iter()
-        .filter(|(_, row)| ["-23.56", "-46.65", "-46.66"].iter().any(|c| row.contains(c)))
+        .filter(|(_, row)| {
+            ["-23.56", "-46.65", "-46.66"]
+                .iter()
+                .any(|c| row.contains(c))
+        })
         .map(|(table, _)| table)
         .collect();
-    assert_eq!(held, Vec::<String>::new(), "rows that still hold the coordinates");
+    assert_eq!(
+        held,
+        Vec::<String>::new(),
+        "rows that still hold the coordinates"
+    );
     // The rest of the evidence, and the decision, stay as they were.
     let mut expected = before.clone();
     let kept = expected["risk_signals"].as_object_mut().unwrap();
@@ -732,8 +739,14 @@ async fn every_console_answer_forbids_caching_framing_and_outside_content() {
     let case_page = console.get(&format!("/console/reviews/{case}")).await;
     assert_eq!(case_page.status(), 200);
     let html = case_page.text().await.unwrap();
-    assert!(html.contains("score.uncertain"), "the page is the case: {html}");
-    assert!(!html.contains(" style=\""), "no inline style attribute the policy would refuse");
+    assert!(
+        html.contains("score.uncertain"),
+        "the page is the case: {html}"
+    );
+    assert!(
+        !html.contains(" style=\""),
+        "no inline style attribute the policy would refuse"
+    );
     // A form answer and an error answer too.
     let refused = console
         .post(&format!("/console/reviews/{case}/claim"), &[])
@@ -759,70 +772,67 @@ async fn a_sign_in_posted_from_another_site_is_refused() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let sign_in = |headers: &[(&str, &str)], form: &[(&str, &str)]| {
-        let mut request = http.post(app.url("/console/sign-in")).form(form);
+    // Two sign-in pages shown to this browser: each sets its cookie and holds its token.
+    let mut pages = Vec::new();
+    for _ in 0..2 {
+        let page = http.get(app.url("/console/sign-in")).send().await.unwrap();
+        let cookie = set_cookie(&page, "veredito_sign_in").expect("a pre-session cookie");
+        let token = hidden_field(&page.text().await.unwrap(), "sign_in_token").expect("a token");
+        pages.push((cookie, token));
+    }
+    let (cookie, token) = (pages[0].0.as_str(), pages[0].1.as_str());
+    let other_cookie = pages[1].0.as_str();
+    /// What the case is, the headers the browser sends, the form's token, the answer.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<&'a str>, u16);
+    let cases: [Case; 6] = [
+        // A page of another site posts the attacker's key into the victim's browser (login
+        // CSRF): the browser says so, and it carries no token of a console sign-in page.
+        (
+            "cross-site, no token",
+            &[
+                ("Sec-Fetch-Site", "cross-site"),
+                ("Origin", "https://evil.example"),
+            ],
+            None,
+            403,
+        ),
+        ("a browser that says nothing, no token", &[], None, 403),
+        ("a token without its cookie", &[], Some(token), 403),
+        (
+            "a token with another page's cookie",
+            &[("Cookie", other_cookie)],
+            Some(token),
+            403,
+        ),
+        (
+            "cross-site with a page's token and cookie",
+            &[("Cookie", cookie), ("Sec-Fetch-Site", "cross-site")],
+            Some(token),
+            403,
+        ),
+        // The console's own sign-in page, as a browser posts it, opens a session.
+        (
+            "the console's own page",
+            &[("Cookie", cookie), ("Sec-Fetch-Site", "same-origin")],
+            Some(token),
+            303,
+        ),
+    ];
+    for (what, headers, token, expected) in cases {
+        let mut form = vec![("api_key", "vrd_sandbox_reviewer")];
+        form.extend(token.map(|t| ("sign_in_token", t)));
+        let mut request = http.post(app.url("/console/sign-in")).form(&form);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        request.send()
-    };
-    let opened = |response: &reqwest::Response| set_cookie(response, "veredito_console").is_some();
-
-    // A page of another site posts the attacker's key into the victim's browser (login CSRF):
-    // the browser says so, and it carries no token of a sign-in page of the console.
-    let response = sign_in(
-        &[("Sec-Fetch-Site", "cross-site"), ("Origin", "https://evil.example")],
-        &[("api_key", "vrd_sandbox_reviewer")],
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), 403);
-    assert!(!opened(&response));
-    // A browser that says nothing of where the form came from: still no token, still refused.
-    let response = sign_in(&[], &[("api_key", "vrd_sandbox_reviewer")])
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 403);
-    assert!(!opened(&response));
-    // A token without the cookie of the page that gave it, or with another page's cookie.
-    let page = http.get(app.url("/console/sign-in")).send().await.unwrap();
-    let cookie = set_cookie(&page, "veredito_sign_in").expect("a pre-session cookie");
-    let token = hidden_field(&page.text().await.unwrap(), "sign_in_token").expect("a token");
-    let response = sign_in(
-        &[],
-        &[("api_key", "vrd_sandbox_reviewer"), ("sign_in_token", &token)],
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), 403);
-    let other = http.get(app.url("/console/sign-in")).send().await.unwrap();
-    let other_cookie = set_cookie(&other, "veredito_sign_in").unwrap();
-    let response = sign_in(
-        &[("Cookie", &other_cookie)],
-        &[("api_key", "vrd_sandbox_reviewer"), ("sign_in_token", &token)],
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), 403);
-    assert!(!opened(&response));
-    // Even with a page's token and cookie, a cross-site post is refused.
-    let response = sign_in(
-        &[("Cookie", &cookie), ("Sec-Fetch-Site", "cross-site")],
-        &[("api_key", "vrd_sandbox_reviewer"), ("sign_in_token", &token)],
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), 403);
-    assert!(!opened(&response));
-    // The console's own sign-in page, as a browser posts it, opens a session.
-    let response = sign_in(
-        &[("Cookie", &cookie), ("Sec-Fetch-Site", "same-origin")],
-        &[("api_key", "vrd_sandbox_reviewer"), ("sign_in_token", &token)],
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), 303);
-    assert!(opened(&response));
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), expected, "{what}");
+        assert_eq!(
+            set_cookie(&response, "veredito_console").is_some(),
+            expected == 303,
+            "{what}: a session opened only by the console's own page"
+        );
+    }
     app.stop().await;
 }
 
@@ -874,9 +884,15 @@ async fn the_app_role_may_change_only_what_legitimately_changes() {
         // A case's resolution, its decision and the person's statement are written once.
         format!("UPDATE review_cases SET resolution_outcome = 'approved' WHERE id = '{case}'"),
         format!("UPDATE review_cases SET resolution_reviewer = 'someone' WHERE id = '{case}'"),
-        format!("UPDATE review_cases SET resolution_note = 'x', resolved_at = now() WHERE id = '{case}'"),
-        format!("UPDATE review_cases SET resolution_decision_id = gen_random_uuid() WHERE id = '{case}'"),
-        format!("UPDATE review_cases SET decision_id = decision_id, opened_by = 'policy' WHERE id = '{case}'"),
+        format!(
+            "UPDATE review_cases SET resolution_note = 'x', resolved_at = now() WHERE id = '{case}'"
+        ),
+        format!(
+            "UPDATE review_cases SET resolution_decision_id = gen_random_uuid() WHERE id = '{case}'"
+        ),
+        format!(
+            "UPDATE review_cases SET decision_id = decision_id, opened_by = 'policy' WHERE id = '{case}'"
+        ),
         format!("UPDATE review_cases SET statement_ciphertext = '\\x00' WHERE id = '{case}'"),
         // The four-eyes record of a policy version.
         "UPDATE policy_versions SET created_by = 'sandbox-risk-2'".to_owned(),
@@ -886,7 +902,10 @@ async fn the_app_role_may_change_only_what_legitimately_changes() {
         "UPDATE callbacks SET body = '{}'".to_owned(),
     ] {
         let result = sqlx::query(&statement).execute(&mut app).await;
-        outcomes.push((statement, result.map(|r| r.rows_affected()).map_err(|e| e.to_string())));
+        outcomes.push((
+            statement,
+            result.map(|r| r.rows_affected()).map_err(|e| e.to_string()),
+        ));
     }
     // What is left to the role by its privileges is still held by triggers: a resolved case
     // does not go back to the queue, and the active version changes only by publication.
@@ -896,7 +915,10 @@ async fn the_app_role_may_change_only_what_legitimately_changes() {
         "UPDATE policy_versions SET status = 'retired' WHERE status = 'active'".to_owned(),
     ] {
         let result = sqlx::query(&statement).execute(&mut app).await;
-        by_trigger.push((statement, result.map(|r| r.rows_affected()).map_err(|e| e.to_string())));
+        by_trigger.push((
+            statement,
+            result.map(|r| r.rows_affected()).map_err(|e| e.to_string()),
+        ));
     }
     drop(app);
     role.drop(&owner.db).await;
@@ -944,9 +966,21 @@ async fn the_service_decides_reviews_publishes_and_erases_as_the_app_role() {
     let (_, cases) = app.get("/v1/reviews", "vrd_sandbox_reviewer").await;
     let case = cases["items"][0]["id"].as_str().unwrap().to_owned();
     let steps = [
-        ("vrd_sandbox_reviewer", format!("/v1/reviews/{case}/claim"), json!(null)),
-        ("vrd_sandbox_reviewer", format!("/v1/reviews/{case}/release"), json!(null)),
-        ("vrd_sandbox_reviewer", format!("/v1/reviews/{case}/claim"), json!(null)),
+        (
+            "vrd_sandbox_reviewer",
+            format!("/v1/reviews/{case}/claim"),
+            json!(null),
+        ),
+        (
+            "vrd_sandbox_reviewer",
+            format!("/v1/reviews/{case}/release"),
+            json!(null),
+        ),
+        (
+            "vrd_sandbox_reviewer",
+            format!("/v1/reviews/{case}/claim"),
+            json!(null),
+        ),
         (
             "vrd_sandbox_reviewer",
             format!("/v1/reviews/{case}/resolution"),
@@ -962,10 +996,16 @@ async fn the_service_decides_reviews_publishes_and_erases_as_the_app_role() {
         let (status, answer) = app.post_json(path, key, body).await;
         assert!(status == 200 || status == 201, "{path}: {status} {answer}");
     }
-    let (_, open) = app.get("/v1/reviews?status=open", "vrd_sandbox_reviewer").await;
+    let (_, open) = app
+        .get("/v1/reviews?status=open", "vrd_sandbox_reviewer")
+        .await;
     let contested = open["items"][0]["id"].as_str().unwrap().to_owned();
     let (status, _) = app
-        .post_json(&format!("/v1/reviews/{contested}/claim"), "vrd_sandbox_reviewer", &json!(null))
+        .post_json(
+            &format!("/v1/reviews/{contested}/claim"),
+            "vrd_sandbox_reviewer",
+            &json!(null),
+        )
         .await;
     assert_eq!(status, 403);
     for (path, body) in [
@@ -987,7 +1027,9 @@ async fn the_service_decides_reviews_publishes_and_erases_as_the_app_role() {
                          "is_rooted_device": "review", "is_mock_gps": "review",
                          "is_call_in_progress": "review"},
         "biometrics_deadline": "10m", "device_deadline": "30m"});
-    let (status, answer) = app.post_json("/v1/policies", "vrd_sandbox_risk", &draft).await;
+    let (status, answer) = app
+        .post_json("/v1/policies", "vrd_sandbox_risk", &draft)
+        .await;
     assert_eq!(status, 201, "{answer}");
     for (key, path, expected) in [
         ("vrd_sandbox_risk", "/v1/policies/as-app-1/shadow", 200),
@@ -1007,10 +1049,7 @@ async fn the_service_decides_reviews_publishes_and_erases_as_the_app_role() {
         .execute(&app.db)
         .await
         .unwrap();
-    let erased = veredito::jobs::retention::erase_expired(&app.state, &CancellationToken::new())
-        .await
-        .unwrap();
-    assert_eq!(erased, 1);
+    assert_eq!(app.retention_pass().await, 1);
     let kept: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM provider_calls
           WHERE request IS NOT NULL OR response IS NOT NULL OR error IS NOT NULL",
@@ -1033,9 +1072,12 @@ async fn the_service_decides_reviews_publishes_and_erases_as_the_app_role() {
     .await
     .unwrap();
     assert_eq!(coordinates, 0, "the decisions keep no coordinates");
-    let (_, after) = app.get(&format!("/v1/reviews/{contested}"), "vrd_sandbox_reviewer").await;
+    let (_, after) = app
+        .get(&format!("/v1/reviews/{contested}"), "vrd_sandbox_reviewer")
+        .await;
     assert_eq!(after["resolution"]["outcome"], "retry", "the case stays");
     app.stop().await;
     admin.close().await;
-    role.drop(&sqlx::PgPool::connect(&database.url).await.unwrap()).await;
+    role.drop(&sqlx::PgPool::connect(&database.url).await.unwrap())
+        .await;
 }

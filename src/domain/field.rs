@@ -21,7 +21,13 @@ impl FieldError {
 /// `max` letters, digits, `.`, `_` or `-`, and not only dots, so it can never step out of its
 /// path segment (`..`), whatever the URL parser makes of it.
 pub fn provider_id(field: &str, value: &str, max: usize) -> Option<FieldError> {
-    segment(field, value, max, b"._-", "letters, digits, '.', '_' or '-' (and not only dots)")
+    segment(
+        field,
+        value,
+        max,
+        b"._-",
+        "letters, digits, '.', '_' or '-' (and not only dots)",
+    )
 }
 
 /// An Open Finance enrollment id, which travels in Zro's URL path: as `provider_id`, and `:` as

@@ -76,7 +76,10 @@ async fn guard(request: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if let Ok(policy) = HeaderValue::from_str(&CONTENT_SECURITY_POLICY) {
         headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     }
@@ -264,8 +267,8 @@ async fn sign_in(
     Form(form): Form<SignIn>,
 ) -> Result<Response, ApiError> {
     let shown = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
-    let same_page = !shown.is_empty()
-        && bool::from(shown.as_bytes().ct_eq(form.sign_in_token.as_bytes()));
+    let same_page =
+        !shown.is_empty() && bool::from(shown.as_bytes().ct_eq(form.sign_in_token.as_bytes()));
     if !same_page {
         return Ok(sign_in_form(
             StatusCode::FORBIDDEN,

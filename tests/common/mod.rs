@@ -431,6 +431,22 @@ impl TestApp {
         self.calls(onboarding_id, "unico", operation).await
     }
 
+    /// One retention pass, as the job runs it; answers how many onboardings it erased.
+    pub async fn retention_pass(&self) -> usize {
+        veredito::jobs::retention::erase_expired(&self.state, &CancellationToken::new())
+            .await
+            .expect("retention runs")
+    }
+
+    /// The sealed statement of the review case `case_id`, as stored.
+    pub async fn sealed_statement(&self, case_id: &str) -> Option<Vec<u8>> {
+        sqlx::query_scalar("SELECT statement_ciphertext FROM review_cases WHERE id = $1::uuid")
+            .bind(case_id)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
     pub async fn events(&self, onboarding_id: &str) -> Vec<String> {
         sqlx::query_scalar(
             "SELECT kind FROM onboarding_events WHERE onboarding_id = $1::uuid ORDER BY id",
@@ -646,22 +662,15 @@ impl ConsoleSession {
         let signed_in = request.send().await.unwrap();
         assert_eq!(signed_in.status(), 303, "the console takes {key}");
         let cookie = set_cookie(&signed_in, "veredito_console").expect("a session cookie");
-        let queue = http
-            .get(app.url("/console/reviews"))
-            .header(reqwest::header::COOKIE, &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = hidden_field(&queue, "csrf").expect("the session's form token");
-        ConsoleSession {
+        let mut session = ConsoleSession {
             http,
             base: app.base.clone(),
             cookie,
-            csrf,
-        }
+            csrf: String::new(),
+        };
+        let queue = session.get("/console/reviews").await.text().await.unwrap();
+        session.csrf = hidden_field(&queue, "csrf").expect("the session's form token");
+        session
     }
 
     pub async fn get(&self, path: &str) -> Response {
@@ -706,7 +715,10 @@ impl AppRole {
         let server = server_url();
         let (scheme, rest) = server.split_once("://").unwrap();
         let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-        let url = format!("{scheme}://{name}@{host}/{}", db_url.rsplit('/').next().unwrap());
+        let url = format!(
+            "{scheme}://{name}@{host}/{}",
+            db_url.rsplit('/').next().unwrap()
+        );
         AppRole { name, url }
     }
 
@@ -718,13 +730,11 @@ impl AppRole {
 
     /// Drops the role once its sessions are gone.
     pub async fn drop(self, admin: &PgPool) {
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-        )
-        .bind(&self.name)
-        .execute(admin)
-        .await
-        .unwrap();
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
+            .bind(&self.name)
+            .execute(admin)
+            .await
+            .unwrap();
         sqlx::query(&format!("DROP ROLE {}", self.name))
             .execute(admin)
             .await

@@ -243,11 +243,7 @@ impl ZroClient {
         let body = json!({ "api_id": self.api_id, "api_key": self.api_key.expose_secret() });
         let url = self.endpoint(&["auth", "signin"]);
         let path = url.path().to_owned();
-        let request = self
-            .http
-            .client
-            .post(url)
-            .json(&body);
+        let request = self.http.client.post(url).json(&body);
         let answer = self.send("signin", path, request, Some(body), ctx).await?;
         match answer.status.as_u16() {
             200..=299 => {}
