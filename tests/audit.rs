@@ -1412,14 +1412,18 @@ async fn retention_erases_personal_data_and_keeps_the_decision() {
         "a row within retention keeps them"
     );
 
-    // The decision is whole: outcome, reasons, evidence, trace.
+    // The decision is whole: outcome, reasons, evidence less the coordinates, trace.
     let after = h.get_json(AUDITOR_PII, &path, &[]).await;
     assert_eq!(after["cpf"], Value::Null);
     assert_eq!(after["name"], Value::Null);
+    let mut evidence = before["evidence"].clone();
+    let signals = evidence["risk_signals"].as_object_mut().unwrap();
+    assert!(signals.remove("device_latitude").is_some(), "{before}");
+    assert!(signals.remove("device_longitude").is_some());
+    assert_eq!(after["evidence"], evidence, "evidence kept, less the coordinates");
     for field in [
         "outcome",
         "reasons",
-        "evidence",
         "evaluations",
         "thresholds",
         "policy_version",
