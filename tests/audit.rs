@@ -1420,7 +1420,10 @@ async fn retention_erases_personal_data_and_keeps_the_decision() {
     let signals = evidence["risk_signals"].as_object_mut().unwrap();
     assert!(signals.remove("device_latitude").is_some(), "{before}");
     assert!(signals.remove("device_longitude").is_some());
-    assert_eq!(after["evidence"], evidence, "evidence kept, less the coordinates");
+    assert_eq!(
+        after["evidence"], evidence,
+        "evidence kept, less the coordinates"
+    );
     for field in [
         "outcome",
         "reasons",

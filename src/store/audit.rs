@@ -257,8 +257,9 @@ pub async fn rows_by_key(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Erro
 }
 
 /// Erases the personal data of up to `limit` onboardings decided more than `days` ago: the
-/// ciphertext, its key id, the CPF hash, the sealed selfie, the phone's coordinates and the
-/// review statements. The decision, its reasons and its evidence stay. Each erasure is written
+/// ciphertext, its key id, the CPF hash, the sealed selfie, the phone's coordinates (in the
+/// onboarding and in its decisions' evidence) and the review statements. The decisions, their
+/// reasons and the rest of their evidence stay. Each erasure is written
 /// to the onboarding's timeline. It runs as the owner's function (`erase_expired_personal_data`,
 /// migration 0012), since some of what it erases is in records the service's role cannot change.
 pub async fn erase_expired_pii(
