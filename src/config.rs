@@ -506,16 +506,28 @@ pub struct Sources {
 /// The sandbox's published values, compiled in so that a production start can recognise them
 /// even where the file is absent (the image does not carry it).
 const SANDBOX_FILE: &str = include_str!("../config/sandbox.toml");
-/// The SHA-256 of the sandbox's unico private key (its PEM, trimmed): the key itself stays out
-/// of the binary.
-const SANDBOX_UNICO_KEY_SHA256: &str =
-    "0aa0911daaa16351a55a77c4f9a4c74dbf572ddedb4eeb3d122b222a3d3905c4";
+/// The public half of the sandbox's unico key pair. The private half stays out of the binary;
+/// the public one is enough to recognise it.
+const SANDBOX_UNICO_PUBLIC_KEY: &str =
+    include_str!("../config/sandbox/unico-service-account.pub.pem");
 
+/// Whether `pem` holds the sandbox's unico private key, in whatever encoding: PKCS#8 or PKCS#1,
+/// LF or CRLF, any line width. The key is read by the parser the unico client signs with
+/// (jsonwebtoken's), made to sign a fixed message, and the signature checked against the
+/// published public key: only the same key material passes, however its text is written. A
+/// text that parser cannot read is no key the service could use either.
 fn is_sandbox_unico_key(pem: &str) -> bool {
-    hex::encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        pem.trim().as_bytes(),
-    )) == SANDBOX_UNICO_KEY_SHA256
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, crypto};
+    const PROBE: &[u8] = b"veredito: is this the sandbox's published unico key?";
+    let Ok(key) = EncodingKey::from_rsa_pem(pem.trim().as_bytes()) else {
+        return false;
+    };
+    let Ok(signature) = crypto::sign(PROBE, &key, Algorithm::RS256) else {
+        return false;
+    };
+    DecodingKey::from_rsa_pem(SANDBOX_UNICO_PUBLIC_KEY.as_bytes())
+        .and_then(|published| crypto::verify(&signature, PROBE, &published, Algorithm::RS256))
+        .unwrap_or(false)
 }
 
 impl Sources {
@@ -1007,13 +1019,95 @@ key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
     }
 
     #[test]
-    fn the_sandbox_key_is_recognised_by_its_digest() {
+    fn the_sandbox_key_is_recognised_by_its_key_material() {
         let pem = std::fs::read_to_string(
             Path::new(ROOT).join("config/sandbox/unico-service-account.pem"),
         )
         .unwrap();
         assert!(is_sandbox_unico_key(&pem));
         assert!(!is_sandbox_unico_key("-----BEGIN PRIVATE KEY-----"));
+    }
+
+    #[test]
+    fn production_refuses_the_sandbox_key_in_any_encoding() {
+        let pkcs8 = std::fs::read_to_string(
+            Path::new(ROOT).join("config/sandbox/unico-service-account.pem"),
+        )
+        .unwrap();
+        // The same key as `openssl rsa -traditional` writes it.
+        let pkcs1 = std::fs::read_to_string(
+            Path::new(ROOT).join("src/providers/unico/testdata/sandbox_service_account_pkcs1.pem"),
+        )
+        .unwrap();
+        assert!(pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+        let crlf = |pem: &str| pem.replace('\n', "\r\n");
+        // Base64 wrapped at 76 columns instead of 64.
+        let rewrapped = |pem: &str| {
+            let body: String = pem
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<Vec<_>>()
+                .concat();
+            let lines: Vec<String> = body
+                .as_bytes()
+                .chunks(76)
+                .map(|c| String::from_utf8(c.to_vec()).unwrap())
+                .collect();
+            let first = pem.lines().next().unwrap();
+            let last = pem.lines().last().unwrap();
+            format!("{first}\n{}\n{last}\n", lines.join("\n"))
+        };
+        let variants = [
+            ("PKCS#8 with CRLF", crlf(&pkcs8)),
+            ("PKCS#1", pkcs1.clone()),
+            ("PKCS#1 with CRLF", crlf(&pkcs1)),
+            ("PKCS#8 wrapped at 76", rewrapped(&pkcs8)),
+        ];
+        let file = production_file(None);
+        for (what, pem) in &variants {
+            // Given inline, by the environment.
+            let error = load(
+                &[("VEREDITO__UNICO__PRIVATE_KEY_PEM", pem.as_str())],
+                Some(file.0.clone()),
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{what}: the published key was accepted"))
+            .to_string();
+            assert!(
+                error.contains("unico.private_key_pem") && error.contains("published"),
+                "{what}: {error}"
+            );
+            // In a mounted file.
+            let mounted =
+                std::env::temp_dir().join(format!("veredito-{}.pem", uuid::Uuid::new_v4()));
+            std::fs::write(&mounted, pem).unwrap();
+            let path = mounted.to_string_lossy().into_owned();
+            let with_path = production_file(Some((
+                "private_key_pem = \"-----BEGIN PRIVATE KEY-----\\nprod\\n-----END PRIVATE KEY-----\"",
+                &format!("private_key_path = {path:?}"),
+            )));
+            let refused = load(&[], Some(with_path.0.clone()));
+            std::fs::remove_file(&mounted).ok();
+            let error = refused
+                .err()
+                .unwrap_or_else(|| panic!("{what}: the published key was accepted from a file"))
+                .to_string();
+            assert!(
+                error.contains("unico.private_key_path") && error.contains("published"),
+                "{what}: {error}"
+            );
+        }
+        // Another key, in either encoding, is not the published one.
+        for other in [
+            include_str!("providers/unico/testdata/private_key.pem"),
+            include_str!("providers/unico/testdata/private_key_pkcs1.pem"),
+        ] {
+            load(
+                &[("VEREDITO__UNICO__PRIVATE_KEY_PEM", &crlf(other))],
+                Some(file.0.clone()),
+            )
+            .unwrap();
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestApp;
+use common::{TestApp, all_rows_as_text};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use veredito::domain::evidence::{
@@ -323,24 +323,6 @@ fn set(ids: impl IntoIterator<Item = impl ToString>) -> BTreeSet<String> {
 }
 
 /// Every row of every table of the database, as text.
-async fn all_rows_as_text(db: &PgPool) -> Vec<(String, String)> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
-    )
-    .fetch_all(db)
-    .await
-    .unwrap();
-    let mut rows = Vec::new();
-    for table in tables {
-        let texts: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t"))
-            .fetch_all(db)
-            .await
-            .unwrap();
-        rows.extend(texts.into_iter().map(|t| (table.clone(), t)));
-    }
-    rows
-}
-
 // ---- search ------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -1430,14 +1412,21 @@ async fn retention_erases_personal_data_and_keeps_the_decision() {
         "a row within retention keeps them"
     );
 
-    // The decision is whole: outcome, reasons, evidence, trace.
+    // The decision is whole: outcome, reasons, evidence less the coordinates, trace.
     let after = h.get_json(AUDITOR_PII, &path, &[]).await;
     assert_eq!(after["cpf"], Value::Null);
     assert_eq!(after["name"], Value::Null);
+    let mut evidence = before["evidence"].clone();
+    let signals = evidence["risk_signals"].as_object_mut().unwrap();
+    assert!(signals.remove("device_latitude").is_some(), "{before}");
+    assert!(signals.remove("device_longitude").is_some());
+    assert_eq!(
+        after["evidence"], evidence,
+        "evidence kept, less the coordinates"
+    );
     for field in [
         "outcome",
         "reasons",
-        "evidence",
         "evaluations",
         "thresholds",
         "policy_version",
@@ -1473,22 +1462,9 @@ async fn retention_erases_personal_data_and_keeps_the_decision() {
 async fn the_application_role_cannot_change_or_delete_decisions() {
     let h = Harness::spawn().await;
     let seeded = h.seed(Spec::new(1, scored(60))).await;
-    let role = format!("veredito_test_app_{}", Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE ROLE {role} LOGIN IN ROLE veredito_app"))
-        .execute(&h.db)
-        .await
-        .unwrap();
-
-    // The test server's URL with this role as the user.
-    let server = common::server_url();
-    let (scheme, rest) = server.split_once("://").unwrap();
-    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    let as_app = format!(
-        "{scheme}://{role}@{host}/{}",
-        h.db_url.rsplit('/').next().unwrap()
-    );
+    let role = common::AppRole::create(&h.db, &h.db_url).await;
     let outcome = async {
-        let mut app = PgConnection::connect(&as_app).await.expect("the app role logs in");
+        let mut app = role.connect().await;
         // What the service does: store an onboarding and decide it.
         let onboarding_id = Uuid::new_v4();
         sqlx::query(
@@ -1509,8 +1485,9 @@ async fn the_application_role_cannot_change_or_delete_decisions() {
         .await
         .expect("the app role inserts decisions");
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions").fetch_one(&mut app).await.unwrap();
-        // What retention does is allowed: erase what providers said, delete old webhooks.
-        sqlx::query("UPDATE provider_calls SET error = NULL WHERE false")
+        // What retention does is allowed: erase what providers said (through the owner's
+        // function), delete old webhooks.
+        sqlx::query("SELECT erase_provider_call_text(30, 10)")
             .execute(&mut app)
             .await
             .expect("retention erases provider text");
@@ -1537,10 +1514,7 @@ async fn the_application_role_cannot_change_or_delete_decisions() {
         (count, refused)
     }
     .await;
-    sqlx::query(&format!("DROP ROLE {role}"))
-        .execute(&h.db)
-        .await
-        .unwrap();
+    role.drop(&h.db).await;
     let (count, refused) = outcome;
     assert_eq!(count, 2);
     for (statement, error) in refused {

@@ -392,3 +392,105 @@ async fn a_failed_callback_can_be_sent_again() {
     assert_eq!(again.status(), 409, "only a failed one is sent again");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_persons_statement_is_sealed_in_the_outbox_and_erased_by_retention() {
+    let (receiver, url) = Receiver::start(vec![]).await;
+    let app = app_for(&url, &[("retention.pii_days", "1")]).await;
+    let response = app
+        .onboard(&key(), &onboarding_body("900.000.006-80"), Some(10))
+        .await;
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["outcome"], "rejected", "{view}");
+    let id = view["id"].as_str().unwrap().to_owned();
+    // The person's own words (LGPD Art. 20), forwarded by the onboarding backend.
+    let statement = "Sou eu na selfie, Quitéria Albuquerque, e nunca abri conta em outro banco";
+    let (status, case) = app
+        .post_json(
+            &format!("/v1/onboardings/{id}/review-requests"),
+            ONBOARDING_KEY,
+            &json!({ "statement": statement }),
+        )
+        .await;
+    assert_eq!(status, 201, "{case}");
+    let case_id = case["id"].as_str().unwrap().to_owned();
+
+    // The contract: a review event's data is what GET /v1/reviews/{id} answers, the statement
+    // included, so the backend receives it.
+    let seen = receiver
+        .until("review.opened", |s| {
+            s.iter().any(|d| d.kind == "review.opened")
+        })
+        .await;
+    let opened = seen.iter().find(|d| d.kind == "review.opened").unwrap();
+    assert_eq!(opened.body["data"]["id"], case_id.as_str());
+    assert_eq!(opened.body["data"]["statement"], statement);
+    let (_, shown) = app
+        .get(&format!("/v1/reviews/{case_id}"), "vrd_sandbox_reviewer")
+        .await;
+    assert_eq!(shown["statement"], statement);
+
+    // At rest it is nowhere in the clear: not in the outbox, not in any row of any table.
+    let words = [statement, "Quitéria", "Albuquerque", "nunca abri conta"];
+    let bodies: Vec<String> = sqlx::query_scalar("SELECT body::text FROM callbacks")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert!(bodies.len() >= 2, "{bodies:?}");
+    for body in &bodies {
+        for word in words {
+            assert!(
+                !body.contains(word),
+                "{word:?} is in the clear in callbacks.body: {body}"
+            );
+        }
+    }
+    let in_the_clear = |rows: &[(String, String)]| {
+        rows.iter()
+            .filter(|(_, row)| words.iter().any(|w| row.contains(w)))
+            .map(|(table, _)| table.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        in_the_clear(&all_rows_as_text(&app.db).await),
+        Vec::<String>::new()
+    );
+
+    // Retention erases it: the case keeps no sealed copy, and a delivery sent again carries
+    // none either.
+    decided_days_ago(&app.db, &id, 2).await;
+    assert_eq!(app.retention_pass().await, 1);
+    assert_eq!(app.sealed_statement(&case_id).await, None);
+    assert_eq!(
+        in_the_clear(&all_rows_as_text(&app.db).await),
+        Vec::<String>::new()
+    );
+    sqlx::query("UPDATE callbacks SET status = 'failed' WHERE type = 'review.opened'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let callback: String =
+        sqlx::query_scalar("SELECT id::text FROM callbacks WHERE type = 'review.opened'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    let before = receiver.attempts().len();
+    let retried = app
+        .http
+        .post(app.url(&format!("/v1/callbacks/{callback}/retry")))
+        .bearer_auth(ONBOARDING_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), 200);
+    let seen = receiver.until("sent again", |s| s.len() > before).await;
+    let again = seen.last().unwrap();
+    assert_eq!(again.id, callback);
+    assert_eq!(
+        again.body["data"]["statement"],
+        Value::Null,
+        "{}",
+        again.body
+    );
+    app.stop().await;
+}

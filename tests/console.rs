@@ -251,6 +251,13 @@ async fn a_reviewer_signs_in_claims_and_resolves_a_case_in_the_browser() {
         "",
         "scripts cannot read it"
     );
+    // The page's own stylesheet is the one the Content-Security-Policy lets through.
+    assert_eq!(
+        browser
+            .eval("getComputedStyle(document.body).backgroundColor")
+            .await,
+        "rgb(246, 247, 249)"
+    );
     let queue = browser.text("#queue").await;
     assert!(queue.contains("score.uncertain"), "{queue}");
     assert!(queue.contains("open"), "{queue}");

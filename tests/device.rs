@@ -113,6 +113,43 @@ async fn unknown_or_mistyped_risk_signals_are_422() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn enrollment_ids_that_could_leave_their_path_segment_are_422() {
+    let fake = Fake::start(QitechScript::default(), 0).await;
+    let app = TestApp::with_fakes(&fake.qitech_url(), &fake.zro_url(), &[]).await;
+    // Each would change the path of Zro's URL, where the bearer token goes, or its query.
+    for enrollment in [
+        "..",
+        ".",
+        "../../auth/signin",
+        "enr/../../x",
+        "enr?admin=1",
+        "enr#x",
+        "%2e%2e",
+        "enr 1",
+    ] {
+        let response = app
+            .onboard(
+                &key(),
+                &body("dev-1", full_signals(), Some(enrollment)),
+                Some(5),
+            )
+            .await;
+        assert_eq!(response.status(), 422, "{enrollment}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(
+            problem["errors"][0]["field"], "open_finance.enrollment_id",
+            "{enrollment}: {problem}"
+        );
+    }
+    assert!(
+        fake.log().is_empty(),
+        "no provider was called: {:?}",
+        fake.log()
+    );
+    app.stop().await;
+}
+
 // ---------------------------------------------------------------- registration, sandbox
 
 #[tokio::test]

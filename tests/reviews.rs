@@ -399,41 +399,12 @@ async fn retention_erases_the_statement_with_the_rest() {
     )
     .await;
     assert_eq!(status, 201);
-    // Decided two days ago, as far as retention can tell.
-    sqlx::query(
-        "UPDATE onboardings SET decided_at = now() - interval '2 days' WHERE id = $1::uuid",
-    )
-    .bind(&rejected)
-    .execute(&app.db)
-    .await
-    .unwrap();
-    sqlx::query("ALTER TABLE decisions DISABLE TRIGGER decisions_append_only")
-        .execute(&app.db)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE decisions SET decided_at = now() - interval '2 days' WHERE onboarding_id = $1::uuid")
-        .bind(&rejected)
-        .execute(&app.db)
-        .await
-        .unwrap();
-    sqlx::query("ALTER TABLE decisions ENABLE TRIGGER decisions_append_only")
-        .execute(&app.db)
-        .await
-        .unwrap();
-    let erased = veredito::jobs::retention::erase_expired(
-        &app.state,
-        &tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(erased, 1);
-    let sealed: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT statement_ciphertext FROM review_cases WHERE id = $1::uuid")
-            .bind(case["id"].as_str().unwrap())
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-    assert_eq!(sealed, None);
+    decided_days_ago(&app.db, &rejected, 2).await;
+    assert_eq!(app.retention_pass().await, 1);
+    assert_eq!(
+        app.sealed_statement(case["id"].as_str().unwrap()).await,
+        None
+    );
     let (_, after) = app
         .get(
             &format!("/v1/reviews/{}", case["id"].as_str().unwrap()),
@@ -446,5 +417,119 @@ async fn retention_erases_the_statement_with_the_rest() {
         json!(["identity.not_confirmed"]),
         "the case stays"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_reviewer_whose_decision_is_contested_may_not_review_the_request() {
+    let app = TestApp::spawn().await;
+    let id = reviewed(&app).await;
+    let first = case_of(&app, &id).await["id"].as_str().unwrap().to_owned();
+    // sandbox-reviewer rejects the onboarding the policy sent to review.
+    let (status, _) = post(&app, REVIEWER, &format!("/v1/reviews/{first}/claim"), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = post(
+        &app,
+        REVIEWER,
+        &format!("/v1/reviews/{first}/resolution"),
+        Some(json!({"outcome": "rejected", "note": "selfie de outra pessoa"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The person contests that decision (LGPD Art. 20).
+    let (status, contested) = post(
+        &app,
+        ONBOARDING_KEY,
+        &format!("/v1/onboardings/{id}/review-requests"),
+        Some(json!({"statement": "fui eu mesma"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{contested}");
+    assert_eq!(contested["opened_by"], "subject_request");
+    let case = contested["id"].as_str().unwrap().to_owned();
+
+    // The reviewer who made it may not claim the case: a 403 that says why.
+    let response = app
+        .http
+        .post(app.url(&format!("/v1/reviews/{case}/claim")))
+        .bearer_auth(REVIEWER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(
+        problem["type"], "/problems/separation-of-duties",
+        "{problem}"
+    );
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("contest") && detail.contains("another reviewer"),
+        "{detail}"
+    );
+    let (_, still) = app.get(&format!("/v1/reviews/{case}"), REVIEWER).await;
+    assert_eq!(still["status"], "open", "nobody holds it");
+
+    // Nor through the console.
+    let console = ConsoleSession::sign_in(&app, REVIEWER).await;
+    let refused = console
+        .post(&format!("/console/reviews/{case}/claim"), &[])
+        .await;
+    assert_eq!(refused.status(), 303);
+    let page = console
+        .get(refused.headers()["location"].to_str().unwrap())
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("you made the decision this person contests"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("id=\"claim\""),
+        "no Claim button for them: {page}"
+    );
+    let (_, still) = app.get(&format!("/v1/reviews/{case}"), REVIEWER).await;
+    assert_eq!(still["status"], "open");
+
+    // A case the same reviewer held from before this rule cannot be resolved by them either.
+    sqlx::query(
+        "UPDATE review_cases SET status = 'claimed', assignee = 'sandbox-reviewer', claimed_at = now()
+          WHERE id = $1::uuid",
+    )
+    .bind(&case)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let (status, problem) = post(
+        &app,
+        REVIEWER,
+        &format!("/v1/reviews/{case}/resolution"),
+        Some(json!({"outcome": "rejected", "note": "mantenho"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{problem}");
+    assert_eq!(problem["type"], "/problems/separation-of-duties");
+    let (status, _) = post(&app, REVIEWER, &format!("/v1/reviews/{case}/release"), None).await;
+    assert_eq!(status, 200, "giving it back is allowed");
+
+    // Another reviewer takes it and decides.
+    let (status, claimed) =
+        post(&app, REVIEWER_2, &format!("/v1/reviews/{case}/claim"), None).await;
+    assert_eq!(status, 200, "{claimed}");
+    let (status, resolved) = post(
+        &app,
+        REVIEWER_2,
+        &format!("/v1/reviews/{case}/resolution"),
+        Some(json!({"outcome": "rejected", "note": "confirmo a rejeição"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{resolved}");
+    assert_eq!(resolved["resolution"]["reviewer"], "sandbox-reviewer-2");
     app.stop().await;
 }

@@ -21,6 +21,35 @@ impl FieldError {
 /// `max` letters, digits, `.`, `_` or `-`, and not only dots, so it can never step out of its
 /// path segment (`..`), whatever the URL parser makes of it.
 pub fn provider_id(field: &str, value: &str, max: usize) -> Option<FieldError> {
+    segment(
+        field,
+        value,
+        max,
+        b"._-",
+        "letters, digits, '.', '_' or '-' (and not only dots)",
+    )
+}
+
+/// An Open Finance enrollment id, which travels in Zro's URL path: as `provider_id`, and `:` as
+/// well, since Open Finance Brasil writes enrollment ids as URNs (`urn:bank:C1DD93123`). No
+/// `/`, `?`, `#`, `%` or dot segment can reach the URL, where Zro's bearer token goes.
+pub fn enrollment_id(field: &str, value: &str, max: usize) -> Option<FieldError> {
+    segment(
+        field,
+        value,
+        max,
+        b"._-:",
+        "letters, digits, '.', '_', '-' or ':' (and not only dots)",
+    )
+}
+
+fn segment(
+    field: &str,
+    value: &str,
+    max: usize,
+    punctuation: &[u8],
+    allowed: &str,
+) -> Option<FieldError> {
     if value.is_empty() {
         return Some(FieldError::new(field, "must not be empty"));
     }
@@ -32,12 +61,9 @@ pub fn provider_id(field: &str, value: &str, max: usize) -> Option<FieldError> {
     }
     let safe = value
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        .all(|b| b.is_ascii_alphanumeric() || punctuation.contains(&b));
     if !safe || value.bytes().all(|b| b == b'.') {
-        return Some(FieldError::new(
-            field,
-            "must be letters, digits, '.', '_' or '-' (and not only dots)",
-        ));
+        return Some(FieldError::new(field, format!("must be {allowed}")));
     }
     None
 }
@@ -57,5 +83,17 @@ mod tests {
             assert!(provider_id("x", bad, 100).is_some(), "{bad}");
         }
         assert!(provider_id("x", &"a".repeat(101), 100).is_some());
+    }
+
+    #[test]
+    fn enrollment_ids_may_be_urns_but_never_leave_their_path_segment() {
+        for good in ["enr-42", "urn:bancoex:C1DD93123", "a..b"] {
+            assert_eq!(enrollment_id("x", good, 200), None, "{good}");
+        }
+        for bad in [
+            "", ".", "..", "a/b", "../x", "a?b", "a#b", "%2e%2e", "a%2Fb", "a b", "é",
+        ] {
+            assert!(enrollment_id("x", bad, 200).is_some(), "{bad}");
+        }
     }
 }

@@ -1,16 +1,21 @@
 //! The console for reviewers and auditors at `/console`: server-rendered HTML, nothing loaded
 //! from outside the service. Signing in with an API key opens a session kept in an HttpOnly,
 //! SameSite=Strict cookie; every form that changes something carries the session's token, so a
-//! request forged from another site is refused.
+//! request forged from another site is refused. The sign-in form itself carries a token of the
+//! page that showed it (login CSRF), and every answer tells browsers not to keep, frame or
+//! extend it (`guard`).
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use base64::Engine;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use serde_json::Value;
@@ -45,7 +50,53 @@ pub fn router() -> Router<AppState> {
         .route("/console/reviews/{id}/{action}", post(act))
         .route("/console/decisions", get(decisions))
         .route("/console/policies", get(policies_page))
+        .layer(middleware::from_fn(guard))
 }
+
+/// The console's pages hold personal data and its forms change cases. Every answer, errors and
+/// redirects included: not stored by browsers or proxies, never framed (clickjacking), no
+/// content sniffing, no referrer (a decision search's URL may hold a CPF), and a policy that
+/// lets the page load nothing and run nothing but its own stylesheet. A POST that the browser
+/// says comes from another site (`Sec-Fetch-Site`) is refused before any handler reads it.
+async fn guard(request: Request, next: Next) -> Response {
+    let cross_site = request.method() == Method::POST
+        && request
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|site| !matches!(site.as_bytes(), b"same-origin" | b"none"));
+    let mut response = if cross_site {
+        ApiError::CrossSite.into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if let Ok(policy) = HeaderValue::from_str(&CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    response
+}
+
+/// The pages' one stylesheet is allowed by its hash, so no other inline style or script is.
+/// The console has no script: `connect-src 'self'` lets nothing new happen, and keeps a page
+/// driven from outside (the browser test) able to call the console itself.
+static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
+    let digest = crate::crypto::sha256(STYLE.as_bytes());
+    format!(
+        "default-src 'none'; style-src 'sha256-{}'; img-src 'self'; connect-src 'self'; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+});
 
 /// A signed-in console user. Without a live session every console page sends the browser to
 /// the sign-in page.
@@ -63,14 +114,15 @@ impl IntoResponse for ToSignIn {
     }
 }
 
-fn session_id(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie `name` the browser sent.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(found, _)| *found == name)
         .map(|(_, value)| value.to_owned())
 }
 
@@ -78,7 +130,7 @@ impl FromRequestParts<AppState> for Session {
     type Rejection = ToSignIn;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ToSignIn> {
-        let id = session_id(&parts.headers).ok_or(ToSignIn)?;
+        let id = cookie(&parts.headers, COOKIE).ok_or(ToSignIn)?;
         let id_sha256 = crate::crypto::sha256(id.as_bytes());
         let row = console::get(&st.db, &id_sha256)
             .await
@@ -160,39 +212,69 @@ table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:.35em .6
 .overdue{color:#b00020;font-weight:600}.muted{color:#667}.box{background:#fff;padding:1em;margin:1em 0;border:1px solid #e3e6eb}
 pre{white-space:pre-wrap;word-break:break-all;font-size:13px;margin:0}.fired{font-weight:600}.notice{background:#e8f4ea;padding:.6em 1em}
 .error{background:#fdecee;padding:.6em 1em}form.inline{display:inline}label{display:block;margin:.4em 0}label.inline{display:inline-block;margin-right:1em}
-textarea{width:100%;min-height:5em}";
+textarea{width:100%;min-height:5em}.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em}";
+
+/// The cookie that ties a sign-in form to the browser that was shown it.
+const SIGN_IN_COOKIE: &str = "veredito_sign_in";
+const SIGN_IN_LIFETIME: Duration = Duration::from_secs(3600);
 
 async fn sign_in_page(session: Option<Session>) -> Response {
     if session.is_some() {
         return Redirect::to("/console/reviews").into_response();
     }
-    sign_in_form(None).into_response()
+    sign_in_form(StatusCode::OK, None)
 }
 
-fn sign_in_form(error: Option<&str>) -> Markup {
-    page(
+/// The sign-in form with a new pre-session token, both in the form and in a SameSite=Strict
+/// cookie: a page of another site can post a form here but can neither read the token nor make
+/// the browser send the cookie with it, so it cannot sign the browser in under its own key.
+fn sign_in_form(status: StatusCode, error: Option<&str>) -> Response {
+    let token = random_token();
+    let markup = page(
         "Sign in",
         None,
         html! {
             @if let Some(error) = error { p.error { (error) } }
             form method="post" action="/console/sign-in" {
+                input type="hidden" name="sign_in_token" value=(token);
                 label { "API key " input type="password" name="api_key" autocomplete="off" required; }
                 button type="submit" { "Sign in" }
             }
             p.muted { "Reviewers sign in with a key that has reviews:write; auditors with decisions:read." }
         },
-    )
+    );
+    let mut response = (status, markup).into_response();
+    let cookie = format!(
+        "{SIGN_IN_COOKIE}={token}; Path=/console/sign-in; HttpOnly; SameSite=Strict; Max-Age={}",
+        SIGN_IN_LIFETIME.as_secs()
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
 }
 
 #[derive(Deserialize)]
 struct SignIn {
     api_key: String,
+    #[serde(default)]
+    sign_in_token: String,
 }
 
 async fn sign_in(
     State(st): State<AppState>,
+    headers: HeaderMap,
     Form(form): Form<SignIn>,
 ) -> Result<Response, ApiError> {
+    let shown = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
+    let same_page =
+        !shown.is_empty() && bool::from(shown.as_bytes().ct_eq(form.sign_in_token.as_bytes()));
+    if !same_page {
+        return Ok(sign_in_form(
+            StatusCode::FORBIDDEN,
+            Some("This sign-in form expired or was not shown by this console. Sign in again."),
+        ));
+    }
     let keys = std::sync::Arc::<ApiKeys>::from_ref(&st);
     let known = match keys.authenticate(form.api_key.trim()) {
         Ok(caller) => Some(caller),
@@ -201,11 +283,10 @@ async fn sign_in(
     };
     let Some(caller) = known.filter(|c| c.has(Scope::ReviewsWrite) || c.has(Scope::DecisionsRead))
     else {
-        return Ok((
+        return Ok(sign_in_form(
             StatusCode::UNAUTHORIZED,
-            sign_in_form(Some("That key cannot open the console.")),
-        )
-            .into_response());
+            Some("That key cannot open the console."),
+        ));
     };
     let id = random_token();
     let csrf = random_token();
@@ -223,13 +304,18 @@ async fn sign_in(
         SESSION_LIFETIME,
     )
     .await?;
-    let cookie = format!(
-        "{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
-        SESSION_LIFETIME.as_secs()
-    );
+    let cookies = [
+        format!(
+            "{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
+            SESSION_LIFETIME.as_secs()
+        ),
+        format!("{SIGN_IN_COOKIE}=; Path=/console/sign-in; HttpOnly; SameSite=Strict; Max-Age=0"),
+    ];
     let mut response = Redirect::to("/console/reviews").into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
+    for cookie in cookies {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
     }
     Ok(response)
 }
@@ -365,6 +451,9 @@ async fn case_page(
         serde_json::to_value(Explanation::load(&st, row, pii).await?).unwrap_or(Value::Null);
     let latest = crate::store::decisions::for_onboarding(&st.db, case.onboarding_id).await?;
     let holds = view.assignee.as_deref() == Some(session.caller.name.as_ref());
+    // The person contests this reviewer's own decision: the case is for someone else.
+    let contested = view.opened_by == "subject_request"
+        && explanation["reviewer"].as_str() == Some(session.caller.name.as_ref());
     let body = html! {
         @if let Some(done) = &query.done { p.notice { (done) } }
         @if let Some(error) = &query.error { p.error { (error) } }
@@ -388,7 +477,15 @@ async fn case_page(
         }
         @if reviewer && view.status != "resolved" {
             div.box id="actions" {
-                @if !holds {
+                @if contested {
+                    p.muted id="contested" { "You made the decision this person contests (LGPD Art. 20): another reviewer must review the request." }
+                    @if holds {
+                        form.inline method="post" action={ "/console/reviews/" (view.id) "/release" } {
+                            input type="hidden" name="csrf" value=(session.csrf);
+                            button id="release" type="submit" { "Release" }
+                        }
+                    }
+                } @else if !holds {
                     form.inline method="post" action={ "/console/reviews/" (view.id) "/claim" } {
                         input type="hidden" name="csrf" value=(session.csrf);
                         button id="claim" type="submit" { "Claim" }
@@ -502,6 +599,10 @@ async fn act(
             Refusal::Resolved => "The case is resolved.",
             Refusal::HeldBy(_) => "Another reviewer holds this case.",
             Refusal::NotAssignee => "Only the reviewer holding the case may do that.",
+            Refusal::ContestedDecisionMaker => {
+                "You may not review this request: you made the decision this person contests \
+                 (LGPD Art. 20). Another reviewer must review it."
+            }
         }),
     ))
 }
@@ -669,7 +770,7 @@ async fn policies_page(
         }
         @if let (Some(version), Some((replay, shadow))) = (&chosen, &compared) {
             h2 { "Version " (version) " over the last " (days) " days" }
-            div style="display:grid;grid-template-columns:1fr 1fr;gap:1em" {
+            div.pair {
                 div.box id="replay" {
                     h3 { "Replay over stored decisions" }
                     p { (replay.evaluated) " evaluated · " strong { (replay.changed) } " would change · "

@@ -15,6 +15,12 @@ pub enum ApiError {
     Unauthorized,
     #[error("this API key lacks the scope `{0}`")]
     Forbidden(&'static str),
+    /// The key may do this in general, but not here: it would review its own decision.
+    #[error("{0}")]
+    SeparationOfDuties(String),
+    /// A console form posted from a page that is not the console's own.
+    #[error("console forms are taken only from the console's own pages")]
+    CrossSite,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -52,6 +58,12 @@ impl ApiError {
             }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::SeparationOfDuties(_) => (
+                StatusCode::FORBIDDEN,
+                "separation-of-duties",
+                "Separation of duties",
+            ),
+            ApiError::CrossSite => (StatusCode::FORBIDDEN, "cross-site", "Cross-site request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::PayloadTooLarge => (

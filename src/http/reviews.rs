@@ -281,7 +281,17 @@ async fn claim(
         Err(Refusal::HeldBy(_) | Refusal::NotAssignee) => Err(ApiError::Conflict(
             "another reviewer holds this case".into(),
         )),
+        Err(Refusal::ContestedDecisionMaker) => Err(contested()),
     }
+}
+
+/// The refusal of a reviewer whose own decision the person's request contests.
+fn contested() -> ApiError {
+    ApiError::SeparationOfDuties(
+        "you made the decision this person contests (LGPD Art. 20): another reviewer must \
+         review the request"
+            .into(),
+    )
 }
 
 #[utoipa::path(
@@ -319,6 +329,7 @@ fn refused(refusal: Refusal) -> ApiError {
         Refusal::HeldBy(_) | Refusal::NotAssignee => {
             ApiError::Forbidden("only the reviewer who claimed the case")
         }
+        Refusal::ContestedDecisionMaker => contested(),
     }
 }
 

@@ -2,12 +2,16 @@
 //! its step), then POSTed to `callbacks.url`, signed as Standard Webhooks, until a 2xx or
 //! `callbacks.max_age`. The same `webhook-id` goes out on every attempt, so the receiver can
 //! drop repeats; a callback never changes a verdict.
+//!
+//! The outbox keeps no personal data in the clear: a review event is stored without the
+//! person's statement, which stays sealed in its case and is put back into the body at each
+//! delivery, so retention's erasure of the case erases it everywhere.
 
 use std::time::Duration;
 
 use base64::Engine;
 use chrono::Utc;
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::onboarding::applied::Applied;
@@ -16,7 +20,7 @@ use crate::onboarding::services::Services;
 use crate::onboarding::view;
 use crate::store::Tx;
 use crate::store::steps::{self, Step};
-use crate::store::{callbacks, device_validations};
+use crate::store::{callbacks, device_validations, reviews};
 
 pub const ONBOARDING_DECIDED: &str = "onboarding.decided";
 pub const VALIDATION_DECIDED: &str = "device_validation.decided";
@@ -84,19 +88,49 @@ pub async fn validation_decided(
     Ok(())
 }
 
-/// Writes a review event with the case as its GET answers it.
+/// Writes a review event with the case as its GET answers it, but for the person's statement:
+/// stored as null here whatever `case` holds, and filled in from the sealed case when the event
+/// is delivered (`with_statement`).
 pub async fn review_event(
     tx: &mut Tx,
     flow: &Services,
     kind: &'static str,
     onboarding_id: Uuid,
-    case: Value,
+    mut case: Value,
 ) -> Result<(), FlowError> {
     if flow.callbacks.is_none() {
         return Ok(());
     }
+    if let Some(data) = case.as_object_mut() {
+        data.insert("statement".into(), Value::Null);
+    }
     callbacks::enqueue(tx, kind, Some(onboarding_id), case).await?;
     Ok(())
+}
+
+/// A review event's body with the statement of its case unsealed into `data`, as the case's GET
+/// shows it at this moment: null when the person wrote none or retention erased it. A statement
+/// that cannot be unsealed (its key removed from `pii.keys`) is sent as null and logged, as the
+/// GET does.
+async fn with_statement(flow: &Services, mut body: Value) -> Result<Value, FlowError> {
+    let case_id = body
+        .pointer("/data/id")
+        .and_then(Value::as_str)
+        .and_then(|id| Uuid::parse_str(id).ok());
+    let Some(case) = (match case_id {
+        Some(id) => reviews::get(&flow.db, id).await?,
+        None => None,
+    }) else {
+        return Ok(body);
+    };
+    let statement = case.statement(&flow.cipher).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, case_id = %case.id, "a statement could not be read");
+        None
+    });
+    if let Some(data) = body.get_mut("data").and_then(Value::as_object_mut) {
+        data.insert("statement".into(), json!(statement));
+    }
+    Ok(body)
 }
 
 /// One delivery attempt.
@@ -112,7 +146,11 @@ pub async fn deliver(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, 
         return Ok(Applied::default());
     };
     let settings = &flow.settings.callbacks;
-    let body = serde_json::to_vec(&row.body).unwrap_or_default();
+    let body = match row.kind.as_str() {
+        REVIEW_OPENED | REVIEW_RESOLVED => with_statement(flow, row.body).await?,
+        _ => row.body,
+    };
+    let body = serde_json::to_vec(&body).unwrap_or_default();
     let timestamp = Utc::now().timestamp();
     let webhook_id = row.id.to_string();
     let answer = target

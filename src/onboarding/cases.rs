@@ -116,7 +116,8 @@ pub async fn open(
             "review_opened",
             json!({ "case_id": case.id, "opened_by": opened_by, "due_at": case.due_at }),
         );
-        let view = CaseView::of(case.clone(), &flow.cipher, true);
+        // Without the statement: the delivery unseals it from the case.
+        let view = CaseView::of(case.clone(), &flow.cipher, false);
         callbacks::review_event(tx, flow, REVIEW_OPENED, onboarding_id, json!(view)).await?;
         crate::metrics::review("opened");
     }

@@ -136,9 +136,14 @@ impl OnboardingRequest {
                 ));
             }
         }
+        // Zro's URL path carries it.
         let enrollment = self.open_finance.and_then(|of| of.enrollment_id);
         if let Some(id) = &enrollment {
-            required(&mut errors, "open_finance.enrollment_id", id, 200);
+            errors.extend(crate::domain::field::enrollment_id(
+                "open_finance.enrollment_id",
+                id,
+                200,
+            ));
         }
         let Some(cpf) = cpf.filter(|_| errors.is_empty()) else {
             return Err(errors);

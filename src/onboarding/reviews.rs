@@ -136,7 +136,8 @@ pub async fn resolve(
         json!({ "case_id": case.id, "reviewer": reviewer, "outcome": outcome.as_str(),
                 "decision_id": decision_id }),
     );
-    let view = CaseView::of(case.clone(), &flow.cipher, true);
+    // Without the statement: the delivery unseals it from the case.
+    let view = CaseView::of(case.clone(), &flow.cipher, false);
     callbacks::review_event(&mut tx, flow, REVIEW_RESOLVED, id, json!(view)).await?;
     crate::metrics::review("resolved");
 

@@ -257,44 +257,21 @@ pub async fn rows_by_key(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Erro
 }
 
 /// Erases the personal data of up to `limit` onboardings decided more than `days` ago: the
-/// ciphertext, its key id, the CPF hash and the phone's coordinates. The decision, its reasons
-/// and its evidence stay. Each erasure is written to the onboarding's timeline.
+/// ciphertext, its key id, the CPF hash, the sealed selfie, the phone's coordinates (in the
+/// onboarding and in its decisions' evidence) and the review statements. The decisions, their
+/// reasons and the rest of their evidence stay. Each erasure is written
+/// to the onboarding's timeline. It runs as the owner's function (`erase_expired_personal_data`,
+/// migration 0012), since some of what it erases is in records the service's role cannot change.
 pub async fn erase_expired_pii(
     pool: &PgPool,
     days: u32,
     limit: i64,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "WITH due AS (
-             SELECT o.id FROM onboardings o
-              WHERE o.pii_erased_at IS NULL AND o.decided_at IS NOT NULL
-                AND o.decided_at < now() - make_interval(days => $1)
-                AND EXISTS (SELECT 1 FROM decisions d
-                             WHERE d.onboarding_id = o.id AND d.decided_at < now() - make_interval(days => $1))
-              ORDER BY o.decided_at
-              LIMIT $2
-              FOR UPDATE SKIP LOCKED
-         ), erased AS (
-             UPDATE onboardings o
-                SET pii_ciphertext = NULL, pii_key_id = NULL, cpf_hash = NULL, pii_erased_at = now(),
-                    selfie_key_id = NULL, selfie_ciphertext = NULL, updated_at = now(),
-                    device = o.device #- '{risk_signals,device_latitude}' #- '{risk_signals,device_longitude}'
-               FROM due WHERE o.id = due.id
-             RETURNING o.id
-         ), statements AS (
-             -- What the person wrote when asking for a review goes with the rest.
-             UPDATE review_cases c SET statement_key_id = NULL, statement_ciphertext = NULL
-               FROM erased WHERE c.onboarding_id = erased.id
-             RETURNING c.id
-         )
-         INSERT INTO onboarding_events (onboarding_id, kind, detail)
-         SELECT id, 'pii_erased', jsonb_build_object('retention_days', $1) FROM erased
-         RETURNING onboarding_id",
-    )
-    .bind(i32::try_from(days).unwrap_or(i32::MAX))
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    sqlx::query_scalar("SELECT * FROM erase_expired_personal_data($1, $2)")
+        .bind(i32::try_from(days).unwrap_or(i32::MAX))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
 }
 
 /// One audit search as recorded.

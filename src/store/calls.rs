@@ -96,17 +96,11 @@ pub async fn list_for_onboarding(
 /// provider said may echo personal data, and the call's provider, operation, status and time
 /// are what the record needs once the personal data is gone.
 pub async fn erase_older_than(db: &PgPool, days: u32, batch: i64) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE provider_calls SET request = NULL, response = NULL, error = NULL
-          WHERE id IN (
-                SELECT id FROM provider_calls
-                 WHERE created_at < now() - make_interval(days => $1)
-                   AND (request IS NOT NULL OR response IS NOT NULL OR error IS NOT NULL)
-                 ORDER BY created_at LIMIT $2)",
-    )
-    .bind(i32::try_from(days).unwrap_or(i32::MAX))
-    .bind(batch)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected())
+    // The call log is a record the service's role cannot change; the owner's function erases.
+    let erased: i64 = sqlx::query_scalar("SELECT erase_provider_call_text($1, $2)")
+        .bind(i32::try_from(days).unwrap_or(i32::MAX))
+        .bind(batch)
+        .fetch_one(db)
+        .await?;
+    Ok(u64::try_from(erased).unwrap_or(0))
 }

@@ -131,19 +131,15 @@ pub async fn shadow(tx: &mut PgConnection, version: &str) -> Result<bool, sqlx::
     Ok(true)
 }
 
-/// Makes `version` the active one and retires the one that was.
+/// Makes `version` the active one and retires the one that was. Who published it is the
+/// four-eyes record, which the service's role cannot write: the owner's function does
+/// (`publish_policy_version`, migration 0012), and refuses the version's creator too.
 pub async fn publish(tx: &mut PgConnection, version: &str, by: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE policy_versions SET status = 'retired' WHERE status = 'active'")
+    sqlx::query("SELECT publish_policy_version($1, $2)")
+        .bind(version)
+        .bind(by)
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "UPDATE policy_versions SET status = 'active', published_by = $2, published_at = now()
-          WHERE version = $1",
-    )
-    .bind(version)
-    .bind(by)
-    .execute(&mut *tx)
-    .await?;
     notify(tx).await?;
     Ok(())
 }

@@ -162,7 +162,16 @@ pub enum Refusal {
     /// Only the assignee may do this.
     NotAssignee,
     Resolved,
+    /// The person's request (LGPD Art. 20) contests a decision this reviewer made: someone else
+    /// must review it.
+    ContestedDecisionMaker,
 }
+
+/// True when `$2` (a reviewer) made the decision that the case `c`, opened at the person's
+/// request, contests. Such a case is for another reviewer: a review of one's own decision is no
+/// human review in the sense of LGPD Art. 20. The rule is the database's
+/// (`review_case_contested_by`, migration 0012), which the resolution applies as well.
+const CONTESTED_BY: &str = "review_case_contested_by(c.opened_by, c.decision_id, $2)";
 
 /// Assigns the case to `reviewer`: an open case, or one the reviewer holds already.
 pub async fn claim(
@@ -171,10 +180,11 @@ pub async fn claim(
     reviewer: &str,
 ) -> Result<Result<CaseRow, Refusal>, sqlx::Error> {
     let claimed: Option<CaseRow> = sqlx::query_as(&format!(
-        "UPDATE review_cases
+        "UPDATE review_cases c
             SET status = 'claimed', assignee = $2,
-                claimed_at = CASE WHEN status = 'open' THEN now() ELSE claimed_at END
-          WHERE id = $1 AND (status = 'open' OR (status = 'claimed' AND assignee = $2))
+                claimed_at = CASE WHEN c.status = 'open' THEN now() ELSE c.claimed_at END
+          WHERE c.id = $1 AND (c.status = 'open' OR (c.status = 'claimed' AND c.assignee = $2))
+            AND NOT {CONTESTED_BY}
           RETURNING {COLUMNS}"
     ))
     .bind(id)
@@ -183,7 +193,7 @@ pub async fn claim(
     .await?;
     match claimed {
         Some(case) => Ok(Ok(case)),
-        None => refusal(tx, id).await.map(Err),
+        None => refusal(tx, id, reviewer).await.map(Err),
     }
 }
 
@@ -204,7 +214,7 @@ pub async fn release(
     .await?;
     match released {
         Some(case) => Ok(Ok(case)),
-        None => refusal(tx, id).await.map(Err),
+        None => refusal(tx, id, reviewer).await.map(Err),
     }
 }
 
@@ -217,12 +227,10 @@ pub async fn resolve(
     note: &str,
     decision_id: Uuid,
 ) -> Result<Result<CaseRow, Refusal>, sqlx::Error> {
+    // The resolution is part of the record: the service's role cannot write its columns, and
+    // writes them once through the owner's function (migration 0012).
     let resolved: Option<CaseRow> = sqlx::query_as(&format!(
-        "UPDATE review_cases
-            SET status = 'resolved', resolved_at = now(), resolution_outcome = $3,
-                resolution_note = $4, resolution_reviewer = $2, resolution_decision_id = $5
-          WHERE id = $1 AND status = 'claimed' AND assignee = $2
-          RETURNING {COLUMNS}"
+        "SELECT {COLUMNS} FROM resolve_review_case($1, $2, $3, $4, $5)"
     ))
     .bind(id)
     .bind(reviewer)
@@ -233,21 +241,24 @@ pub async fn resolve(
     .await?;
     match resolved {
         Some(case) => Ok(Ok(case)),
-        None => refusal(tx, id).await.map(Err),
+        None => refusal(tx, id, reviewer).await.map(Err),
     }
 }
 
-/// Why a change of `id` did not apply, read after it failed.
-async fn refusal(tx: &mut PgConnection, id: Uuid) -> Result<Refusal, sqlx::Error> {
-    let row: Option<(String, Option<String>)> =
-        sqlx::query_as("SELECT status, assignee FROM review_cases WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+/// Why `reviewer`'s change of `id` did not apply, read after it failed.
+async fn refusal(tx: &mut PgConnection, id: Uuid, reviewer: &str) -> Result<Refusal, sqlx::Error> {
+    let row: Option<(String, Option<String>, bool)> = sqlx::query_as(&format!(
+        "SELECT c.status, c.assignee, {CONTESTED_BY} FROM review_cases c WHERE c.id = $1"
+    ))
+    .bind(id)
+    .bind(reviewer)
+    .fetch_optional(&mut *tx)
+    .await?;
     Ok(match row {
         None => Refusal::NotFound,
-        Some((status, _)) if status == "resolved" => Refusal::Resolved,
-        Some((_, Some(holder))) => Refusal::HeldBy(holder),
+        Some((status, _, _)) if status == "resolved" => Refusal::Resolved,
+        Some((_, _, true)) => Refusal::ContestedDecisionMaker,
+        Some((_, Some(holder), _)) => Refusal::HeldBy(holder),
         Some(_) => Refusal::NotAssignee,
     })
 }

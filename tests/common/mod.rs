@@ -431,6 +431,22 @@ impl TestApp {
         self.calls(onboarding_id, "unico", operation).await
     }
 
+    /// One retention pass, as the job runs it; answers how many onboardings it erased.
+    pub async fn retention_pass(&self) -> usize {
+        veredito::jobs::retention::erase_expired(&self.state, &CancellationToken::new())
+            .await
+            .expect("retention runs")
+    }
+
+    /// The sealed statement of the review case `case_id`, as stored.
+    pub async fn sealed_statement(&self, case_id: &str) -> Option<Vec<u8>> {
+        sqlx::query_scalar("SELECT statement_ciphertext FROM review_cases WHERE id = $1::uuid")
+            .bind(case_id)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
     pub async fn events(&self, onboarding_id: &str) -> Vec<String> {
         sqlx::query_scalar(
             "SELECT kind FROM onboarding_events WHERE onboarding_id = $1::uuid ORDER BY id",
@@ -541,4 +557,187 @@ pub async fn terminate(child: std::process::Child) -> std::process::Output {
         .await
         .unwrap()
         .unwrap()
+}
+
+/// Every row of every table of the public schema as PostgreSQL prints it, with its table: what
+/// a dump of the database would show in the clear.
+pub async fn all_rows_as_text(db: &PgPool) -> Vec<(String, String)> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    let mut rows = Vec::new();
+    for table in tables {
+        let texts: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t"))
+            .fetch_all(db)
+            .await
+            .unwrap();
+        rows.extend(texts.into_iter().map(|t| (table.clone(), t)));
+    }
+    rows
+}
+
+/// Moves an onboarding and its decisions `days` back in time, as far as retention can tell.
+/// Decisions are append-only, so their trigger is set aside for the one statement.
+pub async fn decided_days_ago(db: &PgPool, onboarding_id: &str, days: i32) {
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query(
+        "UPDATE onboardings SET decided_at = now() - make_interval(days => $2) WHERE id = $1::uuid",
+    )
+    .bind(onboarding_id)
+    .bind(days)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("ALTER TABLE decisions DISABLE TRIGGER decisions_append_only")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE decisions SET decided_at = now() - make_interval(days => $2) WHERE onboarding_id = $1::uuid",
+    )
+    .bind(onboarding_id)
+    .bind(days)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("ALTER TABLE decisions ENABLE TRIGGER decisions_append_only")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// A console session opened over HTTP as a browser opens one: the sign-in page, then its form
+/// with the key; redirects are not followed, so each answer can be looked at.
+pub struct ConsoleSession {
+    pub http: Client,
+    pub base: String,
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// The value of the hidden form field `name` in `html`, if the page has one.
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+/// The `name=value` part of the cookie `name` that `response` sets.
+pub fn set_cookie(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+impl ConsoleSession {
+    pub async fn sign_in(app: &TestApp, key: &str) -> ConsoleSession {
+        let http = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let page = http.get(app.url("/console/sign-in")).send().await.unwrap();
+        let pre_session = set_cookie(&page, "veredito_sign_in");
+        let html = page.text().await.unwrap();
+        let mut form = vec![("api_key", key.to_owned())];
+        if let Some(token) = hidden_field(&html, "sign_in_token") {
+            form.push(("sign_in_token", token));
+        }
+        let mut request = http
+            .post(app.url("/console/sign-in"))
+            .header("Sec-Fetch-Site", "same-origin")
+            .form(&form);
+        if let Some(cookie) = &pre_session {
+            request = request.header(reqwest::header::COOKIE, cookie);
+        }
+        let signed_in = request.send().await.unwrap();
+        assert_eq!(signed_in.status(), 303, "the console takes {key}");
+        let cookie = set_cookie(&signed_in, "veredito_console").expect("a session cookie");
+        let mut session = ConsoleSession {
+            http,
+            base: app.base.clone(),
+            cookie,
+            csrf: String::new(),
+        };
+        let queue = session.get("/console/reviews").await.text().await.unwrap();
+        session.csrf = hidden_field(&queue, "csrf").expect("the session's form token");
+        session
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, &self.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts a console form with the session's token and `fields`.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let mut form = vec![("csrf", self.csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, &self.cookie)
+            .header("Sec-Fetch-Site", "same-origin")
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A login role in `veredito_app`, the group role the service is meant to connect as
+/// (docs/audit.md), and the URL of a test database with it as the user.
+pub struct AppRole {
+    pub name: String,
+    pub url: String,
+}
+
+impl AppRole {
+    /// Made by `admin` (the tests' superuser) for the database at `db_url`.
+    pub async fn create(admin: &PgPool, db_url: &str) -> AppRole {
+        let name = format!("veredito_test_app_{}", Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE ROLE {name} LOGIN IN ROLE veredito_app"))
+            .execute(admin)
+            .await
+            .unwrap();
+        let server = server_url();
+        let (scheme, rest) = server.split_once("://").unwrap();
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let url = format!(
+            "{scheme}://{name}@{host}/{}",
+            db_url.rsplit('/').next().unwrap()
+        );
+        AppRole { name, url }
+    }
+
+    pub async fn connect(&self) -> PgConnection {
+        PgConnection::connect(&self.url)
+            .await
+            .expect("the app role logs in")
+    }
+
+    /// Drops the role once its sessions are gone.
+    pub async fn drop(self, admin: &PgPool) {
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
+            .bind(&self.name)
+            .execute(admin)
+            .await
+            .unwrap();
+        sqlx::query(&format!("DROP ROLE {}", self.name))
+            .execute(admin)
+            .await
+            .unwrap();
+    }
 }

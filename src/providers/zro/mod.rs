@@ -68,6 +68,10 @@ pub enum ZroError {
     Decode(String),
     #[error("Zro client configuration: {0}")]
     Config(String),
+    /// `.` and `..` cannot travel as a path segment: a URL drops them as dot segments, which
+    /// would send the signal, and the bearer token with it, to another path.
+    #[error("the enrollment id cannot be sent as a path segment")]
+    EnrollmentId,
 }
 
 impl ZroError {
@@ -94,6 +98,7 @@ impl ZroError {
             ZroError::Transport(_) => "zro.transport".into(),
             ZroError::Decode(_) => "zro.decode".into(),
             ZroError::Config(_) => "zro.config".into(),
+            ZroError::EnrollmentId => "zro.enrollment_id".into(),
         }
     }
 
@@ -124,7 +129,7 @@ struct SigninAnswer {
 #[derive(Clone)]
 pub struct ZroClient {
     http: ProviderHttp,
-    base_url: String,
+    base_url: reqwest::Url,
     api_id: String,
     api_key: SecretString,
     /// Held across a sign-in, so concurrent calls share one new token instead of each signing in.
@@ -139,11 +144,14 @@ struct Answer {
 impl ZroClient {
     pub fn new(config: ZroConfig, sink: SharedSink) -> Result<Self, ZroError> {
         let client = crate::providers::http::client(config.timeout).map_err(ZroError::Config)?;
-        reqwest::Url::parse(&config.base_url)
+        let base_url = reqwest::Url::parse(config.base_url.trim())
             .map_err(|e| ZroError::Config(format!("base_url: {e}")))?;
+        if base_url.cannot_be_a_base() || !matches!(base_url.scheme(), "http" | "https") {
+            return Err(ZroError::Config("base_url must be an http(s) URL".into()));
+        }
         Ok(ZroClient {
             http: ProviderHttp::new(client, sink, |answer| redact(answer, REDACTED)),
-            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            base_url,
             api_id: config.api_id,
             api_key: config.api_key,
             token: Arc::new(Mutex::new(None)),
@@ -178,14 +186,21 @@ impl ZroClient {
             signals: signal.signals,
         })
         .map_err(|e| ZroError::Decode(e.to_string()))?;
-        let path = format!(
-            "/open-finance/enrollments/{}/device/risk-signal",
-            encode(signal.enrollment_id)
-        );
+        if matches!(signal.enrollment_id, "." | "..") {
+            return Err(ZroError::EnrollmentId);
+        }
+        let url = self.endpoint(&[
+            "open-finance",
+            "enrollments",
+            signal.enrollment_id,
+            "device",
+            "risk-signal",
+        ]);
+        let path = url.path().to_owned();
         let request = self
             .http
             .client
-            .post(format!("{}{path}", self.base_url))
+            .post(url)
             .bearer_auth(token.expose_secret())
             .header("x-transaction-uuid", signal.transaction_uuid.to_string())
             .header("nonce", Uuid::new_v4().to_string())
@@ -226,12 +241,9 @@ impl ZroClient {
         }
         *cached = None;
         let body = json!({ "api_id": self.api_id, "api_key": self.api_key.expose_secret() });
-        let path = "/auth/signin".to_owned();
-        let request = self
-            .http
-            .client
-            .post(format!("{}{path}", self.base_url))
-            .json(&body);
+        let url = self.endpoint(&["auth", "signin"]);
+        let path = url.path().to_owned();
+        let request = self.http.client.post(url).json(&body);
         let answer = self.send("signin", path, request, Some(body), ctx).await?;
         match answer.status.as_u16() {
             200..=299 => {}
@@ -252,6 +264,17 @@ impl ZroClient {
         let token = SecretString::from(signin.access_token);
         *cached = Some(token.clone());
         Ok(token)
+    }
+
+    /// The base URL with `segments` appended, each percent-encoded as one path segment (`/`,
+    /// `?`, `#` and `%` included), so no value can reach another path or add a query.
+    fn endpoint(&self, segments: &[&str]) -> reqwest::Url {
+        let mut url = self.base_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            // Checked in `new`: an http(s) URL can always take a path.
+            path.pop_if_empty().extend(segments);
+        }
+        url
     }
 
     async fn send(
@@ -303,14 +326,114 @@ fn field(body: &Value, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use axum::Router;
+    use axum::http::{HeaderMap, Uri};
+
+    use super::*;
+    use crate::providers::DiscardCalls;
+
+    /// A fake Zro under `/api` that keeps the path (as sent, still percent-encoded) and the
+    /// bearer token of every request.
+    async fn fake() -> (String, Arc<StdMutex<Vec<(String, Option<String>)>>>) {
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let log = seen.clone();
+        let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+            let log = log.clone();
+            async move {
+                let bearer = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                log.lock().unwrap().push((uri.path().to_owned(), bearer));
+                if uri.path() == "/api/auth/signin" {
+                    axum::Json(json!({ "access_token": "zro-token" }))
+                } else {
+                    axum::Json(json!({ "id": "accepted" }))
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/api", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, seen)
     }
-    out
+
+    fn percent_decoded(segment: &str) -> String {
+        let bytes = segment.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                out.push(u8::from_str_radix(&segment[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_enrollment_id_stays_inside_its_path_segment() {
+        let (base, seen) = fake().await;
+        let client = ZroClient::new(
+            ZroConfig {
+                base_url: base,
+                api_id: "id".into(),
+                api_key: SecretString::from("key"),
+                timeout: Duration::from_secs(5),
+            },
+            Arc::new(DiscardCalls),
+        )
+        .unwrap();
+        let signals = RiskSignals::default();
+        let send = |enrollment_id: &'static str| {
+            let client = client.clone();
+            let signals = signals.clone();
+            async move {
+                let signal = RiskSignal {
+                    enrollment_id,
+                    transaction_uuid: Uuid::new_v4(),
+                    device_id: "dev-1",
+                    signals: &signals,
+                };
+                client
+                    .send_risk_signal(&signal, CallContext::default())
+                    .await
+            }
+        };
+        // Stored before the edge refused such ids, or sent by anything but the API: each goes
+        // as one percent-encoded segment, which Zro decodes back to the id.
+        for enrollment_id in ["enr-42", "a/../../auth/signin", "enr?x=1#y", "%2e%2e"] {
+            assert_eq!(send(enrollment_id).await, Ok(200), "{enrollment_id}");
+            let (path, bearer) = seen.lock().unwrap().last().cloned().unwrap();
+            let segments: Vec<&str> = path.split('/').collect();
+            assert_eq!(
+                (segments.len(), &segments[..4], &segments[5..]),
+                (
+                    7,
+                    &["", "api", "open-finance", "enrollments"][..],
+                    &["device", "risk-signal"][..]
+                ),
+                "{enrollment_id}: {path}"
+            );
+            assert_eq!(percent_decoded(segments[4]), enrollment_id);
+            assert_eq!(bearer.as_deref(), Some("Bearer zro-token"));
+        }
+        // A dot segment cannot be encoded: the URL would lose it and the token would go to
+        // another path. Refused before any request.
+        let before = seen.lock().unwrap().len();
+        for enrollment_id in [".", ".."] {
+            let refused = send(enrollment_id).await;
+            assert_eq!(refused, Err(ZroError::EnrollmentId), "{enrollment_id}");
+            assert!(!refused.unwrap_err().is_transient());
+        }
+        let after: Vec<_> = seen.lock().unwrap()[before..].to_vec();
+        assert!(after.is_empty(), "{after:?}");
+    }
 }
