@@ -296,6 +296,17 @@ async fn slow_create_process_answers_202_and_decides_later() {
     })
     .await;
     let app = app_on(&url, &[("unico.timeout", "30s")]).await;
+    // A second replica whose runner looks for due steps the whole time: the 15 s call outlasts
+    // the step's 4 s lease many times, and its claim, renewed while it runs, keeps the step
+    // from running twice at once.
+    let second = app
+        .replica(&[
+            ("sandbox.unico_provider", "false"),
+            ("unico.base_url", &url),
+            ("unico.identity_url", &url),
+            ("unico.timeout", "30s"),
+        ])
+        .await;
     let started = Instant::now();
     let (status, id) = onboard_absorbed(&app, 3).await;
     let answered = started.elapsed();
@@ -317,7 +328,9 @@ async fn slow_create_process_answers_202_and_decides_later() {
     let view = app.until_decided(&id, Duration::from_secs(25)).await;
     assert_eq!(view["outcome"], "approved");
     assert_eq!(fake.created_count(), 2, "one process for each onboarding");
+    assert_eq!(fake.creates().len(), 2, "one CreateProcess call for each");
     assert_eq!(app.unico_calls(&id, "create_process").await, 1);
+    second.stop().await;
     app.stop().await;
 }
 
