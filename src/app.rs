@@ -267,6 +267,7 @@ impl App {
         // The fallback writer of provider calls made outside a step: a channel drain.
         workers.spawn(store::calls::run_writer(
             flow.db.clone(),
+            PiiCipher::from_settings(&flow.settings.pii)?,
             calls,
             stop.clone(),
         ));

@@ -243,11 +243,12 @@ async fn retention_deletes_old_webhooks_and_erases_what_providers_said() {
     .unwrap();
     sqlx::query(
         "INSERT INTO provider_calls (provider, operation, method, path, http_status, latency_ms,
-                                     request, response, error, created_at)
+                                     request, response, error, answer_key_id, answer_ciphertext,
+                                     created_at)
          VALUES ('qitech', 'register_device', 'POST', '/x', 500, 3, '{}', '{\"m\": \"Maria\"}',
-                 'Maria', now() - interval '1826 days'),
-                ('qitech', 'register_device', 'POST', '/x', 500, 3, '{}', '{}', 'recent',
-                 now() - interval '1 day')",
+                 'Maria', 'k', '\\x00', now() - interval '1826 days'),
+                ('qitech', 'register_device', 'POST', '/x', 500, 3, '{}', '{}', 'recent', 'k',
+                 '\\x00', now() - interval '1 day')",
     )
     .execute(&app.db)
     .await
@@ -261,16 +262,21 @@ async fn retention_deletes_old_webhooks_and_erases_what_providers_said() {
             .await
             .unwrap();
     assert_eq!(left, [Some("recent".to_owned())]);
-    let calls: Vec<(Option<String>, bool, i32)> = sqlx::query_as(
-        "SELECT error, response IS NULL, http_status FROM provider_calls ORDER BY created_at",
+    let calls: Vec<(Option<String>, bool, bool, i32)> = sqlx::query_as(
+        "SELECT error, response IS NULL, answer_ciphertext IS NULL AND answer_key_id IS NULL,
+                http_status
+           FROM provider_calls ORDER BY created_at",
     )
     .fetch_all(&app.db)
     .await
     .unwrap();
     assert_eq!(
         calls,
-        [(None, true, 500), (Some("recent".to_owned()), false, 500)],
-        "the old call keeps its status, not what was said"
+        [
+            (None, true, true, 500),
+            (Some("recent".to_owned()), false, false, 500)
+        ],
+        "the old call keeps its status, not what was said, sealed or not"
     );
     app.stop().await;
 }

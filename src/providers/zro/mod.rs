@@ -20,6 +20,8 @@ use crate::providers::http::{
 use crate::providers::{CallContext, SharedSink, redact};
 
 const PROVIDER: &str = "zro";
+/// The fields of Zro's answers the client reads: all the call log keeps of them in clear.
+const PARSED: &[&str] = &["id", "code", "expires_in"];
 /// Secrets and the phone's position never go to the audit log of calls.
 const REDACTED: &[&str] = &[
     "api_key",
@@ -142,7 +144,7 @@ impl ZroClient {
         reqwest::Url::parse(&config.base_url)
             .map_err(|e| ZroError::Config(format!("base_url: {e}")))?;
         Ok(ZroClient {
-            http: ProviderHttp::new(client, sink, |answer| redact(answer, REDACTED)),
+            http: ProviderHttp::new(client, sink, |answer| redact(answer, REDACTED), PARSED),
             base_url: config.base_url.trim_end_matches('/').to_owned(),
             api_id: config.api_id,
             api_key: config.api_key,
@@ -291,6 +293,10 @@ impl ProviderError for ZroError {
                 ZroError::Decode("the answer is larger than veredito reads".into())
             }
         }
+    }
+
+    fn code(&self) -> String {
+        ZroError::code(self)
     }
 }
 
