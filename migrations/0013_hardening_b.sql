@@ -13,3 +13,24 @@ ALTER TABLE provider_calls ALTER COLUMN answer_ciphertext SET STORAGE EXTERNAL;
 -- time and redacted request stay.
 UPDATE provider_calls SET response = NULL, error = NULL
  WHERE response IS NOT NULL OR error IS NOT NULL;
+
+-- Webhooks without unico's secret leave one row a minute, with how many came, instead of a row
+-- each: a flood of forged deliveries costs a bounded table (and past
+-- unico.forged_webhooks_per_second, not even an UPDATE). Deleted by retention with unico's
+-- deliveries (retention.webhook_days).
+CREATE TABLE forged_webhooks (
+    minute      timestamptz PRIMARY KEY,
+    deliveries  integer NOT NULL,
+    last_at     timestamptz NOT NULL
+);
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'veredito_app') THEN
+        EXECUTE 'GRANT SELECT, INSERT, UPDATE, DELETE ON forged_webhooks TO veredito_app';
+    END IF;
+EXCEPTION
+    WHEN insufficient_privilege THEN
+        RAISE NOTICE 'cannot grant to veredito_app; grant its privileges by hand (docs/audit.md)';
+END;
+$$;

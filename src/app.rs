@@ -1,6 +1,7 @@
 //! Builds the state and the router, starts the workers, and serves until shutdown.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -221,12 +222,23 @@ impl App {
         let admission = Arc::new(tokio::sync::Semaphore::new(
             2 * flow.settings.database.max_connections as usize,
         ));
+        let forged_webhooks = Arc::new(governor::RateLimiter::direct(
+            governor::Quota::per_second(
+                NonZeroU32::new(flow.settings.unico.forged_webhooks_per_second)
+                    .unwrap_or(NonZeroU32::MIN),
+            )
+            .allow_burst(
+                NonZeroU32::new(flow.settings.unico.forged_webhooks_burst)
+                    .unwrap_or(NonZeroU32::MIN),
+            ),
+        ));
         let state = AppState {
             flow,
             api_keys,
             stopping: CancellationToken::new(),
             in_flight,
             admission,
+            forged_webhooks,
         };
         Ok(App {
             listener,

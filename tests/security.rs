@@ -253,9 +253,25 @@ async fn retention_deletes_old_webhooks_and_erases_what_providers_said() {
     .execute(&app.db)
     .await
     .unwrap();
+    sqlx::query(
+        "INSERT INTO forged_webhooks (minute, deliveries, last_at)
+         VALUES (date_trunc('minute', now() - interval '31 days'), 40, now() - interval '31 days'),
+                (date_trunc('minute', now() - interval '1 day'), 3, now() - interval '1 day')",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
     veredito::jobs::retention::erase_expired_by(&app.state, 500, &CancellationToken::new())
         .await
         .unwrap();
+    let forged_minutes: i64 = sqlx::query_scalar("SELECT count(*) FROM forged_webhooks")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        forged_minutes, 1,
+        "the old minute's count of forged deliveries is deleted"
+    );
     let left: Vec<Option<String>> =
         sqlx::query_scalar("SELECT process_id FROM unico_webhooks ORDER BY id")
             .fetch_all(&app.db)
