@@ -210,6 +210,7 @@ impl App {
             wake: Wakeups::default(),
             inline: TaskTracker::new(),
             inline_permits: Arc::new(tokio::sync::Semaphore::new(jobs::runner::FLOW_CONCURRENCY)),
+            replays: Arc::new(tokio::sync::Semaphore::new(settings.api.max_replays)),
             callbacks,
             settings,
         });

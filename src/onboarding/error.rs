@@ -7,6 +7,9 @@ use crate::store::StoreError;
 pub enum FlowError {
     #[error("this Idempotency-Key was used with a different body")]
     IdempotencyConflict,
+    /// As many replays as `api.max_replays` allows are running; this one was not started.
+    #[error("too many policy replays are running; retry after the time in Retry-After")]
+    ReplaysBusy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
