@@ -174,7 +174,7 @@ impl ProviderHttp {
         if let Some(e) = failed {
             said.insert("error".into(), Value::String(e.to_string()));
         }
-        let said = (!said.is_empty()).then(|| ProviderText(Value::Object(said)));
+        let said = (!said.is_empty()).then_some(ProviderText(Value::Object(said)));
         tracing::debug!(
             provider = exchange.provider,
             operation = exchange.operation,
