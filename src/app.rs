@@ -1,6 +1,7 @@
 //! Builds the state and the router, starts the workers, and serves until shutdown.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -209,6 +210,7 @@ impl App {
             wake: Wakeups::default(),
             inline: TaskTracker::new(),
             inline_permits: Arc::new(tokio::sync::Semaphore::new(jobs::runner::FLOW_CONCURRENCY)),
+            replays: Arc::new(tokio::sync::Semaphore::new(settings.api.max_replays)),
             callbacks,
             leases: Arc::default(),
             settings,
@@ -222,12 +224,23 @@ impl App {
         let admission = Arc::new(tokio::sync::Semaphore::new(
             2 * flow.settings.database.max_connections as usize,
         ));
+        let forged_webhooks = Arc::new(governor::RateLimiter::direct(
+            governor::Quota::per_second(
+                NonZeroU32::new(flow.settings.unico.forged_webhooks_per_second)
+                    .unwrap_or(NonZeroU32::MIN),
+            )
+            .allow_burst(
+                NonZeroU32::new(flow.settings.unico.forged_webhooks_burst)
+                    .unwrap_or(NonZeroU32::MIN),
+            ),
+        ));
         let state = AppState {
             flow,
             api_keys,
             stopping: CancellationToken::new(),
             in_flight,
             admission,
+            forged_webhooks,
         };
         Ok(App {
             listener,
@@ -268,6 +281,7 @@ impl App {
         // The fallback writer of provider calls made outside a step: a channel drain.
         workers.spawn(store::calls::run_writer(
             flow.db.clone(),
+            PiiCipher::from_settings(&flow.settings.pii)?,
             calls,
             stop.clone(),
         ));

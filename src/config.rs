@@ -251,10 +251,25 @@ pub struct UnicoSettings {
     /// default is 10 per tenant): a burst waits its turn instead of being refused with 429.
     #[serde(default = "default_unico_rate")]
     pub requests_per_second: u32,
+    /// Webhooks without the secret answered 401 per second by this replica, all sources together
+    /// (a steady rate and a burst above it); past it they are answered 429 and leave nothing
+    /// but a count. Deliveries with the secret are never counted against it.
+    #[serde(default = "default_forged_webhooks_per_second")]
+    pub forged_webhooks_per_second: u32,
+    #[serde(default = "default_forged_webhooks_burst")]
+    pub forged_webhooks_burst: u32,
 }
 
 fn default_unico_rate() -> u32 {
     10
+}
+
+fn default_forged_webhooks_per_second() -> u32 {
+    5
+}
+
+fn default_forged_webhooks_burst() -> u32 {
+    20
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -312,6 +327,10 @@ pub struct ApiSettings {
     /// How many requests a key may make at once above its rate.
     #[serde(default = "default_rate_burst")]
     pub rate_burst: u32,
+    /// Policy replays (API and console) this replica runs at once; past it they are answered
+    /// 503 with Retry-After.
+    #[serde(default = "default_max_replays")]
+    pub max_replays: usize,
 }
 
 impl Default for ApiSettings {
@@ -320,8 +339,13 @@ impl Default for ApiSettings {
             keys: Vec::new(),
             rate_per_second: default_rate_per_second(),
             rate_burst: default_rate_burst(),
+            max_replays: default_max_replays(),
         }
     }
+}
+
+fn default_max_replays() -> usize {
+    2
 }
 
 fn default_rate_per_second() -> u32 {
@@ -811,6 +835,15 @@ impl Settings {
         }
         if self.unico.requests_per_second == 0 {
             return Err(invalid("unico.requests_per_second", "must be at least 1"));
+        }
+        if self.unico.forged_webhooks_per_second == 0 || self.unico.forged_webhooks_burst == 0 {
+            return Err(invalid(
+                "unico.forged_webhooks_per_second",
+                "unico.forged_webhooks_per_second and unico.forged_webhooks_burst must be at least 1",
+            ));
+        }
+        if self.api.max_replays == 0 {
+            return Err(invalid("api.max_replays", "must be at least 1"));
         }
         if !(0.0..=1.0).contains(&self.sandbox.fault_rate) {
             return Err(invalid("sandbox.fault_rate", "must be from 0 to 1"));

@@ -504,15 +504,26 @@ async fn emulator_is_rejected_before_unico_is_paid() {
 /// An onboarding whose unico process is open for the next minute, with polling 30 s away: only
 /// a webhook the test sends acts on it. The app, the onboarding's id and the process's.
 async fn an_open_process() -> (TestApp, String, String) {
-    let app = TestApp::spawn_with(&[
-        ("unico.poll_initial", "30s"),
-        ("unico.poll_max", "60s"),
-        ("sandbox.processing_delay", "60s"),
-    ])
-    .await;
-    let id = app
-        .start_onboarding(&onboarding_body("900.000.008-41"))
-        .await;
+    an_open_process_of("900.000.008-41", &[("sandbox.processing_delay", "60s")]).await
+}
+
+/// Forged webhooks as the database keeps them: delivery rows, and the sum of the minute counts.
+async fn forged_left(app: &TestApp) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM unico_webhooks WHERE NOT authenticated),
+                (SELECT COALESCE(sum(deliveries), 0) FROM forged_webhooks)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
+/// An onboarding of `cpf` whose process unico has created, polled only 30 s later.
+async fn an_open_process_of(cpf: &str, extra: &[(&str, &str)]) -> (TestApp, String, String) {
+    let mut overrides = vec![("unico.poll_initial", "30s"), ("unico.poll_max", "60s")];
+    overrides.extend_from_slice(extra);
+    let app = TestApp::spawn_with(&overrides).await;
+    let id = app.start_onboarding(&onboarding_body(cpf)).await;
     let view = app
         .until(&id, Duration::from_secs(10), |v| {
             v["biometrics"]["process_id"].is_string()
@@ -546,12 +557,9 @@ async fn forged_webhooks_are_refused_and_change_nothing() {
             "application/problem+json"
         );
     }
-    let untrusted: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM unico_webhooks WHERE NOT authenticated")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-    assert_eq!(untrusted, 4);
+    // Counted in their minute's row, none kept as a delivery.
+    let untrusted = forged_left(&app).await;
+    assert_eq!(untrusted, (0, 4));
     let id = id.as_str();
     assert!(
         !app.events(id)
@@ -577,6 +585,81 @@ async fn forged_webhooks_are_refused_and_change_nothing() {
     .unwrap();
     assert_eq!(runs, 0);
     assert_eq!(app.unico_calls(id, "get_process").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_forged_webhooks_is_bounded_and_unicos_still_gets_through() {
+    // 900.000.025-42 finishes without a webhook from the sandbox: only unico's webhook (or a
+    // poll 30 s later) can bring its result within the test.
+    let (app, id, process_id) = an_open_process_of(
+        "900.000.025-42",
+        &[
+            ("unico.forged_webhooks_per_second", "2"),
+            ("unico.forged_webhooks_burst", "5"),
+            ("sandbox.processing_delay", "100ms"),
+        ],
+    )
+    .await;
+    let body = json!({"processId": process_id, "state": "PROCESS_STATE_FINISHED", "flow": "id"});
+
+    let forged = 300;
+    let sends = (0..forged).map(|i| {
+        let mut request = app.http.post(app.url("/v1/webhooks/unico")).json(&body);
+        if i % 2 == 0 {
+            request = request.header(WEBHOOK_HEADER, format!("forged-{i}"));
+        }
+        request.send()
+    });
+    let answers = futures_util::future::join_all(sends).await;
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for answer in &answers {
+        let answer = answer.as_ref().unwrap();
+        *statuses.entry(answer.status().as_u16()).or_default() += 1;
+        if answer.status() == 429 {
+            let wait: u64 = answer.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=60).contains(&wait), "{wait}");
+        }
+    }
+    let refused = statuses.get(&401).copied().unwrap_or(0);
+    assert_eq!(
+        refused + statuses.get(&429).copied().unwrap_or(0),
+        forged,
+        "{statuses:?}"
+    );
+    // The burst and what the rate refills while they arrive; the rest are 429.
+    assert!((5..=15).contains(&refused), "{statuses:?}");
+    let (deliveries, minutes, counted): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM unico_webhooks WHERE NOT authenticated),
+                (SELECT count(*) FROM forged_webhooks),
+                (SELECT COALESCE(sum(deliveries), 0) FROM forged_webhooks)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(deliveries, 0, "no row per forged delivery");
+    assert!((1..=2).contains(&minutes), "one row a minute: {minutes}");
+    assert_eq!(counted, refused as i64);
+
+    // unico's own delivery, with the secret, right after the flood (once the sandbox finished
+    // the process, as unico notifies): taken at once, and it brings the result well before the
+    // first poll.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let genuine = app
+        .http
+        .post(app.url("/v1/webhooks/unico"))
+        .header(WEBHOOK_HEADER, WEBHOOK_SECRET)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(genuine.status(), 204);
+    let decided = app.until_decided(&id, Duration::from_secs(10)).await;
+    assert_eq!(decided["outcome"], "approved", "{decided}");
     app.stop().await;
 }
 
@@ -683,7 +766,7 @@ async fn webhook_shapes_duplicates_and_unknown_processes() {
     assert_eq!(huge.status(), 413);
     let long = send(json!({"processId": "a".repeat(5_000)})).await.unwrap();
     assert_eq!(long.status(), 400);
-    // A forged delivery is refused before its body is read, and only a small row is kept.
+    // A forged delivery is refused before its body is read, and only counted.
     let forged = app
         .http
         .post(app.url("/v1/webhooks/unico"))
@@ -693,13 +776,8 @@ async fn webhook_shapes_duplicates_and_unknown_processes() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 401);
-    let forged_rows: Vec<(bool, bool)> = sqlx::query_as(
-        "SELECT payload IS NULL, process_id IS NULL FROM unico_webhooks WHERE NOT authenticated",
-    )
-    .fetch_all(&app.db)
-    .await
-    .unwrap();
-    assert_eq!(forged_rows, [(true, true)]);
+    let forged_rows = forged_left(&app).await;
+    assert_eq!(forged_rows, (0, 1));
     let recorded: Vec<(Option<String>, bool)> = sqlx::query_as(
         "SELECT process_id, known_process FROM unico_webhooks WHERE authenticated ORDER BY id",
     )

@@ -243,11 +243,20 @@ async fn retention_deletes_old_webhooks_and_erases_what_providers_said() {
     .unwrap();
     sqlx::query(
         "INSERT INTO provider_calls (provider, operation, method, path, http_status, latency_ms,
-                                     request, response, error, created_at)
+                                     request, response, error, answer_key_id, answer_ciphertext,
+                                     created_at)
          VALUES ('qitech', 'register_device', 'POST', '/x', 500, 3, '{}', '{\"m\": \"Maria\"}',
-                 'Maria', now() - interval '1826 days'),
-                ('qitech', 'register_device', 'POST', '/x', 500, 3, '{}', '{}', 'recent',
-                 now() - interval '1 day')",
+                 'Maria', 'k', '\\x00', now() - interval '1826 days'),
+                ('qitech', 'register_device', 'POST', '/x', 500, 3, '{}', '{}', 'recent', 'k',
+                 '\\x00', now() - interval '1 day')",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO forged_webhooks (minute, deliveries, last_at)
+         VALUES (date_trunc('minute', now() - interval '31 days'), 40, now() - interval '31 days'),
+                (date_trunc('minute', now() - interval '1 day'), 3, now() - interval '1 day')",
     )
     .execute(&app.db)
     .await
@@ -255,22 +264,35 @@ async fn retention_deletes_old_webhooks_and_erases_what_providers_said() {
     veredito::jobs::retention::erase_expired_by(&app.state, 500, &CancellationToken::new())
         .await
         .unwrap();
+    let forged_minutes: i64 = sqlx::query_scalar("SELECT count(*) FROM forged_webhooks")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        forged_minutes, 1,
+        "the old minute's count of forged deliveries is deleted"
+    );
     let left: Vec<Option<String>> =
         sqlx::query_scalar("SELECT process_id FROM unico_webhooks ORDER BY id")
             .fetch_all(&app.db)
             .await
             .unwrap();
     assert_eq!(left, [Some("recent".to_owned())]);
-    let calls: Vec<(Option<String>, bool, i32)> = sqlx::query_as(
-        "SELECT error, response IS NULL, http_status FROM provider_calls ORDER BY created_at",
+    let calls: Vec<(Option<String>, bool, bool, i32)> = sqlx::query_as(
+        "SELECT error, response IS NULL, answer_ciphertext IS NULL AND answer_key_id IS NULL,
+                http_status
+           FROM provider_calls ORDER BY created_at",
     )
     .fetch_all(&app.db)
     .await
     .unwrap();
     assert_eq!(
         calls,
-        [(None, true, 500), (Some("recent".to_owned()), false, 500)],
-        "the old call keeps its status, not what was said"
+        [
+            (None, true, true, 500),
+            (Some("recent".to_owned()), false, false, 500)
+        ],
+        "the old call keeps its status, not what was said, sealed or not"
     );
     app.stop().await;
 }
@@ -1179,4 +1201,193 @@ async fn the_service_decides_reviews_publishes_and_erases_as_the_app_role() {
     admin.close().await;
     role.drop(&sqlx::PgPool::connect(&database.url).await.unwrap())
         .await;
+}
+
+/// How many reads `caller` left in the access record under `endpoint`.
+async fn access_records(app: &TestApp, caller: &str, endpoint: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_searches WHERE caller = $1 AND endpoint = $2")
+        .bind(caller)
+        .bind(endpoint)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_read_of_a_review_case_leaves_an_access_record() {
+    let app = TestApp::spawn().await;
+    // A sync review: the case opens with the decision.
+    let id = app
+        .start_onboarding(&onboarding_body("900.000.002-56"))
+        .await;
+    app.until_decided(&id, Duration::from_secs(10)).await;
+    let (status, cases) = app.get("/v1/reviews", AUDITOR_PII_KEY).await;
+    assert_eq!(status, 200, "{cases}");
+    let case = cases["items"][0]["id"].as_str().expect("a case").to_owned();
+    let (status, shown) = app
+        .get(&format!("/v1/reviews/{case}"), AUDITOR_PII_KEY)
+        .await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(
+        shown["decision"]["cpf"], "900.000.002-56",
+        "a pii:read key sees the whole CPF: {shown}"
+    );
+    let session = app.console_session(AUDITOR_PII_KEY).await;
+    let (status, html) = app
+        .console_get(&session, &format!("/console/reviews/{case}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("900.000.002-56"));
+
+    let caller = "sandbox-auditor-pii";
+    for endpoint in [
+        "GET /v1/reviews",
+        "GET /v1/reviews/{id}",
+        "console /console/reviews/{id}",
+    ] {
+        assert_eq!(
+            access_records(&app, caller, endpoint).await,
+            1,
+            "{endpoint} is recorded"
+        );
+    }
+    let (_, log) = app.get("/v1/audit-searches", AUDITOR_KEY).await;
+    assert!(
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["endpoint"] == "GET /v1/reviews/{id}" && i["filters"]["case_id"] == case),
+        "{log}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn console_sessions_spend_their_keys_rate() {
+    let app = TestApp::spawn_with(&[("api.rate_per_second", "1"), ("api.rate_burst", "3")]).await;
+    let session = app.console_session(AUDITOR_KEY).await;
+    let mut answered = 0;
+    let mut refused = 0;
+    for _ in 0..20 {
+        let response = reqwest::Client::new()
+            .get(app.url("/console/decisions"))
+            .header("Cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            200 => answered += 1,
+            429 => {
+                refused += 1;
+                let wait: u64 = response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(wait >= 1);
+            }
+            other => panic!("console answered {other}"),
+        }
+    }
+    assert!(
+        answered >= 1 && refused >= 15,
+        "{answered} answered, {refused} refused"
+    );
+    // What was refused left no access record: the log grows at the key's rate, not the flood's.
+    assert_eq!(
+        access_records(&app, "sandbox-auditor", "console /console/decisions").await,
+        answered
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn replays_run_a_few_at_once_and_the_others_are_refused_with_retry_after() {
+    let app = TestApp::spawn_with(&[("api.max_replays", "1")]).await;
+    let from = "2020-01-01T00:00:00Z";
+    let to = "2100-01-01T00:00:00Z";
+    let candidate = json!({"decided_from": from, "decided_to": to,
+                           "policy": {"version": "candidate-1", "score_reject_max": -20, "score_approve_min": 40}});
+    // A replay that takes long: the decisions it reads are locked for now.
+    let mut lock = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE decisions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let slow = {
+        let (http, url, body) = (
+            app.http.clone(),
+            app.url("/v1/decisions/replay"),
+            candidate.clone(),
+        );
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(AUDITOR_KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Every other replay, through the API or the console, is refused at once, not queued.
+    let refused = |response: reqwest::Response, what: &str| {
+        assert_eq!(response.status(), 503, "{what}");
+        let wait: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(wait >= 1, "{what}");
+    };
+    let at_once = Duration::from_secs(5);
+    let api = tokio::time::timeout(
+        at_once,
+        app.http
+            .post(app.url("/v1/decisions/replay"))
+            .bearer_auth(AUDITOR_KEY)
+            .json(&candidate)
+            .send(),
+    )
+    .await
+    .expect("a second replay is answered at once, not queued behind the first")
+    .unwrap();
+    refused(api, "POST /v1/decisions/replay");
+    let version = tokio::time::timeout(
+        at_once,
+        app.http
+            .post(app.url("/v1/policies/2026-11-23.1/replay"))
+            .bearer_auth(AUDITOR_KEY)
+            .json(&json!({"decided_from": from, "decided_to": to}))
+            .send(),
+    )
+    .await
+    .expect("a version's replay is answered at once")
+    .unwrap();
+    refused(version, "POST /v1/policies/{version}/replay");
+    let session = app.console_session(AUDITOR_KEY).await;
+    let console = tokio::time::timeout(
+        at_once,
+        reqwest::Client::new()
+            .get(app.url("/console/policies?version=2026-11-23.1"))
+            .header("Cookie", &session)
+            .send(),
+    )
+    .await
+    .expect("the console's replay is answered at once")
+    .unwrap();
+    refused(console, "GET /console/policies");
+
+    // Once the first is done, replays run again.
+    lock.rollback().await.unwrap();
+    assert_eq!(slow.await.unwrap(), 200);
+    let (status, report) = app
+        .post_json("/v1/decisions/replay", AUDITOR_KEY, &candidate)
+        .await;
+    assert_eq!(status, 200, "{report}");
+    app.stop().await;
 }

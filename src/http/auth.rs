@@ -65,11 +65,17 @@ impl Caller {
 /// The configured keys, each with its own request rate (governor's GCRA: a steady rate and a
 /// burst above it).
 #[derive(Default)]
-pub struct ApiKeys(HashMap<[u8; 32], (Caller, Arc<DefaultDirectRateLimiter>)>);
+pub struct ApiKeys {
+    by_digest: HashMap<[u8; 32], (Caller, Arc<DefaultDirectRateLimiter>)>,
+    /// The same limiters by the key's name, for the console sessions opened with a key: a
+    /// session spends its key's rate, not a rate of its own.
+    by_name: HashMap<Arc<str>, Arc<DefaultDirectRateLimiter>>,
+}
 
 impl ApiKeys {
     pub fn from_settings(api: &ApiSettings) -> Self {
         let mut map = HashMap::new();
+        let mut by_name = HashMap::new();
         for key in &api.keys {
             let mut digest = [0u8; 32];
             if hex::decode_to_slice(&key.key_sha256, &mut digest).is_ok() {
@@ -77,42 +83,62 @@ impl ApiKeys {
                 let burst = api.rate_burst.max(rate).max(1);
                 let quota = Quota::per_second(NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN))
                     .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+                let limiter = Arc::new(RateLimiter::direct(quota));
+                let name: Arc<str> = key.name.as_str().into();
+                by_name
+                    .entry(name.clone())
+                    .or_insert_with(|| limiter.clone());
                 map.insert(
                     digest,
                     (
                         Caller {
-                            name: key.name.as_str().into(),
+                            name,
                             scopes: key.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
                         },
-                        Arc::new(RateLimiter::direct(quota)),
+                        limiter,
                     ),
                 );
             }
         }
-        ApiKeys(map)
+        ApiKeys {
+            by_digest: map,
+            by_name,
+        }
     }
 
     /// The caller a key belongs to, if the key is known and within its rate.
     pub fn authenticate(&self, presented: &str) -> Result<Caller, ApiError> {
         let (caller, limiter) = self
-            .0
+            .by_digest
             .get(&crate::crypto::sha256(presented.as_bytes()))
             .ok_or(ApiError::Unauthorized)?;
-        if let Err(not_until) = limiter.check() {
-            crate::metrics::rejected("rate_limited");
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            return Err(ApiError::RateLimited {
-                retry_after_secs: wait.as_secs().max(1),
-            });
-        }
+        within_rate(limiter)?;
         Ok(caller.clone())
     }
+
+    /// A request of a console session opened with the key named `name`: within that key's rate,
+    /// or 429. A key no longer configured is `Unauthorized`: its sessions end with it.
+    pub fn session_request(&self, name: &str) -> Result<(), ApiError> {
+        let limiter = self.by_name.get(name).ok_or(ApiError::Unauthorized)?;
+        within_rate(limiter)
+    }
+}
+
+fn within_rate(limiter: &DefaultDirectRateLimiter) -> Result<(), ApiError> {
+    if let Err(not_until) = limiter.check() {
+        crate::metrics::rejected("rate_limited");
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        return Err(ApiError::RateLimited {
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiKeys")
-            .field("keys", &self.0.len())
+            .field("keys", &self.by_digest.len())
             .finish()
     }
 }

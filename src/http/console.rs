@@ -99,18 +99,28 @@ static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// A signed-in console user. Without a live session every console page sends the browser to
-/// the sign-in page.
+/// the sign-in page. Each request of a session spends the rate of the key it was opened with,
+/// as the key's own requests do (429 past it), and a session whose key is no longer configured
+/// is over.
 pub struct Session {
     caller: Caller,
     csrf: String,
     id_sha256: [u8; 32],
 }
 
-pub struct ToSignIn;
+pub enum ToSignIn {
+    /// No live session: to the sign-in page.
+    SignIn,
+    /// The session's key is past its rate.
+    Refused(ApiError),
+}
 
 impl IntoResponse for ToSignIn {
     fn into_response(self) -> Response {
-        Redirect::to("/console/sign-in").into_response()
+        match self {
+            ToSignIn::SignIn => Redirect::to("/console/sign-in").into_response(),
+            ToSignIn::Refused(error) => error.into_response(),
+        }
     }
 }
 
@@ -130,13 +140,18 @@ impl FromRequestParts<AppState> for Session {
     type Rejection = ToSignIn;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ToSignIn> {
-        let id = cookie(&parts.headers, COOKIE).ok_or(ToSignIn)?;
+        let id = cookie(&parts.headers, COOKIE).ok_or(ToSignIn::SignIn)?;
         let id_sha256 = crate::crypto::sha256(id.as_bytes());
         let row = console::get(&st.db, &id_sha256)
             .await
             .ok()
             .flatten()
-            .ok_or(ToSignIn)?;
+            .ok_or(ToSignIn::SignIn)?;
+        match st.api_keys.session_request(&row.key_name) {
+            Ok(()) => {}
+            Err(ApiError::Unauthorized) => return Err(ToSignIn::SignIn),
+            Err(refused) => return Err(ToSignIn::Refused(refused)),
+        }
         let scopes = row.scopes.iter().filter_map(|s| Scope::parse(s)).collect();
         Ok(Session {
             caller: Caller::new(&row.key_name, scopes),
@@ -438,6 +453,15 @@ async fn case_page(
     Query(query): Query<CaseQuery>,
 ) -> Result<Response, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("review case"))?;
+    // The page shows the person's statement, the decision and, with pii:read, the CPF, the name
+    // and where the phone was: recorded like the API's reads of the same.
+    audit::record_search(
+        &st.db,
+        &session.caller.name,
+        "console /console/reviews/{id}",
+        &serde_json::json!({ "case_id": id }),
+    )
+    .await?;
     let case = crate::store::reviews::get(&st.db, id)
         .await?
         .ok_or(ApiError::NotFound("review case"))?;

@@ -592,7 +592,16 @@ impl Explanation {
     pub(crate) async fn load(st: &AppState, row: AuditRow, pii: bool) -> Result<Self, ApiError> {
         let evaluations = audit::evaluations(&st.db, row.id).await?;
         let events = events::list(&st.db, row.onboarding_id).await?;
-        let provider_calls = calls::list_for_onboarding(&st.db, row.onboarding_id).await?;
+        let mut provider_calls = calls::list_for_onboarding(&st.db, row.onboarding_id).await?;
+        if pii {
+            // What the providers said in their own words may name the person: opened only for
+            // pii:read, on a read the caller's handler has already recorded.
+            for call in &mut provider_calls {
+                if let Err(e) = call.open_answer(&st.cipher) {
+                    tracing::error!(decision_id = %row.id, error = %e, "a provider's sealed answer cannot be opened");
+                }
+            }
+        }
         let shadow = crate::store::policies::shadow_of(&st.db, row.id).await?;
         let received = events
             .iter()

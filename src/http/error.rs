@@ -34,6 +34,9 @@ pub enum ApiError {
     /// This key sent more requests than its rate allows.
     #[error("too many requests for this API key; retry after the time in Retry-After")]
     RateLimited { retry_after_secs: u64 },
+    /// Too many webhooks without the secret reached this replica.
+    #[error("too many webhooks without a valid secret; retry after the time in Retry-After")]
+    WebhookRateLimited { retry_after_secs: u64 },
     #[error("the request has invalid values")]
     Validation(Vec<FieldError>),
     /// A dependency is down; the caller may retry (with the same Idempotency-Key).
@@ -81,7 +84,7 @@ impl ApiError {
                 "method-not-allowed",
                 "Method not allowed",
             ),
-            ApiError::RateLimited { .. } => (
+            ApiError::RateLimited { .. } | ApiError::WebhookRateLimited { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate-limited",
                 "Too many requests",
@@ -142,7 +145,8 @@ impl IntoResponse for ApiError {
         if let ApiError::Unavailable {
             retry_after_secs, ..
         }
-        | ApiError::RateLimited { retry_after_secs } = &self
+        | ApiError::RateLimited { retry_after_secs }
+        | ApiError::WebhookRateLimited { retry_after_secs } = &self
         {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }

@@ -180,6 +180,13 @@ impl From<FlowError> for ApiError {
     fn from(error: FlowError) -> Self {
         match error {
             FlowError::IdempotencyConflict => ApiError::Conflict(error.to_string()),
+            FlowError::ReplaysBusy => {
+                crate::metrics::rejected("overloaded");
+                ApiError::Unavailable {
+                    detail: error.to_string(),
+                    retry_after_secs: 5,
+                }
+            }
             FlowError::Store(e) => e.into(),
         }
     }

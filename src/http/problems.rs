@@ -42,7 +42,9 @@ impl utoipa::IntoResponses for Refusals {
             (
                 "503".to_owned(),
                 problem(
-                    "The database is unreachable or the service is saturated; see Retry-After",
+                    "The database is unreachable or the service is saturated (requests in \
+                     progress, submissions being stored, or api.max_replays policy replays \
+                     running); see Retry-After",
                     true,
                 ),
             ),

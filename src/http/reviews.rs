@@ -181,6 +181,14 @@ async fn list(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    // Cases carry the person's statement: every page is recorded, as searches of decisions are.
+    let logged = json!({
+        "status": filter.status,
+        "assignee": filter.assignee,
+        "reason": filter.reason,
+        "overdue": filter.overdue,
+    });
+    audit::record_search(&st.db, &caller.name, "GET /v1/reviews", &logged).await?;
     let mut rows = crate::store::reviews::list(&st.db, &filter, cursor, limit + 1).await?;
     let next = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
@@ -231,6 +239,10 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.require_any(&[Scope::ReviewsWrite, Scope::DecisionsRead])?;
+    // The case and its decision explained (the CPF, the name and where the phone was, with
+    // pii:read): recorded like an explanation.
+    let looked_at = json!({ "case_id": case_id(&id)? });
+    audit::record_search(&st.db, &caller.name, "GET /v1/reviews/{id}", &looked_at).await?;
     let case = load(&st, &id).await?;
     let row = audit::get(&st.db, case.decision_id)
         .await?

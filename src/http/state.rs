@@ -19,6 +19,9 @@ pub struct AppState {
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Submissions being read and stored at once (`http::Admitted`).
     pub admission: Arc<tokio::sync::Semaphore>,
+    /// Webhooks without unico's secret answered 401 (and counted) at this pace at most, all
+    /// sources together; past it 429 (`unico.forged_webhooks_per_second`).
+    pub forged_webhooks: Arc<governor::DefaultDirectRateLimiter>,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<ApiKeys> {

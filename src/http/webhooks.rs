@@ -34,7 +34,7 @@ pub fn router() -> Router<AppState> {
         (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests for this key; see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 429, description = "Too many deliveries without the secret (unico.forged_webhooks_per_second); see Retry-After", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ),
     security(("unicoWebhook" = [])),
 )]
@@ -43,20 +43,21 @@ async fn receive(
     headers: HeaderMap,
     request: Request,
 ) -> Result<StatusCode, ApiError> {
-    // The secret first: a forged delivery costs a counter and a small row, never its body.
+    // The secret first: a forged delivery costs a counter and its minute's count, never its
+    // body; past unico.forged_webhooks_per_second only the counter, and a 429. Deliveries with
+    // the secret never meet that limit, so a flood of forged ones cannot keep unico's out.
     if !authentic(&st, &headers) {
         crate::metrics::webhook("forged");
-        webhooks::insert(
-            &st.db,
-            webhooks::NewWebhook {
-                authenticated: false,
-                process_id: None,
-                state: None,
-                payload: None,
-                known_process: false,
-            },
-        )
-        .await?;
+        if let Err(not_until) = st.forged_webhooks.check() {
+            crate::metrics::rejected("rate_limited");
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            return Err(ApiError::WebhookRateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        webhooks::count_forged(&st.db).await?;
         return Err(ApiError::Unauthorized);
     }
     // Only now is the body read, and only up to the route's small limit.

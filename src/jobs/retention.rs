@@ -70,7 +70,10 @@ pub async fn erase_expired_by(
             break;
         }
     }
-    // unico's deliveries: wake-ups, evidence for nothing once their process is decided.
+    // unico's deliveries: wake-ups, evidence for nothing once their process is decided; and
+    // the per-minute counts of forged ones.
+    crate::store::webhooks::delete_forged_older_than(&st.db, st.settings.retention.webhook_days)
+        .await?;
     loop {
         let deleted = crate::store::webhooks::delete_older_than(
             &st.db,

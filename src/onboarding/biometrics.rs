@@ -112,7 +112,7 @@ pub async fn create_process(
     .await;
 
     let mut tx = crate::store::begin(&flow.db).await?;
-    tx.calls(made);
+    tx.calls(&flow.cipher, made);
     let applied = match answer {
         Ok(result) => {
             tx.step_done(step);
@@ -246,7 +246,7 @@ pub async fn read_process(
     .await;
 
     let mut tx = crate::store::begin(&flow.db).await?;
-    tx.calls(made);
+    tx.calls(&flow.cipher, made);
     let (kind, detail) = match &answer {
         Ok(result) => (
             "poll",

@@ -93,7 +93,7 @@ pub async fn register(
     .await;
 
     let mut tx = crate::store::begin(&flow.db).await?;
-    tx.calls(made);
+    tx.calls(&flow.cipher, made);
     let applied = match result {
         Ok(Step_::Final(registration)) => {
             let answered = DeviceEvidence::Answered(registration);
@@ -401,7 +401,7 @@ pub async fn send_risk_signal(
     )
     .await;
     let mut tx = crate::store::begin(&flow.db).await?;
-    tx.calls(made);
+    tx.calls(&flow.cipher, made);
     match answer {
         Ok(status) => {
             devices::signal_attempted(&mut *tx, id, step.attempts, "sent", Some(status), None)

@@ -7,6 +7,9 @@ use crate::store::StoreError;
 pub enum FlowError {
     #[error("this Idempotency-Key was used with a different body")]
     IdempotencyConflict,
+    /// As many replays as `api.max_replays` allows are running; this one was not started.
+    #[error("too many policy replays are running; retry after the time in Retry-After")]
+    ReplaysBusy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -24,6 +27,7 @@ impl FlowError {
         use crate::store::StoreError;
         match self {
             FlowError::IdempotencyConflict => "idempotency_conflict",
+            FlowError::ReplaysBusy => "replays_busy",
             FlowError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => "database.busy",
             FlowError::Store(StoreError::Database(sqlx::Error::Database(_))) => "database.refused",
             FlowError::Store(StoreError::Database(_)) => "database.unavailable",

@@ -47,7 +47,8 @@ pub struct ReplayChange {
 }
 
 /// Judges the automatic decisions of [from, to] under `policy_for(stored thresholds)`, up to
-/// `limit` of them.
+/// `limit` of them. At most `api.max_replays` run at once on a replica, whoever asks (the API's
+/// replays, a version's, the console's policies page); past it `FlowError::ReplaysBusy`.
 pub async fn run(
     flow: &Services,
     from: DateTime<Utc>,
@@ -56,6 +57,11 @@ pub async fn run(
     label: &str,
     policy_for: impl Fn(Option<Thresholds>) -> Policy,
 ) -> Result<ReplayReport, FlowError> {
+    let _turn = flow
+        .replays
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| FlowError::ReplaysBusy)?;
     let mut report = ReplayReport {
         policy_version: label.to_owned(),
         evaluated: 0,

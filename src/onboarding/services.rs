@@ -42,6 +42,9 @@ pub struct Services {
     /// first step is left to the runners (which have their own bound), so a burst of requests
     /// queues in PostgreSQL instead of in memory.
     pub inline_permits: Arc<tokio::sync::Semaphore>,
+    /// Policy replays running at once on this replica (`api.max_replays`): each reads up to
+    /// 100,000 decisions, so past it a replay is refused rather than queued.
+    pub replays: Arc<tokio::sync::Semaphore>,
     /// Where decision events go; None when `callbacks.url` is unset.
     pub callbacks: Option<CallbackTarget>,
     /// The claims of the steps running on this replica, renewed while they run.

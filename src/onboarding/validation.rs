@@ -77,7 +77,7 @@ pub async fn advance(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, 
         step.attempts,
     );
     let mut tx = crate::store::begin(&flow.db).await?;
-    tx.calls(made);
+    tx.calls(&flow.cipher, made);
     let event = match answer {
         Ok(result) => {
             let outcome = validation_outcome(&result.analysis_status);

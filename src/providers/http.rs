@@ -1,6 +1,7 @@
 //! The HTTP plumbing the unico, QI Tech and Zro clients share: a client that follows no
 //! redirects, one send that reads the answer up to a cap, turns transport failures into the
-//! client's error type, and reports the call (bodies redacted by the client) for the audit.
+//! client's error type, and reports the call for the audit: in clear only the fields the client
+//! parses and the failure's code; the provider's own words apart, to be sealed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use reqwest::RequestBuilder;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use crate::providers::{CallContext, CallRecord, SharedSink};
+use crate::providers::{CallContext, CallRecord, ProviderText, SharedSink};
 
 /// The most of an answer veredito reads: provider answers are a few kilobytes; anything larger
 /// is refused before it can take the service's memory.
@@ -52,6 +53,9 @@ pub enum Failure {
 /// A client's error type, as the shared send needs it.
 pub trait ProviderError: std::fmt::Display {
     fn from_failure(failure: Failure) -> Self;
+    /// The failure as a label safe to store, log and show: its kind and the provider's code or
+    /// status, never the provider's text.
+    fn code(&self) -> String;
 }
 
 /// What the call record says about a request; the body is already redacted.
@@ -69,18 +73,27 @@ pub struct Exchange {
 pub struct ProviderHttp {
     pub client: reqwest::Client,
     sink: SharedSink,
-    /// Turns an answer's body into what the call record keeps (the client's redaction).
+    /// Turns an answer's body into what the sealed copy keeps (the client's redaction of
+    /// credentials and the personal data it knows by name).
     redact: fn(Value) -> Value,
+    /// The fields of an answer the client parses: all the call record keeps in clear.
+    parsed: &'static [&'static str],
     /// When set, calls wait for their turn at this pace (a provider's documented rate).
     pace: Option<Arc<crate::providers::pace::Pace>>,
 }
 
 impl ProviderHttp {
-    pub fn new(client: reqwest::Client, sink: SharedSink, redact: fn(Value) -> Value) -> Self {
+    pub fn new(
+        client: reqwest::Client,
+        sink: SharedSink,
+        redact: fn(Value) -> Value,
+        parsed: &'static [&'static str],
+    ) -> Self {
         ProviderHttp {
             client,
             sink,
             redact,
+            parsed,
             pace: None,
         }
     }
@@ -139,17 +152,28 @@ impl ProviderHttp {
             crate::metrics::provider_error(exchange.provider, exchange.operation, class);
             span.record("otel.status_code", "ERROR");
         }
-        let (http_status, response, result) = match answered {
+        let (http_status, body, result) = match answered {
             Ok(answer) => {
                 let result = outcome(&answer);
-                (Some(answer.status), answer.body.map(self.redact), result)
+                (Some(answer.status), answer.body, result)
             }
             Err(failure) => (None, None, Err(E::from_failure(failure))),
         };
-        let error = result.as_ref().err().map(|e| {
-            let text = e.to_string();
-            scrub_document_numbers(&text).unwrap_or(text)
-        });
+        // A provider's words can name the person (a 422 whose title quotes the name it was
+        // sent): in clear only what was parsed and the code; the words go apart, to be sealed.
+        let response = body
+            .as_ref()
+            .map(|b| crate::providers::keep_parsed(b, self.parsed));
+        let failed = result.as_ref().err();
+        let error = failed.map(ProviderError::code);
+        let mut said = serde_json::Map::new();
+        if let Some(body) = body {
+            said.insert("body".into(), (self.redact)(body));
+        }
+        if let Some(e) = failed {
+            said.insert("error".into(), Value::String(e.to_string()));
+        }
+        let said = (!said.is_empty()).then_some(ProviderText(Value::Object(said)));
         tracing::debug!(
             provider = exchange.provider,
             operation = exchange.operation,
@@ -171,6 +195,7 @@ impl ProviderHttp {
                 request: exchange.request,
                 response,
                 error,
+                said,
             },
         );
         result
@@ -293,6 +318,10 @@ mod tests {
         fn from_failure(failure: Failure) -> Self {
             Failed(failure)
         }
+
+        fn code(&self) -> String {
+            "test.failed".into()
+        }
     }
 
     /// A provider that answers `bytes` of JSON-looking text, streamed without a length.
@@ -319,6 +348,7 @@ mod tests {
             client(Duration::from_secs(5)).unwrap(),
             Arc::new(crate::providers::DiscardCalls),
             |v| v,
+            &[],
         );
         let exchange = Exchange {
             provider: "test",

@@ -31,7 +31,8 @@ impl CallContext {
 }
 
 /// One outbound call, with bodies already redacted by the client that made it: never a selfie,
-/// a token, a key, a CPF or a name.
+/// a token, a key, a CPF or a name. What the provider wrote in its own words is only in `said`,
+/// which the store seals.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallRecord {
     pub context: CallContext,
@@ -44,8 +45,27 @@ pub struct CallRecord {
     pub http_status: Option<u16>,
     pub latency_ms: u32,
     pub request: Option<Value>,
+    /// What veredito read of the answer: the fields its client parses, each a number, a boolean
+    /// or a code (`keep_parsed`), never free text.
     pub response: Option<Value>,
+    /// The failure as a code (`unico.business.400.20505`, `qitech.refused.422`), never a
+    /// provider's message.
     pub error: Option<String>,
+    /// The answer and the error as the provider and the client worded them, for the people who
+    /// may read personal data.
+    pub said: Option<ProviderText>,
+}
+
+/// A provider's own words: its answer (credentials removed) and the error message it led to.
+/// They may name the person, so they are stored only sealed, shown only with `pii:read`, and
+/// never printed: `Debug` shows a placeholder.
+#[derive(Clone, PartialEq)]
+pub struct ProviderText(pub Value);
+
+impl std::fmt::Debug for ProviderText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderText([sealed])")
+    }
 }
 
 /// Where clients report their calls. Implementations must not block.
@@ -107,6 +127,58 @@ pub(crate) fn safe_code(code: &str) -> String {
         .collect()
 }
 
+/// Whether a provider's string reads as a code or an id (letters, digits, `_ - . :`, at most 64)
+/// rather than as words a person could be named in.
+pub(crate) fn is_code(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+}
+
+/// What the call log keeps of an answer in clear: the values at `paths` (dot-separated keys,
+/// matched in any letter case) that are numbers, booleans or codes. Everything else a provider
+/// wrote (titles, descriptions, messages, echoes of the request) is left out, whatever its key.
+pub fn keep_parsed(body: &Value, paths: &[&str]) -> Value {
+    let mut kept = serde_json::Map::new();
+    for path in paths {
+        let mut at = Some(body);
+        for key in path.split('.') {
+            at = at.and_then(Value::as_object).and_then(|object| {
+                object.get(key).or_else(|| {
+                    object
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                        .map(|(_, v)| v)
+                })
+            });
+        }
+        let value = match at {
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.clone(),
+            Some(Value::String(s)) if is_code(s) => Value::String(s.clone()),
+            _ => continue,
+        };
+        let mut slot = &mut kept;
+        let mut keys = path.split('.').peekable();
+        while let Some(key) = keys.next() {
+            if keys.peek().is_none() {
+                slot.insert(key.to_owned(), value);
+                break;
+            }
+            let next = slot
+                .entry(key.to_owned())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if !next.is_object() {
+                // A scalar kept at a shorter path (unicoId as a bare string) stays as it is.
+                break;
+            }
+            slot = next.as_object_mut().expect("checked to be an object");
+        }
+    }
+    Value::Object(kept)
+}
+
 /// Replaces the values of the named keys, at any depth, by "[redacted]".
 pub fn redact(mut value: Value, keys: &[&str]) -> Value {
     fn walk(value: &mut Value, keys: &[&str]) {
@@ -132,6 +204,35 @@ pub fn redact(mut value: Value, keys: &[&str]) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_parsed_fields_that_read_as_codes_are_kept() {
+        let said = json!({
+            "title": "document_number 400.025.841-90 is registered to Maria Costa",
+            "code": "PERSON_CONFLICT", "status": 422, "ok": false,
+            "error": {"code": 20505, "description": "Maria Costa"},
+            "reason": "Maria Costa 40002584190",
+            "unicoId": "yes",
+        });
+        let kept = keep_parsed(
+            &said,
+            &[
+                "code",
+                "status",
+                "ok",
+                "error.code",
+                "error.description",
+                "reason",
+                "unicoId",
+                "unicoId.result",
+                "absent.x",
+            ],
+        );
+        assert_eq!(
+            kept,
+            json!({"code": "PERSON_CONFLICT", "status": 422, "ok": false, "error": {"code": 20505}, "unicoId": "yes"})
+        );
+    }
 
     #[test]
     fn redact_replaces_named_keys_at_any_depth() {

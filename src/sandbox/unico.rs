@@ -291,8 +291,9 @@ impl Unico {
     }
 }
 
-/// CreateProcess's checks on the body, in unico's order; answers `subject.code`.
-fn validate_create(body: &[u8]) -> Result<String, Refusal> {
+/// CreateProcess's checks on the body, in unico's order; answers `subject.code` and
+/// `subject.name`.
+fn validate_create(body: &[u8]) -> Result<(String, String), Refusal> {
     let bad_body = || Refusal(StatusCode::BAD_REQUEST, "20003", "invalid request body");
     let refuse = |code, description| Refusal(StatusCode::BAD_REQUEST, code, description);
     let body: Value = serde_json::from_slice(body).map_err(|_| bad_body())?;
@@ -332,7 +333,8 @@ fn validate_create(body: &[u8]) -> Result<String, Refusal> {
     if !image.is_string() {
         return Err(bad_body());
     }
-    Ok(code.to_owned())
+    let name = name.as_str().unwrap_or_default().trim().to_owned();
+    Ok((code.to_owned(), name))
 }
 
 /// A process as unico spells it on the wire.
@@ -378,15 +380,21 @@ async fn create_process(
     if let Err(refusal) = unico.authorize(&headers) {
         return refusal.into_response();
     }
-    let code = match validate_create(&body) {
-        Ok(code) => code,
+    let (code, name) = match validate_create(&body) {
+        Ok(subject) => subject,
         Err(refusal) => return refusal.into_response(),
     };
     let scenario = scenarios::for_code(&code);
     let outcome = match scenario.at_create() {
         Ok(outcome) => outcome,
-        Err(code) => {
-            return business_error(StatusCode::BAD_REQUEST, code, "unsupported image");
+        Err(refused) => {
+            // unico documents no echo, but a provider's wording may quote what it was sent:
+            // this refusal names the person and the CPF in both forms, as a hostile case.
+            let description = format!(
+                "unsupported image for {name}, CPF {} ({code})",
+                scenario.cpf
+            );
+            return business_error(StatusCode::BAD_REQUEST, refused, &description);
         }
     };
     let Some(id) = unico.new_process_id(scenario, unix_millis()) else {

@@ -19,15 +19,17 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
+use crate::crypto::PiiCipher;
 use crate::domain::evidence::{BiometricResult, DeviceRegistration};
 use crate::domain::transitions::StepKind;
 use crate::providers::CallRecord;
+use crate::store::calls::SealedCall;
 use crate::store::steps::{Step, Subject};
 
 pub struct Tx {
     inner: sqlx::Transaction<'static, Postgres>,
     events: Vec<(Uuid, &'static str, Value)>,
-    calls: Vec<CallRecord>,
+    calls: Vec<SealedCall>,
     done: Vec<(i64, StepKind, Subject)>,
     notices: Vec<(&'static str, String)>,
     /// The onboarding, the process id, unico's answer, seconds to the first poll, and whether
@@ -55,9 +57,11 @@ impl DerefMut for Tx {
 const FLUSH: &str = "
 WITH calls AS (
     INSERT INTO provider_calls (onboarding_id, device_validation_id, provider, operation, method,
-                                path, http_status, latency_ms, request, response, error)
+                                path, http_status, latency_ms, request, response, error,
+                                answer_key_id, answer_ciphertext)
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::int4[], $8::int4[], $9::jsonb[], $10::jsonb[], $11::text[])
+                         $7::int4[], $8::int4[], $9::jsonb[], $10::jsonb[], $11::text[],
+                         $30::text[], $31::bytea[])
 ), events AS (
     INSERT INTO onboarding_events (onboarding_id, kind, detail)
     SELECT * FROM unnest($12::uuid[], $13::text[], $14::jsonb[])
@@ -97,6 +101,8 @@ struct CallColumns {
     request: Vec<Option<Value>>,
     response: Vec<Option<Value>>,
     error: Vec<Option<String>>,
+    answer_key_id: Vec<Option<String>>,
+    answer_ciphertext: Vec<Option<Vec<u8>>>,
 }
 
 impl Tx {
@@ -118,9 +124,11 @@ impl Tx {
         self.events.push((onboarding_id, kind, detail));
     }
 
-    /// The provider calls a step made, written at commit in the order they were made.
-    pub fn calls(&mut self, calls: Vec<CallRecord>) {
-        self.calls.extend(calls);
+    /// The provider calls a step made, written at commit in the order they were made, what
+    /// the providers said sealed under `cipher`.
+    pub fn calls(&mut self, cipher: &PiiCipher, calls: Vec<CallRecord>) {
+        self.calls
+            .extend(calls.into_iter().map(|call| SealedCall::seal(cipher, call)));
     }
 
     /// The step ran to its end; marked done at commit.
@@ -233,7 +241,10 @@ impl Tx {
             return Ok(());
         }
         let mut c = CallColumns::default();
-        for call in std::mem::take(&mut self.calls) {
+        for sealed in std::mem::take(&mut self.calls) {
+            c.answer_key_id.push(sealed.answer_key_id);
+            c.answer_ciphertext.push(sealed.answer_ciphertext);
+            let call = sealed.record;
             c.onboarding.push(call.context.onboarding_id);
             c.validation.push(call.context.device_validation_id);
             c.provider.push(call.provider);
@@ -310,6 +321,8 @@ impl Tx {
             .bind(registration_of)
             .bind(registration)
             .bind(registration_error)
+            .bind(c.answer_key_id)
+            .bind(c.answer_ciphertext)
             .execute(&mut *self.inner)
             .await?;
         Ok(())

@@ -25,6 +25,20 @@ pub async fn insert(db: impl PgExecutor<'_>, hook: NewWebhook<'_>) -> Result<i64
     .await
 }
 
+/// A delivery without unico's secret: counted in its minute's row, so forged ones cost at most
+/// one row a minute however many come.
+pub async fn count_forged(db: impl PgExecutor<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO forged_webhooks (minute, deliveries, last_at)
+         VALUES (date_trunc('minute', now()), 1, now())
+         ON CONFLICT (minute) DO UPDATE
+            SET deliveries = forged_webhooks.deliveries + 1, last_at = now()",
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Whether an authenticated notification for this process arrived before the process was stored.
 pub async fn arrived_early(db: impl PgExecutor<'_>, process_id: &str) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
@@ -51,5 +65,18 @@ pub async fn delete_older_than(
     .bind(batch)
     .execute(db)
     .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes the counts of forged deliveries older than `days` (one row a minute at most).
+pub async fn delete_forged_older_than(
+    db: impl PgExecutor<'_>,
+    days: u32,
+) -> Result<u64, sqlx::Error> {
+    let done =
+        sqlx::query("DELETE FROM forged_webhooks WHERE minute < now() - make_interval(days => $1)")
+            .bind(i32::try_from(days).unwrap_or(i32::MAX))
+            .execute(db)
+            .await?;
     Ok(done.rows_affected())
 }

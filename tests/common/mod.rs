@@ -347,6 +347,37 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Signs in to the console with `key` and answers the session's `Cookie` header.
+    pub async fn console_session(&self, key: &str) -> String {
+        let response = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(self.url("/console/sign-in"))
+            .form(&[("api_key", key)])
+            .send()
+            .await
+            .expect("sign-in sent");
+        assert_eq!(response.status(), 303, "signed in with {key}");
+        let cookie = response.headers()["set-cookie"].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_owned()
+    }
+
+    /// GET a console page with a session's cookie: the status and the HTML.
+    pub async fn console_get(&self, cookie: &str, path: &str) -> (u16, String) {
+        let response = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(self.url(path))
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .expect("console request sent");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
     /// Starts an onboarding without waiting and answers its id, whatever its state.
     pub async fn start_onboarding(&self, body: &Value) -> String {
         let response = self.onboard(&key(), body, Some(0)).await;

@@ -52,6 +52,9 @@ pub struct Seen {
 pub struct QitechScript {
     pub account_conflict: bool,
     pub person_conflict: bool,
+    /// The person POST answers 422 with a title, a description and an error list that quote
+    /// the person's name and CPF (punctuated and as digits) from the request.
+    pub person_echo_refusal: bool,
     /// The first N device POSTs answer 500 without registering.
     pub device_failures: usize,
     /// The device POST answers 409 (already registered).
@@ -65,6 +68,7 @@ impl Default for QitechScript {
         QitechScript {
             account_conflict: false,
             person_conflict: false,
+            person_echo_refusal: false,
             device_failures: 0,
             device_conflict: false,
             device: json!({"device_id": "dev-fake", "status": "registered", "analysis_status": "automatically_approved",
@@ -177,6 +181,21 @@ fn answer(
         };
     }
     if post && path.ends_with("/person") {
+        if q.person_echo_refusal {
+            let sent = &state.seen.last().expect("this request").body;
+            let document = sent["document_number"].as_str().unwrap_or_default();
+            let digits: String = document.chars().filter(char::is_ascii_digit).collect();
+            let name = sent["person_data"]["name"].as_str().unwrap_or_default();
+            return reply(
+                422,
+                json!({
+                    "title": format!("document_number {document} is registered to {name}"),
+                    "description": format!("CPF {digits} pertence a {name}"),
+                    "code": "PERSON_DOCUMENT_CONFLICT",
+                    "errors": [{"field": "document_number", "message": format!("{name}: {document}")}],
+                }),
+            );
+        }
         return if q.person_conflict {
             reply(409, json!({"title": "conflict"}))
         } else {

@@ -14,11 +14,13 @@ use uuid::Uuid;
 
 use crate::domain::evidence::DeviceRegistration;
 use crate::providers::http::{Answer, Exchange, Failure, ProviderError, ProviderHttp};
-use crate::providers::{CallContext, SharedSink, redact};
+use crate::providers::{CallContext, SharedSink, is_code, redact};
 
 const PROVIDER: &str = "qitech";
-/// Personal data QI Tech receives; kept out of the audit log of calls.
+/// Personal data QI Tech receives; kept out of the audit log of calls, even sealed.
 const REDACTED: &[&str] = &["document_number", "name", "email", "phone", "account_data"];
+/// The fields of QI Tech's answers the client reads: all the call log keeps of them in clear.
+const PARSED: &[&str] = &["id", "status", "analysis_status", "reason", "code"];
 
 #[derive(Clone)]
 pub struct QitechConfig {
@@ -200,7 +202,7 @@ impl QitechClient {
         reqwest::Url::parse(&config.base_url)
             .map_err(|e| QitechError::Config(format!("base_url: {e}")))?;
         Ok(QitechClient {
-            http: ProviderHttp::new(client, sink, |answer| redact(answer, REDACTED)),
+            http: ProviderHttp::new(client, sink, |answer| redact(answer, REDACTED), PARSED),
             base_url: config.base_url.trim_end_matches('/').to_owned(),
             api_key: config.api_key,
         })
@@ -429,6 +431,10 @@ impl ProviderError for QitechError {
             }
         }
     }
+
+    fn code(&self) -> String {
+        QitechError::code(self)
+    }
 }
 
 fn json(body: &impl serde::Serialize) -> Result<Value, QitechError> {
@@ -442,15 +448,6 @@ fn error_detail(answer: &Value) -> String {
         .find_map(|k| answer.get(*k).and_then(Value::as_str))
         .map(|s| s.chars().take(200).collect())
         .unwrap_or_else(|| "no detail".to_owned())
-}
-
-/// A provider's code: letters, digits, `_`, `-`, `.`, at most 64 of them.
-fn is_code(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 fn device_registration(answer: Value) -> Result<DeviceRegistration, QitechError> {
@@ -482,7 +479,8 @@ fn validation_result(answer: Value) -> Result<ValidationResult, QitechError> {
         .ok_or_else(|| QitechError::Decode("the event answer lacks analysis_status".into()))?;
     Ok(ValidationResult {
         analysis_status: analysis_status.to_ascii_lowercase(),
-        reason: answer.reason,
+        // As for devices: a reason that is not a code is QI Tech's free text, never kept.
+        reason: answer.reason.filter(|r| is_code(r)),
     })
 }
 

@@ -190,7 +190,7 @@ impl TokenSource {
         let answer = answer?;
         if let Some(token_type) = &answer.token_type {
             if !token_type.eq_ignore_ascii_case("bearer") {
-                tracing::debug!(token_type = %token_type, "unico answered an unexpected token type");
+                tracing::debug!(token_type = %crate::providers::safe_code(token_type), "unico answered an unexpected token type");
             }
         }
         Ok(answer)

@@ -187,7 +187,7 @@ impl UnicoClient {
 
         Ok(UnicoClient {
             inner: Arc::new(Inner {
-                http: Http::new(client, sink, wire::for_record),
+                http: Http::new(client, sink, wire::for_record, wire::PARSED),
                 tokens,
                 api_key,
                 processes_url,
@@ -313,7 +313,7 @@ impl UnicoClient {
                     code,
                     ..
                 }) if !retried && TOKEN_REFUSED.contains(&code.as_str()) => {
-                    tracing::debug!(code = %code, "unico refused the access token; renewing it");
+                    tracing::debug!(code = %super::safe_code(&code), "unico refused the access token; renewing it");
                     inner.tokens.invalidate(&token).await;
                     retried = true;
                 }
@@ -402,6 +402,10 @@ impl ProviderError for UnicoError {
                 UnicoError::Decode("the answer is larger than veredito reads".into())
             }
         }
+    }
+
+    fn code(&self) -> String {
+        UnicoError::code(self)
     }
 }
 

@@ -726,7 +726,12 @@ async fn token_exchange_record_holds_no_assertion_or_token() {
     );
     assert_eq!(
         token_call.response,
-        Some(json!({"access_token": "[redacted]", "expires_in": 3600, "token_type": "Bearer"}))
+        Some(json!({"expires_in": 3600, "token_type": "Bearer"}))
+    );
+    let said = token_call.said.expect("the answer, to be sealed").0;
+    assert_eq!(
+        said["body"],
+        json!({"access_token": "[redacted]", "expires_in": 3600, "token_type": "Bearer"})
     );
 }
 
@@ -1117,9 +1122,19 @@ async fn records_and_logs_hold_no_personal_data_or_secrets() {
             }))
         );
     }
+    // In clear, unico's code alone; its words only in the copy the store seals.
     assert_eq!(
         creates[0].response,
-        Some(json!({"error": {"code": "20507", "description": "CPF [redacted] inválido"}}))
+        Some(json!({"error": {"code": "20507"}}))
+    );
+    assert_eq!(
+        creates[0].error.as_deref(),
+        Some("unico.business.400.20507")
+    );
+    let said = creates[0].said.clone().expect("the answer, to be sealed").0;
+    assert_eq!(
+        said["body"],
+        json!({"error": {"code": "20507", "description": "CPF [redacted] inválido"}})
     );
     assert!(
         calls

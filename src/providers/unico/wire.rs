@@ -208,8 +208,25 @@ pub(crate) fn parse_token(body: &Value) -> Result<TokenAnswer, UnicoError> {
     })
 }
 
-/// What may be kept of an answer in the audit trail. unico does not document echoing personal
-/// data, but an error description quoting the CPF would otherwise land in the store.
+/// The fields of unico's answers the client reads (processes, business errors, the token
+/// exchange): all the call log keeps of them in clear.
+pub(crate) const PARSED: &[&str] = &[
+    "id",
+    "status",
+    "unicoId",
+    "unicoId.result",
+    "liveness",
+    "identityFraudsters",
+    "identityFraudsters.result",
+    "score",
+    "error",
+    "error.code",
+    "token_type",
+    "expires_in",
+];
+
+/// What the sealed copy of an answer keeps: never a token, nor the personal data unico was sent
+/// by its key or its shape (a CPF-like number), should unico's text quote it.
 pub(crate) fn for_record(body: Value) -> Value {
     let mut body = crate::providers::redact(
         body,

@@ -20,6 +20,8 @@ use crate::providers::http::{
 use crate::providers::{CallContext, SharedSink, redact};
 
 const PROVIDER: &str = "zro";
+/// The fields of Zro's answers the client reads: all the call log keeps of them in clear.
+const PARSED: &[&str] = &["id", "code", "expires_in"];
 /// Secrets and the phone's position never go to the audit log of calls.
 const REDACTED: &[&str] = &[
     "api_key",
@@ -150,7 +152,7 @@ impl ZroClient {
             return Err(ZroError::Config("base_url must be an http(s) URL".into()));
         }
         Ok(ZroClient {
-            http: ProviderHttp::new(client, sink, |answer| redact(answer, REDACTED)),
+            http: ProviderHttp::new(client, sink, |answer| redact(answer, REDACTED), PARSED),
             base_url,
             api_id: config.api_id,
             api_key: config.api_key,
@@ -314,6 +316,10 @@ impl ProviderError for ZroError {
                 ZroError::Decode("the answer is larger than veredito reads".into())
             }
         }
+    }
+
+    fn code(&self) -> String {
+        ZroError::code(self)
     }
 }
 
