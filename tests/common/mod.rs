@@ -347,20 +347,10 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    /// Signs in to the console with `key` and answers the session's `Cookie` header.
+    /// Signs in to the console with `key` (as a browser does: the sign-in page first, for its
+    /// pre-session token) and answers the session's `Cookie` header.
     pub async fn console_session(&self, key: &str) -> String {
-        let response = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
-            .post(self.url("/console/sign-in"))
-            .form(&[("api_key", key)])
-            .send()
-            .await
-            .expect("sign-in sent");
-        assert_eq!(response.status(), 303, "signed in with {key}");
-        let cookie = response.headers()["set-cookie"].to_str().unwrap();
-        cookie.split(';').next().unwrap().to_owned()
+        ConsoleSession::sign_in(self, key).await.cookie
     }
 
     /// GET a console page with a session's cookie: the status and the HTML.
