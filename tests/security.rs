@@ -17,6 +17,22 @@ const ASYNC_APPROVED: &str = "900.000.007-60";
 #[tokio::test]
 async fn a_cpf_search_needs_pii_read_and_every_search_is_recorded() {
     let app = TestApp::spawn().await;
+    let counted = || async {
+        let text = app
+            .http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("veredito_audit_searches_total "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("the audit-search counter")
+    };
+    let before = counted().await;
     let cpf = "111.444.777-35";
     let response = app.onboard(&key(), &onboarding_body(cpf), Some(10)).await;
     assert_eq!(response.status(), 200);
@@ -90,6 +106,11 @@ async fn a_cpf_search_needs_pii_read_and_every_search_is_recorded() {
     assert!(changed.is_err(), "the search log is append-only");
     let (status, _) = app.get("/v1/audit-searches", ONBOARDING_KEY).await;
     assert_eq!(status, 403);
+    // The published counter counts them too (other tests of this process may add to it).
+    assert!(
+        counted().await > before,
+        "veredito_audit_searches_total counts searches"
+    );
     app.stop().await;
 }
 

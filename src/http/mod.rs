@@ -220,7 +220,7 @@ async fn refuse_nul(request: Request, next: Next) -> Response {
             .find(|pair| has_nul(pair))
             .map(|pair| pair.split('=').next().unwrap_or_default())
             .map(|name| {
-                let name = name.replace("%00", "").replace("%00", "");
+                let name = name.replace("%00", "");
                 if name.is_empty() {
                     "query".to_owned()
                 } else {

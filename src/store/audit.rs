@@ -297,6 +297,7 @@ pub async fn record_search(
         .bind(filters)
         .execute(db)
         .await?;
+    crate::metrics::audit_search();
     Ok(())
 }
 

@@ -98,20 +98,6 @@ pub async fn for_onboarding(
     .await
 }
 
-/// The automatic decision of an onboarding (the policy's; reviewers' come after it).
-pub async fn automatic_for_onboarding(
-    db: impl PgExecutor<'_>,
-    onboarding_id: Uuid,
-) -> Result<Option<DecisionRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM decisions WHERE onboarding_id = $1 AND decided_by = 'policy'
-          ORDER BY decided_at DESC LIMIT 1"
-    ))
-    .bind(onboarding_id)
-    .fetch_optional(db)
-    .await
-}
-
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<DecisionRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM decisions WHERE id = $1"))
         .bind(id)

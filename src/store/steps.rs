@@ -435,19 +435,6 @@ pub async fn next_due_in(pool: &PgPool, lane: Lane) -> Result<Option<Duration>, 
     Ok(at.map(|at| (at - Utc::now()).to_std().unwrap_or_default()))
 }
 
-/// The pending steps of an onboarding, by kind (for the timeline and for tests).
-pub async fn pending_for_onboarding(
-    db: impl PgExecutor<'_>,
-    onboarding_id: Uuid,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT kind FROM steps WHERE onboarding_id = $1 AND status = 'pending' ORDER BY id",
-    )
-    .bind(onboarding_id)
-    .fetch_all(db)
-    .await
-}
-
 /// The one backoff: `initial` doubled per attempt up to `max`, spread by ±20% so work that
 /// failed together does not retry together.
 pub fn backoff(initial: Duration, max: Duration, attempt: i32) -> Duration {
