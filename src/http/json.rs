@@ -220,10 +220,20 @@ mod tests {
             }
         }
 
-        /// Bytes that are not JSON at all: a 400, never a panic.
+        /// Any bytes: read when they are a valid request; 400 when they are not a JSON object;
+        /// 422 naming a field when they are one that is not a valid request. Never anything else.
         #[test]
         fn any_bytes_are_read_or_refused(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-            let _ = parse::<OnboardingRequest>(&bytes);
+            let object = serde_json::from_slice::<Value>(&bytes).is_ok_and(|v| v.is_object());
+            match parse::<OnboardingRequest>(&bytes) {
+                Ok(_) => prop_assert!(object),
+                Err(ApiError::BadRequest(_)) => prop_assert!(!object),
+                Err(ApiError::Validation(errors)) => {
+                    prop_assert!(object);
+                    prop_assert!(!errors.is_empty());
+                }
+                Err(other) => prop_assert!(false, "unexpected refusal: {other:?}"),
+            }
         }
     }
 }
