@@ -17,7 +17,13 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// The background tasks a replica supervises, by the name their restarts are counted under.
-pub const TASKS: [&str; 4] = ["listener", "flow_runner", "callback_runner", "retention"];
+pub const TASKS: [&str; 5] = [
+    "listener",
+    "flow_runner",
+    "callback_runner",
+    "link_backfill",
+    "retention",
+];
 
 /// The content type of what `render` writes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -153,6 +153,7 @@ fn scored(score: i32) -> Evidence {
             score: Some(score),
         }),
         device: DeviceEvidence::NotRun,
+        memory: None,
     }
 }
 

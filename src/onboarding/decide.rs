@@ -84,6 +84,7 @@ pub async fn conclude_biometrics(
         risk_signals: onboarding.risk_signals(),
         biometrics,
         device: DeviceEvidence::NotRun,
+        memory: onboarding.memory(),
     };
     let verdict = flow.policies.active().evaluate(&evidence);
     if verdict.outcome == Outcome::Approved {
@@ -160,12 +161,14 @@ pub async fn conclude_device(
             risk_signals: onboarding.risk_signals(),
             biometrics: biometrics.clone(),
             device: device.clone(),
+            memory: onboarding.memory(),
         }),
     };
     let evidence = Evidence {
         risk_signals: onboarding.risk_signals(),
         biometrics,
         device,
+        memory: onboarding.memory(),
     };
     let open_finance = verdict.outcome == Outcome::Approved && has_enrollment(onboarding);
     let decision = match &case {

@@ -12,6 +12,7 @@ fn policy() -> Policy {
 fn policy_with(score_reject_max: i32, score_approve_min: i32) -> Policy {
     Policy {
         outcomes: Outcomes::default(),
+        memory: Default::default(),
         version: "test.1".into(),
         thresholds: Thresholds {
             score_reject_max,
@@ -45,6 +46,7 @@ fn with_biometrics(biometrics: BiometricEvidence) -> Evidence {
         risk_signals: None,
         biometrics,
         device: DeviceEvidence::NotRun,
+        memory: None,
     }
 }
 
@@ -504,7 +506,7 @@ fn screen_device_rejects_only_emulators_and_automation() {
         is_call_in_progress: Some(true),
         ..RiskSignals::default()
     };
-    let verdict = policy.screen_device(Some(&all));
+    let verdict = policy.screen(Some(&all), None);
     assert_eq!(
         verdict.as_ref().map(|v| (v.outcome, codes(v))),
         Some((
@@ -533,7 +535,7 @@ fn screen_device_rejects_only_emulators_and_automation() {
         is_mock_gps: Some(true),
         ..RiskSignals::default()
     };
-    let verdict = policy.screen_device(Some(&automation));
+    let verdict = policy.screen(Some(&automation), None);
     assert_eq!(
         verdict.as_ref().map(|v| (v.outcome, codes(v))),
         Some((Rejected, vec!["device.automation", "device.mock_location"]))
@@ -544,9 +546,9 @@ fn screen_device_rejects_only_emulators_and_automation() {
         is_emulated: Some(false),
         ..RiskSignals::default()
     };
-    assert_eq!(policy.screen_device(Some(&review_only)), None);
-    assert_eq!(policy.screen_device(Some(&RiskSignals::default())), None);
-    assert_eq!(policy.screen_device(None), None);
+    assert_eq!(policy.screen(Some(&review_only), None), None);
+    assert_eq!(policy.screen(Some(&RiskSignals::default()), None), None);
+    assert_eq!(policy.screen(None, None), None);
 }
 
 #[test]
@@ -706,10 +708,10 @@ fn changed_versions_decide_the_changed_rows() {
     );
     // A signal a version rejects on ends the onboarding before unico.
     assert_eq!(
-        v.screen_device(Some(&rooted)).map(|v| v.outcome),
+        v.screen(Some(&rooted), None).map(|v| v.outcome),
         Some(Rejected)
     );
-    assert_eq!(policy().screen_device(Some(&rooted)), None);
+    assert_eq!(policy().screen(Some(&rooted), None), None);
     // The evaluation records the outcome the version gave the rule.
     let verdict = v.evaluate(&with_signals(rooted, confirmed()));
     let row = verdict
