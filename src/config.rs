@@ -345,15 +345,18 @@ pub enum Scope {
     ReviewsWrite,
     /// Draft, shadow and publish policy versions.
     PoliciesWrite,
+    /// Create lists, add and remove their entries.
+    ListsWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::OnboardingWrite,
         Scope::DecisionsRead,
         Scope::PiiRead,
         Scope::ReviewsWrite,
         Scope::PoliciesWrite,
+        Scope::ListsWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -363,6 +366,7 @@ impl Scope {
             Scope::PiiRead => "pii:read",
             Scope::ReviewsWrite => "reviews:write",
             Scope::PoliciesWrite => "policies:write",
+            Scope::ListsWrite => "lists:write",
         }
     }
 

@@ -176,11 +176,13 @@ impl MemoryEvidence {
         velocity: &[(LinkKey, Option<LinkKey>, u64)],
         linked: &[(Vec<LinkKey>, u64)],
     ) -> bool {
-        lists.iter().all(|name| self.lists.iter().any(|l| &l.list == name))
+        lists
+            .iter()
+            .all(|name| self.lists.iter().any(|l| &l.list == name))
             && velocity.iter().all(|(key, distinct, window)| {
-                self.velocity.iter().any(|v| {
-                    v.key == *key && v.distinct == *distinct && v.window_secs == *window
-                })
+                self.velocity
+                    .iter()
+                    .any(|v| v.key == *key && v.distinct == *distinct && v.window_secs == *window)
             })
             && linked.iter().all(|(keys, window)| {
                 self.linked

@@ -10,7 +10,17 @@ use crate::domain::Cpf;
 
 /// A kind of value onboardings are linked by, in the order links are listed.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum LinkKey {
@@ -65,24 +75,26 @@ impl LinkKey {
                     .chars()
                     .any(|c| !(c.is_ascii_digit() || " +-().".contains(c)))
                 {
-                    return Err("must be a phone number: digits, with or without + ( ) - . or spaces");
+                    return Err(
+                        "must be a phone number: digits, with or without + ( ) - . or spaces",
+                    );
                 }
                 let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
                 match digits.len() {
                     10 | 11 => Ok(format!("55{digits}")),
                     12 | 13 => Ok(digits),
-                    _ => Err("must have 10 to 13 digits (area code and number, or with the country code)"),
+                    _ => Err(
+                        "must have 10 to 13 digits (area code and number, or with the country code)",
+                    ),
                 }
             }
             LinkKey::Email => {
                 let lower = raw.to_lowercase();
                 let valid = lower.len() <= LONGEST
                     && !lower.chars().any(|c| c.is_whitespace() || c.is_control())
-                    && lower
-                        .split_once('@')
-                        .is_some_and(|(local, domain)| {
-                            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-                        });
+                    && lower.split_once('@').is_some_and(|(local, domain)| {
+                        !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+                    });
                 if valid {
                     Ok(lower)
                 } else {
@@ -159,7 +171,11 @@ mod tests {
             (LinkKey::Phone, "1133334444", Ok("551133334444")),
             (LinkKey::Phone, "97474-9090", Err(())),
             (LinkKey::Phone, "call me", Err(())),
-            (LinkKey::Email, " Maria@Example.COM ", Ok("maria@example.com")),
+            (
+                LinkKey::Email,
+                " Maria@Example.COM ",
+                Ok("maria@example.com"),
+            ),
             (LinkKey::Email, "maria.example.com", Err(())),
             (LinkKey::Email, "a@b@c", Err(())),
         ];

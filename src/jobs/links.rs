@@ -37,6 +37,9 @@ pub async fn run(flow: Arc<Services>, stop: CancellationToken) {
         }
     }
     if done > 0 {
-        tracing::info!(onboardings = done, "link keys of earlier onboardings written");
+        tracing::info!(
+            onboardings = done,
+            "link keys of earlier onboardings written"
+        );
     }
 }

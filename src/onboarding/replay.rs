@@ -61,13 +61,9 @@ async fn recall(
     if questions.is_empty() {
         return Ok(());
     }
-    if evidence
-        .memory
-        .as_ref()
-        .is_some_and(|figures| {
-            figures.answers(&questions.lists, &questions.velocity, &questions.linked)
-        })
-    {
+    if evidence.memory.as_ref().is_some_and(|figures| {
+        figures.answers(&questions.lists, &questions.velocity, &questions.linked)
+    }) {
         return Ok(());
     }
     let as_of = evidence.memory.as_ref().map_or(decided_at, |m| m.as_of);
@@ -121,7 +117,14 @@ pub async fn run(
             let stored: Option<Thresholds> = serde_json::from_value(row.thresholds).ok();
             let live = Outcome::parse(&row.outcome);
             let policy = policy_for(stored);
-            recall(flow, &policy, row.onboarding_id, row.decided_at, &mut evidence).await?;
+            recall(
+                flow,
+                &policy,
+                row.onboarding_id,
+                row.decided_at,
+                &mut evidence,
+            )
+            .await?;
             let verdict = policy.judge(&evidence, live);
             report.evaluated += 1;
             let replayed: Vec<String> = verdict.reasons.iter().map(|r| r.code.clone()).collect();

@@ -140,7 +140,10 @@ pub async fn submit(
     // CreateProcess, when it runs here, sends what this transaction just stored.
     let kept = memory_value;
     let carried = stored.map(|row| {
-        let row = onboardings::OnboardingRow { memory: kept, ..row };
+        let row = onboardings::OnboardingRow {
+            memory: kept,
+            ..row
+        };
         let selfie = secrecy::SecretString::from(request.selfie.expose_secret().to_owned());
         Carried::Received(Box::new((row, selfie)))
     });

@@ -350,19 +350,71 @@ mod tests {
     fn invalid_memory_rules_name_their_field() {
         type Change = Box<dyn FnOnce(&mut serde_json::Value)>;
         let cases: Vec<(&str, Change, &str)> = vec![
-            ("window under a minute", Box::new(|d| d["velocity"][0]["window"] = json!("30s")), "velocity[0].window"),
-            ("window over 400 days", Box::new(|d| d["velocity"][1]["window"] = json!("401d")), "velocity[1].window"),
-            ("max zero", Box::new(|d| d["velocity"][1]["max"] = json!(0)), "velocity[1].max"),
-            ("code without its prefix", Box::new(|d| d["velocity"][0]["code"] = json!("device_cpfs")), "velocity[0].code"),
-            ("codes repeated", Box::new(|d| d["velocity"][1]["code"] = json!("velocity.device_cpfs")), "velocity[1].code"),
-            ("unknown key", Box::new(|d| d["velocity"][0]["key"] = json!("ip")), "velocity[0].key"),
-            ("distinct same as key", Box::new(|d| d["velocity"][0]["distinct"] = json!("device_id")), "velocity[0].distinct"),
-            ("a list cannot approve", Box::new(|d| d["lists"][0]["outcome"] = json!("approved")), "lists[0].outcome"),
-            ("list name", Box::new(|d| d["lists"][1]["list"] = json!("Watched")), "lists[1].list"),
-            ("list twice", Box::new(|d| d["lists"][1]["list"] = json!("blocked_devices")), "lists[1].list"),
-            ("no linked keys", Box::new(|d| d["linked_fraud"]["keys"] = json!([])), "linked_fraud.keys"),
-            ("unknown linked key", Box::new(|d| d["linked_fraud"]["keys"][0] = json!("ip")), "linked_fraud.keys[0]"),
-            ("linked retry", Box::new(|d| d["linked_fraud"]["outcome"] = json!("retry")), "linked_fraud.outcome"),
+            (
+                "window under a minute",
+                Box::new(|d| d["velocity"][0]["window"] = json!("30s")),
+                "velocity[0].window",
+            ),
+            (
+                "window over 400 days",
+                Box::new(|d| d["velocity"][1]["window"] = json!("401d")),
+                "velocity[1].window",
+            ),
+            (
+                "max zero",
+                Box::new(|d| d["velocity"][1]["max"] = json!(0)),
+                "velocity[1].max",
+            ),
+            (
+                "code without its prefix",
+                Box::new(|d| d["velocity"][0]["code"] = json!("device_cpfs")),
+                "velocity[0].code",
+            ),
+            (
+                "codes repeated",
+                Box::new(|d| d["velocity"][1]["code"] = json!("velocity.device_cpfs")),
+                "velocity[1].code",
+            ),
+            (
+                "unknown key",
+                Box::new(|d| d["velocity"][0]["key"] = json!("ip")),
+                "velocity[0].key",
+            ),
+            (
+                "distinct same as key",
+                Box::new(|d| d["velocity"][0]["distinct"] = json!("device_id")),
+                "velocity[0].distinct",
+            ),
+            (
+                "a list cannot approve",
+                Box::new(|d| d["lists"][0]["outcome"] = json!("approved")),
+                "lists[0].outcome",
+            ),
+            (
+                "list name",
+                Box::new(|d| d["lists"][1]["list"] = json!("Watched")),
+                "lists[1].list",
+            ),
+            (
+                "list twice",
+                Box::new(|d| d["lists"][1]["list"] = json!("blocked_devices")),
+                "lists[1].list",
+            ),
+            (
+                "no linked keys",
+                Box::new(|d| d["linked_fraud"]["keys"] = json!([])),
+                "linked_fraud.keys",
+            ),
+            (
+                "unknown linked key",
+                Box::new(|d| d["linked_fraud"]["keys"][0] = json!("ip")),
+                "linked_fraud.keys[0]",
+            ),
+            (
+                "linked retry",
+                Box::new(|d| d["linked_fraud"]["outcome"] = json!("retry")),
+                "linked_fraud.outcome",
+            ),
         ];
         for (case, change, field) in cases {
             let result = document(|d| {

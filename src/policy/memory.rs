@@ -116,7 +116,10 @@ pub(super) fn judge(rules: &MemoryRules, figures: Option<&MemoryEvidence>) -> Ve
     for rule in &rules.lists {
         let figure = figures.and_then(|f| f.lists.iter().find(|l| l.list == rule.list));
         let (fired, inputs) = match figure {
-            None => (false, json!({ "list": rule.list, "skipped": NOT_LOOKED_UP })),
+            None => (
+                false,
+                json!({ "list": rule.list, "skipped": NOT_LOOKED_UP }),
+            ),
             Some(figure) => (
                 figure.hit.is_some(),
                 json!({ "list": rule.list, "key": figure.key, "hit": figure.hit }),
@@ -133,7 +136,9 @@ pub(super) fn judge(rules: &MemoryRules, figures: Option<&MemoryEvidence>) -> Ve
     for rule in &rules.velocity {
         let figure = figures.and_then(|f| {
             f.velocity.iter().find(|v| {
-                v.key == rule.key && v.distinct == rule.distinct && v.window_secs == rule.window_secs
+                v.key == rule.key
+                    && v.distinct == rule.distinct
+                    && v.window_secs == rule.window_secs
             })
         });
         let window = humantime::format_duration(Duration::from_secs(rule.window_secs)).to_string();
@@ -296,17 +301,22 @@ pub fn parse(
     for (i, doc) in velocity.iter().enumerate() {
         let field = |name: &str| format!("velocity[{i}].{name}");
         let code_ok = doc.code.len() <= 64
-            && doc
-                .code
-                .strip_prefix("velocity.")
-                .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+            && doc.code.strip_prefix("velocity.").is_some_and(|rest| {
+                !rest.is_empty()
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            });
         if !code_ok {
             errors.push(FieldError::new(
                 field("code"),
                 "must be velocity. followed by a-z, 0-9 and _ (64 characters at most)",
             ));
         } else if rules.velocity.iter().any(|r| r.code == doc.code) {
-            errors.push(FieldError::new(field("code"), "is the code of an earlier rule"));
+            errors.push(FieldError::new(
+                field("code"),
+                "is the code of an earlier rule",
+            ));
         }
         let on = key(&field("key"), &doc.key, errors);
         let distinct = doc
@@ -350,7 +360,10 @@ pub fn parse(
             keys.push(k);
         }
         if doc.keys.is_empty() {
-            errors.push(FieldError::new("linked_fraud.keys", "must name at least one key"));
+            errors.push(FieldError::new(
+                "linked_fraud.keys",
+                "must name at least one key",
+            ));
         }
         keys.sort();
         keys.dedup();

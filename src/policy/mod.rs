@@ -281,7 +281,9 @@ impl Policy {
         Verdict {
             // An empty set of reasons cannot happen (evaluate falls back to a review rule), but if
             // it ever did, approving on no evidence would be the worst possible answer.
-            outcome: fired.first().map_or(Outcome::Review, |(outcome, _)| *outcome),
+            outcome: fired
+                .first()
+                .map_or(Outcome::Review, |(outcome, _)| *outcome),
             reasons: fired.into_iter().map(|(_, reason)| reason).collect(),
             evaluations: rows
                 .into_iter()

@@ -178,7 +178,12 @@ fn bind_questions<'q>(
             questions
                 .linked
                 .iter()
-                .map(|(keys, _)| keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","))
+                .map(|(keys, _)| {
+                    keys.iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .collect::<Vec<_>>(),
         )
         .bind(
@@ -297,6 +302,14 @@ pub async fn linked(
     .await
 }
 
+/// The keys `id` has a value of.
+pub async fn keys_of(db: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT key FROM onboarding_links WHERE onboarding_id = $1")
+        .bind(id)
+        .fetch_all(db)
+        .await
+}
+
 // ---- the link keys of onboardings stored before they existed ---------------------------------
 
 /// Writes the device, phone and e-mail links of up to `batch` onboardings stored before
@@ -330,7 +343,8 @@ pub async fn backfill(
     if pending.is_empty() {
         return Ok(0);
     }
-    let (mut ids, mut keys, mut hashes, mut created) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ids, mut keys, mut hashes, mut created) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for row in &pending {
         let person: Option<PersonData> = match (&row.pii_key_id, &row.pii_ciphertext) {
             (Some(key_id), Some(sealed)) => {
@@ -342,8 +356,14 @@ pub async fn backfill(
         let device_id = row.device.get("device_id").and_then(Value::as_str);
         for (key, raw) in [
             (LinkKey::DeviceId, device_id),
-            (LinkKey::Phone, person.as_ref().and_then(|p| p.phone.as_deref())),
-            (LinkKey::Email, person.as_ref().and_then(|p| p.email.as_deref())),
+            (
+                LinkKey::Phone,
+                person.as_ref().and_then(|p| p.phone.as_deref()),
+            ),
+            (
+                LinkKey::Email,
+                person.as_ref().and_then(|p| p.email.as_deref()),
+            ),
         ] {
             if let Some(value) = raw.and_then(|raw| key.normalise(raw).ok()) {
                 ids.push(row.id);

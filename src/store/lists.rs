@@ -29,7 +29,8 @@ pub struct EntryRow {
 }
 
 /// The live entries of each list (or of `name`), computed from the latest record per value.
-const LIVE: &str = "SELECT DISTINCT ON (e.list_name, e.hash) e.list_name, e.hash, e.id, e.masked, e.action,
+const LIVE: &str =
+    "SELECT DISTINCT ON (e.list_name, e.hash) e.list_name, e.hash, e.id, e.masked, e.action,
                            e.reason, e.expires_at, e.by, e.at
                       FROM list_entries e
                      WHERE ($1::text IS NULL OR e.list_name = $1)
