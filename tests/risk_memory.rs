@@ -455,3 +455,130 @@ async fn links_fraud_fires_for_a_phone_shared_with_a_fraud_rejection_and_not_an_
     assert_eq!(status, 422);
     app.stop().await;
 }
+
+/// The store's figures under a fixed clock: the window's lower edge is inclusive, only what was
+/// stored before counts, `distinct` counts values, and list entries count while live at `as_of`.
+#[tokio::test]
+async fn figures_respect_window_edges_order_distinct_values_and_entry_lifetimes() {
+    use veredito::domain::LinkKey;
+    use veredito::policy::memory::Questions;
+    use veredito::store::links::figures_as_of;
+
+    let app = spawn(&rules(json!([]), json!([]), json!(null))).await;
+    let mut ids = Vec::new();
+    // Four onboardings from one device; the second and third share a CPF.
+    for cpf in [cpf_from(1), cpf_from(2), cpf_from(2), cpf_from(3)] {
+        let view = decided(
+            &app,
+            &person(&cpf, "edge-device", "11974741111", "e@example.com"),
+        )
+        .await;
+        ids.push(uuid::Uuid::parse_str(view["id"].as_str().unwrap()).unwrap());
+    }
+    let last = ids[3];
+    let at: chrono::DateTime<Utc> =
+        sqlx::query_scalar("SELECT created_at FROM onboardings WHERE id = $1")
+            .bind(last)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    let window = chrono::Duration::days(30);
+    // The first just outside the window, the second exactly on its edge.
+    for (id, created) in [
+        (ids[0], at - window - chrono::Duration::microseconds(1)),
+        (ids[1], at - window),
+    ] {
+        sqlx::query("UPDATE onboarding_links SET created_at = $2 WHERE onboarding_id = $1")
+            .bind(id)
+            .bind(created)
+            .execute(&app.db)
+            .await
+            .unwrap();
+    }
+    let questions = Questions {
+        lists: vec!["edge_devices".into()],
+        velocity: vec![
+            (LinkKey::DeviceId, None, 30 * 24 * 3600),
+            (LinkKey::DeviceId, Some(LinkKey::Cpf), 30 * 24 * 3600),
+        ],
+        linked: vec![],
+    };
+    let later = Utc::now() + chrono::Duration::hours(1);
+    let figures = figures_as_of(&app.db, last, later, &questions)
+        .await
+        .unwrap();
+    assert_eq!(
+        figures.velocity[0].count,
+        Some(3),
+        "the edge counts, outside does not"
+    );
+    assert_eq!(
+        figures.velocity[1].count,
+        Some(2),
+        "two distinct CPFs among the three"
+    );
+    // Judged as the third stored, the fourth does not count; as the first, only itself.
+    let third = figures_as_of(&app.db, ids[2], later, &questions)
+        .await
+        .unwrap();
+    assert_eq!(third.velocity[0].count, Some(3), "{third:?}");
+    let first = figures_as_of(&app.db, ids[0], later, &questions)
+        .await
+        .unwrap();
+    assert_eq!(first.velocity[0].count, Some(1), "{first:?}");
+    assert_eq!(figures.lists[0].key, None, "no such list yet");
+
+    // A listed entry counts while it lives: before it was added, after it expired, and after
+    // its removal it does not.
+    app.post_json(
+        "/v1/lists",
+        RISK_KEY,
+        &json!({"name": "edge_devices", "key": "device_id"}),
+    )
+    .await;
+    let before_added = Utc::now();
+    let expires = Utc::now() + chrono::Duration::minutes(10);
+    let (status, _) = app
+        .post_json(
+            "/v1/lists/edge_devices/entries",
+            RISK_KEY,
+            &json!({"entries": [{"value": "edge-device", "reason": "test", "expires_at": expires}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let live = Utc::now();
+    let hit = |f: &veredito::domain::evidence::MemoryEvidence| f.lists[0].hit.is_some();
+    assert!(hit(&figures_as_of(&app.db, last, live, &questions)
+        .await
+        .unwrap()));
+    assert!(!hit(&figures_as_of(
+        &app.db,
+        last,
+        before_added,
+        &questions
+    )
+    .await
+    .unwrap()));
+    let expired = expires + chrono::Duration::seconds(1);
+    assert!(!hit(&figures_as_of(&app.db, last, expired, &questions)
+        .await
+        .unwrap()));
+    let (status, _) = app
+        .post_json(
+            "/v1/lists/edge_devices/entries/removal",
+            RISK_KEY,
+            &json!({"value": "edge-device", "reason": "done"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        hit(&figures_as_of(&app.db, last, live, &questions)
+            .await
+            .unwrap()),
+        "as it stood then"
+    );
+    assert!(!hit(&figures_as_of(&app.db, last, Utc::now(), &questions)
+        .await
+        .unwrap()));
+    app.stop().await;
+}
