@@ -280,6 +280,13 @@ pub async fn record_verdict(
     let view = (!has_enrollment(onboarding))
         .then(|| crate::onboarding::view::as_decided(onboarding, &evidence.biometrics, &stored));
     crate::onboarding::callbacks::onboarding_decided(tx, flow, id, view.as_deref()).await?;
+    if matches!(by, DecidedBy::Policy) {
+        for fired in verdict.evaluations.iter().filter(|e| e.fired) {
+            if crate::policy::memory::is_memory_code(&fired.code) {
+                crate::metrics::risk_rule_fired(&fired.code);
+            }
+        }
+    }
     crate::metrics::decision(
         verdict.outcome.as_str(),
         verdict.reasons.first().map_or("none", |r| r.code.as_str()),

@@ -49,6 +49,11 @@ pub struct LinkedFraudRule {
 /// `linked_fraud` (besides a `list.*` reason of a rejection).
 pub const FRAUD_REASONS: [&str; 2] = ["fraudsters.match", "identity.not_confirmed"];
 
+/// Whether a reason code is one of these rules' (`list.*`, `velocity.*`, `links.fraud`).
+pub fn is_memory_code(code: &str) -> bool {
+    code.starts_with("list.") || code.starts_with("velocity.") || code == "links.fraud"
+}
+
 /// What the store is asked to compute for one or more versions' rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Questions {

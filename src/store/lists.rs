@@ -198,13 +198,13 @@ pub async fn live(
     .await
 }
 
-/// Live entries by list, for the metrics.
+/// Live entries by list's key, for the metrics.
 pub async fn sizes(db: impl PgExecutor<'_>) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT l.name, count(live.id) FILTER (WHERE live.action = 'added'
+        "SELECT l.key, count(live.id) FILTER (WHERE live.action = 'added'
                     AND (live.expires_at IS NULL OR live.expires_at > now()))
            FROM lists l LEFT JOIN ({LIVE}) live ON live.list_name = l.name
-          GROUP BY l.name ORDER BY l.name"
+          GROUP BY l.key ORDER BY l.key"
     ))
     .bind(None::<String>)
     .fetch_all(db)
