@@ -534,6 +534,9 @@ pub fn veredito_command() -> std::process::Command {
         }
     }
     command.env("VEREDITO_ENV", "sandbox");
+    // As in test_overrides: the test people share a device, a phone and an e-mail.
+    command.env("VEREDITO__POLICY__VELOCITY", "[]");
+    command.env("VEREDITO__POLICY__LINKED_FRAUD", "null");
     command
 }
 
