@@ -27,7 +27,15 @@ use crate::{jobs, sandbox, store};
 
 pub fn policy_from(settings: &Settings) -> Policy {
     let p = &settings.policy;
+    // Validated with the rest of the configuration, which names a wrong field.
+    let memory = crate::policy::memory::parse(
+        &p.lists,
+        &p.velocity,
+        p.linked_fraud.as_ref(),
+        &mut Vec::new(),
+    );
     Policy {
+        memory,
         outcomes: crate::policy::Outcomes::default(),
         version: p.version.clone(),
         thresholds: Thresholds {
@@ -316,6 +324,10 @@ impl App {
                     move || jobs::runner::run(flow.clone(), lane, concurrency, stop.clone())
                 }));
             }
+            workers.spawn(jobs::supervise("link_backfill", stop.clone(), pause, {
+                let (flow, stop) = (flow.clone(), stop.clone());
+                move || jobs::links::run(flow.clone(), stop.clone())
+            }));
             workers.spawn(jobs::supervise("retention", stop.clone(), pause, {
                 let (flow, stop) = (flow.clone(), stop.clone());
                 move || jobs::retention::run(flow.clone(), jobs::retention::EVERY, stop.clone())

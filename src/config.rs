@@ -369,15 +369,18 @@ pub enum Scope {
     ReviewsWrite,
     /// Draft, shadow and publish policy versions.
     PoliciesWrite,
+    /// Create lists, add and remove their entries.
+    ListsWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::OnboardingWrite,
         Scope::DecisionsRead,
         Scope::PiiRead,
         Scope::ReviewsWrite,
         Scope::PoliciesWrite,
+        Scope::ListsWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -387,6 +390,7 @@ impl Scope {
             Scope::PiiRead => "pii:read",
             Scope::ReviewsWrite => "reviews:write",
             Scope::PoliciesWrite => "policies:write",
+            Scope::ListsWrite => "lists:write",
         }
     }
 
@@ -417,6 +421,32 @@ pub struct PolicySettings {
     pub biometrics_deadline: Duration,
     #[serde(deserialize_with = "duration")]
     pub device_deadline: Duration,
+    /// The first version's risk-memory rules, in the document's shape: TOML arrays and tables,
+    /// or JSON text (how an environment variable carries them; `"[]"` or `"null"` for none).
+    #[serde(default, deserialize_with = "toml_or_json")]
+    pub lists: Vec<crate::policy::memory::ListRuleDocument>,
+    #[serde(default, deserialize_with = "toml_or_json")]
+    pub velocity: Vec<crate::policy::memory::VelocityRuleDocument>,
+    #[serde(default, deserialize_with = "toml_or_json")]
+    pub linked_fraud: Option<crate::policy::memory::LinkedFraudDocument>,
+}
+
+/// A value written out in the configuration, or given as JSON text.
+fn toml_or_json<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Text(String),
+        Value(serde_json::Value),
+    }
+    match Either::deserialize(deserializer)? {
+        Either::Text(text) => serde_json::from_str(&text).map_err(serde::de::Error::custom),
+        Either::Value(value) => serde_json::from_value(value).map_err(serde::de::Error::custom),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -926,6 +956,19 @@ impl Settings {
         }
         if self.policy.version.trim().is_empty() {
             return Err(invalid("policy.version", "must not be empty"));
+        }
+        let mut memory_errors = Vec::new();
+        crate::policy::memory::parse(
+            &self.policy.lists,
+            &self.policy.velocity,
+            self.policy.linked_fraud.as_ref(),
+            &mut memory_errors,
+        );
+        if let Some(error) = memory_errors.first() {
+            return Err(invalid(
+                "policy",
+                format!("{} {}", error.field, error.message),
+            ));
         }
         if self.policy.score_reject_max >= self.policy.score_approve_min {
             return Err(invalid(

@@ -139,7 +139,13 @@ impl PiiCipher {
     /// HMAC-SHA256 of the CPF's 11 digits: equal CPFs give equal hashes, and without the key the
     /// hash cannot be brute-forced over the small CPF space.
     pub fn cpf_hash(&self, cpf_digits: &str) -> Vec<u8> {
-        hmac::sign(&self.hash_key, cpf_digits.as_bytes())
+        self.link_hash(cpf_digits)
+    }
+
+    /// The same keyed hash of any normalised link value (`domain::link`): the CPF's is its
+    /// blind index above, so the two always agree. Rotating the sealing keys leaves it as is.
+    pub fn link_hash(&self, normalised: &str) -> Vec<u8> {
+        hmac::sign(&self.hash_key, normalised.as_bytes())
             .as_ref()
             .to_vec()
     }

@@ -17,7 +17,13 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// The background tasks a replica supervises, by the name their restarts are counted under.
-pub const TASKS: [&str; 4] = ["listener", "flow_runner", "callback_runner", "retention"];
+pub const TASKS: [&str; 5] = [
+    "listener",
+    "flow_runner",
+    "callback_runner",
+    "link_backfill",
+    "retention",
+];
 
 /// The content type of what `render` writes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -147,6 +153,18 @@ struct Metrics {
     connections_open: Gauge,
     restarts: Family<TaskLabels, Counter>,
     audit_searches: Counter,
+    risk_rules: Family<CodeLabels, Counter>,
+    list_entries: Family<ListLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListLabels {
+    key: &'static str,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -183,7 +201,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         connections_open: Gauge::default(),
         restarts: Family::default(),
         audit_searches: Counter::default(),
+        risk_rules: Family::default(),
+        list_entries: Family::default(),
     };
+    drop(m.risk_rules.get_or_create(&CodeLabels {
+        reason: "links.fraud".into(),
+    }));
+    for key in crate::domain::LinkKey::ALL {
+        drop(
+            m.list_entries
+                .get_or_create(&ListLabels { key: key.as_str() }),
+        );
+    }
     for reason in ["idle", "evicted"] {
         drop(m.connections_closed.get_or_create(&ReasonLabels { reason }));
     }
@@ -272,6 +301,16 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "review_cases",
         "Review cases opened and resolved",
         m.reviews.clone(),
+    );
+    r.register(
+        "risk_memory_rule_fires",
+        "List, velocity and linked-fraud rules that fired in automatic decisions, by reason code",
+        m.risk_rules.clone(),
+    );
+    r.register(
+        "list_entries",
+        "Live entries of the risk team's lists, by the key of their values (per list: GET /v1/lists)",
+        m.list_entries.clone(),
     );
     r.register(
         "review_cases_unresolved",
@@ -572,6 +611,8 @@ pub struct Backlog {
     /// (kind, due, retrying, failed) of steps, every kind listed (0 when none is pending):
     /// pending ones due or retrying, and failed ones waiting for an operator.
     pub steps: Vec<(String, i64, i64, i64)>,
+    /// (key, live entries) of every list: the key its values are of.
+    pub lists: Vec<(String, i64)>,
 }
 
 /// Sets the gauges read from the database. A state or kind absent from `backlog` reads 0.
@@ -600,6 +641,27 @@ pub fn backlog(backlog: &Backlog) {
         drop(m.step_gave_up.get_or_create(&label));
         drop(m.lease_lost.get_or_create(&label));
     }
+    for key in crate::domain::LinkKey::ALL {
+        let entries = backlog
+            .lists
+            .iter()
+            .filter(|(of, _)| of == key.as_str())
+            .map(|(_, n)| n)
+            .sum();
+        m.list_entries
+            .get_or_create(&ListLabels { key: key.as_str() })
+            .set(entries);
+    }
+}
+
+/// A list, velocity or linked-fraud rule fired in an automatic decision.
+pub fn risk_rule_fired(reason: &str) {
+    METRICS
+        .risk_rules
+        .get_or_create(&CodeLabels {
+            reason: reason_label(reason),
+        })
+        .inc();
 }
 
 /// The connection pool as it is now.

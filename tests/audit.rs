@@ -153,6 +153,7 @@ fn scored(score: i32) -> Evidence {
             score: Some(score),
         }),
         device: DeviceEvidence::NotRun,
+        memory: None,
     }
 }
 
@@ -244,6 +245,7 @@ async fn seed(db: &PgPool, state: &AppState, spec: Spec) -> Seeded {
             device: json!({"device_id": "dev-1", "session_id": "s-1", "risk_signals": spec.evidence.risk_signals}),
             open_finance: None,
             selfie: "c2VsZmll",
+            links: &[],
         },
     )
     .await

@@ -1,7 +1,11 @@
 //! What a decision is made from: unico's process result, the phone's risk signals and QI Tech's
 //! device registration answer. These are stored with every decision, so they are plain data.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::LinkKey;
 
 /// unico process status: 1 processing, 2 divergence (still open), 3 finished, 4 cancelled, 5 error.
 pub mod process_status {
@@ -143,6 +147,95 @@ pub struct Evidence {
     pub risk_signals: Option<RiskSignals>,
     pub biometrics: BiometricEvidence,
     pub device: DeviceEvidence,
+    /// What veredito already knew of the onboarding's values when it was received; absent
+    /// when no version in force had a list, velocity or linked-fraud rule then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryEvidence>,
+}
+
+/// The figures the risk-memory rules judge, as the store computed them when the onboarding
+/// was received, for the rules of the versions in force then. Masked values and ids only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryEvidence {
+    /// When they were taken: list entries live then, onboardings stored up to this one.
+    pub as_of: DateTime<Utc>,
+    #[serde(default)]
+    pub lists: Vec<ListFigure>,
+    #[serde(default)]
+    pub velocity: Vec<VelocityFigure>,
+    #[serde(default)]
+    pub linked: Vec<LinkedFigure>,
+}
+
+impl MemoryEvidence {
+    /// Whether these figures hold an answer for every question: the lists by name, velocity by
+    /// (key, distinct, window), linked fraud by (keys, window).
+    pub fn answers(
+        &self,
+        lists: &[String],
+        velocity: &[(LinkKey, Option<LinkKey>, u64)],
+        linked: &[(Vec<LinkKey>, u64)],
+    ) -> bool {
+        lists
+            .iter()
+            .all(|name| self.lists.iter().any(|l| &l.list == name))
+            && velocity.iter().all(|(key, distinct, window)| {
+                self.velocity
+                    .iter()
+                    .any(|v| v.key == *key && v.distinct == *distinct && v.window_secs == *window)
+            })
+            && linked.iter().all(|(keys, window)| {
+                self.linked
+                    .iter()
+                    .any(|l| &l.keys == keys && l.window_secs == *window)
+            })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListFigure {
+    pub list: String,
+    /// The list's key; None when no such list exists.
+    pub key: Option<LinkKey>,
+    /// The live entry holding the onboarding's value, if any.
+    pub hit: Option<ListHit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListHit {
+    pub entry_id: i64,
+    pub value: String,
+    pub reason: String,
+    pub added_by: String,
+    pub added_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VelocityFigure {
+    pub key: LinkKey,
+    pub distinct: Option<LinkKey>,
+    pub window_secs: u64,
+    /// Onboardings (or distinct values) counted, this one included; None when the onboarding
+    /// has no value of `key`.
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedFigure {
+    pub keys: Vec<LinkKey>,
+    pub window_secs: u64,
+    /// Earlier onboardings within the window sharing one of `keys` whose latest decision is a
+    /// rejection for fraud.
+    pub onboardings: Vec<LinkedOnboarding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedOnboarding {
+    pub onboarding_id: Uuid,
+    pub key: LinkKey,
+    pub decision_id: Uuid,
+    pub reasons: Vec<String>,
 }
 
 /// Decimal places a decision's record keeps of the phone's coordinates: two, about a kilometre,
@@ -164,6 +257,7 @@ impl Evidence {
             }),
             biometrics: self.biometrics.clone(),
             device: self.device.clone(),
+            memory: self.memory.clone(),
         }
     }
 }

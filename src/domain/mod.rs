@@ -3,7 +3,9 @@
 pub mod cpf;
 pub mod evidence;
 pub mod field;
+pub mod link;
 pub mod transitions;
 
 pub use cpf::Cpf;
 pub use field::FieldError;
+pub use link::LinkKey;

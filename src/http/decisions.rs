@@ -285,6 +285,7 @@ async fn replay(
         &request.version,
         |stored| Policy {
             outcomes: active.outcomes,
+            memory: active.memory.clone(),
             version: request.version.clone(),
             thresholds: Thresholds {
                 score_reject_max: request.score_reject_max,

@@ -8,6 +8,7 @@ pub mod device_validations;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod lists;
 pub mod onboardings;
 pub mod openapi;
 pub mod policies;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .merge(callbacks::router())
         .merge(console::router())
         .merge(policies::router())
+        .merge(lists::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("route") })

@@ -15,7 +15,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 
 use crate::http::state::AppState;
 use crate::http::{
-    callbacks, decisions, device_validations, health, onboardings, policies, reviews, webhooks,
+    callbacks, decisions, device_validations, health, lists, onboardings, policies, reviews,
+    webhooks,
 };
 
 #[derive(OpenApi)]
@@ -51,6 +52,12 @@ use crate::http::{
         policies::shadow,
         policies::shadow_report,
         policies::publish,
+        lists::create,
+        lists::list,
+        lists::add,
+        lists::remove,
+        lists::entries,
+        lists::links,
         health::live,
         health::ready,
         health::metrics,
@@ -64,6 +71,7 @@ use crate::http::{
         (name = "reviews", description = "Human review: requests, the queue, claims and resolutions"),
         (name = "callbacks", description = "Decision events sent to the onboarding backend"),
         (name = "policies", description = "Policy versions: draft, replay, shadow, publish"),
+        (name = "lists", description = "The risk team's block and watch lists"),
         (name = "unico", description = "unico's process notifications"),
         (name = "operations", description = "Health, metrics and this document"),
     ),

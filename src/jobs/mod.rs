@@ -2,6 +2,7 @@
 //! the step runner, the NOTIFY listener that wakes it and the waiting requests, and retention.
 
 pub mod leases;
+pub mod links;
 pub mod listener;
 pub mod retention;
 pub mod runner;

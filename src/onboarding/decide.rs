@@ -84,6 +84,7 @@ pub async fn conclude_biometrics(
         risk_signals: onboarding.risk_signals(),
         biometrics,
         device: DeviceEvidence::NotRun,
+        memory: onboarding.memory(),
     };
     let verdict = flow.policies.active().evaluate(&evidence);
     if verdict.outcome == Outcome::Approved {
@@ -160,12 +161,14 @@ pub async fn conclude_device(
             risk_signals: onboarding.risk_signals(),
             biometrics: biometrics.clone(),
             device: device.clone(),
+            memory: onboarding.memory(),
         }),
     };
     let evidence = Evidence {
         risk_signals: onboarding.risk_signals(),
         biometrics,
         device,
+        memory: onboarding.memory(),
     };
     let open_finance = verdict.outcome == Outcome::Approved && has_enrollment(onboarding);
     let decision = match &case {
@@ -277,6 +280,13 @@ pub async fn record_verdict(
     let view = (!has_enrollment(onboarding))
         .then(|| crate::onboarding::view::as_decided(onboarding, &evidence.biometrics, &stored));
     crate::onboarding::callbacks::onboarding_decided(tx, flow, id, view.as_deref()).await?;
+    if matches!(by, DecidedBy::Policy) {
+        for fired in verdict.evaluations.iter().filter(|e| e.fired) {
+            if crate::policy::memory::is_memory_code(&fired.code) {
+                crate::metrics::risk_rule_fired(&fired.code);
+            }
+        }
+    }
     crate::metrics::decision(
         verdict.outcome.as_str(),
         verdict.reasons.first().map_or("none", |r| r.code.as_str()),

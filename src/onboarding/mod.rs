@@ -14,6 +14,8 @@ pub mod decide;
 pub mod device;
 pub mod error;
 pub mod leases;
+pub mod links;
+pub mod lists;
 pub mod policies;
 pub mod replay;
 pub mod request;

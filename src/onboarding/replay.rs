@@ -46,6 +46,33 @@ pub struct ReplayChange {
     pub replayed_reasons: Vec<String>,
 }
 
+/// Gives `evidence` the risk-memory figures `policy`'s rules need. Those the live path took
+/// serve when they answer every rule; otherwise they are taken again from the store as they
+/// stood then (when the live path took its own, or at the decision for one made before risk
+/// memory existed): onboardings stored up to this one, entries live then, never what came later.
+async fn recall(
+    flow: &Services,
+    policy: &Policy,
+    onboarding_id: Uuid,
+    decided_at: DateTime<Utc>,
+    evidence: &mut Evidence,
+) -> Result<(), FlowError> {
+    let questions = policy.memory.questions();
+    if questions.is_empty() {
+        return Ok(());
+    }
+    if evidence.memory.as_ref().is_some_and(|figures| {
+        figures.answers(&questions.lists, &questions.velocity, &questions.linked)
+    }) {
+        return Ok(());
+    }
+    let as_of = evidence.memory.as_ref().map_or(decided_at, |m| m.as_of);
+    let figures =
+        crate::store::links::figures_as_of(&flow.reads, onboarding_id, as_of, &questions).await?;
+    evidence.memory = Some(figures);
+    Ok(())
+}
+
 /// Judges the automatic decisions of [from, to] under `policy_for(stored thresholds)`, up to
 /// `limit` of them. At most `api.max_replays` run at once on a replica, whoever asks (the API's
 /// replays, a version's, the console's policies page); past it `FlowError::ReplaysBusy`.
@@ -89,13 +116,22 @@ pub async fn run(
                 decided_at: row.decided_at,
                 id: row.id,
             });
-            let Ok(evidence) = serde_json::from_value::<Evidence>(row.evidence) else {
+            let Ok(mut evidence) = serde_json::from_value::<Evidence>(row.evidence) else {
                 report.unreadable += 1;
                 continue;
             };
             let stored: Option<Thresholds> = serde_json::from_value(row.thresholds).ok();
             let live = Outcome::parse(&row.outcome);
-            let verdict = policy_for(stored).judge(&evidence, live);
+            let policy = policy_for(stored);
+            recall(
+                flow,
+                &policy,
+                row.onboarding_id,
+                row.decided_at,
+                &mut evidence,
+            )
+            .await?;
+            let verdict = policy.judge(&evidence, live);
             report.evaluated += 1;
             let replayed: Vec<String> = verdict.reasons.iter().map(|r| r.code.clone()).collect();
             if verdict.outcome.as_str() != row.outcome {

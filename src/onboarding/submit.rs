@@ -41,6 +41,16 @@ pub async fn submit(
     request: &ValidOnboarding,
 ) -> Result<Submitted, FlowError> {
     use secrecy::ExposeSecret;
+    let links = crate::domain::link::values(
+        &request.cpf,
+        request
+            .device
+            .get("device_id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default(),
+        request.person.phone.as_deref(),
+        request.person.email.as_deref(),
+    );
     let mut tx = crate::store::begin(&flow.db).await?;
     let (inserted, stored) = onboardings::insert(
         &mut tx,
@@ -57,6 +67,7 @@ pub async fn submit(
             device: request.device.clone(),
             open_finance: request.open_finance.clone(),
             selfie: request.selfie.expose_secret(),
+            links: &links,
         },
     )
     .await?;
@@ -81,16 +92,17 @@ pub async fn submit(
         }
     };
     tracing::Span::current().record("onboarding_id", tracing::field::display(id));
-    let mut applied = match flow
-        .policies
-        .active()
-        .screen_device(request.risk_signals.as_ref())
-    {
+    let active = flow.policies.active();
+    let memory = risk_memory(&mut tx, flow, &active, id).await?;
+    // What the statement kept, for the row the first step is handed.
+    let memory_value = memory.as_ref().and_then(|m| serde_json::to_value(m).ok());
+    let mut applied = match active.screen(request.risk_signals.as_ref(), memory.as_ref()) {
         Some(verdict) => {
             let evidence = Evidence {
                 risk_signals: request.risk_signals.clone(),
                 biometrics: BiometricEvidence::NotRun,
                 device: DeviceEvidence::NotRun,
+                memory,
             };
             let Some(onboarding) = onboardings::get(&mut *tx, id).await? else {
                 return Err(
@@ -126,7 +138,12 @@ pub async fn submit(
     }
     let waiter = flow.wake.waiters.register(id);
     // CreateProcess, when it runs here, sends what this transaction just stored.
+    let kept = memory_value;
     let carried = stored.map(|row| {
+        let row = onboardings::OnboardingRow {
+            memory: kept,
+            ..row
+        };
         let selfie = secrecy::SecretString::from(request.selfie.expose_secret().to_owned());
         Carried::Received(Box::new((row, selfie)))
     });
@@ -137,6 +154,27 @@ pub async fn submit(
         waiter,
         view: applied.view.take(),
     })
+}
+
+/// The risk-memory figures for the rules of the versions in force (the active one and the one
+/// in shadow), taken and kept with the onboarding in one statement; None when neither has such
+/// a rule. The locks taken when the onboarding was stored make every onboarding stored before
+/// it under the same values visible here, and none stored after.
+async fn risk_memory(
+    tx: &mut crate::store::Tx,
+    flow: &Flow,
+    active: &crate::policy::Policy,
+    id: Uuid,
+) -> Result<Option<crate::domain::evidence::MemoryEvidence>, FlowError> {
+    let mut questions = active.memory.questions();
+    if let Some(shadow) = flow.policies.shadow() {
+        shadow.memory.ask(&mut questions);
+    }
+    if questions.is_empty() {
+        return Ok(None);
+    }
+    let figures = crate::store::links::judge_and_keep(&mut *tx, id, &questions).await?;
+    Ok(Some(figures))
 }
 
 /// Whether `id` exists and is decided, without loading it all.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::FieldError;
+use crate::policy::memory::{self, LinkedFraudDocument, ListRuleDocument, VelocityRuleDocument};
 use crate::policy::{Outcome, Outcomes, Policy, Thresholds};
 
 /// The document, as stored and as the API takes it.
@@ -27,6 +28,15 @@ pub struct PolicyDocument {
     pub risk_signals: BTreeMap<String, Option<String>>,
     pub biometrics_deadline: String,
     pub device_deadline: String,
+    /// Block and watch lists: a value of the onboarding listed and not expired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lists: Vec<ListRuleDocument>,
+    /// More than `max` onboardings (or distinct values) sharing a value within a window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub velocity: Vec<VelocityRuleDocument>,
+    /// A value shared with an earlier onboarding rejected as fraud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_fraud: Option<LinkedFraudDocument>,
 }
 
 fn review() -> String {
@@ -59,6 +69,7 @@ impl PolicyDocument {
             o.is_dev_mode_enabled,
             o.is_usb_connected,
         ];
+        let (lists, velocity, linked_fraud) = memory::documents(&policy.memory);
         PolicyDocument {
             version: policy.version.clone(),
             note,
@@ -78,6 +89,9 @@ impl PolicyDocument {
                 policy.thresholds.device_deadline_secs,
             ))
             .to_string(),
+            lists,
+            velocity,
+            linked_fraud,
         }
     }
 
@@ -170,6 +184,12 @@ impl PolicyDocument {
             &mut errors,
         );
         let device = deadline("device_deadline", &self.device_deadline, &mut errors);
+        let memory = memory::parse(
+            &self.lists,
+            &self.velocity,
+            self.linked_fraud.as_ref(),
+            &mut errors,
+        );
         let Some(fraudsters_suspicious) = suspicious.filter(|_| errors.is_empty()) else {
             return Err(errors);
         };
@@ -200,6 +220,7 @@ impl PolicyDocument {
                 is_usb_connected,
                 fraudsters_suspicious,
             },
+            memory,
         })
     }
 }
@@ -297,5 +318,110 @@ mod tests {
         .unwrap();
         assert_eq!(policy.outcomes.is_rooted_device, None);
         assert_eq!(policy.outcomes.is_emulated, Some(Outcome::Rejected));
+    }
+
+    fn with_memory(d: &mut serde_json::Value) {
+        d["lists"] = json!([{"list": "blocked_devices", "outcome": "rejected"},
+                            {"list": "watched_emails", "outcome": "review"}]);
+        d["velocity"] = json!([
+            {"code": "velocity.device_cpfs", "key": "device_id", "distinct": "cpf", "window": "30d", "max": 3, "outcome": "review"},
+            {"code": "velocity.cpf_attempts", "key": "cpf", "window": "24h", "max": 5, "outcome": "review"}]);
+        d["linked_fraud"] =
+            json!({"keys": ["device_id", "phone", "email"], "window": "180d", "outcome": "review"});
+    }
+
+    #[test]
+    fn the_contract_memory_rules_parse_and_round_trip() {
+        let policy = document(with_memory).unwrap();
+        assert_eq!(policy.memory.lists.len(), 2);
+        assert_eq!(policy.memory.velocity[0].window_secs, 30 * 24 * 3600);
+        assert_eq!(policy.memory.velocity[1].distinct, None);
+        assert_eq!(
+            policy.memory.linked_fraud.as_ref().unwrap().window_secs,
+            180 * 24 * 3600
+        );
+        let again = PolicyDocument::of(&policy, None).parse().unwrap();
+        assert_eq!(again, policy);
+        // A version without the members has none of the rules.
+        assert!(document(|_| {}).unwrap().memory.is_empty());
+    }
+
+    #[test]
+    fn invalid_memory_rules_name_their_field() {
+        type Change = Box<dyn FnOnce(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Change, &str)> = vec![
+            (
+                "window under a minute",
+                Box::new(|d| d["velocity"][0]["window"] = json!("30s")),
+                "velocity[0].window",
+            ),
+            (
+                "window over 400 days",
+                Box::new(|d| d["velocity"][1]["window"] = json!("401d")),
+                "velocity[1].window",
+            ),
+            (
+                "max zero",
+                Box::new(|d| d["velocity"][1]["max"] = json!(0)),
+                "velocity[1].max",
+            ),
+            (
+                "code without its prefix",
+                Box::new(|d| d["velocity"][0]["code"] = json!("device_cpfs")),
+                "velocity[0].code",
+            ),
+            (
+                "codes repeated",
+                Box::new(|d| d["velocity"][1]["code"] = json!("velocity.device_cpfs")),
+                "velocity[1].code",
+            ),
+            (
+                "unknown key",
+                Box::new(|d| d["velocity"][0]["key"] = json!("ip")),
+                "velocity[0].key",
+            ),
+            (
+                "distinct same as key",
+                Box::new(|d| d["velocity"][0]["distinct"] = json!("device_id")),
+                "velocity[0].distinct",
+            ),
+            (
+                "a list cannot approve",
+                Box::new(|d| d["lists"][0]["outcome"] = json!("approved")),
+                "lists[0].outcome",
+            ),
+            (
+                "list name",
+                Box::new(|d| d["lists"][1]["list"] = json!("Watched")),
+                "lists[1].list",
+            ),
+            (
+                "list twice",
+                Box::new(|d| d["lists"][1]["list"] = json!("blocked_devices")),
+                "lists[1].list",
+            ),
+            (
+                "no linked keys",
+                Box::new(|d| d["linked_fraud"]["keys"] = json!([])),
+                "linked_fraud.keys",
+            ),
+            (
+                "unknown linked key",
+                Box::new(|d| d["linked_fraud"]["keys"][0] = json!("ip")),
+                "linked_fraud.keys[0]",
+            ),
+            (
+                "linked retry",
+                Box::new(|d| d["linked_fraud"]["outcome"] = json!("retry")),
+                "linked_fraud.outcome",
+            ),
+        ];
+        for (case, change, field) in cases {
+            let result = document(|d| {
+                with_memory(d);
+                change(d);
+            });
+            assert_eq!(result.unwrap_err(), [field], "{case}");
+        }
     }
 }

@@ -2,13 +2,17 @@
 //! Nothing here does I/O, so any stored decision can be replayed and the rules tested as a table.
 
 pub mod document;
+pub mod memory;
 mod rules;
 #[cfg(test)]
 mod tests;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::evidence::{BiometricEvidence, DeviceEvidence, Evidence, RiskSignals};
+use crate::domain::evidence::{
+    BiometricEvidence, DeviceEvidence, Evidence, MemoryEvidence, RiskSignals,
+};
+use memory::{Judged, MemoryRules};
 use rules::{Rule, Trace};
 
 /// Outcomes from least to most severe: the derived order is the severity order.
@@ -57,6 +61,9 @@ pub struct Policy {
     pub thresholds: Thresholds,
     #[serde(default)]
     pub outcomes: Outcomes,
+    /// Lists, velocity and linked fraud, judged when the onboarding is received.
+    #[serde(default)]
+    pub memory: MemoryRules,
 }
 
 /// What a version decides where the table lets it choose: the outcome of each phone risk
@@ -143,18 +150,33 @@ impl Policy {
     /// Decides on everything known about an onboarding. Every row of the table is reported, so
     /// the stored trace shows why a rule did not fire as well as why one did.
     pub fn evaluate(&self, evidence: &Evidence) -> Verdict {
-        self.verdict(rules::evaluate(evidence, self), "not evaluated")
+        let memory = memory::judge(&self.memory, evidence.memory.as_ref());
+        self.verdict(rules::evaluate(evidence, self), memory, "not evaluated")
     }
 
-    /// The check made before unico is called: a rejecting device flag ends the onboarding there,
-    /// so no biometric process is spent on an emulator or a bot.
-    pub fn screen_device(&self, signals: Option<&RiskSignals>) -> Option<Verdict> {
+    /// The check made before unico is called: a rejecting device flag, or a list, velocity or
+    /// linked-fraud rule that rejects, ends the onboarding there, so no biometric process is
+    /// spent on an emulator, a bot or a known fraud.
+    pub fn screen(
+        &self,
+        signals: Option<&RiskSignals>,
+        figures: Option<&MemoryEvidence>,
+    ) -> Option<Verdict> {
         let mut trace = Trace::new();
         rules::signal_rules(&mut trace, signals, &self.outcomes);
-        let rejected = rules::SIGNAL_RULES
+        let judged = memory::judge(&self.memory, figures);
+        let device = rules::SIGNAL_RULES
             .iter()
             .any(|(rule, _, _)| trace.fired(*rule) && self.outcomes.of(*rule) == Outcome::Rejected);
-        rejected.then(|| self.verdict(trace, "decided on the device before unico was called"))
+        let known = judged
+            .iter()
+            .any(|j| j.fired && j.outcome == Outcome::Rejected);
+        let unreached = if device {
+            "decided on the device before unico was called"
+        } else {
+            "decided on what veredito already knew, before unico was called"
+        };
+        (device || known).then(|| self.verdict(trace, judged, unreached))
     }
 
     /// Judges the evidence a live decision had, under this version (replay and shadow). Where
@@ -164,7 +186,9 @@ impl Policy {
     /// `biometrics.not_run`: nobody knows what unico would have said.
     pub fn judge(&self, evidence: &Evidence, live: Option<Outcome>) -> Verdict {
         if matches!(evidence.biometrics, BiometricEvidence::NotRun) {
-            if let Some(screened) = self.screen_device(evidence.risk_signals.as_ref()) {
+            if let Some(screened) =
+                self.screen(evidence.risk_signals.as_ref(), evidence.memory.as_ref())
+            {
                 return screened;
             }
             let evaluated = self.evaluate(evidence);
@@ -209,7 +233,7 @@ impl Policy {
             (Outcome::Approved, Some(device)) => {
                 let mut trace = Trace::new();
                 rules::registration_rules(&mut trace, device);
-                let mut verdict = self.verdict(trace, "decided by a reviewer");
+                let mut verdict = self.verdict(trace, Vec::new(), "decided by a reviewer");
                 let at = usize::from(verdict.outcome != Outcome::Approved);
                 verdict
                     .reasons
@@ -226,38 +250,50 @@ impl Policy {
         }
     }
 
-    fn verdict(&self, trace: Trace, unreached: &str) -> Verdict {
-        let mut fired = Vec::new();
-        let evaluations = trace
+    /// The rows of the table in order, the memory rules right after the risk signals (both are
+    /// judged before unico), and the outcome of the most severe that fired.
+    fn verdict(&self, trace: Trace, memory: Vec<Judged>, unreached: &str) -> Verdict {
+        let mut rows: Vec<Judged> = trace
             .into_rows(unreached)
-            .map(|(rule, was_fired, inputs)| {
-                if was_fired {
-                    fired.push(rule);
-                }
-                RuleEvaluation {
-                    code: rule.code().to_owned(),
-                    outcome: self.outcomes.of(rule),
-                    fired: was_fired,
-                    inputs,
-                }
+            .map(|(rule, fired, inputs)| Judged {
+                code: rule.code().to_owned(),
+                message: rule.message().to_owned(),
+                outcome: self.outcomes.of(rule),
+                fired,
+                inputs,
+            })
+            .collect();
+        let at = rules::SIGNAL_RULES.len().min(rows.len());
+        rows.splice(at..at, memory);
+        let mut fired: Vec<(Outcome, Reason)> = rows
+            .iter()
+            .filter(|row| row.fired)
+            .map(|row| {
+                let reason = Reason {
+                    code: row.code.clone(),
+                    message: row.message.clone(),
+                };
+                (row.outcome, reason)
             })
             .collect();
         // Stable sort: within one severity the table order is kept, so the decisive rule leads.
-        fired.sort_by_key(|rule| std::cmp::Reverse(self.outcomes.of(*rule)));
+        fired.sort_by_key(|(outcome, _)| std::cmp::Reverse(*outcome));
         Verdict {
             // An empty set of reasons cannot happen (evaluate falls back to a review rule), but if
             // it ever did, approving on no evidence would be the worst possible answer.
             outcome: fired
                 .first()
-                .map_or(Outcome::Review, |rule| self.outcomes.of(*rule)),
-            reasons: fired
+                .map_or(Outcome::Review, |(outcome, _)| *outcome),
+            reasons: fired.into_iter().map(|(_, reason)| reason).collect(),
+            evaluations: rows
                 .into_iter()
-                .map(|rule| Reason {
-                    code: rule.code().to_owned(),
-                    message: rule.message().to_owned(),
+                .map(|row| RuleEvaluation {
+                    code: row.code,
+                    outcome: row.outcome,
+                    fired: row.fired,
+                    inputs: row.inputs,
                 })
                 .collect(),
-            evaluations,
             policy_version: self.version.clone(),
             thresholds: self.thresholds,
         }

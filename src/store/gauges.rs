@@ -36,10 +36,12 @@ pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
                 .unwrap_or_else(|| (kind.as_str().to_owned(), 0, 0, 0))
         })
         .collect();
+    let lists = crate::store::lists::sizes(pool).await?;
     Ok(Backlog {
         review_unresolved,
         review_overdue,
         pending,
         steps,
+        lists,
     })
 }

@@ -11,6 +11,8 @@ pub mod devices;
 pub mod events;
 pub mod gauges;
 pub mod idempotency;
+pub mod links;
+pub mod lists;
 pub mod onboardings;
 pub mod policies;
 pub mod processes;

@@ -34,6 +34,8 @@ pub struct NewOnboarding<'a> {
     pub open_finance: Option<Value>,
     /// The selfie, base64 as received; sealed until unico has it.
     pub selfie: &'a str,
+    /// Its link values, normalised (`domain::link::values`); stored as keyed hashes.
+    pub links: &'a [(crate::domain::LinkKey, String)],
 }
 
 pub use crate::store::idempotency::Inserted;
@@ -48,7 +50,10 @@ fn selfie_context(id: Uuid) -> Vec<u8> {
 
 /// Stores a new onboarding, or finds the one stored under the same Idempotency-Key. A new one
 /// is answered with its row as stored, which the first step may take instead of reading it, and
-/// gets the first entry of its timeline (`received`) in the same statement.
+/// gets the first entry of its timeline (`received`) and its link keys in the same statement.
+/// That statement first takes a transaction-scoped advisory lock on each link value, so the
+/// onboardings sharing a value are stored one after the other, and each statement after this
+/// one sees every onboarding stored before it under those values (`store::links`).
 pub async fn insert(
     tx: &mut PgConnection,
     cipher: &PiiCipher,
@@ -59,17 +64,25 @@ pub async fn insert(
     let (key_id, sealed) = cipher.encrypt(&plaintext, new.id.as_bytes())?;
     let (selfie_key_id, selfie_sealed) =
         cipher.encrypt(new.selfie.as_bytes(), &selfie_context(new.id))?;
+    let links = crate::store::links::LinkRows::of(cipher, new.links);
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
-            "WITH stored AS (
+            "WITH locked AS (
+                 SELECT count(pg_advisory_xact_lock(k)) AS locks
+                   FROM (SELECT k FROM unnest($15::bigint[]) AS k ORDER BY k) ordered
+             ), stored AS (
                  INSERT INTO onboardings (id, client_name, idempotency_key, request_hash, reference, cpf_hash,
                                           pii_key_id, pii_ciphertext, account_id, person_id, device, open_finance,
                                           selfie_key_id, selfie_ciphertext)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM locked
                  ON CONFLICT (client_name, idempotency_key) DO NOTHING
                  RETURNING {COLUMNS}
              ), received AS (
                  INSERT INTO onboarding_events (onboarding_id, kind) SELECT id, 'received' FROM stored
+             ), linked AS (
+                 INSERT INTO onboarding_links (onboarding_id, key, hash, created_at)
+                 SELECT stored.id, l.key, l.hash, stored.created_at
+                   FROM stored, unnest($16::text[], $17::bytea[]) AS l(key, hash)
              )
              SELECT * FROM stored"
         )
@@ -89,6 +102,9 @@ pub async fn insert(
         .bind(new.open_finance)
         .bind(selfie_key_id)
         .bind(selfie_sealed)
+        .bind(&links.locks)
+        .bind(&links.keys)
+        .bind(&links.hashes)
         .fetch_optional(&mut *tx)
         .await?;
     let resolved = crate::store::idempotency::resolve(
@@ -118,6 +134,8 @@ pub struct OnboardingRow {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// The risk-memory figures taken when it was received (`store::links`).
+    pub memory: Option<Value>,
 }
 
 impl OnboardingRow {
@@ -132,6 +150,14 @@ impl OnboardingRow {
             .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
+    /// The risk-memory figures taken when it was received; None when no rule asked for them
+    /// (or, stored in a shape this build cannot read, none that can be judged).
+    pub fn memory(&self) -> Option<crate::domain::evidence::MemoryEvidence> {
+        self.memory
+            .as_ref()
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
     pub fn risk_signals(&self) -> Option<crate::domain::evidence::RiskSignals> {
         self.device
             .get("risk_signals")
@@ -141,7 +167,7 @@ impl OnboardingRow {
 
 const COLUMNS: &str =
     "id, client_name, reference, account_id, person_id, device, open_finance, state,
-                       pii_key_id, pii_ciphertext, last_error, created_at, decided_at";
+                       pii_key_id, pii_ciphertext, last_error, created_at, decided_at, memory";
 
 /// The columns of an `OnboardingRow`, qualified by `alias`, for a statement that joins it.
 pub fn columns_of(alias: &str) -> String {

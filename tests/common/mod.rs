@@ -132,6 +132,11 @@ pub fn test_overrides() -> Vec<(String, String)> {
         ("zro.timeout", "2s"),
         ("policy.default_wait", "10s"),
         ("server.shutdown_grace", "2s"),
+        // Every test person shares the same device, phone and e-mail: the default velocity and
+        // linked-fraud rules would send most of a test's onboardings to review. The tests of
+        // those rules (tests/risk_memory.rs) set their own.
+        ("policy.velocity", "[]"),
+        ("policy.linked_fraud", "null"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -550,6 +555,9 @@ pub fn veredito_command() -> std::process::Command {
         }
     }
     command.env("VEREDITO_ENV", "sandbox");
+    // As in test_overrides: the test people share a device, a phone and an e-mail.
+    command.env("VEREDITO__POLICY__VELOCITY", "[]");
+    command.env("VEREDITO__POLICY__LINKED_FRAUD", "null");
     command
 }
 
