@@ -369,15 +369,19 @@ pub enum Scope {
     ReviewsWrite,
     /// Draft, shadow and publish policy versions.
     PoliciesWrite,
+    /// Record the people's requests to know and to erase their data (the data-protection
+    /// officer's); reading a request's report takes `pii:read` too.
+    SubjectsWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::OnboardingWrite,
         Scope::DecisionsRead,
         Scope::PiiRead,
         Scope::ReviewsWrite,
         Scope::PoliciesWrite,
+        Scope::SubjectsWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -387,6 +391,7 @@ impl Scope {
             Scope::PiiRead => "pii:read",
             Scope::ReviewsWrite => "reviews:write",
             Scope::PoliciesWrite => "policies:write",
+            Scope::SubjectsWrite => "subjects:write",
         }
     }
 

@@ -15,6 +15,8 @@ pub mod problems;
 pub mod reviews;
 pub mod server;
 pub mod state;
+pub mod subject_page;
+pub mod subjects;
 pub mod wait;
 pub mod webhooks;
 
@@ -47,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(callbacks::router())
         .merge(console::router())
         .merge(policies::router())
+        .merge(subjects::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("route") })

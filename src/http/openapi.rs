@@ -15,7 +15,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 
 use crate::http::state::AppState;
 use crate::http::{
-    callbacks, decisions, device_validations, health, onboardings, policies, reviews, webhooks,
+    callbacks, decisions, device_validations, health, onboardings, policies, reviews, subjects,
+    webhooks,
 };
 
 #[derive(OpenApi)]
@@ -51,6 +52,9 @@ use crate::http::{
         policies::shadow,
         policies::shadow_report,
         policies::publish,
+        subjects::create,
+        subjects::list,
+        subjects::report,
         health::live,
         health::ready,
         health::metrics,
@@ -64,6 +68,7 @@ use crate::http::{
         (name = "reviews", description = "Human review: requests, the queue, claims and resolutions"),
         (name = "callbacks", description = "Decision events sent to the onboarding backend"),
         (name = "policies", description = "Policy versions: draft, replay, shadow, publish"),
+        (name = "subjects", description = "The people's requests under LGPD Art. 18 and 19: access reports and erasures"),
         (name = "unico", description = "unico's process notifications"),
         (name = "operations", description = "Health, metrics and this document"),
     ),
@@ -83,7 +88,7 @@ impl utoipa::Modify for Additions {
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
                         "An API key as a bearer token. Scopes: onboarding:write, decisions:read, \
-                         pii:read, reviews:write, policies:write",
+                         pii:read, reviews:write, policies:write, subjects:write",
                     ))
                     .build(),
             ),

@@ -1,6 +1,8 @@
 //! Starts veredito on port 0 against a fresh PostgreSQL database, and talks to it over HTTP.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
