@@ -1181,7 +1181,7 @@ key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
     fn the_sandbox_file_is_read_only_when_the_sandbox_is_on() {
         let on = load(&[("VEREDITO__SANDBOX__ENABLED", "true")], None).unwrap();
         assert!(on.sandbox.enabled);
-        assert_eq!(on.api.keys.len(), 7);
+        assert_eq!(on.api.keys.len(), 8);
         // Off and nothing else configured: the start names what is missing.
         let off = load(&[], None).unwrap_err().to_string();
         assert!(off.contains("missing configuration field"), "{off}");

@@ -293,6 +293,10 @@ pub async fn erase_when_decided(
     if !found.settled() {
         return Ok(());
     }
+    // What the transaction keeps until its commit (the decision's timeline entry, the calls
+    // that led to it) is written first: the timeline then reads decided, then erased, and those
+    // calls are erased with the rest.
+    tx.flush().await?;
     for request_id in pending {
         // The first erases; any other request finds nothing left and records so.
         let found = store::found(tx, onboarding_id).await?.unwrap_or(found.clone());
