@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::browser::Browser;
 use common::*;
 use serde_json::{Value, json};

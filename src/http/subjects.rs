@@ -316,7 +316,8 @@ async fn report(
     caller.require(Scope::PiiRead)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("subject request"))?;
     let html = wants_html(&headers);
-    let looked_at = json!({ "subject_request_id": id, "format": if html { "html" } else { "json" } });
+    let looked_at =
+        json!({ "subject_request_id": id, "format": if html { "html" } else { "json" } });
     audit::record_search(
         &st.db,
         &caller.name,
@@ -339,7 +340,10 @@ async fn report(
     };
     let view = RequestView::of(&st, request, true, erasure);
     if html {
-        return Ok(crate::http::subject_page::render(&view_json(&view), &report));
+        return Ok(crate::http::subject_page::render(
+            &view_json(&view),
+            &report,
+        ));
     }
     let mut body = json!(report);
     body["request"] = view_json(&view);

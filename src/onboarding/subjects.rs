@@ -223,7 +223,11 @@ fn kept(until: Option<DateTime<Utc>>) -> Vec<Kept> {
         },
         Kept {
             item: "device_identifiers",
-            stored_in: &["onboardings.device", "onboardings.account_id", "onboardings.person_id"],
+            stored_in: &[
+                "onboardings.device",
+                "onboardings.account_id",
+                "onboardings.person_id",
+            ],
             reason: "the device registered with QI Tech and the client's account ids, for the \
                      prevention of fraud in the account's later use (LGPD Art. 7 IX; Art. 11 II g)",
             until,
@@ -299,7 +303,9 @@ pub async fn erase_when_decided(
     tx.flush().await?;
     for request_id in pending {
         // The first erases; any other request finds nothing left and records so.
-        let found = store::found(tx, onboarding_id).await?.unwrap_or(found.clone());
+        let found = store::found(tx, onboarding_id)
+            .await?
+            .unwrap_or(found.clone());
         erase_one(tx, &flow.cipher, request_id, &found).await?;
         tracing::info!(%onboarding_id, %request_id, "erased at the person's request once decided");
     }
@@ -493,7 +499,10 @@ pub async fn report(flow: &Services, request: &RequestRow) -> Result<Report, Flo
             })
         };
         if let Some(person) = &person {
-            hold("cpf", vec!["onboardings.pii_ciphertext", "onboardings.cpf_hash"]);
+            hold(
+                "cpf",
+                vec!["onboardings.pii_ciphertext", "onboardings.cpf_hash"],
+            );
             for field in person.erasable_fields() {
                 hold(field, vec!["onboardings.pii_ciphertext"]);
             }
@@ -517,16 +526,26 @@ pub async fn report(flow: &Services, request: &RequestRow) -> Result<Report, Flo
         }
         hold(
             "device_identifiers",
-            vec!["onboardings.device", "onboardings.account_id", "onboardings.person_id"],
+            vec![
+                "onboardings.device",
+                "onboardings.account_id",
+                "onboardings.person_id",
+            ],
         );
         if o.device
             .get("risk_signals")
             .is_some_and(|s| s.as_object().is_some_and(|m| !m.is_empty()))
         {
-            hold("device_signals", vec!["onboardings.device", "decisions.evidence"]);
+            hold(
+                "device_signals",
+                vec!["onboardings.device", "decisions.evidence"],
+            );
         }
         if own_cases.iter().any(|c| c.statement_ciphertext.is_some()) {
-            hold("review_statements", vec!["review_cases.statement_ciphertext"]);
+            hold(
+                "review_statements",
+                vec!["review_cases.statement_ciphertext"],
+            );
         }
         if own_calls.iter().any(|c| c.answers_held > 0) {
             hold("provider_answers", vec!["provider_calls.answer_ciphertext"]);
@@ -538,7 +557,16 @@ pub async fn report(flow: &Services, request: &RequestRow) -> Result<Report, Flo
             .flat_map(erased_of)
             .collect();
         if let Some(at) = o.pii_erased_at {
-            for category in ["cpf", "name", "birth_date", "gender", "email", "phone", "coordinates", "review_statements"] {
+            for category in [
+                "cpf",
+                "name",
+                "birth_date",
+                "gender",
+                "email",
+                "phone",
+                "coordinates",
+                "review_statements",
+            ] {
                 data_erased.push(Erased {
                     onboarding_id: o.id,
                     category: category.to_owned(),

@@ -36,12 +36,17 @@ pub struct RequestRow {
 impl RequestRow {
     /// The CPF's 11 digits.
     pub fn cpf(&self, cipher: &PiiCipher) -> Result<String, StoreError> {
-        let plain = cipher.decrypt(&self.cpf_key_id, &self.cpf_ciphertext, &cpf_context(self.id))?;
+        let plain = cipher.decrypt(
+            &self.cpf_key_id,
+            &self.cpf_ciphertext,
+            &cpf_context(self.id),
+        )?;
         String::from_utf8(plain).map_err(|_| StoreError::Corrupt("a sealed CPF is not text".into()))
     }
 }
 
-const COLUMNS: &str = "r.id, r.kind, r.cpf_hash, r.cpf_key_id, r.cpf_ciphertext, r.note, r.received_at,
+const COLUMNS: &str =
+    "r.id, r.kind, r.cpf_hash, r.cpf_key_id, r.cpf_ciphertext, r.note, r.received_at,
      r.due_at, r.created_by, r.created_at, a.answered_at, a.answered_by";
 
 pub struct NewRequest<'a> {
@@ -197,10 +202,12 @@ pub async fn lock_onboardings_of(
 }
 
 pub async fn found(tx: &mut PgConnection, id: Uuid) -> Result<Option<Found>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {FOUND} FROM onboardings o WHERE o.id = $1"))
-        .bind(id)
-        .fetch_optional(tx)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {FOUND} FROM onboardings o WHERE o.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(tx)
+    .await
 }
 
 /// Records that the erasure request `request_id` covers the onboarding, in the state it was.

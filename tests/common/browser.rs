@@ -198,4 +198,3 @@ impl Drop for Browser {
         std::fs::remove_dir_all(&self.profile).ok();
     }
 }
-

@@ -336,6 +336,12 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `/metrics` as scraped.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await;
+        response.expect("metrics answer").text().await.unwrap()
+    }
+
     /// GET `path` with `key`: the status and the JSON body (Null when there is none).
     pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
         let response = self
