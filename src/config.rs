@@ -371,16 +371,20 @@ pub enum Scope {
     PoliciesWrite,
     /// Create lists, add and remove their entries.
     ListsWrite,
+    /// Record the people's requests to know and to erase their data (the data-protection
+    /// officer's); reading a request's report takes `pii:read` too.
+    SubjectsWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::OnboardingWrite,
         Scope::DecisionsRead,
         Scope::PiiRead,
         Scope::ReviewsWrite,
         Scope::PoliciesWrite,
         Scope::ListsWrite,
+        Scope::SubjectsWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -391,6 +395,7 @@ impl Scope {
             Scope::ReviewsWrite => "reviews:write",
             Scope::PoliciesWrite => "policies:write",
             Scope::ListsWrite => "lists:write",
+            Scope::SubjectsWrite => "subjects:write",
         }
     }
 
@@ -1219,7 +1224,7 @@ key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
     fn the_sandbox_file_is_read_only_when_the_sandbox_is_on() {
         let on = load(&[("VEREDITO__SANDBOX__ENABLED", "true")], None).unwrap();
         assert!(on.sandbox.enabled);
-        assert_eq!(on.api.keys.len(), 7);
+        assert_eq!(on.api.keys.len(), 8);
         // Off and nothing else configured: the start names what is missing.
         let off = load(&[], None).unwrap_err().to_string();
         assert!(off.contains("missing configuration field"), "{off}");

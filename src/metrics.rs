@@ -142,6 +142,7 @@ struct Metrics {
     reviews: Family<KindLabels, Counter>,
     review_open: Gauge,
     review_overdue: Gauge,
+    subjects_overdue: Gauge,
     pending: Family<StateLabels, Gauge>,
     steps_due: Family<KindName, Gauge>,
     steps_retrying: Family<KindName, Gauge>,
@@ -190,6 +191,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         reviews: Family::default(),
         review_open: Gauge::default(),
         review_overdue: Gauge::default(),
+        subjects_overdue: Gauge::default(),
         pending: Family::default(),
         steps_due: Family::default(),
         steps_retrying: Family::default(),
@@ -321,6 +323,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "review_cases_overdue",
         "Unresolved review cases past their due time (review.sla)",
         m.review_overdue.clone(),
+    );
+    r.register(
+        "subject_requests_overdue",
+        "People's requests (LGPD Art. 18) not answered within their 15 days (Art. 19 II)",
+        m.subjects_overdue.clone(),
     );
     r.register(
         "onboardings_pending",
@@ -606,6 +613,8 @@ pub fn audit_search() {
 pub struct Backlog {
     pub review_unresolved: i64,
     pub review_overdue: i64,
+    /// Subject requests open past their `due_at`.
+    pub subjects_overdue: i64,
     /// (state, count) of onboardings not decided.
     pub pending: Vec<(String, i64)>,
     /// (kind, due, retrying, failed) of steps, every kind listed (0 when none is pending):
@@ -620,6 +629,7 @@ pub fn backlog(backlog: &Backlog) {
     let m = &*METRICS;
     m.review_open.set(backlog.review_unresolved);
     m.review_overdue.set(backlog.review_overdue);
+    m.subjects_overdue.set(backlog.subjects_overdue);
     for state in ["received", "biometrics", "device"] {
         let count = backlog
             .pending

@@ -222,7 +222,7 @@ async fn seed(db: &PgPool, state: &AppState, spec: Spec) -> Seeded {
     let id = Uuid::new_v4();
     let person = PersonData {
         cpf: digits(&spec.cpf),
-        name: spec.name.clone(),
+        name: Some(spec.name.clone()),
         birth_date: Some("1990-01-31".into()),
         gender: None,
         email: None,

@@ -492,7 +492,7 @@ pub struct DecisionItem {
     pub reference: Option<String>,
     /// Masked without `pii:read`; null once retention erased it.
     pub cpf: Option<String>,
-    /// Present only for `pii:read` (null once erased).
+    /// Present only for `pii:read` (null once erased, by retention or at the person's request).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<Option<String>>,
     pub outcome: String,
@@ -528,7 +528,7 @@ impl DecisionItem {
             onboarding_id: row.onboarding_id,
             reference: row.reference.clone(),
             cpf: cpf.map(|c| if pii { c.punctuated() } else { c.masked() }),
-            name: pii.then(|| person.map(|p| p.name)),
+            name: pii.then(|| person.and_then(|p| p.name)),
             outcome: row.outcome.clone(),
             reasons: row.reasons.clone(),
             policy_version: row.policy_version.clone(),

@@ -16,6 +16,8 @@ pub mod problems;
 pub mod reviews;
 pub mod server;
 pub mod state;
+pub mod subject_page;
+pub mod subjects;
 pub mod wait;
 pub mod webhooks;
 
@@ -49,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console::router())
         .merge(policies::router())
         .merge(lists::router())
+        .merge(subjects::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("route") })

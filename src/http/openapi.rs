@@ -16,7 +16,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use crate::http::state::AppState;
 use crate::http::{
     callbacks, decisions, device_validations, health, lists, onboardings, policies, reviews,
-    webhooks,
+    subjects, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -58,6 +58,9 @@ use crate::http::{
         lists::remove,
         lists::entries,
         lists::links,
+        subjects::create,
+        subjects::list,
+        subjects::report,
         health::live,
         health::ready,
         health::metrics,
@@ -72,6 +75,7 @@ use crate::http::{
         (name = "callbacks", description = "Decision events sent to the onboarding backend"),
         (name = "policies", description = "Policy versions: draft, replay, shadow, publish"),
         (name = "lists", description = "The risk team's block and watch lists"),
+        (name = "subjects", description = "The people's requests under LGPD Art. 18 and 19: access reports and erasures"),
         (name = "unico", description = "unico's process notifications"),
         (name = "operations", description = "Health, metrics and this document"),
     ),
@@ -91,7 +95,7 @@ impl utoipa::Modify for Additions {
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
                         "An API key as a bearer token. Scopes: onboarding:write, decisions:read, \
-                         pii:read, reviews:write, policies:write",
+                         pii:read, reviews:write, policies:write, subjects:write",
                     ))
                     .build(),
             ),

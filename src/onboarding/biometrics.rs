@@ -72,7 +72,11 @@ pub async fn create_process(
         flow.settings.policy.biometrics_deadline,
         onboarding.created_at,
     );
-    let person = onboarding.person(&flow.cipher)?;
+    // Never erased before the decision (a subject's erasure waits for it), but a person without
+    // a name cannot be sent.
+    let person = onboarding
+        .person(&flow.cipher)?
+        .filter(|p| p.name.is_some());
     let (Some(selfie), Some(person), false) = (selfie, person, left.is_zero()) else {
         // Past the deadline (or nothing left to send): decided on what is known, which is
         // nothing, so the onboarding goes to review.
@@ -97,7 +101,7 @@ pub async fn create_process(
     let request = CreateProcess {
         subject: UnicoSubject {
             code: person.cpf.clone(),
-            name: person.name.clone(),
+            name: person.name.clone().unwrap_or_default(),
             gender: person.gender.clone(),
             birth_date: person.birth_date.clone(),
             email: person.email.clone(),

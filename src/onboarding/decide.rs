@@ -274,6 +274,8 @@ pub async fn record_verdict(
     if verdict.outcome == Outcome::Review && matches!(by, DecidedBy::Policy) {
         crate::onboarding::cases::open(tx, flow, id, &stored, "policy", None).await?;
     }
+    // The person asked for an erasure while this onboarding was being decided.
+    crate::onboarding::subjects::erase_when_decided(tx, flow, id).await?;
     // The answer from the rows just written; an Open Finance signal's row is left out of what
     // this transaction knows (its step may send it before the waiter answers), so that answer
     // is read: after the commit for the waiter, in the transaction for the callback.

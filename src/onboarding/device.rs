@@ -203,6 +203,7 @@ async fn registration_step(
                 .person(&st.cipher)?
                 .ok_or(StepError::PersonErased)?;
             let cpf = Cpf::parse(&person.cpf).map_err(|_| StepError::PersonErased)?;
+            let name = person.name.as_deref().ok_or(StepError::PersonErased)?;
             let created = st
                 .qitech
                 .create_person(
@@ -210,7 +211,7 @@ async fn registration_step(
                         account_id,
                         person_id,
                         document_number: &cpf.punctuated(),
-                        name: &person.name,
+                        name,
                         email: person.email.as_deref(),
                         phone: person.phone.as_deref(),
                         registration_date: row.registration_date,

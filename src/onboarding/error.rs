@@ -20,6 +20,12 @@ impl From<sqlx::Error> for FlowError {
     }
 }
 
+impl From<crate::crypto::CryptoError> for FlowError {
+    fn from(e: crate::crypto::CryptoError) -> Self {
+        FlowError::Store(StoreError::Crypto(e))
+    }
+}
+
 impl FlowError {
     /// What kind of failure this is, for a step's `last_error` and its timeline entry: a class,
     /// never the message (which may quote stored data).

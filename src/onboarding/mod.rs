@@ -22,6 +22,7 @@ pub mod request;
 pub mod reviews;
 pub mod services;
 pub mod steps;
+pub mod subjects;
 pub mod submit;
 pub mod validation;
 pub mod view;

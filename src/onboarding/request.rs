@@ -150,7 +150,7 @@ impl OnboardingRequest {
         };
         let person = PersonData {
             cpf: cpf.digits(),
-            name: self.person.name.trim().to_owned(),
+            name: Some(self.person.name.trim().to_owned()),
             birth_date: self.person.birth_date,
             gender: self.person.gender,
             email: self.person.email,

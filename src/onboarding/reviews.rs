@@ -184,6 +184,8 @@ pub async fn resolve(
                     "decided_by": "reviewer" }),
         );
         callbacks::onboarding_decided(&mut tx, flow, id, None).await?;
+        // An erasure that waited for the reviewer takes effect with the decision.
+        crate::onboarding::subjects::erase_when_decided(&mut tx, flow, id).await?;
         crate::metrics::decision(
             outcome.as_str(),
             verdict.reasons.first().map_or("none", |r| r.code.as_str()),

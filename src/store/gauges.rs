@@ -8,6 +8,7 @@ use crate::metrics::Backlog;
 
 pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
     let (review_unresolved, review_overdue) = crate::store::reviews::counts(pool).await?;
+    let subjects_overdue = crate::store::subjects::overdue(pool).await?;
     let pending = sqlx::query_as(
         "SELECT state, count(*) FROM onboardings WHERE state <> 'decided' GROUP BY state",
     )
@@ -40,6 +41,7 @@ pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
     Ok(Backlog {
         review_unresolved,
         review_overdue,
+        subjects_overdue,
         pending,
         steps,
         lists,

@@ -18,6 +18,7 @@ pub mod policies;
 pub mod processes;
 pub mod reviews;
 pub mod steps;
+pub mod subjects;
 pub mod tx;
 pub mod views;
 pub mod webhooks;

@@ -9,16 +9,47 @@ use uuid::Uuid;
 use crate::crypto::PiiCipher;
 use crate::store::StoreError;
 
-/// The personal data of an onboarding, stored only as ciphertext.
+/// The personal data of an onboarding, stored only as ciphertext. After a subject's erasure
+/// (LGPD Art. 18 VI) only the CPF is left in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PersonData {
     /// The CPF's 11 digits.
     pub cpf: String,
-    pub name: String,
+    /// None once the person had it erased.
+    #[serde(default)]
+    pub name: Option<String>,
     pub birth_date: Option<String>,
     pub gender: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+}
+
+impl PersonData {
+    /// The sealed fields the person may have erased (all but the CPF), by name, as present.
+    pub fn erasable_fields(&self) -> Vec<&'static str> {
+        [
+            ("name", self.name.is_some()),
+            ("birth_date", self.birth_date.is_some()),
+            ("gender", self.gender.is_some()),
+            ("email", self.email.is_some()),
+            ("phone", self.phone.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, held)| held.then_some(field))
+        .collect()
+    }
+
+    /// What is left after the person's erasure: the CPF alone.
+    pub fn cpf_only(&self) -> PersonData {
+        PersonData {
+            cpf: self.cpf.clone(),
+            name: None,
+            birth_date: None,
+            gender: None,
+            email: None,
+            phone: None,
+        }
+    }
 }
 
 pub struct NewOnboarding<'a> {

@@ -108,6 +108,19 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CaseRow>, s
         .await
 }
 
+/// The cases of any of `onboarding_ids`, oldest first.
+pub async fn of_onboardings(
+    db: impl PgExecutor<'_>,
+    onboarding_ids: &[Uuid],
+) -> Result<Vec<CaseRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM review_cases WHERE onboarding_id = ANY($1) ORDER BY opened_at, id"
+    ))
+    .bind(onboarding_ids)
+    .fetch_all(db)
+    .await
+}
+
 /// What the queue can be filtered by.
 #[derive(Debug, Clone, Default)]
 pub struct CaseFilter {

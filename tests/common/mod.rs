@@ -1,6 +1,8 @@
 //! Starts veredito on port 0 against a fresh PostgreSQL database, and talks to it over HTTP.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -337,6 +339,12 @@ impl TestApp {
             .expect("request sent");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `/metrics` as scraped.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await;
+        response.expect("metrics answer").text().await.unwrap()
     }
 
     /// GET `path` with `key`: the status and the JSON body (Null when there is none).

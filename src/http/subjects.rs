@@ -1,0 +1,370 @@
+//! The people's requests under LGPD Art. 18 and 19, as the data-protection officer records them
+//! (`subjects:write`): `POST /v1/subject-requests`, the list, and a request's access report
+//! (`pii:read` too), in JSON or, for `Accept: text/html`, as a printable page in Portuguese.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::config::Scope;
+use crate::domain::cpf::Cpf;
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, FieldError};
+use crate::http::json::JsonBody;
+use crate::http::state::AppState;
+use crate::onboarding::subjects::{self, ErasureAnswer, Kind, NewRequest};
+use crate::store::audit;
+use crate::store::subjects::{RequestFilter, RequestRow};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/subject-requests", get(list).post(create))
+        .route("/v1/subject-requests/{id}/report", get(report))
+}
+
+const NOTE_MAX: usize = 2000;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectRequestBody {
+    /// The person's CPF, punctuated or not.
+    cpf: String,
+    /// access (Art. 18 I, II, VII) or erasure (Art. 18 IV, VI).
+    kind: String,
+    /// When the person made the request (RFC 3339); now when left out. Not in the future.
+    #[serde(default)]
+    received_at: Option<String>,
+    /// The officer's note, up to 2000 characters.
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// A request as the officer reads it.
+#[derive(Debug, Serialize)]
+pub struct RequestView {
+    id: Uuid,
+    kind: String,
+    /// Masked without pii:read.
+    cpf: Option<String>,
+    /// open until answered: by the first read of its report, or at once for an erasure.
+    status: &'static str,
+    received_at: DateTime<Utc>,
+    due_at: DateTime<Utc>,
+    overdue: bool,
+    answered_at: Option<DateTime<Utc>>,
+    answered_by: Option<String>,
+    note: Option<String>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    erasure: Option<ErasureAnswer>,
+}
+
+impl RequestView {
+    fn of(st: &AppState, row: RequestRow, pii: bool, erasure: Option<ErasureAnswer>) -> Self {
+        let cpf = row
+            .cpf(&st.cipher)
+            .map_err(|e| tracing::error!(request_id = %row.id, error = %e, "a request's CPF cannot be opened"))
+            .ok()
+            .and_then(|digits| Cpf::parse(&digits).ok())
+            .map(|c| if pii { c.punctuated() } else { c.masked() });
+        RequestView {
+            id: row.id,
+            kind: row.kind,
+            cpf,
+            status: if row.answered_at.is_some() {
+                "answered"
+            } else {
+                "open"
+            },
+            overdue: row.answered_at.is_none() && row.due_at < Utc::now(),
+            received_at: row.received_at,
+            due_at: row.due_at,
+            answered_at: row.answered_at,
+            answered_by: row.answered_by,
+            note: row.note,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            erasure,
+        }
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/subject-requests",
+    tag = "subjects",
+    operation_id = "createSubjectRequest",
+    request_body(content = crate::http::subjects::SubjectRequestBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Recorded; an erasure is carried out at once and answers what was erased, what is kept and why, and what waits for a decision", body = ref("#/components/schemas/SubjectRequest"),
+         headers(("Location" = String, description = "/v1/subject-requests/{id}/report"))),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::Refusals,
+    ),
+    security(("apiKey" = [])),
+)]
+async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    // Taken as a Result so a caller without the scope hears 403, whatever the body.
+    body: Result<JsonBody<SubjectRequestBody>, ApiError>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::SubjectsWrite)?;
+    let body = body?.value;
+    let mut errors = Vec::new();
+    let cpf = Cpf::parse(&body.cpf)
+        .map_err(|_| errors.push(FieldError::new("cpf", "is not a valid CPF")))
+        .ok();
+    let kind = match body.kind.as_str() {
+        "access" => Some(Kind::Access),
+        "erasure" => Some(Kind::Erasure),
+        _ => {
+            errors.push(FieldError::new("kind", "must be access or erasure"));
+            None
+        }
+    };
+    let now = Utc::now();
+    let received_at = match body.received_at.as_deref() {
+        None => Some(now),
+        Some(text) => match DateTime::parse_from_rfc3339(text) {
+            // A little clock skew between the officer's tools and this service is allowed.
+            Ok(at) if at.with_timezone(&Utc) <= now + chrono::Duration::minutes(5) => {
+                Some(at.with_timezone(&Utc))
+            }
+            Ok(_) => {
+                errors.push(FieldError::new("received_at", "must not be in the future"));
+                None
+            }
+            Err(_) => {
+                errors.push(FieldError::new("received_at", "must be an RFC 3339 time"));
+                None
+            }
+        },
+    };
+    let note = body.note.filter(|n| !n.trim().is_empty());
+    if note
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > NOTE_MAX || n.contains('\0'))
+    {
+        errors.push(FieldError::new(
+            "note",
+            format!("must have at most {NOTE_MAX} characters"),
+        ));
+    }
+    let (Some(cpf), Some(kind), Some(received_at), true) =
+        (cpf, kind, received_at, errors.is_empty())
+    else {
+        return Err(ApiError::Validation(errors));
+    };
+    let received = subjects::receive(
+        &st.flow,
+        NewRequest {
+            cpf: &cpf,
+            kind,
+            received_at,
+            note: note.as_deref(),
+            by: &caller.name,
+        },
+    )
+    .await?;
+    let location = format!("/v1/subject-requests/{}/report", received.request.id);
+    let view = RequestView::of(
+        &st,
+        received.request,
+        caller.has(Scope::PiiRead),
+        received.erasure,
+    );
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view),
+    )
+        .into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/subject-requests",
+    tag = "subjects",
+    operation_id = "listSubjectRequests",
+    params(
+        ("status" = Option<String>, Query, description = "open or answered"),
+        ("overdue" = Option<bool>, Query, description = "true: open past due_at (15 days after received_at)"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of requests, most recently received first", body = ref("#/components/schemas/SubjectRequestPage")),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::Refusals,
+    ),
+    security(("apiKey" = [])),
+)]
+async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::SubjectsWrite)?;
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+            .map_err(|_| ApiError::BadRequest("the query string cannot be read".into()))?;
+    let mut filter = RequestFilter::default();
+    let mut limit = 50i64;
+    let mut cursor = None;
+    let mut errors = Vec::new();
+    for (name, value) in pairs {
+        match name.as_str() {
+            "status" if matches!(value.as_str(), "open" | "answered") => {
+                filter.status = Some(value)
+            }
+            "status" => errors.push(FieldError::new("status", "must be open or answered")),
+            "overdue" => match value.as_str() {
+                "true" => filter.overdue = true,
+                "false" => filter.overdue = false,
+                _ => errors.push(FieldError::new("overdue", "must be true or false")),
+            },
+            "limit" => match value.parse::<i64>() {
+                Ok(n) if (1..=200).contains(&n) => limit = n,
+                _ => errors.push(FieldError::new("limit", "must be a number from 1 to 200")),
+            },
+            "cursor" => match decode_cursor(&value) {
+                Some(c) => cursor = Some(c),
+                None => errors.push(FieldError::new(
+                    "cursor",
+                    "is not a cursor this service gave",
+                )),
+            },
+            other => errors.push(FieldError::new(other, "unknown parameter")),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let pii = caller.has(Scope::PiiRead);
+    if pii {
+        // Whole CPFs are shown: an access to personal data, recorded as such.
+        let asked = json!({ "status": filter.status, "overdue": filter.overdue });
+        audit::record_search(&st.db, &caller.name, "GET /v1/subject-requests", &asked).await?;
+    }
+    let mut rows = crate::store::subjects::list(&st.db, &filter, cursor, limit + 1).await?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| encode_cursor(r.received_at, r.id))
+    } else {
+        None
+    };
+    let items: Vec<RequestView> = rows
+        .into_iter()
+        .map(|r| RequestView::of(&st, r, pii, None))
+        .collect();
+    Ok(Json(json!({ "items": items, "next_cursor": next })).into_response())
+}
+
+fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.timestamp_micros()))
+}
+
+fn decode_cursor(text: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(text).ok()?).ok()?;
+    let (micros, id) = raw.split_once('|')?;
+    Some((
+        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        Uuid::parse_str(id).ok()?,
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/subject-requests/{id}/report",
+    tag = "subjects",
+    operation_id = "getSubjectReport",
+    params(
+        ("id" = String, Path, description = "The request id (a UUID)"),
+    ),
+    responses(
+        (status = 200, description = "Everything held about the person, from what is stored: JSON, or with Accept: text/html a printable page in Portuguese. The first read answers the request; every read is an access record", body = ref("#/components/schemas/SubjectReport"),
+         content(
+             (ref("#/components/schemas/SubjectReport") = "application/json"),
+             (String = "text/html"),
+         )),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::Refusals,
+    ),
+    security(("apiKey" = [])),
+)]
+async fn report(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::SubjectsWrite)?;
+    caller.require(Scope::PiiRead)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("subject request"))?;
+    let html = wants_html(&headers);
+    let looked_at =
+        json!({ "subject_request_id": id, "format": if html { "html" } else { "json" } });
+    audit::record_search(
+        &st.db,
+        &caller.name,
+        "GET /v1/subject-requests/{id}/report",
+        &looked_at,
+    )
+    .await?;
+    if crate::store::subjects::get(&st.db, id).await?.is_none() {
+        return Err(ApiError::NotFound("subject request"));
+    }
+    subjects::answered_by_report(&st.flow, id, &caller.name).await?;
+    let request = crate::store::subjects::get(&st.db, id)
+        .await?
+        .ok_or(ApiError::NotFound("subject request"))?;
+    let report = subjects::report(&st.flow, &request).await?;
+    let erasure = if request.kind == Kind::Erasure.as_str() {
+        Some(subjects::erasure_answer(&st.flow, &request).await?)
+    } else {
+        None
+    };
+    let view = RequestView::of(&st, request, true, erasure);
+    if html {
+        return Ok(crate::http::subject_page::render(
+            &view_json(&view),
+            &report,
+        ));
+    }
+    let mut body = json!(report);
+    body["request"] = view_json(&view);
+    Ok(Json(body).into_response())
+}
+
+fn view_json(view: &RequestView) -> serde_json::Value {
+    json!(view)
+}
+
+/// Whether the caller asked for the page: `text/html` in `Accept` before any JSON type.
+fn wants_html(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let html = accept.find("text/html");
+    let json = accept.find("json");
+    match (html, json) {
+        (Some(h), Some(j)) => h < j,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}

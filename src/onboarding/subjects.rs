@@ -1,0 +1,682 @@
+//! The person's rights (LGPD Art. 18 and 19), as the data-protection officer exercises them for
+//! the person: an access request answered by a report of everything held, built from what is
+//! stored, and an erasure request that removes at once what no legal basis keeps, and keeps,
+//! sealed, what the record of automated decisions and fraud prevention needs. An onboarding
+//! still being decided (by the flow or by a reviewer) keeps what its decision needs until it is
+//! decided; the transaction that decides it erases it.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::crypto::PiiCipher;
+use crate::domain::cpf::Cpf;
+use crate::onboarding::error::FlowError;
+use crate::onboarding::services::Services;
+use crate::store::StoreError;
+use crate::store::onboardings::PersonData;
+use crate::store::subjects::{self as store, ErasureRow, Found, RequestRow};
+
+/// The two kinds of request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Access,
+    Erasure,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Access => "access",
+            Kind::Erasure => "erasure",
+        }
+    }
+}
+
+/// A request as the officer sends it, already validated.
+pub struct NewRequest<'a> {
+    pub cpf: &'a Cpf,
+    pub kind: Kind,
+    pub received_at: DateTime<Utc>,
+    pub note: Option<&'a str>,
+    /// The key's name.
+    pub by: &'a str,
+}
+
+/// What a stored request led to.
+pub struct Received {
+    pub request: RequestRow,
+    /// For an erasure: what it did at once, and what waits for a decision.
+    pub erasure: Option<ErasureAnswer>,
+}
+
+/// The answer to an erasure request: what was erased where and when, what is kept and why, and
+/// the onboardings that will be erased once decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErasureAnswer {
+    pub erased: Vec<Erased>,
+    pub kept: Vec<Kept>,
+    pub waiting: Vec<Waiting>,
+}
+
+/// One category erased from one onboarding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Erased {
+    pub onboarding_id: Uuid,
+    pub category: String,
+    /// The columns it was stored in.
+    pub erased_from: Vec<String>,
+    pub erased_at: DateTime<Utc>,
+    /// The subject request that erased it; null when retention did.
+    pub request_id: Option<Uuid>,
+}
+
+/// Something kept after an erasure, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Kept {
+    pub item: &'static str,
+    pub stored_in: &'static [&'static str],
+    pub reason: &'static str,
+    /// When retention erases it (null: the record is kept, with no personal data left in it).
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// An onboarding the erasure covers that is not decided yet.
+#[derive(Debug, Clone, Serialize)]
+pub struct Waiting {
+    pub onboarding_id: Uuid,
+    pub state: String,
+    pub erased_when: &'static str,
+}
+
+/// Stores the request. An erasure also erases, in the same transaction, every onboarding of
+/// the CPF that is settled, marks the others to be erased when decided, and is answered at once.
+pub async fn receive(flow: &Services, new: NewRequest<'_>) -> Result<Received, FlowError> {
+    let id = Uuid::new_v4();
+    let mut tx = crate::store::begin(&flow.db).await?;
+    let cpf = new.cpf.digits();
+    let request = store::insert(
+        &mut tx,
+        &flow.cipher,
+        store::NewRequest {
+            id,
+            kind: new.kind.as_str(),
+            cpf: &cpf,
+            note: new.note,
+            received_at: new.received_at,
+            created_by: new.by,
+        },
+    )
+    .await?;
+    if new.kind == Kind::Access {
+        tx.commit().await?;
+        return Ok(Received {
+            request,
+            erasure: None,
+        });
+    }
+    let found = store::lock_onboardings_of(&mut tx, &request.cpf_hash).await?;
+    for onboarding in &found {
+        store::cover(&mut *tx, id, onboarding.id, &onboarding.state).await?;
+        if onboarding.settled() {
+            erase_one(&mut tx, &flow.cipher, id, onboarding).await?;
+        }
+    }
+    store::answer(&mut *tx, id, new.by, "erasure").await?;
+    tx.commit().await?;
+    let request = store::get(&flow.db, id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("a request just stored is missing".into()))?;
+    let answer = erasure_answer(flow, &request).await?;
+    Ok(Received {
+        request,
+        erasure: Some(answer),
+    })
+}
+
+/// What an erasure request did and keeps, from what is stored.
+pub async fn erasure_answer(
+    flow: &Services,
+    request: &RequestRow,
+) -> Result<ErasureAnswer, FlowError> {
+    let held = store::onboardings_of(&flow.db, &request.cpf_hash).await?;
+    let ids: Vec<Uuid> = held.iter().map(|o| o.id).collect();
+    let erased = store::erasures_of(&flow.db, &ids)
+        .await?
+        .iter()
+        .filter(|e| e.request_id == request.id)
+        .flat_map(erased_of)
+        .collect();
+    let until = held
+        .iter()
+        .filter_map(|o| o.decided_at)
+        .max()
+        .map(|at| retention_date(flow, at));
+    let waiting = store::waiting_of(&flow.db, request.id)
+        .await?
+        .into_iter()
+        .map(|(onboarding_id, state)| Waiting {
+            onboarding_id,
+            state,
+            erased_when: "decided (by the policy, or by a reviewer when a case is open)",
+        })
+        .collect();
+    Ok(ErasureAnswer {
+        erased,
+        kept: kept(until),
+        waiting,
+    })
+}
+
+fn erased_of(row: &ErasureRow) -> Vec<Erased> {
+    row.erased
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| Erased {
+                    onboarding_id: row.onboarding_id,
+                    category: item["category"].as_str().unwrap_or_default().to_owned(),
+                    erased_from: item["erased_from"]
+                        .as_array()
+                        .map(|w| {
+                            w.iter()
+                                .filter_map(|v| v.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    erased_at: row.erased_at,
+                    request_id: Some(row.request_id),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What an erasure keeps and why: the record of automated decisions (LGPD Art. 20, kept under
+/// Art. 16 I) and of fraud prevention (Art. 11 II g; Lei 9.613/1998 Art. 10).
+fn kept(until: Option<DateTime<Utc>>) -> Vec<Kept> {
+    vec![
+        Kept {
+            item: "decisions",
+            stored_in: &["decisions", "onboarding_events", "review_cases"],
+            reason: "the record of each automated decision and of each reviewer's decision, with \
+                     its reasons, evidence and policy version, which the person may contest and \
+                     auditors must be able to explain (LGPD Art. 20; Art. 16 I)",
+            until: None,
+        },
+        Kept {
+            item: "cpf",
+            stored_in: &["onboardings.pii_ciphertext"],
+            reason: "sealed, it says whose decisions these are: fraud prevention and the record \
+                     of account-opening checks (LGPD Art. 11 II g; Art. 16 I; Lei 9.613/1998 \
+                     Art. 10)",
+            until,
+        },
+        Kept {
+            item: "link_keys",
+            stored_in: &["onboardings.cpf_hash"],
+            reason: "the CPF's keyed hash finds this record again (a later request, a fraud \
+                     check) without unsealing anything (LGPD Art. 11 II g; Art. 16 I)",
+            until,
+        },
+        Kept {
+            item: "device_identifiers",
+            stored_in: &[
+                "onboardings.device",
+                "onboardings.account_id",
+                "onboardings.person_id",
+            ],
+            reason: "the device registered with QI Tech and the client's account ids, for the \
+                     prevention of fraud in the account's later use (LGPD Art. 7 IX; Art. 11 II g)",
+            until,
+        },
+        Kept {
+            item: "device_signals",
+            stored_in: &["onboardings.device", "decisions.evidence"],
+            reason: "the phone's risk signals (without its location) the policy read: part of \
+                     the evidence of the decision (LGPD Art. 20; Art. 16 I)",
+            until: None,
+        },
+        Kept {
+            item: "provider_call_log",
+            stored_in: &["provider_calls"],
+            reason: "which provider was asked what and when, with the codes veredito parsed: \
+                     the evidence the decision rests on (LGPD Art. 16 I)",
+            until: None,
+        },
+    ]
+}
+
+/// When retention erases the personal data of an onboarding decided at `decided_at`.
+pub fn retention_date(flow: &Services, decided_at: DateTime<Utc>) -> DateTime<Utc> {
+    decided_at + Duration::days(i64::from(flow.settings.retention.pii_days))
+}
+
+/// Erases one settled onboarding for `request_id`: its sealed personal data is re-sealed with
+/// the CPF alone, and the owner's function removes the rest.
+async fn erase_one(
+    tx: &mut crate::store::Tx,
+    cipher: &PiiCipher,
+    request_id: Uuid,
+    onboarding: &Found,
+) -> Result<Option<ErasureRow>, FlowError> {
+    let (sealed, fields) = match (&onboarding.pii_key_id, &onboarding.pii_ciphertext) {
+        (Some(key_id), Some(ciphertext)) => {
+            let plain = cipher.decrypt(key_id, ciphertext, onboarding.id.as_bytes())?;
+            let person: PersonData = serde_json::from_slice(&plain)
+                .map_err(|e| StoreError::Corrupt(format!("sealed personal data: {e}")))?;
+            let left = serde_json::to_vec(&person.cpf_only())
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            (
+                Some(cipher.encrypt(&left, onboarding.id.as_bytes())?),
+                person.erasable_fields(),
+            )
+        }
+        _ => (None, Vec::new()),
+    };
+    Ok(store::erase(&mut **tx, request_id, onboarding.id, sealed, &fields).await?)
+}
+
+/// Called by the transaction that decides an onboarding (the policy's decision, or a
+/// reviewer's): erases it for every erasure request that found it still undecided, once
+/// nothing of the flow needs its data again.
+pub async fn erase_when_decided(
+    tx: &mut crate::store::Tx,
+    flow: &Services,
+    onboarding_id: Uuid,
+) -> Result<(), FlowError> {
+    let pending = store::pending_erasures(&mut **tx, onboarding_id).await?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let Some(found) = store::found(tx, onboarding_id).await? else {
+        return Ok(());
+    };
+    if !found.settled() {
+        return Ok(());
+    }
+    // What the transaction keeps until its commit (the decision's timeline entry, the calls
+    // that led to it) is written first: the timeline then reads decided, then erased, and those
+    // calls are erased with the rest.
+    tx.flush().await?;
+    for request_id in pending {
+        // The first erases; any other request finds nothing left and records so.
+        let found = store::found(tx, onboarding_id)
+            .await?
+            .unwrap_or(found.clone());
+        erase_one(tx, &flow.cipher, request_id, &found).await?;
+        tracing::info!(%onboarding_id, %request_id, "erased at the person's request once decided");
+    }
+    Ok(())
+}
+
+/// Records the report's read as the request's answer (the first read only).
+pub async fn answered_by_report(
+    flow: &Services,
+    request_id: Uuid,
+    by: &str,
+) -> Result<(), FlowError> {
+    Ok(store::answer(&flow.db, request_id, by, "report").await?)
+}
+
+// ---- the access report -------------------------------------------------------------------------
+
+/// Everything veredito holds about the person of a request, from what is stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub request_id: Uuid,
+    pub kind: String,
+    /// Whole: the report is read with pii:read only.
+    pub cpf: String,
+    pub received_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub generated_at: DateTime<Utc>,
+    /// The controller's retention period for personal data, in days after each decision.
+    pub retention_days: u32,
+    pub onboardings: Vec<OnboardingReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OnboardingReport {
+    pub id: Uuid,
+    pub reference: Option<String>,
+    /// processing or decided.
+    pub status: &'static str,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decisions: Vec<DecisionReport>,
+    pub data_held: Vec<Held>,
+    pub data_erased: Vec<Erased>,
+    pub recipients: Vec<Recipient>,
+    pub review_cases: Vec<CaseReport>,
+    pub retention: Retention,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionReport {
+    pub id: Uuid,
+    pub decided_at: DateTime<Utc>,
+    /// policy (automatic) or reviewer.
+    pub decided_by: String,
+    pub reviewer: Option<String>,
+    pub note: Option<String>,
+    pub outcome: String,
+    /// Each with its code and message, as stored with the decision.
+    pub reasons: Value,
+    pub policy_version: String,
+}
+
+/// A category of personal data held now, and where.
+#[derive(Debug, Clone, Serialize)]
+pub struct Held {
+    pub category: &'static str,
+    pub stored_in: Vec<&'static str>,
+    /// When retention erases it (null: until the onboarding is decided, then its retention).
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Who received the person's data for this onboarding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recipient {
+    pub recipient: &'static str,
+    pub operations: Vec<String>,
+    pub data: Vec<&'static str>,
+    pub purpose: &'static str,
+    pub legal_basis: &'static str,
+    pub first_sent_at: DateTime<Utc>,
+    pub last_sent_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseReport {
+    pub id: Uuid,
+    /// policy, or subject_request (the person asked for a human review, LGPD Art. 20).
+    pub opened_by: String,
+    pub opened_at: DateTime<Utc>,
+    pub status: String,
+    /// The person's own words; null when none were given or they were erased.
+    pub statement: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution_outcome: Option<String>,
+    pub resolution_note: Option<String>,
+    pub resolution_reviewer: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Retention {
+    /// When the personal data left (the sealed CPF, the link keys, the device identifiers, the
+    /// review statements) is erased: `retention_days` after the decision; null while processing.
+    pub personal_data_until: Option<DateTime<Utc>>,
+    /// When what providers said and the request bodies are erased from the call log.
+    pub provider_text_until: Option<DateTime<Utc>>,
+    /// When retention already erased this onboarding's personal data.
+    pub erased_by_retention_at: Option<DateTime<Utc>>,
+    pub decisions: &'static str,
+}
+
+/// What each provider receives and why (the contract's "Subject rights"). Which were called is
+/// read from the call log; what a call carries is what its client sends.
+fn recipient_of(provider: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    match provider {
+        "unico" => Some((
+            "unico",
+            "biometric identification (liveness, identity against the CPF holder, fraudster \
+             face alert) to prevent fraud in account opening",
+            "LGPD Art. 11 II g",
+        )),
+        "qitech" => Some((
+            "QI Tech",
+            "device registration, to prevent fraud in the account's later use",
+            "LGPD Art. 7 IX",
+        )),
+        "zro" => Some((
+            "Zro",
+            "the Open Finance enrollment's risk assessment",
+            "LGPD Art. 7 IX",
+        )),
+        _ => None,
+    }
+}
+
+/// The data a call of `operation` carries.
+fn data_of(provider: &str, operation: &str) -> &'static [&'static str] {
+    match (provider, operation) {
+        ("unico", "create_process") => &[
+            "cpf",
+            "name",
+            "selfie",
+            "birth_date",
+            "gender",
+            "email",
+            "phone",
+        ],
+        ("qitech", "create_account") => &["account_ids"],
+        ("qitech", "create_person") => &["cpf", "name", "email", "phone", "account_ids"],
+        ("qitech", "register_device") => &["cpf", "device_identifiers", "account_ids"],
+        ("qitech", "get_device") => &["device_identifiers", "account_ids"],
+        ("zro", _) => &["device_identifiers", "device_signals"],
+        _ => &[],
+    }
+}
+
+/// The report of the request `request`, built from what is stored now.
+pub async fn report(flow: &Services, request: &RequestRow) -> Result<Report, FlowError> {
+    let db = &flow.db;
+    let held = store::onboardings_of(db, &request.cpf_hash).await?;
+    let ids: Vec<Uuid> = held.iter().map(|o| o.id).collect();
+    let decisions = store::decisions_of(db, &ids).await?;
+    let cases = store::cases_of(db, &ids).await?;
+    let calls = store::calls_of(db, &ids).await?;
+    let erasures = store::erasures_of(db, &ids).await?;
+    let mut onboardings = Vec::with_capacity(held.len());
+    for o in &held {
+        let until = o.decided_at.map(|at| retention_date(flow, at));
+        let person = match (&o.pii_key_id, &o.pii_ciphertext) {
+            (Some(key_id), Some(sealed)) => {
+                let plain = flow.cipher.decrypt(key_id, sealed, o.id.as_bytes())?;
+                Some(
+                    serde_json::from_slice::<PersonData>(&plain)
+                        .map_err(|e| StoreError::Corrupt(format!("sealed personal data: {e}")))?,
+                )
+            }
+            _ => None,
+        };
+        let own_cases: Vec<_> = cases.iter().filter(|c| c.onboarding_id == o.id).collect();
+        let own_calls: Vec<_> = calls.iter().filter(|c| c.onboarding_id == o.id).collect();
+        let own_decisions: Vec<_> = decisions
+            .iter()
+            .filter(|d| d.onboarding_id == o.id)
+            .collect();
+
+        let mut data_held = Vec::new();
+        let mut hold = |category, stored_in: Vec<&'static str>| {
+            data_held.push(Held {
+                category,
+                stored_in,
+                until,
+            })
+        };
+        if let Some(person) = &person {
+            hold(
+                "cpf",
+                vec!["onboardings.pii_ciphertext", "onboardings.cpf_hash"],
+            );
+            for field in person.erasable_fields() {
+                hold(field, vec!["onboardings.pii_ciphertext"]);
+            }
+        }
+        if o.selfie_held {
+            hold("selfie", vec!["onboardings.selfie_ciphertext"]);
+        }
+        let coordinates_in_decisions = own_decisions
+            .iter()
+            .any(|d| has_coordinates(d.evidence.get("risk_signals")));
+        let coordinates_in_device = has_coordinates(o.device.get("risk_signals"));
+        if coordinates_in_device || coordinates_in_decisions {
+            let mut at = Vec::new();
+            if coordinates_in_device {
+                at.push("onboardings.device");
+            }
+            if coordinates_in_decisions {
+                at.push("decisions.evidence");
+            }
+            hold("coordinates", at);
+        }
+        hold(
+            "device_identifiers",
+            vec![
+                "onboardings.device",
+                "onboardings.account_id",
+                "onboardings.person_id",
+            ],
+        );
+        if o.device
+            .get("risk_signals")
+            .is_some_and(|s| s.as_object().is_some_and(|m| !m.is_empty()))
+        {
+            hold(
+                "device_signals",
+                vec!["onboardings.device", "decisions.evidence"],
+            );
+        }
+        if own_cases.iter().any(|c| c.statement_ciphertext.is_some()) {
+            hold(
+                "review_statements",
+                vec!["review_cases.statement_ciphertext"],
+            );
+        }
+        if own_calls.iter().any(|c| c.answers_held > 0) {
+            hold("provider_answers", vec!["provider_calls.answer_ciphertext"]);
+        }
+
+        let mut data_erased: Vec<Erased> = erasures
+            .iter()
+            .filter(|e| e.onboarding_id == o.id)
+            .flat_map(erased_of)
+            .collect();
+        if let Some(at) = o.pii_erased_at {
+            for category in [
+                "cpf",
+                "name",
+                "birth_date",
+                "gender",
+                "email",
+                "phone",
+                "coordinates",
+                "review_statements",
+            ] {
+                data_erased.push(Erased {
+                    onboarding_id: o.id,
+                    category: category.to_owned(),
+                    erased_from: vec!["retention".to_owned()],
+                    erased_at: at,
+                    request_id: None,
+                });
+            }
+        }
+
+        let mut recipients: Vec<Recipient> = Vec::new();
+        for call in &own_calls {
+            let Some((name, purpose, basis)) = recipient_of(&call.provider) else {
+                continue;
+            };
+            let data = data_of(&call.provider, &call.operation);
+            match recipients.iter_mut().find(|r| r.recipient == name) {
+                Some(r) => {
+                    r.operations.push(call.operation.clone());
+                    for d in data {
+                        if !r.data.contains(d) {
+                            r.data.push(d);
+                        }
+                    }
+                    r.first_sent_at = r.first_sent_at.min(call.first_at);
+                    r.last_sent_at = r.last_sent_at.max(call.last_at);
+                }
+                None => recipients.push(Recipient {
+                    recipient: name,
+                    operations: vec![call.operation.clone()],
+                    data: data.to_vec(),
+                    purpose,
+                    legal_basis: basis,
+                    first_sent_at: call.first_at,
+                    last_sent_at: call.last_at,
+                }),
+            }
+        }
+
+        let review_cases = own_cases
+            .iter()
+            .map(|c| {
+                Ok(CaseReport {
+                    id: c.id,
+                    opened_by: c.opened_by.clone(),
+                    opened_at: c.opened_at,
+                    status: c.status.clone(),
+                    statement: c.statement(&flow.cipher)?,
+                    resolved_at: c.resolved_at,
+                    resolution_outcome: c.resolution_outcome.clone(),
+                    resolution_note: c.resolution_note.clone(),
+                    resolution_reviewer: c.resolution_reviewer.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+
+        let last_call = own_calls.iter().map(|c| c.last_at).max();
+        onboardings.push(OnboardingReport {
+            id: o.id,
+            reference: o.reference.clone(),
+            status: if o.state == "decided" {
+                "decided"
+            } else {
+                "processing"
+            },
+            created_at: o.created_at,
+            decided_at: o.decided_at,
+            decisions: own_decisions
+                .iter()
+                .map(|d| DecisionReport {
+                    id: d.id,
+                    decided_at: d.decided_at,
+                    decided_by: d.decided_by.clone(),
+                    reviewer: d.reviewer.clone(),
+                    note: d.note.clone(),
+                    outcome: d.outcome.clone(),
+                    reasons: d.reasons.clone(),
+                    policy_version: d.policy_version.clone(),
+                })
+                .collect(),
+            data_held,
+            data_erased,
+            recipients,
+            review_cases,
+            retention: Retention {
+                personal_data_until: until,
+                provider_text_until: last_call.map(|at| retention_date(flow, at)),
+                erased_by_retention_at: o.pii_erased_at,
+                decisions: "kept as the record of automated decisions, without personal data \
+                            once retention has erased it",
+            },
+        });
+    }
+    Ok(Report {
+        request_id: request.id,
+        kind: request.kind.clone(),
+        cpf: Cpf::parse(&request.cpf(&flow.cipher)?)
+            .map(|c| c.punctuated())
+            .unwrap_or_default(),
+        received_at: request.received_at,
+        due_at: request.due_at,
+        generated_at: Utc::now(),
+        retention_days: flow.settings.retention.pii_days,
+        onboardings,
+    })
+}
+
+fn has_coordinates(signals: Option<&Value>) -> bool {
+    signals.is_some_and(|s| {
+        !s.get("device_latitude").unwrap_or(&Value::Null).is_null()
+            || !s.get("device_longitude").unwrap_or(&Value::Null).is_null()
+    })
+}

@@ -1,0 +1,200 @@
+//! One headless Chromium (Debian's `chromium`, installed by `.ci/run` when missing), driven over
+//! the DevTools protocol: the console's browser test and the subject report's page use it.
+//! `VEREDITO_CHROMIUM` names another binary; `VEREDITO_SCREENSHOTS=dir` keeps a PNG of each page.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One headless Chromium with one page, spoken to over its DevTools WebSocket.
+pub struct Browser {
+    child: Child,
+    profile: PathBuf,
+    socket: Socket,
+    next_id: u64,
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        let binary = std::env::var("VEREDITO_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+        let profile =
+            std::env::temp_dir().join(format!("veredito-chromium-{}", uuid::Uuid::new_v4()));
+        let child = Command::new(&binary)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--remote-debugging-port=0",
+                "--window-size=1280,900",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{binary} starts (apt-get install chromium): {e}"));
+        // Chromium writes the port it chose into the profile.
+        let port_file = profile.join("DevToolsActivePort");
+        let started = tokio::time::Instant::now();
+        let port = loop {
+            if let Ok(text) = std::fs::read_to_string(&port_file) {
+                if let Some(port) = text
+                    .lines()
+                    .next()
+                    .and_then(|l| l.trim().parse::<u16>().ok())
+                {
+                    break port;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "chromium did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let targets: Value = reqwest::get(format!("http://127.0.0.1:{port}/json/list"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let page = targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == "page")
+            .expect("a page target");
+        let url = page["webSocketDebuggerUrl"].as_str().unwrap();
+        let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Browser {
+            child,
+            profile,
+            socket,
+            next_id: 0,
+        }
+    }
+
+    /// Sends one DevTools command and answers its result (events in between are skipped).
+    pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let message = json!({"id": id, "method": method, "params": params}).to_string();
+        self.socket.send(Message::text(message)).await.unwrap();
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
+                .await
+                .expect("chromium answers")
+                .unwrap()
+                .unwrap();
+            let Message::Text(text) = frame else { continue };
+            let answer: Value = serde_json::from_str(&text).unwrap();
+            if answer["id"] == id {
+                assert!(answer["error"].is_null(), "{method}: {answer}");
+                return answer["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluates `expression` in the page and answers its value.
+    pub async fn eval(&mut self, expression: &str) -> Value {
+        let result = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await;
+        assert!(
+            result["exceptionDetails"].is_null(),
+            "{expression}: {result}"
+        );
+        result["result"]["value"].clone()
+    }
+
+    pub async fn go(&mut self, url: &str) {
+        self.call("Page.navigate", json!({"url": url})).await;
+        self.settle().await;
+    }
+
+    /// Waits until the page has loaded after a navigation or a form submit.
+    pub async fn settle(&mut self) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.until("document.readyState === 'complete'").await;
+    }
+
+    /// Waits until `condition` holds in the page.
+    pub async fn until(&mut self, condition: &str) {
+        let started = tokio::time::Instant::now();
+        loop {
+            if self.eval(&format!("Boolean({condition})")).await == true {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{condition} never held on {}: {}",
+                self.eval("location.href").await,
+                self.eval("document.body ? document.body.innerText : ''")
+                    .await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn path(&mut self) -> String {
+        self.eval("location.pathname")
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn text(&mut self, selector: &str) -> String {
+        self.eval(&format!(
+            "(document.querySelector({selector:?}) || {{innerText: ''}}).innerText"
+        ))
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    /// Clicks `selector` and waits for the page it leads to.
+    pub async fn click(&mut self, selector: &str) {
+        let before = self.eval("performance.timeOrigin").await;
+        self.eval(&format!("document.querySelector({selector:?}).click()"))
+            .await;
+        self.until(&format!("performance.timeOrigin !== {before}"))
+            .await;
+        self.settle().await;
+    }
+
+    pub async fn screenshot(&mut self, name: &str) {
+        let Ok(dir) = std::env::var("VEREDITO_SCREENSHOTS") else {
+            return;
+        };
+        let shot = self
+            .call("Page.captureScreenshot", json!({"format": "png"}))
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(PathBuf::from(dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+        std::fs::remove_dir_all(&self.profile).ok();
+    }
+}
