@@ -200,3 +200,8 @@ EXCEPTION
         RAISE NOTICE 'cannot grant to veredito_app; grant its privileges by hand (docs/audit.md)';
 END;
 $$;
+
+-- Set by an erasure request on each onboarding it covers (under the row's lock): the statement
+-- that moves the onboarding to decided returns it, so the deciding transaction knows to erase
+-- without asking in a statement of its own.
+ALTER TABLE onboardings ADD COLUMN erasure_requested boolean NOT NULL DEFAULT false;

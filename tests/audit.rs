@@ -259,6 +259,7 @@ async fn seed(db: &PgPool, state: &AppState, spec: Spec) -> Seeded {
                 store::onboardings::transition(&mut *tx, id, "received", "decided")
                     .await
                     .unwrap()
+                    .is_some()
             );
             let row = store::decisions::insert(
                 &mut tx,

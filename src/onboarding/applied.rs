@@ -16,6 +16,9 @@ pub struct Applied {
     pub decided: bool,
     /// Whether the event applied at all.
     pub moved: bool,
+    /// The person asked for an erasure of this onboarding (LGPD Art. 18) while it was being
+    /// decided: the deciding transaction erases it.
+    pub erasure_requested: bool,
     /// Rows the transaction wrote that the next held step would otherwise read back.
     pub carried: Option<Carried>,
     /// The onboarding's answer as the deciding transaction wrote it, for the request waiting on

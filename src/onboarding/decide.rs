@@ -50,11 +50,17 @@ pub async fn apply(
             return Ok(Applied::default());
         }
     };
-    if transition.state != from
-        && !onboardings::transition(&mut **tx, id, from.as_str(), transition.state.as_str()).await?
-    {
-        tracing::debug!(?event, "the onboarding moved meanwhile; event ignored");
-        return Ok(Applied::default());
+    let mut erasure_requested = false;
+    if transition.state != from {
+        match onboardings::transition(&mut **tx, id, from.as_str(), transition.state.as_str())
+            .await?
+        {
+            Some(requested) => erasure_requested = requested,
+            None => {
+                tracing::debug!(?event, "the onboarding moved meanwhile; event ignored");
+                return Ok(Applied::default());
+            }
+        }
     }
     let mut held = Vec::new();
     for kind in transition.steps {
@@ -66,6 +72,7 @@ pub async fn apply(
         steps: held,
         decided: transition.state == OnboardingState::Decided,
         moved: true,
+        erasure_requested,
         carried: None,
         view: None,
     })
@@ -274,8 +281,11 @@ pub async fn record_verdict(
     if verdict.outcome == Outcome::Review && matches!(by, DecidedBy::Policy) {
         crate::onboarding::cases::open(tx, flow, id, &stored, "policy", None).await?;
     }
-    // The person asked for an erasure while this onboarding was being decided.
-    crate::onboarding::subjects::erase_when_decided(tx, flow, id).await?;
+    // The person asked for an erasure while this onboarding was being decided (the flag comes
+    // with the move to decided, so a decision without one costs no statement).
+    if applied.erasure_requested {
+        crate::onboarding::subjects::erase_when_decided(tx, flow, id).await?;
+    }
     // The answer from the rows just written; an Open Finance signal's row is left out of what
     // this transaction knows (its step may send it before the waiter answers), so that answer
     // is read: after the commit for the waiter, in the transaction for the callback.

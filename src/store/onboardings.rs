@@ -231,22 +231,24 @@ pub async fn transition(
     id: Uuid,
     from: &str,
     to: &str,
-) -> Result<bool, sqlx::Error> {
-    let moved = sqlx::query(
+) -> Result<Option<bool>, sqlx::Error> {
+    // Answers, when it moved, whether the person asked for an erasure meanwhile: the request
+    // sets the flag on this row under its lock, so the row as this statement moves it (read
+    // again after any wait for that lock) tells, without another round trip.
+    sqlx::query_scalar(
         "UPDATE onboardings
             SET state = $3, updated_at = now(),
                 decided_at = CASE WHEN $3 = 'decided' THEN now() ELSE decided_at END,
                 selfie_key_id = CASE WHEN $3 = 'received' THEN selfie_key_id END,
                 selfie_ciphertext = CASE WHEN $3 = 'received' THEN selfie_ciphertext END
-          WHERE id = $1 AND state = $2",
+          WHERE id = $1 AND state = $2
+          RETURNING erasure_requested",
     )
     .bind(id)
     .bind(from)
     .bind(to)
-    .execute(db)
-    .await?
-    .rows_affected();
-    Ok(moved == 1)
+    .fetch_optional(db)
+    .await
 }
 
 /// The onboarding and its sealed selfie (None once unico has it), in one statement: what the

@@ -217,9 +217,14 @@ pub async fn cover(
     onboarding_id: Uuid,
     state: &str,
 ) -> Result<(), sqlx::Error> {
+    // The flag on the onboarding's row (locked by this transaction) is what its deciding
+    // transaction sees when it moves the row to decided.
     sqlx::query(
-        "INSERT INTO subject_request_onboardings (request_id, onboarding_id, found_state)
-         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        "WITH covered AS (
+             INSERT INTO subject_request_onboardings (request_id, onboarding_id, found_state)
+             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING
+         )
+         UPDATE onboardings SET erasure_requested = true WHERE id = $2",
     )
     .bind(request_id)
     .bind(onboarding_id)
