@@ -149,3 +149,293 @@ async fn a_reviewer_signs_in_claims_and_resolves_a_case_in_the_browser() {
     drop(browser);
     app.stop().await;
 }
+
+/// Signs the browser in with `key` from the sign-in page.
+async fn sign_in(browser: &mut Browser, app: &TestApp, key: &str) {
+    browser.go(&app.url("/console/sign-in")).await;
+    browser
+        .eval(&format!(
+            "document.querySelector('input[name=api_key]').value = '{key}'"
+        ))
+        .await;
+    browser.click("button[type=submit]").await;
+}
+
+/// The texts of the cells in column `column` of the rows matching `rows`.
+async fn column(browser: &mut Browser, rows: &str, column: usize) -> Vec<String> {
+    let texts = browser
+        .eval(&format!(
+            "Array.from(document.querySelectorAll({rows:?})).map(r => r.cells[{column}].innerText)"
+        ))
+        .await;
+    texts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_risk_team_keeps_a_list_in_the_browser_and_a_case_shows_who_shares_its_device() {
+    let app = TestApp::spawn().await;
+    let (status, _) = app
+        .post_json(
+            "/v1/lists",
+            "vrd_sandbox_risk",
+            &json!({"name": "blocked_devices", "key": "device_id", "note": "devices of mule rings"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    // Two approved onboardings from one device, then a third from it that goes to review; none
+    // shares a phone or an e-mail with the others.
+    let mut approved_refs = Vec::new();
+    for (n, cpf) in [(1, cpf_from(501)), (2, cpf_from(502))] {
+        let mut body = onboarding_body(&cpf);
+        body["device"]["device_id"] = json!("ring-phone-7");
+        body["person"]["phone"] = json!(format!("551197474900{n}"));
+        body["person"]["email"] = json!(format!("person{n}@example.com"));
+        let view: Value = app
+            .onboard(&key(), &body, Some(10))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(view["outcome"], "approved", "{view}");
+        approved_refs.push(body["reference"].as_str().unwrap().to_owned());
+    }
+    let mut body = onboarding_body("900.000.019-02");
+    body["device"]["device_id"] = json!("ring-phone-7");
+    let view: Value = app
+        .onboard(&key(), &body, Some(10))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["outcome"], "review", "{view}");
+    let (_, cases) = app.get("/v1/reviews", "vrd_sandbox_reviewer").await;
+    let case_id = cases["items"][0]["id"].as_str().unwrap().to_owned();
+
+    let mut browser = Browser::start().await;
+    sign_in(&mut browser, &app, "vrd_sandbox_risk").await;
+    assert_eq!(browser.path().await, "/console/reviews");
+    browser.click("header a[href='/console/lists']").await;
+    assert_eq!(browser.path().await, "/console/lists");
+    let lists = browser.text("#lists").await;
+    assert!(
+        lists.contains("blocked_devices") && lists.contains("device_id"),
+        "{lists}"
+    );
+    assert!(browser.text("#entries").await.is_empty(), "no entry yet");
+
+    // Adding an entry: listed masked, never as typed.
+    browser
+        .eval("document.querySelector('#add input[name=value]').value = 'mule-device-4821'")
+        .await;
+    browser
+        .eval("document.querySelector('#add textarea').value = 'Opened nine accounts in an hour.'")
+        .await;
+    browser.click("#add button[type=submit]").await;
+    assert_eq!(browser.text(".notice").await, "Added.");
+    let entries = browser.text("#entries").await;
+    assert!(entries.contains("***4821"), "{entries}");
+    assert!(
+        entries.contains("Opened nine accounts in an hour."),
+        "{entries}"
+    );
+    assert!(entries.contains("sandbox-risk"), "{entries}");
+    let page = browser.eval("document.documentElement.outerHTML").await;
+    assert!(!page.as_str().unwrap().contains("mule-device-4821"));
+    browser.screenshot("lists").await;
+    let (_, lookup) = app
+        .get(
+            "/v1/lists/blocked_devices/entries?value=mule-device-4821",
+            "vrd_sandbox_auditor",
+        )
+        .await;
+    assert_eq!(lookup["listed"], true, "{lookup}");
+    assert_eq!(lookup["entry"]["added_by"], "sandbox-risk", "{lookup}");
+
+    // A value its key refuses is not added, and the page says why.
+    browser
+        .eval("document.querySelector('#add input[name=value]').value = '   '")
+        .await;
+    browser
+        .eval("document.querySelector('#add textarea').value = 'x'")
+        .await;
+    browser.click("#add button[type=submit]").await;
+    assert!(!browser.text("#error").await.is_empty());
+
+    // Removing it, with a reason: gone from the live entries, kept in the history.
+    browser
+        .eval("document.querySelector('#remove input[name=value]').value = 'mule-device-4821'")
+        .await;
+    browser
+        .eval("document.querySelector('#remove textarea').value = 'Returned to its owner.'")
+        .await;
+    browser.click("#remove button[type=submit]").await;
+    assert_eq!(browser.text(".notice").await, "Removed.");
+    assert!(browser.text("#entries").await.is_empty());
+    let (_, lookup) = app
+        .get(
+            "/v1/lists/blocked_devices/entries?value=mule-device-4821",
+            "vrd_sandbox_auditor",
+        )
+        .await;
+    assert_eq!(lookup["listed"], false, "{lookup}");
+    assert_eq!(lookup["history"][1]["action"], "removed", "{lookup}");
+    assert_eq!(lookup["history"][1]["reason"], "Returned to its owner.");
+
+    // The case of the third onboarding shows the two that share its device, with their
+    // outcomes, and leads to each.
+    browser
+        .go(&app.url(&format!("/console/reviews/{case_id}")))
+        .await;
+    let links = browser.text("#links").await;
+    assert!(links.contains("Same device_id: 2"), "{links}");
+    let rows = "table[data-key=device_id] tr.linked";
+    assert_eq!(
+        column(&mut browser, rows, 3).await,
+        ["approved", "approved"]
+    );
+    assert!(
+        browser
+            .eval("document.querySelector('table[data-key=phone]') === null")
+            .await
+            == true,
+        "no other onboarding has its phone: {links}"
+    );
+    browser.screenshot("case-links").await;
+    browser
+        .click("table[data-key=device_id] tr.linked a.open")
+        .await;
+    // The newest first: the second approved onboarding, which had no case: its decision.
+    let path = browser.path().await;
+    assert!(path.starts_with("/console/decisions/"), "{path}");
+    assert_eq!(browser.text("#outcome").await, "approved");
+    let cpf_shown = browser.text("#cpf").await;
+    assert_eq!(cpf_shown, format!("***.{}-**", &cpf_from(502)[4..11]));
+    let (_, verdict) = app
+        .get(
+            &format!("/v1/decisions?reference={}", approved_refs[1]),
+            AUDITOR_KEY,
+        )
+        .await;
+    assert_eq!(
+        path,
+        format!(
+            "/console/decisions/{}",
+            verdict["items"][0]["id"].as_str().unwrap()
+        )
+    );
+    let back = browser.text("#links").await;
+    assert!(back.contains("Same device_id: 2"), "{back}");
+    assert!(back.contains("review"), "{back}");
+    browser.screenshot("decision-links").await;
+    drop(browser);
+
+    // Without lists:write the page is read-only and its forms are refused; the officer's key
+    // does not see it.
+    let auditor = ConsoleSession::sign_in(&app, AUDITOR_KEY).await;
+    let page = auditor.get("/console/lists").await.text().await.unwrap();
+    assert!(page.contains("blocked_devices") && !page.contains("id=\"add\""));
+    let refused = auditor
+        .post(
+            "/console/lists/blocked_devices/entries",
+            &[("value", "other-device-1"), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+    let dpo = ConsoleSession::sign_in(&app, "vrd_sandbox_dpo").await;
+    assert_eq!(dpo.get("/console/lists").await.status(), 403);
+    assert_eq!(
+        dpo.get(&format!("/console/reviews/{case_id}"))
+            .await
+            .status(),
+        403
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_officer_opens_a_persons_report_from_the_console() {
+    let app = TestApp::spawn().await;
+    let cpf = cpf_from(611);
+    let view: Value = app
+        .onboard(&key(), &onboarding_body(&cpf), Some(10))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["outcome"], "approved", "{view}");
+    let onboarding_id = view["id"].as_str().unwrap().to_owned();
+    let (status, request) = app
+        .post_json(
+            "/v1/subject-requests",
+            "vrd_sandbox_dpo",
+            &json!({"cpf": cpf, "kind": "access"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{request}");
+    let request_id = request["id"].as_str().unwrap().to_owned();
+
+    let mut browser = Browser::start().await;
+    sign_in(&mut browser, &app, "vrd_sandbox_dpo").await;
+    assert_eq!(browser.path().await, "/console/subject-requests");
+    let requests = browser.text("#requests").await;
+    let digits: String = cpf.chars().filter(char::is_ascii_digit).collect();
+    assert!(
+        requests.contains(&format!("***.{}.{}-**", &digits[3..6], &digits[6..9])),
+        "{requests}"
+    );
+    assert!(requests.contains("open"), "{requests}");
+    assert!(!requests.contains(&cpf), "masked in the list: {requests}");
+    browser.screenshot("subject-requests").await;
+
+    browser.click("a.report").await;
+    assert_eq!(
+        browser.path().await,
+        format!("/console/subject-requests/{request_id}/report")
+    );
+    let text = browser
+        .eval("document.body.innerText")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(text.contains("Relatório dos seus dados pessoais"), "{text}");
+    assert!(text.contains(&cpf), "{text}");
+    assert!(text.contains(&onboarding_id), "{text}");
+    // The printable page's own stylesheet applies: its policy names it.
+    let font = browser
+        .eval("getComputedStyle(document.body).fontFamily")
+        .await;
+    assert!(font.as_str().unwrap().contains("Georgia"), "{font}");
+    browser.screenshot("subject-report-console").await;
+    drop(browser);
+
+    // Reading it answered the request, by the signed-in key, and left an access record.
+    let (_, listed) = app.get("/v1/subject-requests", "vrd_sandbox_dpo").await;
+    let item = &listed["items"][0];
+    assert_eq!(item["status"], "answered", "{listed}");
+    assert_eq!(item["answered_by"], "sandbox-dpo", "{listed}");
+    let (_, searches) = app.get("/v1/audit-searches", AUDITOR_KEY).await;
+    assert!(
+        searches["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(
+                |s| s["endpoint"] == "console /console/subject-requests/{id}/report"
+                    && s["filters"]["subject_request_id"] == request_id.as_str()
+            ),
+        "{searches}"
+    );
+
+    // Other keys do not reach the requests or the report.
+    let risk = ConsoleSession::sign_in(&app, "vrd_sandbox_risk").await;
+    assert_eq!(risk.get("/console/subject-requests").await.status(), 403);
+    let report = format!("/console/subject-requests/{request_id}/report");
+    assert_eq!(risk.get(&report).await.status(), 403);
+    app.stop().await;
+}

@@ -347,3 +347,34 @@ async fn versions_never_change_and_invalid_documents_name_their_field() {
     assert_eq!(status, 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_draft_whose_list_rule_names_no_list_is_refused_naming_the_rule() {
+    let app = TestApp::spawn().await;
+    let mut document = draft("lists-1", 50);
+    document["lists"] = json!([{"list": "blocked_devices", "outcome": "rejected"},
+                               {"list": "watched_phones", "outcome": "review"}]);
+    let new_list = json!({"name": "blocked_devices", "key": "device_id"});
+    let (status, _) = call(&app, RISK, "/v1/lists", Some(new_list)).await;
+    assert_eq!(status, 201);
+
+    let (status, problem) = call(&app, RISK, "/v1/policies", Some(document.clone())).await;
+    assert_eq!(status, 422, "{problem}");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["lists[1].list"], "{problem}");
+    let (status, _) = app.get("/v1/policies/lists-1", RISK).await;
+    assert_eq!(status, 404, "nothing stored");
+
+    // Once the list exists the same document is a draft.
+    let new_list = json!({"name": "watched_phones", "key": "phone"});
+    let (status, _) = call(&app, RISK, "/v1/lists", Some(new_list)).await;
+    assert_eq!(status, 201);
+    let (status, drafted) = call(&app, RISK, "/v1/policies", Some(document)).await;
+    assert_eq!(status, 201, "{drafted}");
+    app.stop().await;
+}

@@ -29,6 +29,7 @@ use crate::http::decisions::{DecisionItem, Explanation};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::onboarding::cases::CaseView;
+use crate::onboarding::links::Links;
 use crate::onboarding::reviews;
 use crate::policy::Outcome;
 use crate::store::reviews::{CaseFilter, Refusal};
@@ -39,17 +40,17 @@ const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/console",
-            get(|| async { Redirect::to("/console/reviews") }),
-        )
+        .route("/console", get(home))
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
         .route("/console/reviews", get(queue))
         .route("/console/reviews/{id}", get(case_page))
         .route("/console/reviews/{id}/{action}", post(act))
         .route("/console/decisions", get(decisions))
+        .route("/console/decisions/{id}", get(decision_page))
+        .route("/console/onboardings/{id}", get(onboarding_page))
         .route("/console/policies", get(policies_page))
+        .merge(crate::http::console_pages::router())
         .layer(middleware::from_fn(guard))
 }
 
@@ -80,8 +81,12 @@ async fn guard(request: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    if let Ok(policy) = HeaderValue::from_str(&CONTENT_SECURITY_POLICY) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    // A page with a stylesheet of its own (the subject's printable report) brings a policy as
+    // strict, naming that stylesheet's hash instead.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        if let Ok(policy) = HeaderValue::from_str(&CONTENT_SECURITY_POLICY) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+        }
     }
     response
 }
@@ -103,8 +108,8 @@ static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
 /// as the key's own requests do (429 past it), and a session whose key is no longer configured
 /// is over.
 pub struct Session {
-    caller: Caller,
-    csrf: String,
+    pub(crate) caller: Caller,
+    pub(crate) csrf: String,
     id_sha256: [u8; 32],
 }
 
@@ -177,16 +182,55 @@ impl axum::extract::OptionalFromRequestParts<AppState> for Session {
 }
 
 impl Session {
-    fn check(&self, token: &str) -> Result<(), ApiError> {
+    pub(crate) fn check(&self, token: &str) -> Result<(), ApiError> {
         if bool::from(self.csrf.as_bytes().ct_eq(token.as_bytes())) {
             Ok(())
         } else {
             Err(ApiError::Forbidden("a form of this console session"))
         }
     }
+
+    /// The review queue, cases, decisions and policies: reviewers' and auditors' pages.
+    fn reads_decisions(&self) -> bool {
+        self.caller.has(Scope::ReviewsWrite) || self.caller.has(Scope::DecisionsRead)
+    }
+
+    /// The lists are read with `decisions:read` or `lists:write`, as through the API.
+    pub(crate) fn reads_lists(&self) -> bool {
+        self.caller.has(Scope::DecisionsRead) || self.caller.has(Scope::ListsWrite)
+    }
+
+    /// Where the session starts: the first page its key may see.
+    fn home(&self) -> &'static str {
+        home_of(&self.caller)
+    }
+
+    /// A page this session's key may not see: a 403 page saying which scope it takes.
+    pub(crate) fn refused(&self, needs: &str) -> Response {
+        let body = html! {
+            p.error id="refused" { "This page needs a key with " (needs) "." }
+            p { a href=(self.home()) { "Back" } }
+        };
+        (StatusCode::FORBIDDEN, page("Not allowed", Some(self), body)).into_response()
+    }
 }
 
-fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
+/// The first console page `caller` may see.
+fn home_of(caller: &Caller) -> &'static str {
+    if caller.has(Scope::ReviewsWrite) || caller.has(Scope::DecisionsRead) {
+        "/console/reviews"
+    } else if caller.has(Scope::ListsWrite) {
+        "/console/lists"
+    } else {
+        "/console/subject-requests"
+    }
+}
+
+async fn home(session: Session) -> Redirect {
+    Redirect::to(session.home())
+}
+
+pub(crate) fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -201,9 +245,15 @@ fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                     strong { "veredito" }
                     @if let Some(session) = session {
                         nav {
-                            a href="/console/reviews" { "Review queue" }
-                            a href="/console/decisions" { "Decisions" }
-                            a href="/console/policies" { "Policies" }
+                            @if session.reads_decisions() {
+                                a href="/console/reviews" { "Review queue" }
+                                a href="/console/decisions" { "Decisions" }
+                                a href="/console/policies" { "Policies" }
+                            }
+                            @if session.reads_lists() { a href="/console/lists" { "Lists" } }
+                            @if session.caller.has(Scope::SubjectsWrite) {
+                                a href="/console/subject-requests" { "Subject requests" }
+                            }
                         }
                         span.who { (session.caller.name.as_ref()) }
                         form method="post" action="/console/sign-out" {
@@ -234,8 +284,8 @@ const SIGN_IN_COOKIE: &str = "veredito_sign_in";
 const SIGN_IN_LIFETIME: Duration = Duration::from_secs(3600);
 
 async fn sign_in_page(session: Option<Session>) -> Response {
-    if session.is_some() {
-        return Redirect::to("/console/reviews").into_response();
+    if let Some(session) = session {
+        return Redirect::to(session.home()).into_response();
     }
     sign_in_form(StatusCode::OK, None)
 }
@@ -255,7 +305,7 @@ fn sign_in_form(status: StatusCode, error: Option<&str>) -> Response {
                 label { "API key " input type="password" name="api_key" autocomplete="off" required; }
                 button type="submit" { "Sign in" }
             }
-            p.muted { "Reviewers sign in with a key that has reviews:write; auditors with decisions:read." }
+            p.muted { "Reviewers sign in with a key that has reviews:write; auditors with decisions:read; the risk team with lists:write; the data-protection officer with subjects:write." }
         },
     );
     let mut response = (status, markup).into_response();
@@ -296,8 +346,13 @@ async fn sign_in(
         Err(ApiError::Unauthorized) => None,
         Err(other) => return Err(other),
     };
-    let Some(caller) = known.filter(|c| c.has(Scope::ReviewsWrite) || c.has(Scope::DecisionsRead))
-    else {
+    let opens = [
+        Scope::ReviewsWrite,
+        Scope::DecisionsRead,
+        Scope::ListsWrite,
+        Scope::SubjectsWrite,
+    ];
+    let Some(caller) = known.filter(|c| opens.iter().any(|s| c.has(*s))) else {
         return Ok(sign_in_form(
             StatusCode::UNAUTHORIZED,
             Some("That key cannot open the console."),
@@ -326,7 +381,7 @@ async fn sign_in(
         ),
         format!("{SIGN_IN_COOKIE}=; Path=/console/sign-in; HttpOnly; SameSite=Strict; Max-Age=0"),
     ];
-    let mut response = Redirect::to("/console/reviews").into_response();
+    let mut response = Redirect::to(home_of(&caller)).into_response();
     for cookie in cookies {
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, value);
@@ -377,6 +432,9 @@ async fn queue(
     session: Session,
     Query(query): Query<QueueQuery>,
 ) -> Result<Response, ApiError> {
+    if !session.reads_decisions() {
+        return Ok(session.refused("reviews:write or decisions:read"));
+    }
     let status = query
         .status
         .filter(|s| matches!(s.as_str(), "open" | "claimed" | "resolved"));
@@ -452,6 +510,9 @@ async fn case_page(
     Path(id): Path<String>,
     Query(query): Query<CaseQuery>,
 ) -> Result<Response, ApiError> {
+    if !session.reads_decisions() {
+        return Ok(session.refused("reviews:write or decisions:read"));
+    }
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("review case"))?;
     // The page shows the person's statement, the decision and, with pii:read, the CPF, the name
     // and where the phone was: recorded like the API's reads of the same.
@@ -474,6 +535,9 @@ async fn case_page(
     let explanation =
         serde_json::to_value(Explanation::load(&st, row, pii).await?).unwrap_or(Value::Null);
     let latest = crate::store::decisions::for_onboarding(&st.db, case.onboarding_id).await?;
+    let links = crate::onboarding::links::of(&st.flow, case.onboarding_id, LINKS_WINDOW_SECS)
+        .await?
+        .ok_or(ApiError::NotFound("onboarding"))?;
     let holds = view.assignee.as_deref() == Some(session.caller.name.as_ref());
     // The person contests this reviewer's own decision: the case is for someone else.
     let contested = view.opened_by == "subject_request"
@@ -534,6 +598,55 @@ async fn case_page(
                 }
             }
         }
+        (links_section(&links))
+        (explained(&explanation))
+    };
+    Ok(page("Review case", Some(&session), body).into_response())
+}
+
+/// How far back the console looks for linked onboardings: the API's default.
+const LINKS_WINDOW_SECS: i64 = 180 * 24 * 3600;
+
+/// For each of an onboarding's values, the other onboardings sharing it (newest first), each
+/// with its verdict and a link to its case or decision.
+fn links_section(links: &Links) -> Markup {
+    html! {
+        h2 { "Linked onboardings (last 180 days)" }
+        div id="links" {
+            @if links.items.iter().all(|k| k.count == 0) {
+                p.muted { "No other onboarding shares its CPF, device, phone or e-mail." }
+            }
+            @for of_key in links.items.iter().filter(|k| k.count > 0) {
+                h3 { "Same " (of_key.key.as_str()) ": " span.count { (of_key.count) } }
+                @if of_key.count > of_key.onboardings.len() as i64 {
+                    p.muted { "The newest " (of_key.onboardings.len()) " are shown." }
+                }
+                table.links data-key=(of_key.key.as_str()) {
+                    thead { tr { th { "Created" } th { "CPF" } th { "Status" } th { "Outcome" } th { "By" } th { "Reasons" } th { "Reference" } th { "" } } }
+                    tbody {
+                        @for linked in &of_key.onboardings {
+                            tr.linked {
+                                td { (linked.created_at.format("%Y-%m-%d %H:%M UTC")) }
+                                td { (linked.cpf.as_deref().unwrap_or("erased")) }
+                                td { (linked.status) }
+                                td.outcome { (linked.outcome.as_deref().unwrap_or("—")) }
+                                td { (linked.decided_by.as_deref().unwrap_or("—")) }
+                                td { (linked.reasons.join(", ")) }
+                                td { (linked.reference.as_deref().unwrap_or("")) }
+                                td { a.open href={ "/console/onboardings/" (linked.id) } { "Open" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A decision's explanation as the API answers it: every rule with its inputs, the evidence,
+/// the timeline and the provider calls.
+fn explained(explanation: &Value) -> Markup {
+    html! {
         h2 { "Rules evaluated" }
         table id="rules" {
             thead { tr { th { "Rule" } th { "Outcome" } th { "Fired" } th { "Inputs" } } }
@@ -568,8 +681,7 @@ async fn case_page(
                 }
             }
         }
-    };
-    Ok(page("Review case", Some(&session), body).into_response())
+    }
 }
 
 #[derive(Deserialize)]
@@ -657,6 +769,9 @@ async fn decisions(
     session: Session,
     Query(query): Query<DecisionQuery>,
 ) -> Result<Response, ApiError> {
+    if !session.reads_decisions() {
+        return Ok(session.refused("reviews:write or decisions:read"));
+    }
     let pii = session.caller.has(Scope::PiiRead);
     let clean = |v: &Option<String>| v.clone().filter(|s| !s.is_empty() && !s.contains('\0'));
     let mut filter = audit::DecisionFilter {
@@ -718,7 +833,7 @@ async fn decisions(
             tbody {
                 @for d in &items {
                     tr {
-                        td { (d.decided_at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                        td { a.decision href={ "/console/decisions/" (d.id) } { (d.decided_at.format("%Y-%m-%d %H:%M:%S UTC")) } }
                         td { (d.outcome) }
                         td { (d.decided_by) @if let Some(r) = &d.reviewer { " (" (r) ")" } }
                         td { @for r in d.reasons.as_array().into_iter().flatten() { (r["code"].as_str().unwrap_or("")) " " } }
@@ -730,6 +845,85 @@ async fn decisions(
         }
     };
     Ok(page("Decisions", Some(&session), body).into_response())
+}
+
+/// One decision as the API explains it, with the onboardings linked to its onboarding.
+/// Recorded in the access record like the API's read of a decision.
+async fn decision_page(
+    State(st): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if !session.reads_decisions() {
+        return Ok(session.refused("reviews:write or decisions:read"));
+    }
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("decision"))?;
+    audit::record_search(
+        &st.db,
+        &session.caller.name,
+        "console /console/decisions/{id}",
+        &serde_json::json!({ "decision_id": id }),
+    )
+    .await?;
+    let row = audit::get(&st.db, id)
+        .await?
+        .ok_or(ApiError::NotFound("decision"))?;
+    let onboarding_id = row.onboarding_id;
+    let pii = session.caller.has(Scope::PiiRead);
+    let explanation =
+        serde_json::to_value(Explanation::load(&st, row, pii).await?).unwrap_or(Value::Null);
+    let links = crate::onboarding::links::of(&st.flow, onboarding_id, LINKS_WINDOW_SECS)
+        .await?
+        .ok_or(ApiError::NotFound("onboarding"))?;
+    let codes: Vec<&str> = explanation["reasons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    let body = html! {
+        div.box id="summary" {
+            p { "Outcome: " strong id="outcome" { (explanation["outcome"].as_str().unwrap_or("")) }
+                " — reasons " span id="reasons" { (codes.join(", ")) } }
+            p { "Decided by " (explanation["decided_by"].as_str().unwrap_or(""))
+                @if let Some(reviewer) = explanation["reviewer"].as_str() { " (" (reviewer) ")" }
+                " on " (explanation["decided_at"].as_str().unwrap_or(""))
+                " under policy " (explanation["policy_version"].as_str().unwrap_or("")) }
+            p { "CPF: " span id="cpf" { (explanation["cpf"].as_str().unwrap_or("erased")) }
+                @if let Some(name) = explanation["name"].as_str() { " · " (name) }
+                @if let Some(reference) = explanation["reference"].as_str() { " · reference " (reference) } }
+        }
+        (links_section(&links))
+        (explained(&explanation))
+    };
+    Ok(page("Decision", Some(&session), body).into_response())
+}
+
+/// An onboarding, from a link: its review case when it had one, otherwise its latest decision.
+async fn onboarding_page(
+    State(st): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if !session.reads_decisions() {
+        return Ok(session.refused("reviews:write or decisions:read"));
+    }
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("onboarding"))?;
+    let cases = crate::store::reviews::of_onboardings(&st.db, &[id]).await?;
+    if let Some(case) = cases.last() {
+        return Ok(Redirect::to(&format!("/console/reviews/{}", case.id)).into_response());
+    }
+    if let Some(decision) = crate::store::decisions::for_onboarding(&st.db, id).await? {
+        return Ok(Redirect::to(&format!("/console/decisions/{}", decision.id)).into_response());
+    }
+    if crate::store::onboardings::state(&st.db, id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound("onboarding"));
+    }
+    let body = html! { p.muted id="undecided" { "This onboarding has no decision yet." } };
+    Ok(page("Onboarding", Some(&session), body).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -746,6 +940,9 @@ async fn policies_page(
     session: Session,
     Query(query): Query<PoliciesQuery>,
 ) -> Result<Response, ApiError> {
+    if !session.reads_decisions() {
+        return Ok(session.refused("reviews:write or decisions:read"));
+    }
     let versions = crate::store::policies::list(&st.db).await?;
     let days = query.days.unwrap_or(7).clamp(1, 90);
     let chosen = query

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod callbacks;
 pub mod console;
+pub mod console_pages;
 pub mod decisions;
 pub mod device_validations;
 pub mod error;

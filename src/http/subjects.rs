@@ -316,19 +316,40 @@ async fn report(
     caller.require(Scope::PiiRead)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("subject request"))?;
     let html = wants_html(&headers);
-    let looked_at =
-        json!({ "subject_request_id": id, "format": if html { "html" } else { "json" } });
-    audit::record_search(
-        &st.db,
+    let (request, report) = read_report(
+        &st,
         &caller.name,
+        id,
         "GET /v1/subject-requests/{id}/report",
-        &looked_at,
+        html,
     )
     .await?;
+    if html {
+        return Ok(crate::http::subject_page::render(&request, &report));
+    }
+    let mut body = json!(report);
+    body["request"] = request;
+    Ok(Json(body).into_response())
+}
+
+/// A read of a request's report by `by` (who holds `subjects:write` and `pii:read`), through
+/// the API or the console (`what` names which, for the access record): recorded as an access
+/// to personal data, answers the request on its first read, and gives the request as the
+/// officer sees it beside the report.
+pub async fn read_report(
+    st: &AppState,
+    by: &str,
+    id: Uuid,
+    what: &str,
+    html: bool,
+) -> Result<(serde_json::Value, subjects::Report), ApiError> {
+    let looked_at =
+        json!({ "subject_request_id": id, "format": if html { "html" } else { "json" } });
+    audit::record_search(&st.db, by, what, &looked_at).await?;
     if crate::store::subjects::get(&st.db, id).await?.is_none() {
         return Err(ApiError::NotFound("subject request"));
     }
-    subjects::answered_by_report(&st.flow, id, &caller.name).await?;
+    subjects::answered_by_report(&st.flow, id, by).await?;
     let request = crate::store::subjects::get(&st.db, id)
         .await?
         .ok_or(ApiError::NotFound("subject request"))?;
@@ -338,16 +359,8 @@ async fn report(
     } else {
         None
     };
-    let view = RequestView::of(&st, request, true, erasure);
-    if html {
-        return Ok(crate::http::subject_page::render(
-            &view_json(&view),
-            &report,
-        ));
-    }
-    let mut body = json!(report);
-    body["request"] = view_json(&view);
-    Ok(Json(body).into_response())
+    let view = RequestView::of(st, request, true, erasure);
+    Ok((view_json(&view), report))
 }
 
 fn view_json(view: &RequestView) -> serde_json::Value {

@@ -61,6 +61,28 @@ pub async fn draft(
         Ok(policy) => policy,
         Err(errors) => return Ok(Drafted::Invalid(errors)),
     };
+    // A rule naming a list that does not exist would judge nothing: most likely a typo.
+    let lists: Vec<String> = crate::store::lists::all(&flow.db)
+        .await?
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    let unknown: Vec<FieldError> = policy
+        .memory
+        .lists
+        .iter()
+        .enumerate()
+        .filter(|(_, rule)| !lists.contains(&rule.list))
+        .map(|(i, _)| {
+            FieldError::new(
+                format!("lists[{i}].list"),
+                "names no list; create it through POST /v1/lists first",
+            )
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Ok(Drafted::Invalid(unknown));
+    }
     // Stored as parsed, so what is read back is what was validated.
     let mut document = PolicyDocument::of(&policy, document.note.clone());
     document.version = policy.version.clone();

@@ -705,8 +705,15 @@ impl ConsoleSession {
             cookie,
             csrf: String::new(),
         };
-        let queue = session.get("/console/reviews").await.text().await.unwrap();
-        session.csrf = hidden_field(&queue, "csrf").expect("the session's form token");
+        // The first page the key may see carries the token in its sign-out form.
+        let home = signed_in
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("/console/reviews")
+            .to_owned();
+        let first = session.get(&home).await.text().await.unwrap();
+        session.csrf = hidden_field(&first, "csrf").expect("the session's form token");
         session
     }
 
