@@ -77,10 +77,49 @@ async fn main() {
         figures.push(started.elapsed());
     }
 
+    // The generated rows carry no real sealed personal data; the links answer unseals that of
+    // every onboarding it shows (for the masked CPF), so the probes and everything linked to
+    // them are sealed properly first, untimed.
+    let cipher = veredito::crypto::PiiCipher::from_settings(&settings.pii).expect("the PII keys");
+    let mut probes = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        probes.push(random_id(&db, count).await);
+    }
+    let shown: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT o.onboarding_id FROM onboarding_links me
+           JOIN onboarding_links o ON o.key = me.key AND o.hash = me.hash
+          WHERE me.onboarding_id = ANY($1)",
+    )
+    .bind(&probes)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let person = serde_json::to_vec(&json!({
+        "cpf": "11144477735", "name": "Pessoa de Teste", "birth_date": "1990-01-01",
+        "gender": null, "email": "pessoa@example.com", "phone": "+5511999990000"}))
+    .unwrap();
+    let mut key_ids = Vec::with_capacity(shown.len());
+    let mut sealed = Vec::with_capacity(shown.len());
+    for id in &shown {
+        let (key_id, ciphertext) = cipher.encrypt(&person, id.as_bytes()).expect("sealed");
+        key_ids.push(key_id);
+        sealed.push(ciphertext);
+    }
+    sqlx::query(
+        "UPDATE onboardings o SET pii_key_id = s.key_id, pii_ciphertext = s.sealed
+           FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS s(id, key_id, sealed)
+          WHERE o.id = s.id",
+    )
+    .bind(&shown)
+    .bind(&key_ids)
+    .bind(&sealed)
+    .execute(&db)
+    .await
+    .unwrap();
+
     let http = reqwest::Client::new();
     let mut links = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let id = random_id(&db, count).await;
+    for id in probes {
         let started = Instant::now();
         let response = http
             .get(format!("{base}/v1/onboardings/{id}/links"))
