@@ -6,6 +6,7 @@ pub mod console;
 pub mod decisions;
 pub mod device_validations;
 pub mod error;
+pub mod fraud_indications;
 pub mod health;
 pub mod json;
 pub mod lists;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console::router())
         .merge(policies::router())
         .merge(lists::router())
+        .merge(fraud_indications::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("route") })

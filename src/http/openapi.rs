@@ -15,8 +15,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 
 use crate::http::state::AppState;
 use crate::http::{
-    callbacks, decisions, device_validations, health, lists, onboardings, policies, reviews,
-    webhooks,
+    callbacks, decisions, device_validations, fraud_indications, health, lists, onboardings,
+    policies, reviews, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -58,6 +58,13 @@ use crate::http::{
         lists::remove,
         lists::entries,
         lists::links,
+        fraud_indications::create,
+        fraud_indications::list,
+        fraud_indications::show,
+        fraud_indications::alter,
+        fraud_indications::withdraw,
+        fraud_indications::received,
+        fraud_indications::report,
         health::live,
         health::ready,
         health::metrics,
@@ -72,6 +79,7 @@ use crate::http::{
         (name = "callbacks", description = "Decision events sent to the onboarding backend"),
         (name = "policies", description = "Policy versions: draft, replay, shadow, publish"),
         (name = "lists", description = "The risk team's block and watch lists"),
+        (name = "fraud indications", description = "Fraud indications under Resolução Conjunta nº 6/2023: made, shared, declared monthly, received"),
         (name = "unico", description = "unico's process notifications"),
         (name = "operations", description = "Health, metrics and this document"),
     ),
@@ -91,7 +99,7 @@ impl utoipa::Modify for Additions {
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
                         "An API key as a bearer token. Scopes: onboarding:write, decisions:read, \
-                         pii:read, reviews:write, policies:write",
+                         pii:read, reviews:write, policies:write, lists:write, fraud:write",
                     ))
                     .build(),
             ),
