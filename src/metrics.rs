@@ -142,6 +142,8 @@ struct Metrics {
     reviews: Family<KindLabels, Counter>,
     review_open: Gauge,
     review_overdue: Gauge,
+    fraud_pending: Gauge,
+    fraud_oldest_age: Gauge,
     pending: Family<StateLabels, Gauge>,
     steps_due: Family<KindName, Gauge>,
     steps_retrying: Family<KindName, Gauge>,
@@ -178,6 +180,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         reviews: Family::default(),
         review_open: Gauge::default(),
         review_overdue: Gauge::default(),
+        fraud_pending: Gauge::default(),
+        fraud_oldest_age: Gauge::default(),
         pending: Family::default(),
         steps_due: Family::default(),
         steps_retrying: Family::default(),
@@ -288,6 +292,16 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "review_cases_overdue",
         "Unresolved review cases past their due time (review.sla)",
         m.review_overdue.clone(),
+    );
+    r.register(
+        "fraud_indications_pending",
+        "Fraud indications the sharing system has not acknowledged yet (confidential and withdrawn ones left out)",
+        m.fraud_pending.clone(),
+    );
+    r.register(
+        "fraud_indication_oldest_pending_age_seconds",
+        "Seconds since the oldest of those was identified (0 when none waits); the rule allows 24 hours",
+        m.fraud_oldest_age.clone(),
     );
     r.register(
         "onboardings_pending",
@@ -573,6 +587,9 @@ pub fn audit_search() {
 pub struct Backlog {
     pub review_unresolved: i64,
     pub review_overdue: i64,
+    /// Fraud indications waiting for the sharing system, and the age of the oldest in seconds.
+    pub fraud_pending: i64,
+    pub fraud_oldest_age_secs: i64,
     /// (state, count) of onboardings not decided.
     pub pending: Vec<(String, i64)>,
     /// (kind, due, retrying, failed) of steps, every kind listed (0 when none is pending):
@@ -585,6 +602,8 @@ pub fn backlog(backlog: &Backlog) {
     let m = &*METRICS;
     m.review_open.set(backlog.review_unresolved);
     m.review_overdue.set(backlog.review_overdue);
+    m.fraud_pending.set(backlog.fraud_pending);
+    m.fraud_oldest_age.set(backlog.fraud_oldest_age_secs);
     for state in ["received", "biometrics", "device"] {
         let count = backlog
             .pending

@@ -8,6 +8,9 @@ use crate::metrics::Backlog;
 
 pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
     let (review_unresolved, review_overdue) = crate::store::reviews::counts(pool).await?;
+    let (fraud_pending, oldest) = crate::store::fraud_indications::pending(pool).await?;
+    let fraud_oldest_age_secs =
+        oldest.map_or(0, |at| (chrono::Utc::now() - at).num_seconds().max(0));
     let pending = sqlx::query_as(
         "SELECT state, count(*) FROM onboardings WHERE state <> 'decided' GROUP BY state",
     )
@@ -39,6 +42,8 @@ pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
     Ok(Backlog {
         review_unresolved,
         review_overdue,
+        fraud_pending,
+        fraud_oldest_age_secs,
         pending,
         steps,
     })
