@@ -138,7 +138,7 @@ pub async fn with_cpf(
 
 /// The sharing system acknowledged an event of the indication.
 pub async fn acknowledged(tx: &mut Tx, indication_id: Uuid) -> Result<(), FlowError> {
-    store::registered(&mut **tx, indication_id, SHARING_SYSTEM).await?;
+    store::registered(tx, indication_id, SHARING_SYSTEM).await?;
     Ok(())
 }
 
@@ -165,7 +165,7 @@ pub async fn from_policy(
     };
     let cnpj = flow.settings.institution.cnpj_digits();
     let made = store::insert(
-        &mut **tx,
+        tx,
         &flow.cipher,
         store::NewIndication {
             id: Uuid::new_v4(),
@@ -251,7 +251,7 @@ pub async fn from_reviewer(
     };
     let cnpj = flow.settings.institution.cnpj_digits();
     let made = store::insert(
-        &mut **tx,
+        tx,
         &flow.cipher,
         store::NewIndication {
             id: Uuid::new_v4(),

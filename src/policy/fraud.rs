@@ -154,3 +154,154 @@ pub fn document(rules: &FraudIndicationRules) -> FraudIndicationsDocument {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Reason, RuleEvaluation, Thresholds};
+
+    fn verdict(outcome: Outcome, fired: &[(&str, Outcome)]) -> Verdict {
+        Verdict {
+            outcome,
+            reasons: fired
+                .iter()
+                .map(|(code, _)| Reason {
+                    code: (*code).into(),
+                    message: format!("{code} fired"),
+                })
+                .collect(),
+            evaluations: fired
+                .iter()
+                .map(|(code, outcome)| RuleEvaluation {
+                    code: (*code).into(),
+                    outcome: *outcome,
+                    fired: true,
+                    inputs: serde_json::Value::Null,
+                })
+                .collect(),
+            policy_version: "t".into(),
+            thresholds: Thresholds {
+                score_reject_max: -40,
+                score_approve_min: 50,
+                biometrics_deadline_secs: 600,
+                device_deadline_secs: 1800,
+            },
+        }
+    }
+
+    #[test]
+    fn which_verdicts_are_indications_under_the_default() {
+        use Outcome::*;
+        let rules = FraudIndicationRules::default();
+        let cases: [(&str, Verdict, Option<&str>); 5] = [
+            (
+                "a fraudster face",
+                verdict(
+                    Rejected,
+                    &[
+                        ("fraudsters.match", Rejected),
+                        ("identity.confirmed", Approved),
+                    ],
+                ),
+                Some("fraudsters.match"),
+            ),
+            (
+                "not the CPF holder",
+                verdict(Rejected, &[("identity.not_confirmed", Rejected)]),
+                Some("identity.not_confirmed"),
+            ),
+            (
+                "not live",
+                verdict(Rejected, &[("liveness.not_live", Rejected)]),
+                None,
+            ),
+            (
+                "an approval",
+                verdict(Approved, &[("identity.confirmed", Approved)]),
+                None,
+            ),
+            (
+                "rejected on the device, a fraud reason only under review",
+                verdict(
+                    Rejected,
+                    &[("device.emulated", Rejected), ("fraudsters.match", Review)],
+                ),
+                None,
+            ),
+        ];
+        for (case, verdict, expected) in cases {
+            let identified = rules.identify(&verdict);
+            assert_eq!(
+                identified.as_ref().map(|i| i.reasons[0].as_str()),
+                expected,
+                "{case}"
+            );
+            if let Some(i) = identified {
+                assert_eq!(i.typology, Typology::IdentityTheft, "{case}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_member_is_validated_by_field() {
+        let doc = |reasons: &[&str], typology: &[(&str, &str)]| FraudIndicationsDocument {
+            reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
+            typology: typology
+                .iter()
+                .map(|(r, t)| ((*r).to_owned(), (*t).to_owned()))
+                .collect(),
+        };
+        let cases = [
+            (
+                "unknown reason",
+                doc(&["fraud.maybe"], &[]),
+                "fraud_indications.reasons[0]",
+            ),
+            (
+                "a received indication",
+                doc(
+                    &["shared.fraud_indication"],
+                    &[("shared.fraud_indication", "other")],
+                ),
+                "fraud_indications.reasons[0]",
+            ),
+            (
+                "no typology",
+                doc(&["links.fraud"], &[]),
+                "fraud_indications.typology.links.fraud",
+            ),
+            (
+                "unknown typology",
+                doc(&["list.blocked"], &[("list.blocked", "laranja")]),
+                "fraud_indications.typology.list.blocked",
+            ),
+            (
+                "a typology for no reason",
+                doc(&[], &[("fraudsters.match", "other")]),
+                "fraud_indications.typology.fraudsters.match",
+            ),
+        ];
+        for (case, doc, field) in cases {
+            let mut errors = Vec::new();
+            parse(&doc, &mut errors);
+            assert_eq!(
+                errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(),
+                [field],
+                "{case}"
+            );
+        }
+        let mut errors = Vec::new();
+        let rules = parse(&document(&FraudIndicationRules::default()), &mut errors);
+        assert!(errors.is_empty());
+        assert_eq!(rules, FraudIndicationRules::default());
+        // Turned off: no reason makes an indication.
+        let off = parse(&doc(&[], &[]), &mut errors);
+        assert!(
+            off.identify(&verdict(
+                Outcome::Rejected,
+                &[("fraudsters.match", Outcome::Rejected)]
+            ))
+            .is_none()
+        );
+    }
+}
