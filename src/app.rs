@@ -32,10 +32,12 @@ pub fn policy_from(settings: &Settings) -> Policy {
         &p.lists,
         &p.velocity,
         p.linked_fraud.as_ref(),
+        p.shared_indications.as_ref(),
         &mut Vec::new(),
     );
     Policy {
         memory,
+        fraud_indications: Default::default(),
         outcomes: crate::policy::Outcomes::default(),
         version: p.version.clone(),
         thresholds: Thresholds {
@@ -100,6 +102,7 @@ pub struct App {
     calls: mpsc::Receiver<CallRecord>,
     sandbox: Option<sandbox::SandboxConfig>,
     device_sandbox: Option<sandbox::DeviceSandboxConfig>,
+    fraud_sandbox: Option<sandbox::FraudSharingConfig>,
 }
 
 impl App {
@@ -198,6 +201,33 @@ impl App {
             }),
             _ => None,
         };
+        // The sharing system: the configured one, or with the sandbox on, its simulation.
+        let sharing_url = settings.fraud_sharing.url.clone().or_else(|| {
+            (settings.sandbox.enabled && settings.sandbox.fraud_sharing)
+                .then(|| format!("{base}{}", sandbox::FRAUD_SHARING_EVENTS))
+        });
+        let sharing_key = settings.fraud_sharing.signing_key()?;
+        let fraud_sharing = match (sharing_url, sharing_key) {
+            (Some(url), Some(key)) => Some(CallbackTarget {
+                url,
+                key,
+                client: crate::providers::http::client(settings.callbacks.timeout)
+                    .map_err(|e| anyhow::anyhow!("fraud_sharing: {e}"))?,
+            }),
+            _ => None,
+        };
+        let fraud_sandbox = (settings.sandbox.enabled
+            && settings.sandbox.fraud_sharing
+            && settings.fraud_sharing.url.is_none())
+        .then(|| {
+            fraud_sharing
+                .as_ref()
+                .map(|target| sandbox::FraudSharingConfig {
+                    key: target.key.clone(),
+                    faults,
+                })
+        })
+        .flatten();
         let reads = match &settings.database.read_url {
             Some(url) => store::connect_reads(
                 url,
@@ -220,6 +250,7 @@ impl App {
             inline_permits: Arc::new(tokio::sync::Semaphore::new(jobs::runner::FLOW_CONCURRENCY)),
             replays: Arc::new(tokio::sync::Semaphore::new(settings.api.max_replays)),
             callbacks,
+            fraud_sharing,
             leases: Arc::default(),
             settings,
         });
@@ -257,6 +288,7 @@ impl App {
             calls,
             sandbox: sandbox_config,
             device_sandbox,
+            fraud_sandbox,
         })
     }
 
@@ -279,6 +311,7 @@ impl App {
             calls,
             sandbox,
             device_sandbox,
+            fraud_sandbox,
         } = self;
         let flow = state.flow.clone();
         let workers = TaskTracker::new();
@@ -338,6 +371,9 @@ impl App {
         let mut router = crate::http::router(state.clone());
         if let Some(config) = sandbox {
             router = router.merge(sandbox::router(config));
+        }
+        if let Some(config) = fraud_sandbox {
+            router = router.merge(sandbox::fraud_sharing_router(config));
         }
         if let Some(config) = device_sandbox {
             router = router.merge(sandbox::device_router(config));

@@ -49,6 +49,71 @@ pub struct Settings {
     pub review: ReviewSettings,
     #[serde(default)]
     pub callbacks: CallbackSettings,
+    #[serde(default)]
+    pub institution: InstitutionSettings,
+    #[serde(default)]
+    pub fraud_sharing: FraudSharingSettings,
+}
+
+/// The institution veredito decides for, as it registers fraud indications.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct InstitutionSettings {
+    /// Its CNPJ, check digits verified; required when `fraud_sharing.url` is set.
+    pub cnpj: Option<String>,
+}
+
+impl InstitutionSettings {
+    /// The CNPJ's 14 digits, when one is configured.
+    pub fn cnpj_digits(&self) -> Option<String> {
+        self.cnpj
+            .as_deref()
+            .and_then(crate::domain::fraud::Cnpj::parse)
+            .map(|c| c.digits().to_owned())
+    }
+}
+
+/// The fraud-indication sharing system between institutions (Resolução Conjunta nº 6/2023).
+/// Unset, indications are kept and not sent (they become overdue); with the sandbox on and no
+/// URL, the sandbox's simulated sharing system receives them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FraudSharingSettings {
+    pub url: Option<String>,
+    /// `whsec_` followed by the base64 of the signing key.
+    pub secret: Option<SecretString>,
+}
+
+impl FraudSharingSettings {
+    /// The signing key: the base64-decoded part of the secret after `whsec_`; None without a
+    /// secret.
+    pub fn signing_key(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        use base64::Engine;
+        let Some(secret) = &self.secret else {
+            return if self.url.is_some() {
+                Err(invalid(
+                    "fraud_sharing.secret",
+                    "is required when fraud_sharing.url is set",
+                ))
+            } else {
+                Ok(None)
+            };
+        };
+        let encoded = secret
+            .expose_secret()
+            .strip_prefix("whsec_")
+            .ok_or_else(|| invalid("fraud_sharing.secret", "must start with whsec_"))?;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| invalid("fraud_sharing.secret", "must be whsec_ followed by base64"))?;
+        if key.len() < 16 {
+            return Err(invalid(
+                "fraud_sharing.secret",
+                "the key must have at least 16 bytes",
+            ));
+        }
+        Ok(Some(key))
+    }
 }
 
 /// Human review.
@@ -374,10 +439,12 @@ pub enum Scope {
     /// Record the people's requests to know and to erase their data (the data-protection
     /// officer's); reading a request's report takes `pii:read` too.
     SubjectsWrite,
+    /// Make, alter and withdraw fraud indications; import those other institutions shared.
+    FraudWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::OnboardingWrite,
         Scope::DecisionsRead,
         Scope::PiiRead,
@@ -385,6 +452,7 @@ impl Scope {
         Scope::PoliciesWrite,
         Scope::ListsWrite,
         Scope::SubjectsWrite,
+        Scope::FraudWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -396,6 +464,7 @@ impl Scope {
             Scope::PoliciesWrite => "policies:write",
             Scope::ListsWrite => "lists:write",
             Scope::SubjectsWrite => "subjects:write",
+            Scope::FraudWrite => "fraud:write",
         }
     }
 
@@ -434,6 +503,9 @@ pub struct PolicySettings {
     pub velocity: Vec<crate::policy::memory::VelocityRuleDocument>,
     #[serde(default, deserialize_with = "toml_or_json")]
     pub linked_fraud: Option<crate::policy::memory::LinkedFraudDocument>,
+    /// Indications other institutions shared, judged before unico (`"null"` for none).
+    #[serde(default, deserialize_with = "toml_or_json")]
+    pub shared_indications: Option<crate::policy::memory::SharedIndicationsDocument>,
 }
 
 /// A value written out in the configuration, or given as JSON text.
@@ -514,6 +586,10 @@ pub struct SandboxSettings {
     /// service it stands in for (the benchmark measures the service alone so).
     #[serde(default)]
     pub webhook_url: Option<String>,
+    /// Whether the sandbox stands in for the fraud-indication sharing system when
+    /// `fraud_sharing.url` is unset.
+    #[serde(default = "default_true")]
+    pub fraud_sharing: bool,
 }
 
 fn default_fault_stall() -> Duration {
@@ -735,6 +811,7 @@ impl Settings {
             zro: PublishedKey,
             api: ApiSettings,
             pii: PiiSettings,
+            fraud_sharing: FraudSharingSettings,
         }
         #[derive(Deserialize)]
         struct PublishedUnico {
@@ -797,6 +874,12 @@ impl Settings {
                 return refuse("api.keys", format!("the key `{}`", key.name));
             }
         }
+        if let (Some(own), Some(published)) =
+            (&self.fraud_sharing.secret, &published.fraud_sharing.secret)
+            && same(own, published.expose_secret())
+        {
+            return refuse("fraud_sharing.secret", "the secret".into());
+        }
         if same(&self.pii.hash_key, published.pii.hash_key.expose_secret()) {
             return refuse("pii.hash_key", "the key".into());
         }
@@ -821,6 +904,29 @@ impl Settings {
             }
         }
         self.callbacks.signing_key()?;
+        if let Some(url) = &self.fraud_sharing.url {
+            match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => return Err(invalid("fraud_sharing.url", "must be an http(s) URL")),
+            }
+        }
+        self.fraud_sharing.signing_key()?;
+        match &self.institution.cnpj {
+            Some(cnpj) if crate::domain::fraud::Cnpj::parse(cnpj).is_none() => {
+                return Err(invalid(
+                    "institution.cnpj",
+                    "must be a CNPJ of 14 digits with valid check digits",
+                ));
+            }
+            None if self.fraud_sharing.url.is_some() => {
+                return Err(invalid(
+                    "institution.cnpj",
+                    "is required when fraud_sharing.url is set: it names the institution \
+                     registering the indications",
+                ));
+            }
+            _ => {}
+        }
         if self.callbacks.retry_initial.is_zero()
             || self.callbacks.retry_max < self.callbacks.retry_initial
         {
@@ -967,6 +1073,7 @@ impl Settings {
             &self.policy.lists,
             &self.policy.velocity,
             self.policy.linked_fraud.as_ref(),
+            self.policy.shared_indications.as_ref(),
             &mut memory_errors,
         );
         if let Some(error) = memory_errors.first() {
@@ -1224,7 +1331,7 @@ key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
     fn the_sandbox_file_is_read_only_when_the_sandbox_is_on() {
         let on = load(&[("VEREDITO__SANDBOX__ENABLED", "true")], None).unwrap();
         assert!(on.sandbox.enabled);
-        assert_eq!(on.api.keys.len(), 8);
+        assert_eq!(on.api.keys.len(), 10);
         // Off and nothing else configured: the start names what is missing.
         let off = load(&[], None).unwrap_err().to_string();
         assert!(off.contains("missing configuration field"), "{off}");
@@ -1232,6 +1339,70 @@ key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
         let settings = load(&[], Some(production.0.clone())).unwrap();
         assert!(!settings.sandbox.enabled);
         assert_eq!(settings.api.keys.len(), 1);
+    }
+
+    #[test]
+    fn a_sharing_system_needs_the_institutions_valid_cnpj() {
+        let secret = (
+            "VEREDITO__FRAUD_SHARING__SECRET",
+            "whsec_cHJvZC1zaGFyaW5nLXNlY3JldC0xMjM=",
+        );
+        let url = (
+            "VEREDITO__FRAUD_SHARING__URL",
+            "https://sharing.example/indications",
+        );
+        let file = production_file(None);
+        let error = |env: &[(&str, &str)]| {
+            load(env, Some(file.0.clone()))
+                .map(|_| String::new())
+                .unwrap_or_else(|e| e.to_string())
+        };
+        for (case, env, expected) in [
+            ("no CNPJ", vec![url, secret], "institution.cnpj"),
+            (
+                "wrong check digits",
+                vec![
+                    url,
+                    secret,
+                    ("VEREDITO__INSTITUTION__CNPJ", "11.222.333/0001-82"),
+                ],
+                "institution.cnpj",
+            ),
+            (
+                "no secret",
+                vec![url, ("VEREDITO__INSTITUTION__CNPJ", "11.222.333/0001-81")],
+                "fraud_sharing.secret",
+            ),
+            (
+                "the sandbox's secret",
+                vec![
+                    url,
+                    ("VEREDITO__INSTITUTION__CNPJ", "11.222.333/0001-81"),
+                    (
+                        "VEREDITO__FRAUD_SHARING__SECRET",
+                        "whsec_dmVyZWRpdG8tc2FuZGJveC1mcmF1ZC1zaGFyaW5nISE=",
+                    ),
+                ],
+                "fraud_sharing.secret",
+            ),
+            (
+                "all set",
+                vec![
+                    url,
+                    secret,
+                    ("VEREDITO__INSTITUTION__CNPJ", "11.222.333/0001-81"),
+                ],
+                "",
+            ),
+            ("no sharing system, no CNPJ", vec![], ""),
+        ] {
+            let got = error(&env);
+            if expected.is_empty() {
+                assert_eq!(got, "", "{case}");
+            } else {
+                assert!(got.contains(expected), "{case}: {got}");
+            }
+        }
     }
 
     #[test]

@@ -143,6 +143,8 @@ struct Metrics {
     review_open: Gauge,
     review_overdue: Gauge,
     subjects_overdue: Gauge,
+    fraud_pending: Gauge,
+    fraud_oldest_age: Gauge,
     pending: Family<StateLabels, Gauge>,
     steps_due: Family<KindName, Gauge>,
     steps_retrying: Family<KindName, Gauge>,
@@ -192,6 +194,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         review_open: Gauge::default(),
         review_overdue: Gauge::default(),
         subjects_overdue: Gauge::default(),
+        fraud_pending: Gauge::default(),
+        fraud_oldest_age: Gauge::default(),
         pending: Family::default(),
         steps_due: Family::default(),
         steps_retrying: Family::default(),
@@ -328,6 +332,16 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "subject_requests_overdue",
         "People's requests (LGPD Art. 18) not answered within their 15 days (Art. 19 II)",
         m.subjects_overdue.clone(),
+    );
+    r.register(
+        "fraud_indications_pending",
+        "Fraud indications the sharing system has not acknowledged yet (confidential and withdrawn ones left out)",
+        m.fraud_pending.clone(),
+    );
+    r.register(
+        "fraud_indication_oldest_pending_age_seconds",
+        "Seconds since the oldest of those was identified (0 when none waits); the rule allows 24 hours",
+        m.fraud_oldest_age.clone(),
     );
     r.register(
         "onboardings_pending",
@@ -615,6 +629,9 @@ pub struct Backlog {
     pub review_overdue: i64,
     /// Subject requests open past their `due_at`.
     pub subjects_overdue: i64,
+    /// Fraud indications waiting for the sharing system, and the age of the oldest in seconds.
+    pub fraud_pending: i64,
+    pub fraud_oldest_age_secs: i64,
     /// (state, count) of onboardings not decided.
     pub pending: Vec<(String, i64)>,
     /// (kind, due, retrying, failed) of steps, every kind listed (0 when none is pending):
@@ -630,6 +647,8 @@ pub fn backlog(backlog: &Backlog) {
     m.review_open.set(backlog.review_unresolved);
     m.review_overdue.set(backlog.review_overdue);
     m.subjects_overdue.set(backlog.subjects_overdue);
+    m.fraud_pending.set(backlog.fraud_pending);
+    m.fraud_oldest_age.set(backlog.fraud_oldest_age_secs);
     for state in ["received", "biometrics", "device"] {
         let count = backlog
             .pending

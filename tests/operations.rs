@@ -180,6 +180,22 @@ async fn metrics_are_openmetrics_with_bounded_labels_and_the_backlog() {
         Some(0.0)
     );
     assert_eq!(value(&m, "veredito_review_cases_overdue", &[]), Some(0.0));
+    assert_eq!(
+        value(&m, "veredito_fraud_indications_pending", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            "veredito_fraud_indication_oldest_pending_age_seconds",
+            &[]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        kind(&m, "veredito_fraud_indications_pending"),
+        OpenMetricsType::Gauge
+    );
 
     // The pool and the build.
     assert_eq!(

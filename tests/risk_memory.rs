@@ -502,6 +502,7 @@ async fn figures_respect_window_edges_order_distinct_values_and_entry_lifetimes(
             (LinkKey::DeviceId, Some(LinkKey::Cpf), 30 * 24 * 3600),
         ],
         linked: vec![],
+        shared: vec![],
     };
     let later = Utc::now() + chrono::Duration::hours(1);
     let figures = figures_as_of(&app.db, last, later, &questions)

@@ -165,6 +165,8 @@ pub struct MemoryEvidence {
     pub velocity: Vec<VelocityFigure>,
     #[serde(default)]
     pub linked: Vec<LinkedFigure>,
+    #[serde(default)]
+    pub shared: Vec<SharedFigure>,
 }
 
 impl MemoryEvidence {
@@ -175,6 +177,7 @@ impl MemoryEvidence {
         lists: &[String],
         velocity: &[(LinkKey, Option<LinkKey>, u64)],
         linked: &[(Vec<LinkKey>, u64)],
+        shared: &[u64],
     ) -> bool {
         lists
             .iter()
@@ -189,6 +192,9 @@ impl MemoryEvidence {
                     .iter()
                     .any(|l| &l.keys == keys && l.window_secs == *window)
             })
+            && shared
+                .iter()
+                .all(|window| self.shared.iter().any(|s| s.window_secs == *window))
     }
 }
 
@@ -236,6 +242,22 @@ pub struct LinkedOnboarding {
     pub key: LinkKey,
     pub decision_id: Uuid,
     pub reasons: Vec<String>,
+}
+
+/// Indications other institutions shared about the onboarding's CPF, identified within the
+/// window and live (received and not withdrawn) when the figures were taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedFigure {
+    pub window_secs: u64,
+    pub indications: Vec<SharedIndication>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedIndication {
+    pub source: String,
+    pub external_id: String,
+    pub typology: String,
+    pub identified_at: DateTime<Utc>,
 }
 
 /// Decimal places a decision's record keeps of the phone's coordinates: two, about a kilometre,

@@ -3,6 +3,7 @@
 pub mod cpf;
 pub mod evidence;
 pub mod field;
+pub mod fraud;
 pub mod link;
 pub mod transitions;
 

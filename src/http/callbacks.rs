@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
     operation_id = "listCallbacks",
     params(
         ("status" = Option<String>, Query, description = "pending, delivered or failed"),
+        ("target" = Option<String>, Query, description = "callbacks (decision events to callbacks.url, the default) or fraud_sharing (fraud indications to fraud_sharing.url)"),
         ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
@@ -50,6 +51,7 @@ async fn list(
         serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
             .map_err(|_| ApiError::BadRequest("the query string cannot be read".into()))?;
     let (mut status, mut limit, mut after, mut errors) = (None, 50i64, None, Vec::new());
+    let mut target = callbacks::TO_CALLBACKS;
     for (name, value) in pairs {
         match name.as_str() {
             "status" if matches!(value.as_str(), "pending" | "delivered" | "failed") => {
@@ -59,6 +61,14 @@ async fn list(
                 "status",
                 "must be pending, delivered or failed",
             )),
+            "target" => match value.as_str() {
+                "callbacks" => target = callbacks::TO_CALLBACKS,
+                "fraud_sharing" => target = callbacks::TO_FRAUD_SHARING,
+                _ => errors.push(FieldError::new(
+                    "target",
+                    "must be callbacks or fraud_sharing",
+                )),
+            },
             "limit" => match value.parse::<i64>() {
                 Ok(n) if (1..=200).contains(&n) => limit = n,
                 _ => errors.push(FieldError::new("limit", "must be a number from 1 to 200")),
@@ -76,7 +86,7 @@ async fn list(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let mut rows = callbacks::list(&st.db, status.as_deref(), after, limit + 1).await?;
+    let mut rows = callbacks::list(&st.db, target, status.as_deref(), after, limit + 1).await?;
     let next = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|r| {

@@ -722,7 +722,7 @@ async fn act(
             if note.is_empty() || note.chars().count() > 2000 || note.contains('\0') {
                 return Ok(back(id, Err("Write a note of 1 to 2000 characters.")));
             }
-            reviews::resolve(&st.flow, id, reviewer, outcome, note)
+            reviews::resolve(&st.flow, id, reviewer, outcome, note, None)
                 .await?
                 .map(|_| "Resolved.")
         }

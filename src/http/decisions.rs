@@ -286,6 +286,7 @@ async fn replay(
         |stored| Policy {
             outcomes: active.outcomes,
             memory: active.memory.clone(),
+            fraud_indications: active.fraud_indications.clone(),
             version: request.version.clone(),
             thresholds: Thresholds {
                 score_reject_max: request.score_reject_max,

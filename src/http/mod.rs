@@ -7,6 +7,7 @@ pub mod console_pages;
 pub mod decisions;
 pub mod device_validations;
 pub mod error;
+pub mod fraud_indications;
 pub mod health;
 pub mod json;
 pub mod lists;
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(policies::router())
         .merge(lists::router())
         .merge(subjects::router())
+        .merge(fraud_indications::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("route") })

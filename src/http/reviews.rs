@@ -350,6 +350,10 @@ fn refused(refusal: Refusal) -> ApiError {
 pub struct ResolutionBody {
     outcome: String,
     note: String,
+    /// With a `rejected` outcome only: the reviewer found fraud, and a fraud indication of
+    /// this typology and description is made with the decision.
+    #[serde(default)]
+    fraud: Option<crate::onboarding::fraud::ReviewerFraud>,
 }
 
 #[utoipa::path(
@@ -403,10 +407,27 @@ async fn resolve(
             format!("must have 1 to {NOTE_MAX} characters"),
         ));
     }
+    let fraud = match &body.value.fraud {
+        None => None,
+        Some(_) if outcome.is_some_and(|o| o != Outcome::Rejected) => {
+            errors.push(FieldError::new(
+                "fraud",
+                "is recorded only with a rejected outcome",
+            ));
+            None
+        }
+        Some(fraud) => match fraud.parse() {
+            Ok(parsed) => Some(parsed),
+            Err(wrong) => {
+                errors.extend(wrong);
+                None
+            }
+        },
+    };
     let Some(outcome) = outcome.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
-    match reviews::resolve(&st.flow, id, &caller.name, outcome, note).await? {
+    match reviews::resolve(&st.flow, id, &caller.name, outcome, note, fraud).await? {
         Ok(case) => Ok(Json(view(&st, case, true)).into_response()),
         Err(refusal) => Err(refused(refusal)),
     }

@@ -1,6 +1,8 @@
 //! Decision callbacks: each event is written with the state change it reports (an outbox row and
 //! its step), then POSTed to `callbacks.url`, signed as Standard Webhooks, until a 2xx or
-//! `callbacks.max_age`. The same `webhook-id` goes out on every attempt, so the receiver can
+//! `callbacks.max_age`. Fraud indications' events go through the same outbox to
+//! `fraud_sharing.url`, signed with `fraud_sharing.secret`; their first 2xx registers the
+//! indication. The same `webhook-id` goes out on every attempt, so the receiver can
 //! drop repeats; a callback never changes a verdict.
 //!
 //! The outbox keeps no personal data in the clear: a review event is stored without the
@@ -140,14 +142,36 @@ pub async fn deliver(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, 
         steps::complete(&flow.db, step).await?;
         return Ok(Applied::default());
     };
-    let Some(target) = flow.callbacks.as_ref().filter(|_| row.status == "pending") else {
-        // Delivered already, failed, or callbacks turned off since: nothing to send.
+    let sharing = row.target == callbacks::TO_FRAUD_SHARING;
+    let endpoint = if sharing {
+        flow.fraud_sharing.as_ref()
+    } else {
+        flow.callbacks.as_ref()
+    };
+    let Some(target) = endpoint.filter(|_| row.status == "pending") else {
+        // Delivered already, failed, or its target turned off since: nothing to send.
         steps::complete(&flow.db, step).await?;
         return Ok(Applied::default());
     };
     let settings = &flow.settings.callbacks;
-    let body = match row.kind.as_str() {
-        REVIEW_OPENED | REVIEW_RESOLVED => with_statement(flow, row.body).await?,
+    if sharing && callbacks::earlier_pending(&flow.db, &row).await? {
+        // The sharing system hears an indication's events in order: this one waits.
+        let mut tx = crate::store::begin(&flow.db).await?;
+        steps::reschedule(
+            &mut tx,
+            step,
+            settings.retry_initial,
+            Some("callback.waiting"),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Applied::default());
+    }
+    let body = match (row.kind.as_str(), row.fraud_indication_id) {
+        (REVIEW_OPENED | REVIEW_RESOLVED, _) => with_statement(flow, row.body).await?,
+        (_, Some(indication)) => {
+            crate::onboarding::fraud::with_cpf(flow, indication, row.body).await?
+        }
         _ => row.body,
     };
     let body = serde_json::to_vec(&body).unwrap_or_default();
@@ -183,6 +207,9 @@ pub async fn deliver(flow: &Services, step: &Step, id: Uuid) -> Result<Applied, 
         None => {
             callbacks::attempted(&mut *tx, id, step.attempts, "delivered", http_status, None)
                 .await?;
+            if let Some(indication) = row.fraud_indication_id {
+                crate::onboarding::fraud::acknowledged(&mut tx, indication).await?;
+            }
             tx.step_done(step);
             crate::metrics::callback("delivered");
         }

@@ -278,6 +278,10 @@ pub async fn record_verdict(
         crate::store::policies::insert_shadow_verdict(tx, stored.id, &beside, &stored.outcome)
             .await?;
     }
+    if matches!(by, DecidedBy::Policy) {
+        // An automatic rejection for fraud is an indication, made with the decision.
+        crate::onboarding::fraud::from_policy(tx, flow, onboarding, verdict, &stored).await?;
+    }
     if verdict.outcome == Outcome::Review && matches!(by, DecidedBy::Policy) {
         crate::onboarding::cases::open(tx, flow, id, &stored, "policy", None).await?;
     }

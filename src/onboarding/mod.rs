@@ -13,6 +13,7 @@ pub mod cases;
 pub mod decide;
 pub mod device;
 pub mod error;
+pub mod fraud;
 pub mod leases;
 pub mod links;
 pub mod lists;

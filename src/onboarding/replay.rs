@@ -62,7 +62,12 @@ async fn recall(
         return Ok(());
     }
     if evidence.memory.as_ref().is_some_and(|figures| {
-        figures.answers(&questions.lists, &questions.velocity, &questions.linked)
+        figures.answers(
+            &questions.lists,
+            &questions.velocity,
+            &questions.linked,
+            &questions.shared,
+        )
     }) {
         return Ok(());
     }

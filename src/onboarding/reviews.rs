@@ -6,6 +6,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::domain::evidence::{DeviceEvidence, Evidence};
+use crate::domain::fraud::Typology;
 use crate::domain::transitions::{OnboardingEvent, OnboardingState};
 use crate::onboarding::applied::Applied;
 use crate::onboarding::callbacks::{self, REVIEW_RESOLVED};
@@ -100,7 +101,7 @@ pub async fn release(
 }
 
 /// Resolves the case with the reviewer's outcome and note. The reviewer's decision is appended
-/// at once; an approval of an onboarding whose device was never registered first registers it
+/// at once (a rejection that records `fraud` makes a fraud indication with it); an approval of an onboarding whose device was never registered first registers it
 /// with QI Tech, and QI Tech's answer completes the decision (its id is drawn now).
 pub async fn resolve(
     flow: &Flow,
@@ -108,6 +109,7 @@ pub async fn resolve(
     reviewer: &str,
     outcome: Outcome,
     note: &str,
+    fraud: Option<(Typology, String)>,
 ) -> Result<Result<CaseRow, Refusal>, FlowError> {
     let decision_id = Uuid::new_v4();
     let mut tx = crate::store::begin(&flow.db).await?;
@@ -183,6 +185,18 @@ pub async fn resolve(
                     "reasons": verdict.reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
                     "decided_by": "reviewer" }),
         );
+        if let Some((typology, description)) = fraud.filter(|_| outcome == Outcome::Rejected) {
+            crate::onboarding::fraud::from_reviewer(
+                &mut tx,
+                flow,
+                id,
+                decision_id,
+                reviewer,
+                typology,
+                &description,
+            )
+            .await?;
+        }
         callbacks::onboarding_decided(&mut tx, flow, id, None).await?;
         // An erasure that waited for the reviewer takes effect with the decision.
         crate::onboarding::subjects::erase_when_decided(&mut tx, flow, id).await?;

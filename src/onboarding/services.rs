@@ -47,11 +47,15 @@ pub struct Services {
     pub replays: Arc<tokio::sync::Semaphore>,
     /// Where decision events go; None when `callbacks.url` is unset.
     pub callbacks: Option<CallbackTarget>,
+    /// Where fraud indications are shared; None when `fraud_sharing.url` is unset (and the
+    /// sandbox does not stand in for it).
+    pub fraud_sharing: Option<CallbackTarget>,
     /// The claims of the steps running on this replica, renewed while they run.
     pub leases: Arc<Leases>,
 }
 
-/// The onboarding backend's callback endpoint and the key events are signed with.
+/// An endpoint the outbox delivers to (the onboarding backend's, or the sharing system's) and
+/// the key its events are signed with.
 pub struct CallbackTarget {
     pub url: String,
     pub key: Vec<u8>,

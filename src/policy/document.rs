@@ -8,7 +8,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::FieldError;
-use crate::policy::memory::{self, LinkedFraudDocument, ListRuleDocument, VelocityRuleDocument};
+use crate::policy::fraud::{self, FraudIndicationsDocument};
+use crate::policy::memory::{
+    self, LinkedFraudDocument, ListRuleDocument, SharedIndicationsDocument, VelocityRuleDocument,
+};
 use crate::policy::{Outcome, Outcomes, Policy, Thresholds};
 
 /// The document, as stored and as the API takes it.
@@ -37,6 +40,13 @@ pub struct PolicyDocument {
     /// A value shared with an earlier onboarding rejected as fraud.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linked_fraud: Option<LinkedFraudDocument>,
+    /// An indication of fraud another institution shared about the CPF, before unico.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_indications: Option<SharedIndicationsDocument>,
+    /// Which automatic rejections are registered as indications of fraud; left out, the
+    /// contract's default (`fraudsters.match` and `identity.not_confirmed`, identity theft).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraud_indications: Option<FraudIndicationsDocument>,
 }
 
 fn review() -> String {
@@ -69,7 +79,7 @@ impl PolicyDocument {
             o.is_dev_mode_enabled,
             o.is_usb_connected,
         ];
-        let (lists, velocity, linked_fraud) = memory::documents(&policy.memory);
+        let (lists, velocity, linked_fraud, shared_indications) = memory::documents(&policy.memory);
         PolicyDocument {
             version: policy.version.clone(),
             note,
@@ -92,6 +102,8 @@ impl PolicyDocument {
             lists,
             velocity,
             linked_fraud,
+            shared_indications,
+            fraud_indications: Some(fraud::document(&policy.fraud_indications)),
         }
     }
 
@@ -188,8 +200,14 @@ impl PolicyDocument {
             &self.lists,
             &self.velocity,
             self.linked_fraud.as_ref(),
+            self.shared_indications.as_ref(),
             &mut errors,
         );
+        let fraud_indications = self
+            .fraud_indications
+            .as_ref()
+            .map(|doc| fraud::parse(doc, &mut errors))
+            .unwrap_or_default();
         let Some(fraudsters_suspicious) = suspicious.filter(|_| errors.is_empty()) else {
             return Err(errors);
         };
@@ -221,6 +239,7 @@ impl PolicyDocument {
                 fraudsters_suspicious,
             },
             memory,
+            fraud_indications,
         })
     }
 }

@@ -20,6 +20,9 @@ pub struct MemoryRules {
     pub lists: Vec<ListRule>,
     pub velocity: Vec<VelocityRule>,
     pub linked_fraud: Option<LinkedFraudRule>,
+    /// Indications of fraud other institutions shared about the applicant's CPF.
+    #[serde(default)]
+    pub shared_indications: Option<SharedIndicationsRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +48,13 @@ pub struct LinkedFraudRule {
     pub outcome: Outcome,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedIndicationsRule {
+    /// How far back an indication's `identified_at` may lie.
+    pub window_secs: u64,
+    pub outcome: Outcome,
+}
+
 /// The decisive reasons of an earlier onboarding's latest decision that make it fraud for
 /// `linked_fraud` (besides a `list.*` reason of a rejection).
 pub const FRAUD_REASONS: [&str; 2] = ["fraudsters.match", "identity.not_confirmed"];
@@ -62,17 +72,25 @@ pub struct Questions {
     pub velocity: Vec<(LinkKey, Option<LinkKey>, u64)>,
     /// (keys, window in seconds)
     pub linked: Vec<(Vec<LinkKey>, u64)>,
+    /// Windows (in seconds) of received indications on the CPF.
+    pub shared: Vec<u64>,
 }
 
 impl Questions {
     pub fn is_empty(&self) -> bool {
-        self.lists.is_empty() && self.velocity.is_empty() && self.linked.is_empty()
+        self.lists.is_empty()
+            && self.velocity.is_empty()
+            && self.linked.is_empty()
+            && self.shared.is_empty()
     }
 }
 
 impl MemoryRules {
     pub fn is_empty(&self) -> bool {
-        self.lists.is_empty() && self.velocity.is_empty() && self.linked_fraud.is_none()
+        self.lists.is_empty()
+            && self.velocity.is_empty()
+            && self.linked_fraud.is_none()
+            && self.shared_indications.is_none()
     }
 
     /// Adds what these rules need to `questions`, once each.
@@ -93,6 +111,11 @@ impl MemoryRules {
             if !questions.linked.contains(&q) {
                 questions.linked.push(q);
             }
+        }
+        if let Some(rule) = &self.shared_indications
+            && !questions.shared.contains(&rule.window_secs)
+        {
+            questions.shared.push(rule.window_secs);
         }
     }
 
@@ -200,8 +223,32 @@ pub(super) fn judge(rules: &MemoryRules, figures: Option<&MemoryEvidence>) -> Ve
             inputs,
         });
     }
+    if let Some(rule) = &rules.shared_indications {
+        let figure =
+            figures.and_then(|f| f.shared.iter().find(|s| s.window_secs == rule.window_secs));
+        let (fired, inputs) = match figure {
+            None => (false, json!({ "skipped": NOT_LOOKED_UP })),
+            Some(figure) => (
+                !figure.indications.is_empty(),
+                json!({
+                    "window": humantime::format_duration(Duration::from_secs(rule.window_secs)).to_string(),
+                    "indications": figure.indications,
+                }),
+            ),
+        };
+        out.push(Judged {
+            code: SHARED_FRAUD_INDICATION.into(),
+            message: "Another institution shared an indication of fraud about this CPF.".into(),
+            outcome: rule.outcome,
+            fired,
+            inputs,
+        });
+    }
     out
 }
+
+/// The reason a live indication shared by another institution gives.
+pub const SHARED_FRAUD_INDICATION: &str = "shared.fraud_indication";
 
 // ---- the document's members ---------------------------------------------------------------
 
@@ -228,6 +275,13 @@ pub struct VelocityRuleDocument {
 #[serde(deny_unknown_fields)]
 pub struct LinkedFraudDocument {
     pub keys: Vec<String>,
+    pub window: String,
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedIndicationsDocument {
     pub window: String,
     pub outcome: String,
 }
@@ -283,6 +337,7 @@ pub fn parse(
     lists: &[ListRuleDocument],
     velocity: &[VelocityRuleDocument],
     linked_fraud: Option<&LinkedFraudDocument>,
+    shared_indications: Option<&SharedIndicationsDocument>,
     errors: &mut Vec<FieldError>,
 ) -> MemoryRules {
     let mut rules = MemoryRules::default();
@@ -378,6 +433,12 @@ pub fn parse(
             outcome: outcome("linked_fraud.outcome", &doc.outcome, errors),
         });
     }
+    if let Some(doc) = shared_indications {
+        rules.shared_indications = Some(SharedIndicationsRule {
+            window_secs: window("shared_indications.window", &doc.window, errors),
+            outcome: outcome("shared_indications.outcome", &doc.outcome, errors),
+        });
+    }
     rules
 }
 
@@ -386,13 +447,7 @@ fn duration_text(secs: u64) -> String {
 }
 
 /// The document's members that describe `rules`.
-pub fn documents(
-    rules: &MemoryRules,
-) -> (
-    Vec<ListRuleDocument>,
-    Vec<VelocityRuleDocument>,
-    Option<LinkedFraudDocument>,
-) {
+pub fn documents(rules: &MemoryRules) -> Documents {
     (
         rules
             .lists
@@ -419,5 +474,20 @@ pub fn documents(
             window: duration_text(r.window_secs),
             outcome: r.outcome.as_str().to_owned(),
         }),
+        rules
+            .shared_indications
+            .as_ref()
+            .map(|r| SharedIndicationsDocument {
+                window: duration_text(r.window_secs),
+                outcome: r.outcome.as_str().to_owned(),
+            }),
     )
 }
+
+/// The memory members of a document: lists, velocity, linked fraud, shared indications.
+pub type Documents = (
+    Vec<ListRuleDocument>,
+    Vec<VelocityRuleDocument>,
+    Option<LinkedFraudDocument>,
+    Option<SharedIndicationsDocument>,
+);

@@ -2,6 +2,7 @@
 //! Nothing here does I/O, so any stored decision can be replayed and the rules tested as a table.
 
 pub mod document;
+pub mod fraud;
 pub mod memory;
 mod rules;
 #[cfg(test)]
@@ -64,6 +65,9 @@ pub struct Policy {
     /// Lists, velocity and linked fraud, judged when the onboarding is received.
     #[serde(default)]
     pub memory: MemoryRules,
+    /// Which automatic rejections are indications of fraud.
+    #[serde(default)]
+    pub fraud_indications: fraud::FraudIndicationRules,
 }
 
 /// What a version decides where the table lets it choose: the outcome of each phone risk

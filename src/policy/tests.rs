@@ -13,6 +13,7 @@ fn policy_with(score_reject_max: i32, score_approve_min: i32) -> Policy {
     Policy {
         outcomes: Outcomes::default(),
         memory: Default::default(),
+        fraud_indications: Default::default(),
         version: "test.1".into(),
         thresholds: Thresholds {
             score_reject_max,
@@ -755,6 +756,7 @@ mod memory_rules {
                 window_secs: 180 * DAY,
                 outcome: Review,
             }),
+            shared_indications: None,
         }
     }
 
@@ -797,6 +799,7 @@ mod memory_rules {
                     })
                     .collect(),
             }],
+            shared: Vec::new(),
         }
     }
 

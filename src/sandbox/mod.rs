@@ -3,6 +3,7 @@
 //! independent reading of the same documentation, so a wire mistake in one shows up in tests.
 
 pub mod faults;
+mod fraud_sharing;
 mod qitech;
 mod scenarios;
 #[cfg(test)]
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 
+pub use fraud_sharing::{EVENTS as FRAUD_SHARING_EVENTS, FraudSharingConfig};
 pub use qitech::{DEVICE_IDS, VALIDATION_ACCOUNTS};
 pub use scenarios::{Behaviour, Outcome, SCENARIOS, Scenario};
 pub use zro::ENROLLMENT_IDS;
@@ -74,4 +76,9 @@ pub fn device_router(config: DeviceSandboxConfig) -> Router {
         config.zro_api_key,
     ))));
     faults::inject(routes, config.faults)
+}
+
+/// The simulated fraud-indication sharing system (`{base}/sandbox/fraud-sharing`).
+pub fn fraud_sharing_router(config: FraudSharingConfig) -> Router {
+    fraud_sharing::router(config)
 }

@@ -1,5 +1,7 @@
-//! The callback outbox: one row per event, written with the state change it reports, delivered
-//! by a `deliver_callback` step.
+//! The outbox: one row per event, written with the state change it reports, delivered by a
+//! `deliver_callback` step to its target: the onboarding backend (`callbacks`, decision events)
+//! or the fraud-indication sharing system (`fraud_sharing`). Both are signed, retried and
+//! recorded alike; only the endpoint, the key and what a 2xx means differ.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -19,6 +21,10 @@ pub struct CallbackRow {
     #[serde(skip)]
     pub body: Value,
     pub onboarding_id: Option<Uuid>,
+    /// callbacks or fraud_sharing.
+    pub target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fraud_indication_id: Option<Uuid>,
     pub status: String,
     pub attempts: i32,
     pub last_status: Option<i32>,
@@ -29,8 +35,12 @@ pub struct CallbackRow {
 }
 
 const COLUMNS: &str =
-    "id, type, body, onboarding_id, status, attempts, last_status, last_error, created_at,
-    delivered_at, failed_at";
+    "id, type, body, onboarding_id, target, fraud_indication_id, status, attempts, last_status,
+    last_error, created_at, delivered_at, failed_at";
+
+/// Where an event goes.
+pub const TO_CALLBACKS: &str = "callbacks";
+pub const TO_FRAUD_SHARING: &str = "fraud_sharing";
 
 /// Writes the event and the step that delivers it, in the caller's transaction. The step is due
 /// at once on any replica: delivery has a lane of its own, so it never delays a decision.
@@ -61,6 +71,63 @@ pub async fn enqueue(
     )
     .await?;
     Ok(id)
+}
+
+/// Writes a fraud indication's event for the sharing system and the step that delivers it.
+pub async fn enqueue_sharing(
+    tx: &mut Tx,
+    kind: &str,
+    indication_id: Uuid,
+    onboarding_id: Option<Uuid>,
+    data: Value,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::new_v4();
+    let body = serde_json::json!({
+        "type": kind,
+        "timestamp": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": data,
+    });
+    sqlx::query(
+        "INSERT INTO callbacks (id, type, body, onboarding_id, target, fraud_indication_id,
+                                created_at)
+         VALUES ($1, $2, $3, $4, 'fraud_sharing', $5, clock_timestamp())",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(body)
+    .bind(onboarding_id)
+    .bind(indication_id)
+    .execute(&mut **tx)
+    .await?;
+    steps::queue(
+        tx,
+        StepKind::DeliverCallback,
+        Subject::Callback(id),
+        When::Now,
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Whether an earlier event of the same indication is still to be delivered: events of one
+/// indication reach the sharing system in the order they happened.
+pub async fn earlier_pending(
+    db: impl PgExecutor<'_>,
+    row: &CallbackRow,
+) -> Result<bool, sqlx::Error> {
+    let Some(indication) = row.fraud_indication_id else {
+        return Ok(false);
+    };
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM callbacks
+                         WHERE fraud_indication_id = $1 AND status = 'pending'
+                           AND (created_at, id) < ($2, $3))",
+    )
+    .bind(indication)
+    .bind(row.created_at)
+    .bind(row.id)
+    .fetch_one(db)
+    .await
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CallbackRow>, sqlx::Error> {
@@ -96,9 +163,10 @@ pub async fn attempted(
     Ok(())
 }
 
-/// Deliveries, newest first, by status.
+/// Deliveries to `target`, newest first, by status.
 pub async fn list(
     db: impl PgExecutor<'_>,
+    target: &str,
     status: Option<&str>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
@@ -108,6 +176,7 @@ pub async fn list(
         "SELECT {COLUMNS} FROM callbacks
           WHERE ($1::text IS NULL OR status = $1)
             AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+            AND target = $5
           ORDER BY created_at DESC, id DESC
           LIMIT $4"
     ))
@@ -115,6 +184,7 @@ pub async fn list(
     .bind(after_at)
     .bind(after_id)
     .bind(limit)
+    .bind(target)
     .fetch_all(db)
     .await
 }

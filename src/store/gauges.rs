@@ -9,6 +9,9 @@ use crate::metrics::Backlog;
 pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
     let (review_unresolved, review_overdue) = crate::store::reviews::counts(pool).await?;
     let subjects_overdue = crate::store::subjects::overdue(pool).await?;
+    let (fraud_pending, oldest) = crate::store::fraud_indications::pending(pool).await?;
+    let fraud_oldest_age_secs =
+        oldest.map_or(0, |at| (chrono::Utc::now() - at).num_seconds().max(0));
     let pending = sqlx::query_as(
         "SELECT state, count(*) FROM onboardings WHERE state <> 'decided' GROUP BY state",
     )
@@ -42,6 +45,8 @@ pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
         review_unresolved,
         review_overdue,
         subjects_overdue,
+        fraud_pending,
+        fraud_oldest_age_secs,
         pending,
         steps,
         lists,

@@ -128,6 +128,10 @@ fn figures_sql() -> String {
                                    AND o.onboarding_id <> $1
                                    AND d.outcome = 'rejected'
                                    AND (d.reason_codes && ARRAY[{fraud}]::text[]
+                                        OR EXISTS (SELECT 1 FROM fraud_indications fi
+                                                    WHERE fi.evidence->>'decision_id' = d.id::text
+                                                      AND fi.created_by <> 'policy'
+                                                      AND fi.created_at <= clock.as_of)
                                         OR EXISTS (SELECT 1 FROM jsonb_array_elements(d.evaluations) ev
                                                     WHERE ev->>'code' LIKE 'list.%'
                                                       AND ev->>'outcome' = 'rejected'
@@ -136,10 +140,31 @@ fn figures_sql() -> String {
                                  LIMIT {LINKED_AT_MOST}) s))
                     ORDER BY q.i), '[]'::jsonb) AS figures
                FROM unnest($7::text[], $8::bigint[]) WITH ORDINALITY AS q(keys, window_secs, i)
+         ), shared_figures AS (
+             SELECT COALESCE(jsonb_agg(jsonb_build_object(
+                        'window_secs', q.window_secs,
+                        'indications', (
+                            SELECT COALESCE(jsonb_agg(jsonb_build_object(
+                                       'source', r.source, 'external_id', r.external_id,
+                                       'typology', r.typology, 'identified_at', r.identified_at)
+                                   ORDER BY r.identified_at DESC), '[]'::jsonb)
+                              FROM (SELECT r.* FROM me
+                                      JOIN received_fraud_indications r ON r.cpf_hash = me.hash
+                                     CROSS JOIN clock
+                                     WHERE me.key = 'cpf'
+                                       AND r.received_at <= clock.as_of
+                                       AND (r.withdrawn_at IS NULL OR r.withdrawn_at > clock.as_of)
+                                       AND r.identified_at >= clock.as_of - make_interval(secs => q.window_secs)
+                                     ORDER BY r.identified_at DESC
+                                     LIMIT {LINKED_AT_MOST}) r))
+                    ORDER BY q.i), '[]'::jsonb) AS figures
+               FROM unnest($9::bigint[]) WITH ORDINALITY AS q(window_secs, i)
          )
          SELECT jsonb_build_object('as_of', clock.as_of, 'lists', lf.figures,
-                                   'velocity', vf.figures, 'linked', lf2.figures) AS figures
-           FROM clock, list_figures lf, velocity_figures vf, linked_figures lf2"
+                                   'velocity', vf.figures, 'linked', lf2.figures,
+                                   'shared', sf.figures) AS figures
+           FROM clock, list_figures lf, velocity_figures vf, linked_figures lf2,
+                shared_figures sf"
     )
 }
 
@@ -191,6 +216,13 @@ fn bind_questions<'q>(
                 .linked
                 .iter()
                 .map(|(_, w)| secs(*w))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            questions
+                .shared
+                .iter()
+                .map(|w| secs(*w))
                 .collect::<Vec<_>>(),
         )
 }
