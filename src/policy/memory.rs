@@ -59,9 +59,13 @@ pub struct SharedIndicationsRule {
 /// `linked_fraud` (besides a `list.*` reason of a rejection).
 pub const FRAUD_REASONS: [&str; 2] = ["fraudsters.match", "identity.not_confirmed"];
 
-/// Whether a reason code is one of these rules' (`list.*`, `velocity.*`, `links.fraud`).
+/// Whether a reason code is one of the rules judged on what veredito remembers (`list.*`,
+/// `velocity.*`, `links.fraud`, `shared.fraud_indication`).
 pub fn is_memory_code(code: &str) -> bool {
-    code.starts_with("list.") || code.starts_with("velocity.") || code == "links.fraud"
+    code.starts_with("list.")
+        || code.starts_with("velocity.")
+        || code == "links.fraud"
+        || code == SHARED_FRAUD_INDICATION
 }
 
 /// What the store is asked to compute for one or more versions' rules.
