@@ -203,6 +203,45 @@ async fn the_report_tells_the_person_everything_and_an_erasure_leaves_only_what_
         .map(|v| v["id"].as_str().unwrap().to_owned())
         .collect();
 
+    // Found later by the compliance team: one indication the sandbox's sharing system receives,
+    // and one confidential (anti-money-laundering) that the person is never told of.
+    let mut shared_indication = Value::Null;
+    for (confidential, description) in [
+        (false, "Conta usada para receber Pix de golpes."),
+        (true, "Comunicação ao COAF em andamento."),
+    ] {
+        let (status, made) = app
+            .post_json(
+                "/v1/fraud-indications",
+                "vrd_sandbox_fraud",
+                &json!({"cpf": cpf, "typology": "mule_account", "description": description,
+                        "confidential": confidential}),
+            )
+            .await;
+        assert_eq!(status, 201, "{made}");
+        if !confidential {
+            shared_indication = made;
+        }
+    }
+    let indication_id = shared_indication["id"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    loop {
+        let (_, now) = app
+            .get(
+                &format!("/v1/fraud-indications/{indication_id}"),
+                "vrd_sandbox_fraud",
+            )
+            .await;
+        if !now["registered_at"].is_null() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the sharing system acknowledged it: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // The access request, answered by its report.
     let (status, request) = subject_request(&app, &cpf, "access", None).await;
     assert_eq!(status, 201, "{request}");
@@ -344,6 +383,24 @@ async fn the_report_tells_the_person_everything_and_an_erasure_leaves_only_what_
     let held: Vec<&str> = strings(&onboardings[0]["data_held"], "category");
     assert!(held.contains(&"coordinates"), "{held:?}");
 
+    // The indications the person may know of, and who received them.
+    let indications = report["fraud_indications"].as_array().unwrap();
+    assert_eq!(
+        indications.len(),
+        1,
+        "the confidential one is left out: {report}"
+    );
+    assert_eq!(indications[0]["id"], indication_id.as_str());
+    assert_eq!(indications[0]["typology"], "mule_account");
+    assert!(!indications[0]["shared_at"].is_null());
+    let shared_with = report["shared_with"].as_array().unwrap();
+    assert_eq!(shared_with.len(), 1, "{report}");
+    assert_eq!(shared_with[0]["legal_basis"], "LGPD Art. 7 II");
+    assert!(
+        !report.to_string().contains("COAF"),
+        "nothing of the confidential indication: {report}"
+    );
+
     // Reading the report is an access to personal data.
     let (_, searches) = app.get("/v1/audit-searches", AUDITOR_KEY).await;
     assert!(
@@ -398,9 +455,14 @@ async fn the_report_tells_the_person_everything_and_an_erasure_leaves_only_what_
         "recusado",
         "aprovado",
         "Selfie (foto do rosto)",
+        "Indícios de fraude registrados",
+        "mule_account",
+        "Conta usada para receber Pix de golpes.",
+        "Resolução Conjunta nº 6/2023",
     ] {
         assert!(text.contains(fact), "{fact} is not on the page: {text}");
     }
+    assert!(!text.contains("COAF"), "{text}");
     let decisions_on_page = browser
         .eval("document.querySelectorAll('tr.decision').length")
         .await;

@@ -130,6 +130,38 @@ fn page(request: &Value, report: &Report) -> Markup {
                 @for (n, o) in report.onboardings.iter().enumerate() {
                     (onboarding(n + 1, o))
                 }
+                @if !report.fraud_indications.is_empty() {
+                    section #fraud-indications {
+                        h2 { "Indícios de fraude registrados" }
+                        p.muted {
+                            "Registrados por exigência da Resolução Conjunta nº 6/2023 do CMN e do BCB. "
+                            "Indícios sigilosos pela lei de prevenção à lavagem de dinheiro não são informados."
+                        }
+                        table.indications {
+                            tr { th { "Identificado em" } th { "Tipologia" } th { "Descrição" } th { "Situação" } th { "Compartilhado em" } }
+                            @for i in &report.fraud_indications {
+                                tr.indication data-id=(i.id) {
+                                    td { (when(&i.identified_at)) }
+                                    td.typology { code { (i.typology) } }
+                                    td { (i.description) }
+                                    td { (i.status) }
+                                    td { (when_opt(&i.shared_at)) }
+                                }
+                            }
+                        }
+                    }
+                }
+                @for r in &report.shared_with {
+                    section.shared-with {
+                        h2 { "Sistema compartilhado de indícios de fraude" }
+                        p {
+                            "Recebeu o CPF, a tipologia e a descrição de cada indício acima, para o registro "
+                            "de indícios de fraude compartilhado entre instituições (Resolução Conjunta nº 6/2023; "
+                            "base legal: " (r.legal_basis) "), de " (when(&r.first_sent_at)) " a "
+                            (when(&r.last_sent_at)) "."
+                        }
+                    }
+                }
             }
         }
     }

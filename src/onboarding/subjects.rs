@@ -336,6 +336,26 @@ pub struct Report {
     /// The controller's retention period for personal data, in days after each decision.
     pub retention_days: u32,
     pub onboardings: Vec<OnboardingReport>,
+    /// The fraud indications about the person that are not confidential (confidential ones,
+    /// under the anti-money-laundering rules, are never disclosed).
+    pub fraud_indications: Vec<IndicationReport>,
+    /// Who received the person's data outside any one onboarding: the fraud-indication
+    /// sharing system, for the indications it acknowledged.
+    pub shared_with: Vec<Recipient>,
+}
+
+/// A fraud indication about the person (Resolução Conjunta nº 6/2023).
+#[derive(Debug, Clone, Serialize)]
+pub struct IndicationReport {
+    pub id: Uuid,
+    pub onboarding_id: Option<Uuid>,
+    pub typology: String,
+    pub description: String,
+    /// pending, registered or withdrawn.
+    pub status: String,
+    pub identified_at: DateTime<Utc>,
+    /// When the sharing system acknowledged it; null when it has not (yet).
+    pub shared_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -660,6 +680,30 @@ pub async fn report(flow: &Services, request: &RequestRow) -> Result<Report, Flo
             },
         });
     }
+    let indications = crate::store::fraud_indications::list(
+        db,
+        &crate::store::fraud_indications::Filter {
+            cpf_hash: Some(request.cpf_hash.clone()),
+            limit: 10_000,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let disclosed: Vec<_> = indications.iter().filter(|i| !i.confidential).collect();
+    let shared: Vec<DateTime<Utc>> = disclosed.iter().filter_map(|i| i.registered_at).collect();
+    let shared_with = match (shared.iter().min(), shared.iter().max()) {
+        (Some(first), Some(last)) => vec![Recipient {
+            recipient: "the fraud-indication sharing system",
+            operations: vec!["fraud_indication.registered".to_owned()],
+            data: vec!["cpf", "fraud_typology", "fraud_description"],
+            purpose: "the registration of indications of fraud shared between financial \
+                      institutions, within 24 hours (Resolução Conjunta nº 6/2023)",
+            legal_basis: "LGPD Art. 7 II",
+            first_sent_at: *first,
+            last_sent_at: *last,
+        }],
+        _ => Vec::new(),
+    };
     Ok(Report {
         request_id: request.id,
         kind: request.kind.clone(),
@@ -671,6 +715,19 @@ pub async fn report(flow: &Services, request: &RequestRow) -> Result<Report, Flo
         generated_at: Utc::now(),
         retention_days: flow.settings.retention.pii_days,
         onboardings,
+        fraud_indications: disclosed
+            .iter()
+            .map(|i| IndicationReport {
+                id: i.id,
+                onboarding_id: i.onboarding_id,
+                typology: i.typology.clone(),
+                description: i.description.clone(),
+                status: i.status.clone(),
+                identified_at: i.identified_at,
+                shared_at: i.registered_at,
+            })
+            .collect(),
+        shared_with,
     })
 }
 
