@@ -29,12 +29,43 @@ use serde_json::{Value, json};
 const ONBOARDING_KEY: &str = "vrd_sandbox_onboarding";
 const AUDITOR_KEY: &str = "vrd_sandbox_auditor";
 
+/// A valid CPF of the sandbox's "any other" scenario (approved at once), a new one per call,
+/// as real traffic brings a new person per onboarding.
+fn random_cpf() -> String {
+    let mut digits: Vec<u32> = (0..9)
+        .map(|i| {
+            if i == 0 {
+                fastrand::u32(1..9)
+            } else {
+                fastrand::u32(0..10)
+            }
+        })
+        .collect();
+    for len in [9, 10] {
+        let sum: u32 = digits
+            .iter()
+            .take(len)
+            .enumerate()
+            .map(|(i, d)| d * (len as u32 + 1 - i as u32))
+            .sum();
+        let check = (sum * 10) % 11 % 10;
+        digits.push(check);
+    }
+    digits
+        .iter()
+        .map(|d| char::from_digit(*d, 10).unwrap())
+        .collect()
+}
+
+/// One person's onboarding: the device, e-mail and phone are each person's own, as in real
+/// traffic (risk memory serialises the onboardings that share a value, and counts them).
 fn body(cpf: &str, n: u64) -> Value {
     let id = uuid::Uuid::new_v4().simple().to_string();
+    let phone = format!("55119{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000);
     json!({
         "reference": format!("bench-{n}-{id}"),
         "person": {"cpf": cpf, "name": "Pessoa de Carga", "birth_date": "1990-01-31", "gender": "F",
-                   "email": "carga@example.com", "phone": "5511974749090"},
+                   "email": format!("carga-{id}@example.com"), "phone": phone},
         "selfie": "c2VsZmllLWJ5dGVzLW5vdC1hLXJlYWwtaW1hZ2U=",
         "account": {"account_id": format!("acc-{id}"), "person_id": format!("per-{id}")},
         "device": {"device_id": format!("dev-{id}"), "session_id": "scan-bench",
@@ -98,7 +129,7 @@ async fn one(
             .bearer_auth(ONBOARDING_KEY)
             .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
             .header("Prefer", "wait=10")
-            .json(&body("900.000.001-75", n)),
+            .json(&body(&random_cpf(), n)),
         "async" => http
             .post(format!("{base}/v1/onboardings"))
             .bearer_auth(ONBOARDING_KEY)
