@@ -875,6 +875,7 @@ async fn every_console_answer_forbids_caching_framing_and_outside_content() {
         "/console/policies".to_owned(),
         "/console/lists".to_owned(),
         "/console/subject-requests".to_owned(),
+        "/console/fraud-indications".to_owned(),
         format!("/console/reviews/{}", uuid::Uuid::new_v4()),
     ] {
         let response = console.get(&path).await;

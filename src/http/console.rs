@@ -24,11 +24,13 @@ use uuid::Uuid;
 
 use crate::config::Scope;
 use crate::domain::Cpf;
+use crate::domain::fraud::Typology;
 use crate::http::auth::{ApiKeys, Caller};
 use crate::http::decisions::{DecisionItem, Explanation};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::onboarding::cases::CaseView;
+use crate::onboarding::fraud::ReviewerFraud;
 use crate::onboarding::links::Links;
 use crate::onboarding::reviews;
 use crate::policy::Outcome;
@@ -191,13 +193,18 @@ impl Session {
     }
 
     /// The review queue, cases, decisions and policies: reviewers' and auditors' pages.
-    fn reads_decisions(&self) -> bool {
+    pub(crate) fn reads_decisions(&self) -> bool {
         self.caller.has(Scope::ReviewsWrite) || self.caller.has(Scope::DecisionsRead)
     }
 
     /// The lists are read with `decisions:read` or `lists:write`, as through the API.
     pub(crate) fn reads_lists(&self) -> bool {
         self.caller.has(Scope::DecisionsRead) || self.caller.has(Scope::ListsWrite)
+    }
+
+    /// Fraud indications are read with `fraud:write` or `decisions:read`, as through the API.
+    pub(crate) fn reads_indications(&self) -> bool {
+        self.caller.has(Scope::FraudWrite) || self.caller.has(Scope::DecisionsRead)
     }
 
     /// Where the session starts: the first page its key may see.
@@ -221,6 +228,8 @@ fn home_of(caller: &Caller) -> &'static str {
         "/console/reviews"
     } else if caller.has(Scope::ListsWrite) {
         "/console/lists"
+    } else if caller.has(Scope::FraudWrite) {
+        "/console/fraud-indications"
     } else {
         "/console/subject-requests"
     }
@@ -251,6 +260,9 @@ pub(crate) fn page(title: &str, session: Option<&Session>, body: Markup) -> Mark
                                 a href="/console/policies" { "Policies" }
                             }
                             @if session.reads_lists() { a href="/console/lists" { "Lists" } }
+                            @if session.reads_indications() {
+                                a href="/console/fraud-indications" { "Fraud indications" }
+                            }
                             @if session.caller.has(Scope::SubjectsWrite) {
                                 a href="/console/subject-requests" { "Subject requests" }
                             }
@@ -305,7 +317,7 @@ fn sign_in_form(status: StatusCode, error: Option<&str>) -> Response {
                 label { "API key " input type="password" name="api_key" autocomplete="off" required; }
                 button type="submit" { "Sign in" }
             }
-            p.muted { "Reviewers sign in with a key that has reviews:write; auditors with decisions:read; the risk team with lists:write; the data-protection officer with subjects:write." }
+            p.muted { "Reviewers sign in with a key that has reviews:write; auditors with decisions:read; the risk team with lists:write; the compliance team with fraud:write; the data-protection officer with subjects:write." }
         },
     );
     let mut response = (status, markup).into_response();
@@ -350,6 +362,7 @@ async fn sign_in(
         Scope::ReviewsWrite,
         Scope::DecisionsRead,
         Scope::ListsWrite,
+        Scope::FraudWrite,
         Scope::SubjectsWrite,
     ];
     let Some(caller) = known.filter(|c| opens.iter().any(|s| c.has(*s))) else {
@@ -504,6 +517,15 @@ struct CaseQuery {
     error: Option<String>,
 }
 
+/// What the reviewer typed into the resolution form, shown again beside what is wrong with it.
+#[derive(Default)]
+struct Typed {
+    outcome: String,
+    note: String,
+    fraud_typology: String,
+    fraud_description: String,
+}
+
 async fn case_page(
     State(st): State<AppState>,
     session: Session,
@@ -514,6 +536,18 @@ async fn case_page(
         return Ok(session.refused("reviews:write or decisions:read"));
     }
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("review case"))?;
+    let body = case_body(&st, &session, id, &query, &Typed::default()).await?;
+    Ok(page("Review case", Some(&session), body).into_response())
+}
+
+/// The case with its forms; `typed` fills the resolution form in.
+async fn case_body(
+    st: &AppState,
+    session: &Session,
+    id: Uuid,
+    query: &CaseQuery,
+    typed: &Typed,
+) -> Result<Markup, ApiError> {
     // The page shows the person's statement, the decision and, with pii:read, the CPF, the name
     // and where the phone was: recorded like the API's reads of the same.
     audit::record_search(
@@ -533,7 +567,7 @@ async fn case_page(
         .await?
         .ok_or(ApiError::NotFound("decision"))?;
     let explanation =
-        serde_json::to_value(Explanation::load(&st, row, pii).await?).unwrap_or(Value::Null);
+        serde_json::to_value(Explanation::load(st, row, pii).await?).unwrap_or(Value::Null);
     let latest = crate::store::decisions::for_onboarding(&st.db, case.onboarding_id).await?;
     let links = crate::onboarding::links::of(&st.flow, case.onboarding_id, LINKS_WINDOW_SECS)
         .await?
@@ -544,7 +578,7 @@ async fn case_page(
         && explanation["reviewer"].as_str() == Some(session.caller.name.as_ref());
     let body = html! {
         @if let Some(done) = &query.done { p.notice { (done) } }
-        @if let Some(error) = &query.error { p.error { (error) } }
+        @if let Some(error) = &query.error { p.error id="error" { (error) } }
         div.box id="summary" {
             p { "Status: " strong id="status" { (view.status) }
                 @if let Some(assignee) = &view.assignee { " · held by " span id="assignee" { (assignee) } } }
@@ -587,12 +621,25 @@ async fn case_page(
                         input type="hidden" name="csrf" value=(session.csrf);
                         label { "Outcome "
                             select name="outcome" {
-                                option value="approved" { "approved" }
-                                option value="rejected" { "rejected" }
-                                option value="retry" { "retry (new capture)" }
+                                @for (value, text) in [("approved", "approved"), ("rejected", "rejected"), ("retry", "retry (new capture)")] {
+                                    option value=(value) selected[typed.outcome == value] { (text) }
+                                }
                             }
                         }
-                        label { "Note " textarea name="note" required maxlength="2000" {} }
+                        label { "Note " textarea name="note" required maxlength="2000" { (typed.note) } }
+                        fieldset id="fraud" {
+                            legend { "Fraud (with a rejected outcome only)" }
+                            label { "Typology "
+                                select name="fraud_typology" {
+                                    option value="" { "no fraud" }
+                                    @for t in Typology::ALL {
+                                        option value=(t.as_str()) selected[typed.fraud_typology == t.as_str()] { (t.as_str()) }
+                                    }
+                                }
+                            }
+                            label { "Description " textarea name="fraud_description" maxlength="2000" { (typed.fraud_description) } }
+                            p.muted { "A typology records a fraud indication with the rejection, shared with the sharing system within 24 hours." }
+                        }
                         button type="submit" { "Resolve" }
                     }
                 }
@@ -601,7 +648,7 @@ async fn case_page(
         (links_section(&links))
         (explained(&explanation))
     };
-    Ok(page("Review case", Some(&session), body).into_response())
+    Ok(body)
 }
 
 /// How far back the console looks for linked onboardings: the API's default.
@@ -688,9 +735,13 @@ fn explained(explanation: &Value) -> Markup {
 struct ActionForm {
     csrf: String,
     #[serde(default)]
-    outcome: Option<String>,
+    outcome: String,
     #[serde(default)]
-    note: Option<String>,
+    note: String,
+    #[serde(default)]
+    fraud_typology: String,
+    #[serde(default)]
+    fraud_description: String,
 }
 
 async fn act(
@@ -711,18 +762,26 @@ async fn act(
             .await?
             .map(|_| "Released."),
         "resolution" => {
-            let outcome = match form.outcome.as_deref() {
-                Some("approved") => Outcome::Approved,
-                Some("rejected") => Outcome::Rejected,
-                Some("retry") => Outcome::Retry,
-                _ => return Ok(back(id, Err("Choose an outcome."))),
+            let typed = Typed {
+                outcome: form.outcome,
+                note: form.note,
+                fraud_typology: form.fraud_typology,
+                fraud_description: form.fraud_description,
             };
-            let note = form.note.unwrap_or_default();
-            let note = note.trim();
-            if note.is_empty() || note.chars().count() > 2000 || note.contains('\0') {
-                return Ok(back(id, Err("Write a note of 1 to 2000 characters.")));
-            }
-            reviews::resolve(&st.flow, id, reviewer, outcome, note, None)
+            let (outcome, note, fraud) = match resolution(&typed) {
+                Ok(resolution) => resolution,
+                Err(error) => {
+                    // The page again, with what is wrong and what was typed.
+                    let query = CaseQuery {
+                        done: None,
+                        error: Some(error),
+                    };
+                    let body = case_body(&st, &session, id, &query, &typed).await?;
+                    let markup = page("Review case", Some(&session), body);
+                    return Ok((StatusCode::UNPROCESSABLE_ENTITY, markup).into_response());
+                }
+            };
+            reviews::resolve(&st.flow, id, reviewer, outcome, note, fraud)
                 .await?
                 .map(|_| "Resolved.")
         }
@@ -741,6 +800,44 @@ async fn act(
             }
         }),
     ))
+}
+
+/// An outcome, a note and what a rejection records as fraud.
+type Resolution<'a> = (Outcome, &'a str, Option<(Typology, String)>);
+
+/// The resolution the form asks for, as the API takes it (`POST /v1/reviews/{id}/resolution`),
+/// or what the page says is wrong with it. A fraud typology or description makes the
+/// resolution carry `fraud`, which only a rejection may.
+fn resolution(typed: &Typed) -> Result<Resolution<'_>, String> {
+    let outcome = match typed.outcome.as_str() {
+        "approved" => Outcome::Approved,
+        "rejected" => Outcome::Rejected,
+        "retry" => Outcome::Retry,
+        _ => return Err("Choose an outcome.".into()),
+    };
+    let note = typed.note.trim();
+    if note.is_empty() || note.chars().count() > 2000 || note.contains('\0') {
+        return Err("Write a note of 1 to 2000 characters.".into());
+    }
+    let (typology, description) = (typed.fraud_typology.trim(), typed.fraud_description.trim());
+    if typology.is_empty() && description.is_empty() {
+        return Ok((outcome, note, None));
+    }
+    if outcome != Outcome::Rejected {
+        return Err("Fraud is recorded only with a rejected outcome.".into());
+    }
+    let fraud = ReviewerFraud {
+        typology: typology.to_owned(),
+        description: description.to_owned(),
+    };
+    match fraud.parse() {
+        Ok(parsed) => Ok((outcome, note, Some(parsed))),
+        Err(errors) => Err(errors
+            .iter()
+            .map(|e| format!("The {} {}.", e.field.replace('.', " "), e.message))
+            .collect::<Vec<_>>()
+            .join(" ")),
+    }
 }
 
 fn back(id: Uuid, result: Result<&str, &str>) -> Response {
