@@ -40,7 +40,9 @@ use crate::store::{audit, console};
 const COOKIE: &str = "veredito_console";
 const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 
-pub fn router() -> Router<AppState> {
+/// The console's own routes, with `pages` (the pages that build on its session and layout),
+/// all behind the console's guard.
+pub fn router(pages: Router<AppState>) -> Router<AppState> {
     Router::new()
         .route("/console", get(home))
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
@@ -52,7 +54,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/decisions/{id}", get(decision_page))
         .route("/console/onboardings/{id}", get(onboarding_page))
         .route("/console/policies", get(policies_page))
-        .merge(crate::http::console_pages::router())
+        .merge(pages)
         .layer(middleware::from_fn(guard))
 }
 

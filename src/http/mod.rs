@@ -50,7 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(reviews::router())
         .merge(callbacks::router())
-        .merge(console::router())
+        .merge(console::router(console_pages::router()))
         .merge(policies::router())
         .merge(lists::router())
         .merge(subjects::router())

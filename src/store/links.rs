@@ -16,44 +16,6 @@ use crate::policy::memory::{FRAUD_REASONS, Questions};
 use crate::store::StoreError;
 use crate::store::onboardings::PersonData;
 
-/// An onboarding's link keys as stored: the key names, their hashes, and the advisory-lock ids
-/// of those hashes in ascending order (every transaction takes its locks in that order, so two
-/// onboardings sharing two values cannot deadlock).
-pub struct LinkRows {
-    pub keys: Vec<&'static str>,
-    pub hashes: Vec<Vec<u8>>,
-    pub locks: Vec<i64>,
-}
-
-impl LinkRows {
-    pub fn of(cipher: &PiiCipher, values: &[(LinkKey, String)]) -> LinkRows {
-        let mut rows = LinkRows {
-            keys: Vec::new(),
-            hashes: Vec::new(),
-            locks: Vec::new(),
-        };
-        for (key, value) in values {
-            let hash = cipher.link_hash(value);
-            rows.locks.push(lock_id(&hash));
-            rows.keys.push(key.as_str());
-            rows.hashes.push(hash);
-        }
-        rows.locks.sort_unstable();
-        rows.locks.dedup();
-        rows
-    }
-}
-
-/// The advisory-lock id of a value: the first eight bytes of its keyed hash. Two values that
-/// happen to share one only wait for each other.
-pub fn lock_id(hash: &[u8]) -> i64 {
-    let mut first = [0u8; 8];
-    for (to, from) in first.iter_mut().zip(hash) {
-        *to = *from;
-    }
-    i64::from_be_bytes(first)
-}
-
 /// The figures as one JSON document, computed in one statement from the onboarding's own link
 /// rows: list entries live at `as_of`; onboardings sharing a value stored up to this one (by
 /// `seq`) and created within the window before it; for linked fraud, their latest decision at

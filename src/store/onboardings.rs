@@ -7,6 +7,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::crypto::PiiCipher;
+use crate::domain::LinkKey;
 use crate::store::StoreError;
 
 /// The personal data of an onboarding, stored only as ciphertext. After a subject's erasure
@@ -95,7 +96,7 @@ pub async fn insert(
     let (key_id, sealed) = cipher.encrypt(&plaintext, new.id.as_bytes())?;
     let (selfie_key_id, selfie_sealed) =
         cipher.encrypt(new.selfie.as_bytes(), &selfie_context(new.id))?;
-    let links = crate::store::links::LinkRows::of(cipher, new.links);
+    let links = LinkRows::of(cipher, new.links);
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "WITH locked AS (
@@ -291,4 +292,42 @@ fn open_selfie(
     let plain = cipher.decrypt(key_id, sealed, &selfie_context(id))?;
     String::from_utf8(plain)
         .map_err(|_| StoreError::Corrupt("the sealed selfie is not text".into()))
+}
+
+/// An onboarding's link keys as stored: the key names, their hashes, and the advisory-lock ids
+/// of those hashes in ascending order (every transaction takes its locks in that order, so two
+/// onboardings sharing two values cannot deadlock).
+pub struct LinkRows {
+    pub keys: Vec<&'static str>,
+    pub hashes: Vec<Vec<u8>>,
+    pub locks: Vec<i64>,
+}
+
+impl LinkRows {
+    pub fn of(cipher: &PiiCipher, values: &[(LinkKey, String)]) -> LinkRows {
+        let mut rows = LinkRows {
+            keys: Vec::new(),
+            hashes: Vec::new(),
+            locks: Vec::new(),
+        };
+        for (key, value) in values {
+            let hash = cipher.link_hash(value);
+            rows.locks.push(lock_id(&hash));
+            rows.keys.push(key.as_str());
+            rows.hashes.push(hash);
+        }
+        rows.locks.sort_unstable();
+        rows.locks.dedup();
+        rows
+    }
+}
+
+/// The advisory-lock id of a value: the first eight bytes of its keyed hash. Two values that
+/// happen to share one only wait for each other.
+pub fn lock_id(hash: &[u8]) -> i64 {
+    let mut first = [0u8; 8];
+    for (to, from) in first.iter_mut().zip(hash) {
+        *to = *from;
+    }
+    i64::from_be_bytes(first)
 }
