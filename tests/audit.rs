@@ -246,6 +246,7 @@ async fn seed(db: &PgPool, state: &AppState, spec: Spec) -> Seeded {
             open_finance: None,
             selfie: "c2VsZmll",
             links: &[],
+            questions: None,
         },
     )
     .await

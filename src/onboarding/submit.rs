@@ -51,6 +51,8 @@ pub async fn submit(
         request.person.phone.as_deref(),
         request.person.email.as_deref(),
     );
+    let active = flow.policies.active();
+    let questions = memory_questions(flow, &active);
     let mut tx = crate::store::begin(&flow.db).await?;
     let (inserted, stored) = onboardings::insert(
         &mut tx,
@@ -68,6 +70,7 @@ pub async fn submit(
             open_finance: request.open_finance.clone(),
             selfie: request.selfie.expose_secret(),
             links: &links,
+            questions: questions.as_ref(),
         },
     )
     .await?;
@@ -92,10 +95,17 @@ pub async fn submit(
         }
     };
     tracing::Span::current().record("onboarding_id", tracing::field::display(id));
-    let active = flow.policies.active();
-    let memory = risk_memory(&mut tx, flow, &active, id).await?;
-    // What the statement kept, for the row the first step is handed.
-    let memory_value = memory.as_ref().and_then(|m| serde_json::to_value(m).ok());
+    // The figures the statement that stored it took, after its locks.
+    let memory_value = stored.as_ref().and_then(|row| row.memory.clone());
+    let memory = match (&questions, &memory_value) {
+        (Some(_), Some(figures)) => Some(crate::store::figures::parse(figures.clone())?),
+        (Some(_), None) => {
+            return Err(
+                StoreError::Corrupt("the risk-memory figures were not taken".into()).into(),
+            );
+        }
+        (None, _) => None,
+    };
     let mut applied = match active.screen(request.risk_signals.as_ref(), memory.as_ref()) {
         Some(verdict) => {
             let evidence = Evidence {
@@ -156,25 +166,19 @@ pub async fn submit(
     })
 }
 
-/// The risk-memory figures for the rules of the versions in force (the active one and the one
-/// in shadow), taken and kept with the onboarding in one statement; None when neither has such
-/// a rule. The locks taken when the onboarding was stored make every onboarding stored before
-/// it under the same values visible here, and none stored after.
-async fn risk_memory(
-    tx: &mut crate::store::Tx,
+/// What the risk-memory rules of the versions in force (the active one and the one in shadow)
+/// ask of a new onboarding's values; None when neither has such a rule. The statement that
+/// stores the onboarding answers it after taking its locks, so every onboarding stored before
+/// it under the same values counts, and none stored after.
+fn memory_questions(
     flow: &Flow,
     active: &crate::policy::Policy,
-    id: Uuid,
-) -> Result<Option<crate::domain::evidence::MemoryEvidence>, FlowError> {
+) -> Option<crate::policy::memory::Questions> {
     let mut questions = active.memory.questions();
     if let Some(shadow) = flow.policies.shadow() {
         shadow.memory.ask(&mut questions);
     }
-    if questions.is_empty() {
-        return Ok(None);
-    }
-    let figures = crate::store::links::judge_and_keep(&mut *tx, id, &questions).await?;
-    Ok(Some(figures))
+    (!questions.is_empty()).then_some(questions)
 }
 
 /// Whether `id` exists and is decided, without loading it all.

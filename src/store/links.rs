@@ -6,228 +6,33 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::crypto::PiiCipher;
 use crate::domain::LinkKey;
 use crate::domain::evidence::MemoryEvidence;
-use crate::policy::memory::{FRAUD_REASONS, Questions};
+use crate::policy::memory::Questions;
 use crate::store::StoreError;
+use crate::store::figures::{FigureArgs, bind_figure_args, parse};
 use crate::store::onboardings::PersonData;
 
-/// The figures as one JSON document, computed in one statement from the onboarding's own link
-/// rows: list entries live at `as_of`; onboardings sharing a value stored up to this one (by
-/// `seq`) and created within the window before it; for linked fraud, their latest decision at
-/// `as_of`. `$2` null means now.
-fn figures_sql() -> String {
-    let fraud = FRAUD_REASONS
-        .iter()
-        .map(|r| format!("'{r}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "WITH me AS (
-             SELECT key, hash, seq, created_at FROM onboarding_links WHERE onboarding_id = $1
-         ), clock AS (
-             SELECT COALESCE($2::timestamptz, clock_timestamp()) AS as_of
-         ), list_figures AS (
-             SELECT COALESCE(jsonb_agg(jsonb_build_object(
-                        'list', q.name, 'key', l.key,
-                        'hit', CASE WHEN e.action = 'added'
-                                     AND (e.expires_at IS NULL OR e.expires_at > clock.as_of)
-                                    THEN jsonb_build_object('entry_id', e.id, 'value', e.masked,
-                                         'reason', e.reason, 'added_by', e.by, 'added_at', e.at,
-                                         'expires_at', e.expires_at) END)
-                    ORDER BY q.i), '[]'::jsonb) AS figures
-               FROM unnest($3::text[]) WITH ORDINALITY AS q(name, i)
-              CROSS JOIN clock
-               LEFT JOIN lists l ON l.name = q.name
-               LEFT JOIN me ON me.key = l.key
-               LEFT JOIN LATERAL (
-                    SELECT e.id, e.action, e.expires_at, e.masked, e.reason, e.by, e.at
-                      FROM list_entries e
-                     WHERE e.list_name = l.name AND e.hash = me.hash AND e.at <= clock.as_of
-                     ORDER BY e.id DESC LIMIT 1) e ON true
-         ), velocity_figures AS (
-             SELECT COALESCE(jsonb_agg(jsonb_build_object(
-                        'key', q.key, 'distinct', q.distinct_key, 'window_secs', q.window_secs,
-                        'count', (SELECT CASE WHEN q.distinct_key IS NULL THEN count(*)
-                                              ELSE count(DISTINCT d.hash) END
-                                    FROM me
-                                    JOIN onboarding_links o
-                                      ON o.key = me.key AND o.hash = me.hash AND o.seq <= me.seq
-                                     AND o.created_at >= me.created_at - make_interval(secs => q.window_secs)
-                                    LEFT JOIN onboarding_links d
-                                      ON d.onboarding_id = o.onboarding_id AND d.key = q.distinct_key
-                                   WHERE me.key = q.key
-                                  HAVING count(*) > 0))
-                    ORDER BY q.i), '[]'::jsonb) AS figures
-               FROM unnest($4::text[], $5::text[], $6::bigint[]) WITH ORDINALITY
-                    AS q(key, distinct_key, window_secs, i)
-         ), linked_figures AS (
-             SELECT COALESCE(jsonb_agg(jsonb_build_object(
-                        'keys', to_jsonb(string_to_array(q.keys, ',')),
-                        'window_secs', q.window_secs,
-                        'onboardings', (
-                            SELECT COALESCE(jsonb_agg(s.linked ORDER BY s.seq), '[]'::jsonb) FROM (
-                                SELECT DISTINCT ON (o.onboarding_id) o.seq,
-                                       jsonb_build_object('onboarding_id', o.onboarding_id,
-                                           'key', o.key, 'decision_id', d.id,
-                                           'reasons', to_jsonb(d.reason_codes)) AS linked
-                                  FROM me
-                                  JOIN onboarding_links o
-                                    ON o.key = me.key AND o.hash = me.hash AND o.seq < me.seq
-                                   AND o.created_at >= me.created_at - make_interval(secs => q.window_secs)
-                                  CROSS JOIN clock
-                                  CROSS JOIN LATERAL (
-                                       SELECT d.id, d.outcome, d.reason_codes, d.evaluations
-                                         FROM decisions d
-                                        WHERE d.onboarding_id = o.onboarding_id
-                                          AND d.decided_at <= clock.as_of
-                                        ORDER BY d.decided_at DESC LIMIT 1) d
-                                 WHERE me.key = ANY (string_to_array(q.keys, ','))
-                                   AND o.onboarding_id <> $1
-                                   AND d.outcome = 'rejected'
-                                   AND (d.reason_codes && ARRAY[{fraud}]::text[]
-                                        OR EXISTS (SELECT 1 FROM fraud_indications fi
-                                                    WHERE fi.evidence->>'decision_id' = d.id::text
-                                                      AND fi.created_by <> 'policy'
-                                                      AND fi.created_at <= clock.as_of)
-                                        OR EXISTS (SELECT 1 FROM jsonb_array_elements(d.evaluations) ev
-                                                    WHERE ev->>'code' LIKE 'list.%'
-                                                      AND ev->>'outcome' = 'rejected'
-                                                      AND (ev->>'fired')::boolean))
-                                 ORDER BY o.onboarding_id, o.seq
-                                 LIMIT {LINKED_AT_MOST}) s))
-                    ORDER BY q.i), '[]'::jsonb) AS figures
-               FROM unnest($7::text[], $8::bigint[]) WITH ORDINALITY AS q(keys, window_secs, i)
-         ), shared_figures AS (
-             SELECT COALESCE(jsonb_agg(jsonb_build_object(
-                        'window_secs', q.window_secs,
-                        'indications', (
-                            SELECT COALESCE(jsonb_agg(jsonb_build_object(
-                                       'source', r.source, 'external_id', r.external_id,
-                                       'typology', r.typology, 'identified_at', r.identified_at)
-                                   ORDER BY r.identified_at DESC), '[]'::jsonb)
-                              FROM (SELECT r.* FROM me
-                                      JOIN received_fraud_indications r ON r.cpf_hash = me.hash
-                                     CROSS JOIN clock
-                                     WHERE me.key = 'cpf'
-                                       AND r.received_at <= clock.as_of
-                                       AND (r.withdrawn_at IS NULL OR r.withdrawn_at > clock.as_of)
-                                       AND r.identified_at >= clock.as_of - make_interval(secs => q.window_secs)
-                                     ORDER BY r.identified_at DESC
-                                     LIMIT {LINKED_AT_MOST}) r))
-                    ORDER BY q.i), '[]'::jsonb) AS figures
-               FROM unnest($9::bigint[]) WITH ORDINALITY AS q(window_secs, i)
-         )
-         SELECT jsonb_build_object('as_of', clock.as_of, 'lists', lf.figures,
-                                   'velocity', vf.figures, 'linked', lf2.figures,
-                                   'shared', sf.figures) AS figures
-           FROM clock, list_figures lf, velocity_figures vf, linked_figures lf2,
-                shared_figures sf"
-    )
-}
-
-/// Linked onboardings a decision's figures name at most, per rule.
-const LINKED_AT_MOST: i64 = 20;
-
-fn bind_questions<'q>(
-    query: sqlx::query::QueryScalar<'q, sqlx::Postgres, Value, sqlx::postgres::PgArguments>,
-    questions: &'q Questions,
-) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, Value, sqlx::postgres::PgArguments> {
-    let secs = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
-    query
-        .bind(&questions.lists)
-        .bind(
-            questions
-                .velocity
-                .iter()
-                .map(|(k, _, _)| k.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            questions
-                .velocity
-                .iter()
-                .map(|(_, d, _)| d.map(LinkKey::as_str))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            questions
-                .velocity
-                .iter()
-                .map(|(_, _, w)| secs(*w))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            questions
-                .linked
-                .iter()
-                .map(|(keys, _)| {
-                    keys.iter()
-                        .map(|k| k.as_str())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            questions
-                .linked
-                .iter()
-                .map(|(_, w)| secs(*w))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            questions
-                .shared
-                .iter()
-                .map(|w| secs(*w))
-                .collect::<Vec<_>>(),
-        )
-}
-
-fn parse(figures: Value) -> Result<MemoryEvidence, StoreError> {
-    serde_json::from_value(figures)
-        .map_err(|e| StoreError::Corrupt(format!("risk-memory figures: {e}")))
-}
-
-/// Computes the figures for `questions` now and keeps them with the onboarding, in one
-/// statement of the transaction that stored it (after the statement that took the locks, so
-/// everything stored before it under the same values is visible).
-pub async fn judge_and_keep(
-    tx: &mut PgConnection,
-    onboarding_id: Uuid,
-    questions: &Questions,
-) -> Result<MemoryEvidence, StoreError> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "UPDATE onboardings SET memory = f.figures FROM ({}) f WHERE id = $1 RETURNING memory",
-            figures_sql()
-        )
-    });
-    let query = sqlx::query_scalar(SQL.as_str())
-        .bind(onboarding_id)
-        .bind(None::<DateTime<Utc>>);
-    let figures = bind_questions(query, questions).fetch_one(tx).await?;
-    parse(figures)
-}
-
 /// The figures for `questions` as they stood at `as_of` (replay and shadow under another
-/// version): onboardings stored up to this one, entries live then, decisions made by then.
+/// version): onboardings stored before this one, entries live then, decisions made by then.
 pub async fn figures_as_of(
     db: impl PgExecutor<'_>,
     onboarding_id: Uuid,
     as_of: DateTime<Utc>,
     questions: &Questions,
 ) -> Result<MemoryEvidence, StoreError> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(figures_sql);
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("SELECT {}", FigureArgs::call("$1", "NULL", "NULL", "$2", 3))
+    });
+    let args = FigureArgs::of(questions);
     let query = sqlx::query_scalar(SQL.as_str())
         .bind(onboarding_id)
-        .bind(Some(as_of));
-    let figures = bind_questions(query, questions).fetch_one(db).await?;
+        .bind(as_of);
+    let figures = bind_figure_args!(query, args).fetch_one(db).await?;
     parse(figures)
 }
 

@@ -9,6 +9,7 @@ pub mod decisions;
 pub mod device_validations;
 pub mod devices;
 pub mod events;
+pub mod figures;
 pub mod fraud_indications;
 pub mod gauges;
 pub mod idempotency;

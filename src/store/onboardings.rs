@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use crate::crypto::PiiCipher;
 use crate::domain::LinkKey;
+use crate::policy::memory::Questions;
 use crate::store::StoreError;
+use crate::store::figures::{FigureArgs, bind_figure_args};
 
 /// The personal data of an onboarding, stored only as ciphertext. After a subject's erasure
 /// (LGPD Art. 18 VI) only the CPF is left in it.
@@ -68,6 +70,9 @@ pub struct NewOnboarding<'a> {
     pub selfie: &'a str,
     /// Its link values, normalised (`domain::link::values`); stored as keyed hashes.
     pub links: &'a [(crate::domain::LinkKey, String)],
+    /// What the risk-memory rules in force ask of those values; the statement that stores the
+    /// onboarding answers it (`memory`), after its locks. None: no such rule.
+    pub questions: Option<&'a crate::policy::memory::Questions>,
 }
 
 pub use crate::store::idempotency::Inserted;
@@ -97,6 +102,7 @@ pub async fn insert(
     let (selfie_key_id, selfie_sealed) =
         cipher.encrypt(new.selfie.as_bytes(), &selfie_context(new.id))?;
     let links = LinkRows::of(cipher, new.links);
+    let questions = FigureArgs::of(new.questions.unwrap_or(&Questions::default()));
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "WITH locked AS (
@@ -105,8 +111,10 @@ pub async fn insert(
              ), stored AS (
                  INSERT INTO onboardings (id, client_name, idempotency_key, request_hash, reference, cpf_hash,
                                           pii_key_id, pii_ciphertext, account_id, person_id, device, open_finance,
-                                          selfie_key_id, selfie_ciphertext)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM locked
+                                          selfie_key_id, selfie_ciphertext, memory)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                        CASE WHEN $18 THEN {FIGURES} END
+                   FROM locked
                  ON CONFLICT (client_name, idempotency_key) DO NOTHING
                  RETURNING {COLUMNS}
              ), received AS (
@@ -116,10 +124,11 @@ pub async fn insert(
                  SELECT stored.id, l.key, l.hash, stored.created_at
                    FROM stored, unnest($16::text[], $17::bytea[]) AS l(key, hash)
              )
-             SELECT * FROM stored"
+             SELECT * FROM stored",
+            FIGURES = FigureArgs::call("$1", "$16", "$17", "NULL", 19)
         )
     });
-    let inserted: Option<OnboardingRow> = sqlx::query_as(SQL.as_str())
+    let query = sqlx::query_as(SQL.as_str())
         .bind(new.id)
         .bind(new.client_name)
         .bind(new.idempotency_key)
@@ -137,6 +146,8 @@ pub async fn insert(
         .bind(&links.locks)
         .bind(&links.keys)
         .bind(&links.hashes)
+        .bind(new.questions.is_some());
+    let inserted: Option<OnboardingRow> = bind_figure_args!(query, questions)
         .fetch_optional(&mut *tx)
         .await?;
     let resolved = crate::store::idempotency::resolve(
