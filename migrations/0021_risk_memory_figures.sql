@@ -25,6 +25,50 @@ LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
+    -- Most people share nothing with anyone stored before them: when no stored onboarding has
+    -- any of these values, no list names one and no institution shared an indication about the
+    -- CPF, the figures are known without the lookups (each velocity rule counts this onboarding
+    -- alone, nothing is linked, nothing listed), at the cost of three index probes.
+    IF p_keys IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM unnest(p_keys, p_hashes) AS m(key, hash)
+                         JOIN onboarding_links o ON o.key = m.key AND o.hash = m.hash)
+       AND NOT EXISTS (SELECT 1 FROM unnest(p_lists) AS q(name)
+                         JOIN lists l ON l.name = q.name
+                         JOIN unnest(p_keys, p_hashes) AS m(key, hash) ON m.key = l.key
+                         JOIN list_entries e ON e.list_name = l.name AND e.hash = m.hash)
+       AND NOT EXISTS (SELECT 1 FROM unnest(p_keys, p_hashes) AS m(key, hash)
+                         JOIN received_fraud_indications r ON r.cpf_hash = m.hash
+                        WHERE m.key = 'cpf' AND cardinality(p_shared_windows) > 0)
+    THEN
+        RETURN jsonb_build_object(
+            'as_of', COALESCE(p_as_of, clock_timestamp()),
+            'lists', COALESCE((
+                SELECT jsonb_agg(jsonb_build_object('list', q.name, 'key', l.key, 'hit', NULL)
+                                 ORDER BY q.i)
+                  FROM unnest(p_lists) WITH ORDINALITY AS q(name, i)
+                  LEFT JOIN lists l ON l.name = q.name), '[]'::jsonb),
+            'velocity', COALESCE((
+                SELECT jsonb_agg(jsonb_build_object(
+                           'key', q.key, 'distinct', q.distinct_key, 'window_secs', q.window_secs,
+                           'count', CASE WHEN q.key = ANY (p_keys)
+                                         THEN CASE WHEN q.distinct_key IS NULL
+                                                     OR q.distinct_key = ANY (p_keys)
+                                                   THEN 1 ELSE 0 END END)
+                                 ORDER BY q.i)
+                  FROM unnest(p_velocity_keys, p_velocity_distinct, p_velocity_windows)
+                       WITH ORDINALITY AS q(key, distinct_key, window_secs, i)), '[]'::jsonb),
+            'linked', COALESCE((
+                SELECT jsonb_agg(jsonb_build_object(
+                           'keys', to_jsonb(string_to_array(q.keys, ',')),
+                           'window_secs', q.window_secs, 'onboardings', '[]'::jsonb)
+                                 ORDER BY q.i)
+                  FROM unnest(p_linked_keys, p_linked_windows) WITH ORDINALITY
+                       AS q(keys, window_secs, i)), '[]'::jsonb),
+            'shared', COALESCE((
+                SELECT jsonb_agg(jsonb_build_object('window_secs', q.window_secs,
+                                                    'indications', '[]'::jsonb) ORDER BY q.i)
+                  FROM unnest(p_shared_windows) WITH ORDINALITY AS q(window_secs, i)), '[]'::jsonb));
+    END IF;
     RETURN (WITH me AS (
                  SELECT key, hash, seq, created_at FROM onboarding_links
                   WHERE onboarding_id = p_onboarding AND p_keys IS NULL

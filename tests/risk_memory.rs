@@ -583,3 +583,110 @@ async fn figures_respect_window_edges_order_distinct_values_and_entry_lifetimes(
         .unwrap()));
     app.stop().await;
 }
+
+/// The questions an onboarding's stored figures answered, read back from them.
+fn questions_of(memory: &Value) -> veredito::policy::memory::Questions {
+    use veredito::domain::LinkKey;
+    let key = |v: &Value| v.as_str().and_then(LinkKey::parse);
+    let secs = |v: &Value| v["window_secs"].as_u64().unwrap();
+    veredito::policy::memory::Questions {
+        lists: memory["lists"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["list"].as_str().unwrap().to_owned())
+            .collect(),
+        velocity: memory["velocity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| (key(&v["key"]).unwrap(), key(&v["distinct"]), secs(v)))
+            .collect(),
+        linked: memory["linked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let keys = l["keys"].as_array().unwrap().iter();
+                (keys.map(|k| key(k).unwrap()).collect(), secs(l))
+            })
+            .collect(),
+        shared: memory["shared"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(secs)
+            .collect(),
+    }
+}
+
+/// A person who shares nothing with anyone stored before gets the figures from the shortcut
+/// of the statement that stores the onboarding; the full lookups over the stored rows (what
+/// replay runs) must give the same, also when a value is missing (no e-mail: its rule counts
+/// nothing) and once a later onboarding shares the device (it goes through the full lookups at
+/// once, and so does the replay of the first).
+#[tokio::test]
+async fn the_shortcut_for_a_person_sharing_nothing_gives_the_full_lookups_figures() {
+    use veredito::store::links::figures_as_of;
+
+    let velocity = json!([
+        {"code": "velocity.device_cpfs", "key": "device_id", "distinct": "cpf", "window": "30d", "max": 3, "outcome": "review"},
+        {"code": "velocity.cpf_attempts", "key": "cpf", "window": "24h", "max": 5, "outcome": "review"},
+        {"code": "velocity.email_phones", "key": "email", "distinct": "phone", "window": "7d", "max": 2, "outcome": "review"},
+        {"code": "velocity.device_emails", "key": "device_id", "distinct": "email", "window": "7d", "max": 2, "outcome": "review"}
+    ]);
+    let linked =
+        json!({"keys": ["device_id", "phone", "email"], "window": "180d", "outcome": "review"});
+    let app = spawn(&rules(json!([]), velocity, linked)).await;
+
+    let mut alone = person(
+        &cpf_from(41),
+        "shortcut-device",
+        "11974740041",
+        "x@example.com",
+    );
+    alone["person"].as_object_mut().unwrap().remove("email");
+    let later = person(
+        &cpf_from(42),
+        "shortcut-device",
+        "11974740042",
+        "y@example.com",
+    );
+    let mut ids = Vec::new();
+    for body in [alone, later] {
+        let view = decided(&app, &body).await;
+        ids.push(uuid::Uuid::parse_str(view["id"].as_str().unwrap()).unwrap());
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let stored: Value = sqlx::query_scalar("SELECT memory FROM onboardings WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        let as_of: chrono::DateTime<Utc> = stored["as_of"].as_str().unwrap().parse().unwrap();
+        let replayed = figures_as_of(&app.db, *id, as_of, &questions_of(&stored))
+            .await
+            .unwrap();
+        let replayed = serde_json::to_value(&replayed).unwrap();
+        let kept: veredito::domain::evidence::MemoryEvidence =
+            serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&kept).unwrap(),
+            replayed,
+            "onboarding {n}: as stored {stored}"
+        );
+        let counts: Vec<Value> = stored["velocity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["count"].clone())
+            .collect();
+        let expected = if n == 0 {
+            // Itself alone on the device and the CPF; no e-mail, so neither e-mail rule counts.
+            vec![json!(1), json!(1), Value::Null, json!(0)]
+        } else {
+            vec![json!(2), json!(1), json!(1), json!(1)]
+        };
+        assert_eq!(counts, expected, "onboarding {n}: {stored}");
+    }
+}
