@@ -640,11 +640,11 @@ pub struct Sources {
 
 /// The sandbox's published values, compiled in so that a production start can recognise them
 /// even where the file is absent (the image does not carry it).
-const SANDBOX_FILE: &str = include_str!("../config/sandbox.toml");
+const SANDBOX_FILE: &str = include_str!("../../config/sandbox.toml");
 /// The public half of the sandbox's unico key pair. The private half stays out of the binary;
 /// the public one is enough to recognise it.
 const SANDBOX_UNICO_PUBLIC_KEY: &str =
-    include_str!("../config/sandbox/unico-service-account.pub.pem");
+    include_str!("../../config/sandbox/unico-service-account.pub.pem");
 
 /// Whether `pem` holds the sandbox's unico private key, in whatever encoding: PKCS#8 or PKCS#1,
 /// LF or CRLF, any line width. The key is read by the parser the unico client signs with
@@ -1287,8 +1287,8 @@ key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
         }
         // Another key, in either encoding, is not the published one.
         for other in [
-            include_str!("providers/unico/testdata/private_key.pem"),
-            include_str!("providers/unico/testdata/private_key_pkcs1.pem"),
+            include_str!("../providers/unico/testdata/private_key.pem"),
+            include_str!("../providers/unico/testdata/private_key_pkcs1.pem"),
         ] {
             load(
                 &[("VEREDITO__UNICO__PRIVATE_KEY_PEM", &crlf(other))],
