@@ -214,6 +214,22 @@ fn configuration_errors_name_the_key() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(key), "{variable}={value}: {stderr}");
     }
+    // Three bad values at once: one start names all three.
+    let mut command = veredito_command();
+    command.args(["migrate"]);
+    let checked = cases
+        .iter()
+        .filter(|(variable, ..)| *variable != "VEREDITO__POLICY__DEFAULT_WAIT");
+    for (variable, value, _) in checked.clone() {
+        command.env(variable, value);
+    }
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("3 configuration mistakes"), "{stderr}");
+    for (_, _, key) in checked {
+        assert!(stderr.contains(key), "{key}: {stderr}");
+    }
     let output = veredito_command()
         .args(["serve", "--config", "no/such/file.toml"])
         .output()
