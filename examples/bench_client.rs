@@ -7,8 +7,8 @@
 //!     bench_client BASE_URL soak FROM COUNT CONCURRENCY
 //!
 //! `sync`: new people onboarded with a CPF the sandbox decides from CreateProcess (approved, with
-//! the QI Tech registration), `Prefer: wait=10`. `async`: a CPF the sandbox finishes later and
-//! announces by webhook, `Prefer: wait=30`. `search`: `GET /v1/decisions` first pages under the
+//! the QI Tech registration), `Prefer: wait=10`. `async`: new people whose CPF the sandbox finishes later and
+//! announces by webhook (the benchmark's sandbox runs with `sandbox.unlisted_cpf_scenario = 8`), `Prefer: wait=30`. `search`: `GET /v1/decisions` first pages under the
 //! documented filters. `waiting`: COUNT asynchronous onboardings sent at once, each holding its
 //! connection for up to WAIT_SECONDS. `soak`: onboardings FROM..FROM+COUNT, half decided from
 //! CreateProcess and half by webhook, `Prefer: respond-async`, each with a key and body fixed by
@@ -135,7 +135,7 @@ async fn one(
             .bearer_auth(ONBOARDING_KEY)
             .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
             .header("Prefer", "wait=30")
-            .json(&body("900.000.008-41", n)),
+            .json(&body(&random_cpf(), n)),
         "search" => {
             const FILTERS: [&str; 6] = [
                 "",
@@ -274,7 +274,7 @@ async fn main() {
                         .bearer_auth(ONBOARDING_KEY)
                         .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
                         .header("Prefer", format!("wait={second}"))
-                        .json(&body("900.000.008-41", n))
+                        .json(&body(&random_cpf(), n))
                         .send()
                         .await
                         .map(|r| r.status().to_string())

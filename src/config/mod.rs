@@ -480,6 +480,15 @@ pub struct SandboxSettings {
     /// `fraud_sharing.url` is unset.
     #[serde(default = "default_true")]
     pub fraud_sharing: bool,
+    /// The scenario (by its number in the README's table) that a valid CPF outside the table
+    /// plays: 1, approved at once, unless set. The benchmark sets 8 (approved later, announced
+    /// by webhook), so that each of its asynchronous onboardings can be a new person.
+    #[serde(default = "default_unlisted_cpf_scenario")]
+    pub unlisted_cpf_scenario: u8,
+}
+
+fn default_unlisted_cpf_scenario() -> u8 {
+    1
 }
 
 fn default_fault_stall() -> Duration {

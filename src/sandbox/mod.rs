@@ -18,7 +18,7 @@ use axum::Router;
 
 pub use fraud_sharing::{EVENTS as FRAUD_SHARING_EVENTS, FraudSharingConfig};
 pub use qitech::{DEVICE_IDS, VALIDATION_ACCOUNTS};
-pub use scenarios::{Behaviour, Outcome, SCENARIOS, Scenario};
+pub use scenarios::{Behaviour, Outcome, SCENARIOS, Scenario, by_number};
 pub use zro::ENROLLMENT_IDS;
 
 /// How the sandbox is set up. Paths: unico's token endpoint is served under
@@ -43,6 +43,8 @@ pub struct SandboxConfig {
     pub webhook_delay: Duration,
     /// Injected faults (soak runs); none by default.
     pub faults: faults::Faults,
+    /// The scenario a valid CPF outside the table plays (`sandbox.unlisted_cpf_scenario`).
+    pub unlisted: &'static Scenario,
 }
 
 /// The sandbox's routes, to be merged into the service's router (paths start with `/sandbox/`).

@@ -317,12 +317,10 @@ pub const SCENARIOS: &[Scenario] = &[
     )),
 ];
 
-/// The scenario for a `subject.code`; any other valid CPF gets the plain happy path.
-pub fn for_code(code: &str) -> &'static Scenario {
-    SCENARIOS
-        .iter()
-        .find(|s| s.digits() == code)
-        .unwrap_or(&SCENARIOS[0])
+/// The scenario of the table for a `subject.code`; None for any other CPF (which plays
+/// `SandboxConfig::unlisted`, the plain happy path unless configured).
+pub fn for_code(code: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.digits() == code)
 }
 
 pub fn by_number(number: u8) -> Option<&'static Scenario> {

@@ -35,6 +35,7 @@ fn config(webhook_url: &str, processing: Duration, webhook: Duration) -> Sandbox
         processing_delay: processing,
         webhook_delay: webhook,
         faults: Default::default(),
+        unlisted: &SCENARIOS[0],
     }
 }
 
@@ -624,6 +625,34 @@ async fn every_async_scenario_answers_status_1_then_its_result() {
     }
 }
 
+/// `sandbox.unlisted_cpf_scenario`: a valid CPF outside the table plays the scenario named
+/// (8 here: approved later), while the table's own CPFs keep theirs.
+#[tokio::test]
+async fn an_unlisted_cpf_plays_the_configured_scenario() {
+    let delay = Duration::from_millis(200);
+    let mut configured = config("", delay, Duration::ZERO);
+    configured.unlisted = scenarios::by_number(8).unwrap();
+    let sandbox = Sandbox::start(configured).await;
+    let token = sandbox.token().await;
+    let (status, created) = sandbox.create(&token, process("52998224725")).await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        without_id(created),
+        json!({"status": 1, "unicoId": {"result": "yes"}}),
+        "at creation, as scenario 8"
+    );
+    tokio::time::sleep(delay + Duration::from_millis(50)).await;
+    let (_, finished) = sandbox.get(&token, &id).await;
+    assert_eq!(
+        without_id(finished),
+        json!({"status": 3, "unicoId": {"result": "yes"}, "identityFraudsters": {"result": "inconclusive"}})
+    );
+    // A CPF of the table is unchanged: scenario 2 answers at once.
+    let (_, listed) = sandbox.create(&token, process(&digits(SCENARIOS[1].cpf))).await;
+    assert_ne!(listed["status"], json!(1), "{listed}");
+}
+
 #[tokio::test]
 async fn process_ids_survive_a_restart_and_are_unique() {
     let cfg = config("", Duration::from_millis(100), Duration::ZERO);
@@ -751,7 +780,7 @@ fn scenario_cpfs_are_valid_distinct_and_numbered_in_order() {
             "{}",
             scenario.cpf
         );
-        assert_eq!(scenarios::for_code(&digits(scenario.cpf)), scenario);
+        assert_eq!(scenarios::for_code(&digits(scenario.cpf)), Some(scenario));
         assert!(!scenario.name.is_empty());
     }
     assert_eq!(SCENARIOS.len(), 25);

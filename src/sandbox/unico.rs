@@ -384,7 +384,7 @@ async fn create_process(
         Ok(subject) => subject,
         Err(refusal) => return refusal.into_response(),
     };
-    let scenario = scenarios::for_code(&code);
+    let scenario = scenarios::for_code(&code).unwrap_or(unico.config.unlisted);
     let outcome = match scenario.at_create() {
         Ok(outcome) => outcome,
         Err(refused) => {
