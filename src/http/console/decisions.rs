@@ -7,13 +7,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use maud::html;
 use serde::Deserialize;
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::config::Scope;
 use crate::domain::Cpf;
-use crate::http::console::explanation::{LINKS_WINDOW_SECS, explained, links_section};
-use crate::http::console::layout::page;
+use crate::http::console::explanation::{Explained, LINKS_WINDOW_SECS, explained, links_section};
+use crate::http::console::layout::{at, day_start, page, shortcuts};
+use crate::policy::Reason;
 use crate::http::console::session::Session;
 use crate::http::decisions::{DecisionItem, Explanation};
 use crate::http::error::ApiError;
@@ -37,6 +37,12 @@ struct DecisionQuery {
     reference: Option<String>,
     #[serde(default)]
     cpf: Option<String>,
+    /// Decided on or after this São Paulo day (YYYY-MM-DD).
+    #[serde(default)]
+    from: Option<String>,
+    /// Decided on or before this São Paulo day.
+    #[serde(default)]
+    to: Option<String>,
 }
 
 async fn decisions(
@@ -53,7 +59,12 @@ async fn decisions(
         outcome: clean(&query.outcome)
             .filter(|o| matches!(o.as_str(), "approved" | "rejected" | "review" | "retry")),
         reason: clean(&query.reason),
-        reference: clean(&query.reference),
+        // A reference is searched by its start: reviewers often hold part of one.
+        reference_prefix: clean(&query.reference),
+        decided_from: clean(&query.from).and_then(|d| day_start(&d)),
+        decided_to: clean(&query.to)
+            .and_then(|d| day_start(&d))
+            .map(|t| t + chrono::Duration::days(1)),
         ..Default::default()
     };
     let mut notice = None;
@@ -71,7 +82,9 @@ async fn decisions(
         let logged = serde_json::json!({
             "outcome": filter.outcome,
             "reason": filter.reason,
-            "reference": filter.reference,
+            "reference_prefix": filter.reference_prefix,
+            "decided_from": filter.decided_from,
+            "decided_to": filter.decided_to,
             "cpf": filter.cpf_hash.as_ref().map(|h| serde_json::json!({ "hmac": hex::encode(h) })),
         });
         audit::record_search(
@@ -87,6 +100,8 @@ async fn decisions(
         .iter()
         .map(|r| DecisionItem::new(&st, r, pii))
         .collect();
+    let onboarding_ids: Vec<uuid::Uuid> = items.iter().map(|d| d.onboarding_id).collect();
+    let cases = crate::store::reviews::of_onboardings(&st.db, &onboarding_ids).await?;
     let body = html! {
         form method="get" action="/console/decisions" {
             label.inline { "Outcome "
@@ -98,26 +113,32 @@ async fn decisions(
                 }
             }
             label.inline { "Reason " input name="reason" value=(query.reason.as_deref().unwrap_or("")); }
-            label.inline { "Reference " input name="reference" value=(query.reference.as_deref().unwrap_or("")); }
+            label.inline { "Reference starts with " input name="reference" value=(query.reference.as_deref().unwrap_or("")); }
+            label.inline { "From " input type="date" name="from" value=(query.from.as_deref().unwrap_or("")); }
+            label.inline { "to " input type="date" name="to" value=(query.to.as_deref().unwrap_or("")); }
             @if pii { label.inline { "CPF " input name="cpf" value=(query.cpf.as_deref().unwrap_or("")); } }
             button type="submit" { "Search" }
         }
         @if let Some(notice) = notice { p.error { (notice) } }
         table id="decisions" {
-            thead { tr { th { "Decided" } th { "Outcome" } th { "By" } th { "Reasons" } th { "CPF" } th { "Reference" } } }
+            thead { tr { th { "Decided" } th { "Outcome" } th { "By" } th { "Reasons" } th { "CPF" } th { "Reference" } th { "Case" } } }
             tbody {
                 @for d in &items {
-                    tr {
-                        td { a.decision href={ "/console/decisions/" (d.id) } { (d.decided_at.format("%Y-%m-%d %H:%M:%S UTC")) } }
+                    tr data-href={ "/console/decisions/" (d.id) } {
+                        td { a.decision href={ "/console/decisions/" (d.id) } { (at(&d.decided_at)) } }
                         td { (d.outcome) }
                         td { (d.decided_by) @if let Some(r) = &d.reviewer { " (" (r) ")" } }
-                        td { @for r in d.reasons.as_array().into_iter().flatten() { (r["code"].as_str().unwrap_or("")) " " } }
-                        td { (d.cpf.as_deref().unwrap_or("erased")) }
+                        td { (serde_json::from_value::<Vec<Reason>>(d.reasons.clone()).unwrap_or_default().iter().map(|r| r.code.as_str()).collect::<Vec<_>>().join(", ")) }
+                        td.cpf { (d.cpf.as_deref().unwrap_or("erased")) }
                         td { (d.reference.as_deref().unwrap_or("")) }
+                        td { @if let Some(case) = cases.iter().rev().find(|c| c.onboarding_id == d.onboarding_id) {
+                            a.case href={ "/console/reviews/" (case.id) } { "Case" }
+                        } }
                     }
                 }
             }
         }
+        (shortcuts())
     };
     Ok(page("Decisions", Some(&session), body).into_response())
 }
@@ -145,31 +166,25 @@ async fn decision_page(
         .ok_or(ApiError::NotFound("decision"))?;
     let onboarding_id = row.onboarding_id;
     let pii = session.caller.has(Scope::PiiRead);
-    let explanation =
-        serde_json::to_value(Explanation::load(&st, row, pii).await?).unwrap_or(Value::Null);
+    let e = Explained::of(&Explanation::load(&st, row, pii).await?)?;
     let links = crate::onboarding::links::of(&st.flow, onboarding_id, LINKS_WINDOW_SECS)
         .await?
         .ok_or(ApiError::NotFound("onboarding"))?;
-    let codes: Vec<&str> = explanation["reasons"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r["code"].as_str())
-        .collect();
+    let codes: Vec<&str> = e.reasons.iter().map(|r| r.code.as_str()).collect();
     let body = html! {
         div.box id="summary" {
-            p { "Outcome: " strong id="outcome" { (explanation["outcome"].as_str().unwrap_or("")) }
-                " — reasons " span id="reasons" { (codes.join(", ")) } }
-            p { "Decided by " (explanation["decided_by"].as_str().unwrap_or(""))
-                @if let Some(reviewer) = explanation["reviewer"].as_str() { " (" (reviewer) ")" }
-                " on " (explanation["decided_at"].as_str().unwrap_or(""))
-                " under policy " (explanation["policy_version"].as_str().unwrap_or("")) }
-            p { "CPF: " span id="cpf" { (explanation["cpf"].as_str().unwrap_or("erased")) }
-                @if let Some(name) = explanation["name"].as_str() { " · " (name) }
-                @if let Some(reference) = explanation["reference"].as_str() { " · reference " (reference) } }
+            dl.fields {
+                dt { "Outcome" } dd { strong id="outcome" { (e.outcome) } " — " span id="reasons" { (codes.join(", ")) } }
+                dt { "Decided" } dd { (at(&e.decided_at)) " by " (e.decided_by)
+                    @if let Some(reviewer) = &e.reviewer { " (" (reviewer) ")" } }
+                dt { "Policy version" } dd { (e.policy_version) }
+                @if pii { dt { "Name" } dd { (e.name.as_deref().unwrap_or("erased")) } }
+                dt { "CPF" } dd.cpf id="cpf" { (e.cpf.as_deref().unwrap_or("erased")) }
+                dt { "Reference" } dd { (e.reference.as_deref().unwrap_or("—")) }
+            }
         }
         (links_section(&links))
-        (explained(&explanation))
+        (explained(&e))
     };
     Ok(page("Decision", Some(&session), body).into_response())
 }

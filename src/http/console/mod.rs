@@ -24,7 +24,7 @@ use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -39,6 +39,7 @@ use session::Session;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/console", get(home))
+        .route(layout::SCRIPT_PATH, get(script))
         .merge(sign_in::router())
         .merge(queue::router())
         .merge(case::router())
@@ -61,11 +62,12 @@ async fn guard(request: Request, next: Next) -> Response {
             .headers()
             .get("sec-fetch-site")
             .is_some_and(|site| !matches!(site.as_bytes(), b"same-origin" | b"none"));
-    let mut response = if cross_site {
+    let response = if cross_site {
         ApiError::CrossSite.into_response()
     } else {
         next.run(request).await
     };
+    let mut response = as_page(response).await;
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -87,13 +89,73 @@ async fn guard(request: Request, next: Next) -> Response {
     response
 }
 
-/// The pages' one stylesheet is allowed by its hash, so no other inline style or script is.
-/// The console has no script: `connect-src 'self'` lets nothing new happen, and keeps a page
-/// driven from outside (the browser test) able to call the console itself.
+/// A problem+json answer (a bad id, a form of an expired session, a case that does not exist)
+/// as a page a person can read, with a way back; the status stays.
+async fn as_page(response: Response) -> Response {
+    let problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes() == b"application/problem+json");
+    if !problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let problem: Problem = serde_json::from_slice(&bytes).unwrap_or_default();
+    let detail = match parts.status {
+        StatusCode::FORBIDDEN if problem.detail.contains("a form of this console session") => {
+            "This form is from a session that has ended or from another page. Reload the page and \
+             try again."
+                .to_owned()
+        }
+        StatusCode::NOT_FOUND => format!("There is no such {}.", problem.not_found()),
+        _ => problem.detail,
+    };
+    let mut page = layout::error_page(parts.status, &problem.title, &detail);
+    for name in [header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(value) = parts.headers.get(&name) {
+            page.headers_mut().insert(name, value.clone());
+        }
+    }
+    page
+}
+
+/// What the page needs of a problem.
+#[derive(serde::Deserialize, Default)]
+struct Problem {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    detail: String,
+}
+
+impl Problem {
+    /// The thing a 404 names ("review case not found": "review case").
+    fn not_found(&self) -> &str {
+        self.detail
+            .strip_suffix(" not found")
+            .unwrap_or("page")
+    }
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        layout::SCRIPT,
+    )
+        .into_response()
+}
+
+/// The pages' one stylesheet is allowed by its hash, so no other inline style is; the one
+/// script is the console's own file (keyboard shortcuts), so no inline script runs.
+/// `connect-src 'self'` keeps a page driven from outside (the browser test) able to call the
+/// console itself.
 static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
     let digest = crate::crypto::sha256(layout::STYLE.as_bytes());
     format!(
-        "default-src 'none'; style-src 'sha256-{}'; img-src 'self'; connect-src 'self'; \
+        "default-src 'none'; style-src 'sha256-{}'; script-src 'self'; img-src 'self'; connect-src 'self'; \
          form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         base64::engine::general_purpose::STANDARD.encode(digest)
     )

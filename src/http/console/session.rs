@@ -144,3 +144,33 @@ pub(super) fn random_token() -> String {
         .expect("the system's random source works");
     hex::encode(bytes)
 }
+
+/// A message for the next page after an action: what was done, or why not.
+pub(super) enum Flash {
+    Notice(String),
+    Error(String),
+}
+
+impl Session {
+    /// Keeps `flash` for this session's next page (post/redirect/get): the URL holds no message,
+    /// so a reload does not show it again.
+    pub(super) async fn flash(&self, st: &AppState, flash: Flash) -> Result<(), ApiError> {
+        let (kind, text) = match &flash {
+            Flash::Notice(text) => ("notice", text),
+            Flash::Error(text) => ("error", text),
+        };
+        crate::store::flashes::set(&st.db, &self.id_sha256, kind, text).await?;
+        Ok(())
+    }
+
+    /// The message an action kept for this page, gone once read.
+    pub(super) async fn take_flash(&self, st: &AppState) -> Result<Option<Flash>, ApiError> {
+        Ok(
+            match crate::store::flashes::take(&st.db, &self.id_sha256).await? {
+                Some((kind, text)) if kind == "error" => Some(Flash::Error(text)),
+                Some((_, text)) => Some(Flash::Notice(text)),
+                None => None,
+            },
+        )
+    }
+}
