@@ -663,9 +663,10 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
         .await
         .unwrap();
     // ...and 52 people asking for a human review of their approval (LGPD Art. 20), due in 15
-    // days: 53 cases, more than a page of 50.
+    // days: 53 cases, more than a page of 50. The first two are one person (one CPF) who
+    // onboarded twice.
     for n in 0..52u32 {
-        let mut body = onboarding_body(&cpf_from(800 + n));
+        let mut body = onboarding_body(&cpf_from(800 + n.max(1)));
         body["device"]["device_id"] = json!(format!("phone-{n}"));
         body["person"]["phone"] = json!(format!("55119000{:05}", 800 + n));
         body["person"]["email"] = json!(format!("p{n}@example.com"));
@@ -724,6 +725,10 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
         access_records(&app, "sandbox-reviewer", "console /console/reviews").await,
         0
     );
+    let same = browser
+        .eval("document.querySelectorAll('#queue tr.same .same-person').length")
+        .await;
+    assert_eq!(same, 2, "the one person's two open cases are marked");
     browser.screenshot("worklist").await;
     browser.click("#next").await;
     assert_eq!(column(&mut browser, "#queue tbody tr", 2).await.len(), 3);
@@ -864,6 +869,34 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     browser.go(&app.url("/console/reviews?status=resolved")).await;
     let states = column(&mut browser, "#queue tbody tr", 7).await;
     assert!(states.iter().any(|s| s.contains("rejected") && s.contains("-03:00")), "{states:?}");
+
+    // Decisions: a reference found by its start, each row linked to its case, a date filter,
+    // and the export of what the search finds, recorded as the API's exports are.
+    let reference = first["reference"].as_str().unwrap().to_owned();
+    browser
+        .go(&app.url(&format!("/console/decisions?reference={}", &reference[..12])))
+        .await;
+    let refs = column(&mut browser, "#decisions tbody tr", 5).await;
+    assert_eq!(refs.len(), 2, "the automatic decision and the reviewer's: {refs:?}");
+    assert!(refs.iter().all(|r| r == &reference), "{refs:?}");
+    browser.screenshot("decisions-by-reference").await;
+    let csv = browser
+        .eval("fetch(document.querySelector('#export').href).then(r => r.text())")
+        .await;
+    let csv = csv.as_str().unwrap();
+    assert_eq!(csv.lines().count(), 3, "a header and two rows: {csv}");
+    assert!(csv.contains(&reference), "{csv}");
+    assert_eq!(
+        access_records(&app, "sandbox-reviewer", "console /console/decisions/export").await,
+        1
+    );
+    browser.click("#decisions a.case").await;
+    assert_eq!(browser.path().await, format!("/console/reviews/{case_id}"));
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(2)).format("%Y-%m-%d");
+    browser
+        .go(&app.url(&format!("/console/decisions?from={tomorrow}")))
+        .await;
+    assert_eq!(column(&mut browser, "#decisions tbody tr", 5).await.len(), 0);
 
     // A bad id and an expired form answer pages with a way back.
     browser.go(&app.url("/console/reviews/not-a-case")).await;

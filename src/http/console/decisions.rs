@@ -2,7 +2,7 @@
 //! or decision.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use maud::html;
@@ -15,7 +15,7 @@ use crate::http::console::explanation::{Explained, LINKS_WINDOW_SECS, explained,
 use crate::http::console::layout::{at, day_start, page, shortcuts};
 use crate::policy::Reason;
 use crate::http::console::session::Session;
-use crate::http::decisions::{DecisionItem, Explanation};
+use crate::http::decisions::{DecisionItem, ExportFormat, Explanation, export_response};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::store::audit;
@@ -23,6 +23,7 @@ use crate::store::audit;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/console/decisions", get(decisions))
+        .route("/console/decisions/export", get(export))
         .route("/console/decisions/{id}", get(decision_page))
         .route("/console/onboardings/{id}", get(onboarding_page))
 }
@@ -45,15 +46,13 @@ struct DecisionQuery {
     to: Option<String>,
 }
 
-async fn decisions(
-    State(st): State<AppState>,
-    session: Session,
-    Query(query): Query<DecisionQuery>,
-) -> Result<Response, ApiError> {
-    if !session.reads_decisions() {
-        return Ok(session.refused("reviews:write or decisions:read"));
-    }
-    let pii = session.caller.has(Scope::PiiRead);
+/// The search the form asks for and how it is recorded (the filters, a CPF only as its keyed
+/// hash), or what is wrong with it.
+fn search_of(
+    st: &AppState,
+    pii: bool,
+    query: &DecisionQuery,
+) -> Result<(audit::DecisionFilter, serde_json::Value), &'static str> {
     let clean = |v: &Option<String>| v.clone().filter(|s| !s.is_empty() && !s.contains('\0'));
     let mut filter = audit::DecisionFilter {
         outcome: clean(&query.outcome)
@@ -67,35 +66,58 @@ async fn decisions(
             .map(|t| t + chrono::Duration::days(1)),
         ..Default::default()
     };
-    let mut notice = None;
     if let Some(cpf) = clean(&query.cpf) {
         match (pii, Cpf::parse(&cpf)) {
             (true, Ok(cpf)) => filter.cpf_hash = Some(st.cipher.cpf_hash(&cpf.digits())),
-            (true, Err(_)) => notice = Some("Not a valid CPF."),
-            (false, _) => notice = Some("Searching by CPF needs the pii:read scope."),
+            (true, Err(_)) => return Err("Not a valid CPF."),
+            (false, _) => return Err("Searching by CPF needs the pii:read scope."),
         }
     }
-    let rows = if notice.is_some() {
-        Vec::new()
-    } else {
-        // Recorded like the API's searches: the filters, a CPF only as its keyed hash.
-        let logged = serde_json::json!({
-            "outcome": filter.outcome,
-            "reason": filter.reason,
-            "reference_prefix": filter.reference_prefix,
-            "decided_from": filter.decided_from,
-            "decided_to": filter.decided_to,
-            "cpf": filter.cpf_hash.as_ref().map(|h| serde_json::json!({ "hmac": hex::encode(h) })),
-        });
-        audit::record_search(
-            &st.db,
-            &session.caller.name,
-            "console /console/decisions",
-            &logged,
-        )
-        .await?;
-        audit::search(&st.reads, &filter, None, 100).await?
+    let logged = serde_json::json!({
+        "outcome": filter.outcome,
+        "reason": filter.reason,
+        "reference_prefix": filter.reference_prefix,
+        "decided_from": filter.decided_from,
+        "decided_to": filter.decided_to,
+        "cpf": filter.cpf_hash.as_ref().map(|h| serde_json::json!({ "hmac": hex::encode(h) })),
+    });
+    Ok((filter, logged))
+}
+
+/// Decisions shown on the page at most (newest first); the export holds all the search finds.
+const SHOWN: i64 = 100;
+
+async fn decisions(
+    State(st): State<AppState>,
+    session: Session,
+    Query(query): Query<DecisionQuery>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    if !session.reads_decisions() {
+        return Ok(session.refused("reviews:write or decisions:read"));
+    }
+    let pii = session.caller.has(Scope::PiiRead);
+    let search = search_of(&st, pii, &query);
+    let notice = search.as_ref().err().copied();
+    let (filter, rows) = match search {
+        Ok((filter, logged)) => {
+            // Recorded like the API's searches.
+            audit::record_search(
+                &st.db,
+                &session.caller.name,
+                "console /console/decisions",
+                &logged,
+            )
+            .await?;
+            let rows = audit::search(&st.reads, &filter, None, SHOWN).await?;
+            (filter, rows)
+        }
+        Err(_) => (audit::DecisionFilter::default(), Vec::new()),
     };
+    let export = format!(
+        "/console/decisions/export?{}",
+        raw.as_deref().unwrap_or("")
+    );
     let items: Vec<DecisionItem> = rows
         .iter()
         .map(|r| DecisionItem::new(&st, r, pii))
@@ -138,9 +160,35 @@ async fn decisions(
                 }
             }
         }
+        @if items.len() as i64 == SHOWN {
+            p.muted { "The newest " (SHOWN) " are shown; the export holds every decision the search finds." }
+        }
+        p { a id="export" href=(export) { "Export as CSV" } " (recorded as an export)" }
         (shortcuts())
     };
     Ok(page("Decisions", Some(&session), body).into_response())
+}
+
+/// What the search finds, as CSV, recorded as the API's exports are.
+async fn export(
+    State(st): State<AppState>,
+    session: Session,
+    Query(query): Query<DecisionQuery>,
+) -> Result<Response, ApiError> {
+    if !session.reads_decisions() {
+        return Ok(session.refused("reviews:write or decisions:read"));
+    }
+    let pii = session.caller.has(Scope::PiiRead);
+    let (filter, logged) = search_of(&st, pii, &query)
+        .map_err(|wrong| ApiError::validation("cpf", wrong))?;
+    audit::record_search(
+        &st.db,
+        &session.caller.name,
+        "console /console/decisions/export",
+        &logged,
+    )
+    .await?;
+    Ok(export_response(st, filter, ExportFormat::Csv, pii))
 }
 
 /// One decision as the API explains it, with the onboardings linked to its onboarding.
