@@ -296,7 +296,7 @@ async fn the_risk_team_keeps_a_list_in_the_browser_and_a_case_shows_who_shares_i
         .go(&app.url(&format!("/console/reviews/{case_id}")))
         .await;
     let links = browser.text("#links").await;
-    assert!(links.contains("Same device_id: 2"), "{links}");
+    assert!(links.contains("Same device: 2"), "{links}");
     let rows = "table[data-key=device_id] tr.linked";
     assert_eq!(
         column(&mut browser, rows, 3).await,
@@ -333,7 +333,7 @@ async fn the_risk_team_keeps_a_list_in_the_browser_and_a_case_shows_who_shares_i
         )
     );
     let back = browser.text("#links").await;
-    assert!(back.contains("Same device_id: 2"), "{back}");
+    assert!(back.contains("Same device: 2"), "{back}");
     assert!(back.contains("review"), "{back}");
     browser.screenshot("decision-links").await;
     drop(browser);
@@ -719,7 +719,7 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     let cpfs = column(&mut browser, "#queue tbody tr", 2).await;
     assert_eq!(cpfs.len(), 50);
     assert!(cpfs.iter().all(|c| c.starts_with("***.")), "{cpfs:?}");
-    assert!(column(&mut browser, "#queue tbody tr", 5).await[1].contains("Art. 20 request"));
+    assert!(column(&mut browser, "#queue tbody tr", 4).await[1].contains("Art. 20 request"));
     // The reviewer's page shows no whole CPF: no access record.
     assert_eq!(
         access_records(&app, "sandbox-reviewer", "console /console/reviews").await,
@@ -753,7 +753,7 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     browser.click("a.case").await;
     assert_eq!(browser.path().await, format!("/console/reviews/{case_id}"));
     let links = browser.text("#links").await;
-    assert!(links.contains("Same device_id"), "{links}");
+    assert!(links.contains("Same device: 1"), "{links}");
     assert!(
         browser
             .eval(&format!(
@@ -867,7 +867,7 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
 
     // Resolved cases show their outcome and when.
     browser.go(&app.url("/console/reviews?status=resolved")).await;
-    let states = column(&mut browser, "#queue tbody tr", 7).await;
+    let states = column(&mut browser, "#queue tbody tr", 6).await;
     assert!(states.iter().any(|s| s.contains("rejected") && s.contains("-03:00")), "{states:?}");
 
     // Decisions: a reference found by its start, each row linked to its case, a date filter,

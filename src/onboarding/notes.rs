@@ -14,13 +14,15 @@ use crate::store::reviews;
 pub const TEXT_MAX: usize = 2000;
 
 /// A note as reviewers read it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ReviewNote)]
 pub struct NoteView {
     pub id: Uuid,
     /// internal, or answer (to the person).
     pub kind: String,
     pub author: String,
-    /// Null once erased with the onboarding's personal data.
+    /// Null once erased with the onboarding's personal data, and for callers without
+    /// reviews:write or pii:read.
     pub text: Option<String>,
     pub created_at: DateTime<Utc>,
 }

@@ -152,7 +152,7 @@ async fn decisions(
                         td { (d.decided_by) @if let Some(r) = &d.reviewer { " (" (r) ")" } }
                         td { (serde_json::from_value::<Vec<Reason>>(d.reasons.clone()).unwrap_or_default().iter().map(|r| r.code.as_str()).collect::<Vec<_>>().join(", ")) }
                         td.cpf { (d.cpf.as_deref().unwrap_or("erased")) }
-                        td { (d.reference.as_deref().unwrap_or("")) }
+                        td.ref title=(d.reference.as_deref().unwrap_or("")) { (d.reference.as_deref().unwrap_or("")) }
                         td { @if let Some(case) = cases.iter().rev().find(|c| c.onboarding_id == d.onboarding_id) {
                             a.case href={ "/console/reviews/" (case.id) } { "Case" }
                         } }

@@ -9,7 +9,8 @@ use serde_json::Value;
 use crate::domain::evidence::{
     BiometricEvidence, BiometricResult, DeviceEvidence, DeviceRegistration, Evidence, RiskSignals,
 };
-use crate::http::console::layout::at;
+use crate::domain::LinkKey;
+use crate::http::console::layout::{at, at_text};
 use crate::http::decisions::Explanation;
 use crate::http::error::ApiError;
 use crate::onboarding::links::Links;
@@ -74,7 +75,7 @@ pub(super) fn links_section(links: &Links) -> Markup {
                 p.muted { "No other onboarding shares its CPF, device, phone or e-mail." }
             }
             @for of_key in links.items.iter().filter(|k| k.count > 0) {
-                h3 { "Same " (of_key.key.as_str()) ": " span.count { (of_key.count) } }
+                h3 { "Same " (key_label(of_key.key)) ": " span.count { (of_key.count) } }
                 @if of_key.count > of_key.onboardings.len() as i64 {
                     p.muted { "The newest " (of_key.onboardings.len()) " are shown." }
                 }
@@ -89,7 +90,7 @@ pub(super) fn links_section(links: &Links) -> Markup {
                                 td.outcome { (linked.outcome.as_deref().unwrap_or("—")) }
                                 td { (linked.decided_by.as_deref().unwrap_or("—")) }
                                 td { (linked.reasons.join(", ")) }
-                                td { (linked.reference.as_deref().unwrap_or("")) }
+                                td.ref title=(linked.reference.as_deref().unwrap_or("")) { (linked.reference.as_deref().unwrap_or("")) }
                                 td { a.open href={ "/console/onboardings/" (linked.id) } { "Open" } }
                             }
                         }
@@ -97,6 +98,15 @@ pub(super) fn links_section(links: &Links) -> Markup {
                 }
             }
         }
+    }
+}
+
+fn key_label(key: LinkKey) -> &'static str {
+    match key {
+        LinkKey::Cpf => "CPF",
+        LinkKey::DeviceId => "device",
+        LinkKey::Phone => "phone",
+        LinkKey::Email => "e-mail",
     }
 }
 
@@ -267,7 +277,11 @@ fn scalar(value: &Value) -> String {
         Value::Null => "—".to_owned(),
         Value::Bool(true) => "yes".to_owned(),
         Value::Bool(false) => "no".to_owned(),
-        Value::String(s) => s.clone(),
+        // A moment in a detail reads as the page's other times do.
+        Value::String(s) => match DateTime::parse_from_rfc3339(s) {
+            Ok(t) => at_text(&t.with_timezone(&Utc)),
+            Err(_) => s.clone(),
+        },
         other => other.to_string(),
     }
 }

@@ -19,7 +19,14 @@ const SAO_PAULO: FixedOffset = match FixedOffset::west_opt(3 * 3600) {
 
 /// A moment as the console shows it: São Paulo's time with its offset, never wrapped.
 pub(super) fn at(t: &DateTime<Utc>) -> Markup {
-    html! { time.at datetime=(t.to_rfc3339()) { (t.with_timezone(&SAO_PAULO).format("%Y-%m-%d %H:%M:%S %:z")) } }
+    html! { time.at datetime=(t.to_rfc3339()) { (at_text(t)) } }
+}
+
+/// São Paulo's time of `t` with the offset: `2026-12-07 12:08:44 -03:00`.
+pub(super) fn at_text(t: &DateTime<Utc>) -> String {
+    t.with_timezone(&SAO_PAULO)
+        .format("%Y-%m-%d %H:%M:%S %:z")
+        .to_string()
 }
 
 /// A day as the console shows it (São Paulo's).
@@ -169,14 +176,15 @@ pub(super) const STYLE: &str = "
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
 header{display:flex;gap:1.2em;align-items:center;padding:.6em 1.5em;background:#1d2330;color:#fff}
 header a{color:#cfe0ff;margin-right:1em}header form{margin:0}.who{margin-left:auto}
-main{max-width:1100px;margin:1.5em auto;padding:0 1.5em}
+main{max-width:1280px;margin:1.5em auto;padding:0 1.5em}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:.35em .6em;border-bottom:1px solid #e3e6eb;text-align:left;vertical-align:top}
 .overdue{color:#b00020;font-weight:600}.muted{color:#667}.box{background:#fff;padding:1em;margin:1em 0;border:1px solid #e3e6eb}
 pre{white-space:pre-wrap;word-break:break-all;font-size:13px;margin:0}.fired{font-weight:600}.notice{background:#e8f4ea;padding:.6em 1em}
 .error{background:#fdecee;padding:.6em 1em}form.inline{display:inline}label{display:block;margin:.4em 0}label.inline{display:inline-block;margin-right:1em}
-textarea{width:100%;min-height:5em}.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em}
+textarea{width:100%;min-height:5em;box-sizing:border-box}th{white-space:nowrap}.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em}
 time,.cpf,.nowrap{white-space:nowrap}tr.current{outline:2px solid #3b6fd8}tr.same td:first-child{border-left:4px solid #d88a1c}
 dl.fields{display:grid;grid-template-columns:max-content 1fr;gap:.15em 1em;margin:0}dl.fields dt{color:#667}dl.fields dd{margin:0}
 details summary{cursor:pointer;color:#445}.note{border-left:3px solid #c9d3e3;padding:.2em .8em;margin:.6em 0;background:#fff}
-.answer{border-left-color:#2e8b57}.tag{font-size:12px;background:#e3e6eb;padding:0 .4em;border-radius:3px}
+.answer{border-left-color:#2e8b57}.tag{font-size:12px;background:#e3e6eb;padding:0 .4em;border-radius:3px;white-space:nowrap}
+.ref{max-width:11em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.box h2,.box h3{margin-top:0}
 .counts span{margin-right:1.2em}nav.pages a{margin-right:1em}kbd{border:1px solid #c9ccd3;border-radius:3px;padding:0 .3em;font-size:12px}";

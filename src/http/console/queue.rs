@@ -205,7 +205,7 @@ async fn queue(
             p.muted { "No case matches." }
         } @else {
             table id="queue" {
-                thead { tr { th { "Due" } th { "Age" } th { "CPF" } th { "Name" } th { "Reference" } th { "Opened" } th { "Reasons" } th { "Status" } th { "Held by" } th { "" } } }
+                thead { tr { th { "Due" } th { "Age" } th { "CPF" } @if pii { th { "Name" } } th { "Reference" } th { "Opened" } th { "Reasons" } th { "Status" } th { "Held by" } th { "" } } }
                 tbody {
                     @for case in &cases {
                         @let (cpf, name, reference) = person(case.onboarding_id).unwrap_or((None, None, None));
@@ -214,8 +214,8 @@ async fn queue(
                             td class=[late.then_some("overdue")] { (at(&case.due_at)) }
                             td.nowrap { (age(&case.opened_at)) }
                             td.cpf { (cpf.as_deref().unwrap_or("erased")) }
-                            td { @if pii { (name.as_deref().unwrap_or("—")) } @else { span.muted { "—" } } }
-                            td { (reference.as_deref().unwrap_or("")) }
+                            @if pii { td { (name.as_deref().unwrap_or("—")) } }
+                            td.ref title=(reference.as_deref().unwrap_or("")) { (reference.as_deref().unwrap_or("")) }
                             td.nowrap { (opened_by(&case.opened_by)) }
                             td { (case.reasons.join(", ")) }
                             td {
@@ -223,7 +223,7 @@ async fn queue(
                                 @if let (Some(outcome), Some(resolved_at)) = (&case.resolution_outcome, &case.resolved_at) {
                                     " " strong.outcome { (outcome) } br; (at(resolved_at))
                                 }
-                                @if same.contains(&case.id) { br; span.tag.same-person { "same person, another open case" } }
+                                @if same.contains(&case.id) { br; span.tag.same-person title="Another unresolved case has this CPF" { "same person" } }
                             }
                             td { (case.assignee.as_deref().unwrap_or("—")) }
                             td { a.case href={ "/console/reviews/" (case.id) } { "Open" } }
