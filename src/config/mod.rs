@@ -164,12 +164,20 @@ pub struct ReviewSettings {
     /// How long a case may stay unresolved before it is overdue.
     #[serde(deserialize_with = "duration")]
     pub sla: Duration,
+    /// The same for a case the person opened (LGPD Art. 20), whose answer goes to the person.
+    #[serde(default = "subject_request_sla", deserialize_with = "duration")]
+    pub subject_request_sla: Duration,
+}
+
+fn subject_request_sla() -> Duration {
+    Duration::from_secs(15 * 24 * 3600)
 }
 
 impl Default for ReviewSettings {
     fn default() -> Self {
         ReviewSettings {
             sla: Duration::from_secs(24 * 3600),
+            subject_request_sla: subject_request_sla(),
         }
     }
 }

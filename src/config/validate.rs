@@ -17,6 +17,7 @@ pub(super) fn mistakes(settings: &Settings) -> Vec<Mistake> {
     policy(settings, &mut found);
     let s = settings;
     found.above_zero("review.sla", s.review.sla);
+    found.above_zero("review.subject_request_sla", s.review.subject_request_sla);
     found.at_least_one("jobs.step_max_failures", s.jobs.step_max_failures);
     found.above_zero("jobs.step_retry_initial", s.jobs.step_retry_initial);
     found.require(

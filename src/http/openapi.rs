@@ -43,6 +43,8 @@ use crate::http::{
         reviews::claim,
         reviews::release,
         reviews::resolve,
+        reviews::add_note,
+        reviews::notes,
         callbacks::list,
         callbacks::retry,
         policies::list,

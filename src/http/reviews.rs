@@ -19,6 +19,7 @@ use crate::http::error::{ApiError, FieldError};
 use crate::http::json::{JsonBody, MaybeJson};
 use crate::http::state::AppState;
 use crate::onboarding::cases::CaseView;
+use crate::onboarding::notes::{self, NoteRefusal, NoteView};
 use crate::onboarding::reviews::{self, Requested};
 use crate::policy::Outcome;
 use crate::store::audit;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/reviews/{id}/claim", post(claim))
         .route("/v1/reviews/{id}/release", post(release))
         .route("/v1/reviews/{id}/resolution", post(resolve))
+        .route("/v1/reviews/{id}/notes", get(notes).post(add_note))
 }
 
 const STATEMENT_MAX: usize = 2000;
@@ -294,6 +296,7 @@ async fn claim(
             "another reviewer holds this case".into(),
         )),
         Err(Refusal::ContestedDecisionMaker) => Err(contested()),
+        Err(refusal) => Err(refused(refusal)),
     }
 }
 
@@ -342,6 +345,14 @@ fn refused(refusal: Refusal) -> ApiError {
             ApiError::Forbidden("only the reviewer who claimed the case")
         }
         Refusal::ContestedDecisionMaker => contested(),
+        Refusal::AnswerWithoutRequest => ApiError::Validation(vec![FieldError::new(
+            "answer",
+            "goes only with a case the person opened (opened_by subject_request)",
+        )]),
+        Refusal::AnswerMissing => ApiError::Validation(vec![FieldError::new(
+            "answer",
+            "is required: the person asked for this review",
+        )]),
     }
 }
 
@@ -354,6 +365,11 @@ pub struct ResolutionBody {
     /// this typology and description is made with the decision.
     #[serde(default)]
     fraud: Option<crate::onboarding::fraud::ReviewerFraud>,
+    /// For a case the person opened (`opened_by: subject_request`, LGPD Art. 20) only: the
+    /// answer to the person, 1-2000 chars, kept apart from the note and sent in
+    /// `review.resolved` as `answer`.
+    #[serde(default)]
+    answer: Option<String>,
 }
 
 #[utoipa::path(
@@ -424,11 +440,114 @@ async fn resolve(
             }
         },
     };
+    let answer = match body.value.answer.as_deref() {
+        None => None,
+        Some(text) => {
+            let valid = crate::onboarding::notes::valid_text(text);
+            if valid.is_none() {
+                errors.push(FieldError::new(
+                    "answer",
+                    format!("must have 1 to {NOTE_MAX} characters"),
+                ));
+            }
+            valid
+        }
+    };
     let Some(outcome) = outcome.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
-    match reviews::resolve(&st.flow, id, &caller.name, outcome, note, fraud).await? {
+    match reviews::resolve(&st.flow, id, &caller.name, outcome, note, fraud, answer, false).await? {
         Ok(case) => Ok(Json(view(&st, case, true)).into_response()),
         Err(refusal) => Err(refused(refusal)),
     }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteBody {
+    /// 1-2000 chars; sealed at rest, never sent out of veredito.
+    text: String,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct NoteList {
+    /// Oldest first; the answer to the person (`kind: answer`) among them.
+    items: Vec<NoteView>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/reviews/{id}/notes",
+    tag = "reviews",
+    operation_id = "addReviewNote",
+    params(
+        ("id" = String, Path, description = "The case id (a UUID)"),
+    ),
+    request_body(content = crate::http::reviews::NoteBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Appended to the case's notes", body = NoteView),
+        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 409, description = "The case is resolved", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::Refusals,
+    ),
+    security(("apiKey" = [])),
+)]
+async fn add_note(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<JsonBody<NoteBody>, ApiError>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::ReviewsWrite)?;
+    let body = body?;
+    match notes::add(&st.flow, case_id(&id)?, &caller.name, &body.value.text).await? {
+        Ok(note) => Ok((StatusCode::CREATED, Json(note)).into_response()),
+        Err(NoteRefusal::NotFound) => Err(ApiError::NotFound("review case")),
+        Err(NoteRefusal::Resolved) => Err(ApiError::Conflict(
+            "the case is resolved: its notes are closed".into(),
+        )),
+        Err(NoteRefusal::Text) => Err(ApiError::validation(
+            "text",
+            format!("must have 1 to {NOTE_MAX} characters"),
+        )),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/reviews/{id}/notes",
+    tag = "reviews",
+    operation_id = "listReviewNotes",
+    params(
+        ("id" = String, Path, description = "The case id (a UUID)"),
+    ),
+    responses(
+        (status = 200, description = "The case's notes, oldest first", body = NoteList),
+        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::Refusals,
+    ),
+    security(("apiKey" = [])),
+)]
+async fn notes(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require_any(&[Scope::ReviewsWrite, Scope::DecisionsRead])?;
+    let case = load(&st, &id).await?;
+    // Reviewers' words about a person, read like the person's own: recorded, and the text only
+    // for reviews:write or pii:read.
+    let looked_at = json!({ "case_id": case.id });
+    audit::record_search(&st.db, &caller.name, "GET /v1/reviews/{id}/notes", &looked_at).await?;
+    let mut items = notes::thread(&st.flow, case.id).await?;
+    if !may_read_statement(&caller) {
+        for note in &mut items {
+            note.text = None;
+        }
+    }
+    Ok(Json(NoteList { items }).into_response())
 }
