@@ -1,18 +1,16 @@
 //! `GET /v1/callbacks` (deliveries and their attempts) and `POST /v1/callbacks/{id}/retry` (send
 //! a failed one again).
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
-use chrono::DateTime;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::config::Scope;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, FieldError};
+use crate::http::page::{Keyset, ListQuery, answer, finish};
 use crate::http::state::AppState;
 use crate::store::callbacks;
 
@@ -30,7 +28,7 @@ pub fn router() -> Router<AppState> {
     params(
         ("status" = Option<String>, Query, description = "pending, delivered or failed"),
         ("target" = Option<String>, Query, description = "callbacks (decision events to callbacks.url, the default) or fraud_sharing (fraud indications to fraud_sharing.url)"),
-        ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
     responses(
@@ -44,15 +42,17 @@ pub fn router() -> Router<AppState> {
 async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    RawQuery(query): RawQuery,
+    query: ListQuery<Keyset>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::DecisionsRead)?;
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-            .map_err(|_| ApiError::BadRequest("the query string cannot be read".into()))?;
-    let (mut status, mut limit, mut after, mut errors) = (None, 50i64, None, Vec::new());
+    let ListQuery {
+        page,
+        rest,
+        mut errors,
+    } = query;
+    let mut status = None;
     let mut target = callbacks::TO_CALLBACKS;
-    for (name, value) in pairs {
+    for (name, value) in rest {
         match name.as_str() {
             "status" if matches!(value.as_str(), "pending" | "delivered" | "failed") => {
                 status = Some(value)
@@ -69,49 +69,17 @@ async fn list(
                     "must be callbacks or fraud_sharing",
                 )),
             },
-            "limit" => match value.parse::<i64>() {
-                Ok(n) if (1..=200).contains(&n) => limit = n,
-                _ => errors.push(FieldError::new("limit", "must be a number from 1 to 200")),
-            },
-            "cursor" => match decode(&value) {
-                Some(c) => after = Some(c),
-                None => errors.push(FieldError::new(
-                    "cursor",
-                    "is not a cursor this service gave",
-                )),
-            },
             other => errors.push(FieldError::new(other, "unknown parameter")),
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let mut rows = callbacks::list(&st.db, target, status.as_deref(), after, limit + 1).await?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-                "{}|{}",
-                r.created_at.timestamp_micros(),
-                r.id
-            ))
-        })
-    } else {
-        None
-    };
-    Ok(Json(json!({ "items": rows, "next_cursor": next })).into_response())
-}
-
-fn decode(text: &str) -> Option<(chrono::DateTime<chrono::Utc>, Uuid)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()?;
-    let raw = String::from_utf8(raw).ok()?;
-    let (micros, id) = raw.split_once('|')?;
-    Some((
-        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        Uuid::parse_str(id).ok()?,
-    ))
+    finish(errors)?;
+    let after = page.cursor.map(|k| (k.at, k.id));
+    let mut rows = callbacks::list(&st.db, target, status.as_deref(), after, page.fetch()).await?;
+    let next = page.cut(&mut rows, |r| Keyset {
+        at: r.created_at,
+        id: r.id,
+    });
+    Ok(answer(rows, next).into_response())
 }
 
 #[utoipa::path(

@@ -96,11 +96,8 @@ impl DeviceValidationBody {
     responses(
         (status = 200, description = "Decided", body = crate::onboarding::validation::DeviceValidationView),
         (status = 202, description = "QI Tech has not concluded yet", body = crate::onboarding::validation::DeviceValidationView, headers(("Location" = String, description = "/v1/device-validations/{id}"))),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),

@@ -6,7 +6,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
@@ -16,6 +15,7 @@ use crate::domain::Cpf;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
+use crate::http::page::{self, Keyset, ListQuery, finish};
 use crate::http::state::AppState;
 use crate::onboarding::fraud::{
     self, Alteration, NewIndication, Outcome, ReceivedBatch, Withdrawal,
@@ -58,10 +58,7 @@ fn indication_id(text: &str) -> Result<Uuid, ApiError> {
     request_body(content = NewIndication, content_type = "application/json"),
     responses(
         (status = 201, description = "Made; shared with the sharing system unless confidential", body = ref("#/components/schemas/FraudIndication"), headers(("Location" = String, description = "/v1/fraud-indications/{id}"))),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -98,23 +95,6 @@ fn timestamp(name: &str, value: &str, errors: &mut Vec<FieldError>) -> Option<Da
     }
 }
 
-fn encode(at: DateTime<Utc>, id: Uuid) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{}|{id}", at.timestamp_micros()))
-}
-
-fn decode(text: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()?;
-    let raw = String::from_utf8(raw).ok()?;
-    let (micros, id) = raw.split_once('|')?;
-    Some((
-        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        Uuid::parse_str(id).ok()?,
-    ))
-}
-
 #[utoipa::path(
     get,
     path = "/v1/fraud-indications",
@@ -140,19 +120,21 @@ fn decode(text: &str) -> Option<(DateTime<Utc>, Uuid)> {
 async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    RawQuery(query): RawQuery,
+    query: ListQuery<Keyset>,
 ) -> Result<Response, ApiError> {
     caller.require_any(&[Scope::DecisionsRead, Scope::FraudWrite])?;
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-            .map_err(|_| ApiError::BadRequest("the query string cannot be read".into()))?;
+    let ListQuery {
+        page,
+        rest,
+        mut errors,
+    } = query;
     let mut filter = Filter {
-        limit: 50,
+        limit: page.fetch(),
+        after: page.cursor.map(|k| (k.at, k.id)),
         ..Filter::default()
     };
     let mut cpf = None;
-    let mut errors = Vec::new();
-    for (name, value) in pairs {
+    for (name, value) in rest {
         match name.as_str() {
             "status" if matches!(value.as_str(), "pending" | "registered" | "withdrawn") => {
                 filter.status = Some(value)
@@ -172,23 +154,10 @@ async fn list(
             },
             "from" => filter.from = timestamp("from", &value, &mut errors),
             "to" => filter.to = timestamp("to", &value, &mut errors),
-            "limit" => match value.parse::<i64>() {
-                Ok(n) if (1..=200).contains(&n) => filter.limit = n,
-                _ => errors.push(FieldError::new("limit", "must be a number from 1 to 200")),
-            },
-            "cursor" => match decode(&value) {
-                Some(c) => filter.after = Some(c),
-                None => errors.push(FieldError::new(
-                    "cursor",
-                    "is not a cursor this service gave",
-                )),
-            },
             other => errors.push(FieldError::new(other, "unknown parameter")),
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    finish(errors)?;
     if let Some(cpf) = &cpf {
         // A search for a person: it takes pii:read, and it leaves an access record with the
         // CPF masked.
@@ -202,16 +171,12 @@ async fn list(
         )
         .await?;
     }
-    let limit = filter.limit;
-    filter.limit = limit + 1;
     let mut items = fraud::list(&st.flow, &filter, caller.has(Scope::PiiRead)).await?;
-    let next = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|i| encode(i.identified_at, i.id))
-    } else {
-        None
-    };
-    Ok(Json(json!({ "items": items, "next_cursor": next })).into_response())
+    let next = page.cut(&mut items, |i| Keyset {
+        at: i.identified_at,
+        id: i.id,
+    });
+    Ok(page::answer(items, next).into_response())
 }
 
 #[utoipa::path(
@@ -249,12 +214,9 @@ async fn show(
     request_body(content = Alteration, content_type = "application/json"),
     responses(
         (status = 200, description = "Altered, with a line of history; shared again", body = ref("#/components/schemas/FraudIndication")),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 409, description = "The indication is withdrawn", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -290,12 +252,9 @@ async fn alter(
     request_body(content = Withdrawal, content_type = "application/json"),
     responses(
         (status = 200, description = "Withdrawn, with a line of history; shared again", body = ref("#/components/schemas/FraudIndication")),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 409, description = "Already withdrawn", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),

@@ -14,8 +14,9 @@ use uuid::Uuid;
 
 use crate::config::Scope;
 use crate::http::auth::Caller;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
+use crate::http::page::{Cursor, ListQuery, answer, finish};
 use crate::http::state::AppState;
 use crate::onboarding::lists::{self, NewEntries, NewList, Outcome, Removal};
 
@@ -44,11 +45,8 @@ fn refused<T>(outcome: Outcome<T>, what: &'static str) -> Result<T, ApiError> {
     request_body(content = NewList, content_type = "application/json"),
     responses(
         (status = 201, description = "Created", body = ref("#/components/schemas/List")),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 409, description = "A list of this name exists", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -124,11 +122,8 @@ async fn add(
     request_body(content = Removal, content_type = "application/json"),
     responses(
         (status = 200, description = "Removed; the removal is kept in the value's history", body = ref("#/components/schemas/ListEntryRemoved")),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 404, description = "No such list, or the value is not listed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -145,14 +140,6 @@ async fn remove(
         "listed value",
     )?;
     Ok(Json(json!({ "removed": true })).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EntriesQuery {
-    value: Option<String>,
-    limit: Option<i64>,
-    cursor: Option<String>,
 }
 
 #[utoipa::path(
@@ -178,13 +165,27 @@ async fn entries(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    query: Result<Query<EntriesQuery>, axum::extract::rejection::QueryRejection>,
+    query: ListQuery<i64, 500, 100>,
 ) -> Result<Response, ApiError> {
     caller.require_any(&[Scope::DecisionsRead, Scope::ListsWrite])?;
-    let Query(query) = query.map_err(|_| {
-        ApiError::validation("value", "the parameters are value, or limit and cursor")
-    })?;
-    if let Some(value) = query.value {
+    let ListQuery {
+        page,
+        rest,
+        mut errors,
+    } = query;
+    let mut value = None;
+    for (name, given) in rest {
+        if name == "value" && value.is_none() {
+            value = Some(given);
+        } else {
+            errors.push(FieldError::new(
+                name,
+                "the parameters are value, or limit and cursor",
+            ));
+        }
+    }
+    finish(errors)?;
+    if let Some(value) = value {
         let (lookup, masked, hash) =
             refused(lists::lookup(&st.flow, &name, &value).await?, "list")?;
         // A lookup by value is a search for a person's data: it leaves an access record, with
@@ -198,22 +199,11 @@ async fn entries(
         .await?;
         return Ok(Json(lookup).into_response());
     }
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::validation("limit", "must be from 1 to 500"));
-    }
-    let before = match query.cursor.as_deref() {
-        None => None,
-        Some(text) => Some(
-            text.parse::<i64>()
-                .map_err(|_| ApiError::validation("cursor", "is not a cursor this list gave"))?,
-        ),
-    };
-    let (items, next) = refused(lists::live(&st.flow, &name, before, limit).await?, "list")?;
-    Ok(
-        Json(json!({ "items": items, "next_cursor": next.map(|id| id.to_string()) }))
-            .into_response(),
-    )
+    let (items, next) = refused(
+        lists::live(&st.flow, &name, page.cursor, page.limit).await?,
+        "list",
+    )?;
+    Ok(answer(items, next.map(|id| id.encode())).into_response())
 }
 
 fn hex(bytes: &[u8]) -> String {

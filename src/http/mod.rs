@@ -12,6 +12,7 @@ pub mod json;
 pub mod lists;
 pub mod onboardings;
 pub mod openapi;
+pub mod page;
 pub mod policies;
 pub mod problems;
 pub mod reviews;

@@ -35,11 +35,8 @@ pub fn router() -> Router<AppState> {
     responses(
         (status = 200, description = "Decided within the wait", body = crate::onboarding::view::OnboardingView, headers(("Preference-Applied" = String, description = "The preference honoured: respond-async or wait=N"))),
         (status = 202, description = "Not decided yet: read it at Location", body = crate::onboarding::view::OnboardingView, headers(("Location" = String, description = "/v1/onboardings/{id}"), ("Preference-Applied" = String, description = "The preference honoured"))),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),

@@ -31,11 +31,11 @@ use crate::http::{
         onboardings::show,
         device_validations::create,
         device_validations::show,
-        decisions::list,
-        decisions::export,
-        decisions::replay,
-        decisions::show,
-        decisions::searches,
+        decisions::search::list,
+        decisions::export::export,
+        decisions::replay::replay,
+        decisions::view::show,
+        decisions::search::searches,
         webhooks::receive,
         reviews::request,
         reviews::list,
@@ -171,13 +171,20 @@ mod tests {
     /// Every `.route(...)` of the API files, as (method, path). The console's HTML pages are
     /// for people, not clients, and are left out.
     fn routes_in_code() -> BTreeSet<(String, String)> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
-        let mut routes = BTreeSet::new();
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
+        let mut files = Vec::new();
+        let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
             }
+        }
+        let mut routes = BTreeSet::new();
+        for path in files {
             let text = std::fs::read_to_string(&path).unwrap();
             for line in text.lines() {
                 let Some((_, rest)) = line.split_once(".route(\"") else {

@@ -1,5 +1,6 @@
-//! The refusals every authenticated operation may answer, described once for the OpenAPI
-//! document: 401, 403, 429 and 503, each a problem+json, the last two with `Retry-After`.
+//! The refusals operations share, described once for the OpenAPI document: those of every
+//! authenticated operation (401, 403, 429 and 503, the last two with `Retry-After`), and those of
+//! every operation that reads a JSON body (400, 413, 415 and 422). Each is a problem+json.
 
 use std::collections::BTreeMap;
 
@@ -47,6 +48,26 @@ impl utoipa::IntoResponses for Refusals {
                      running); see Retry-After",
                     true,
                 ),
+            ),
+        ])
+    }
+}
+
+/// Listed in the `responses(...)` of an operation that reads a JSON body.
+pub struct BodyRefusals;
+
+impl utoipa::IntoResponses for BodyRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([
+            ("400".to_owned(), problem("The request is malformed", false)),
+            ("413".to_owned(), problem("The body is over 2 MiB", false)),
+            (
+                "415".to_owned(),
+                problem("The body is not application/json", false),
+            ),
+            (
+                "422".to_owned(),
+                problem("Invalid values, each named by its field", false),
             ),
         ])
     }

@@ -1,13 +1,11 @@
 //! Human review: the person's request (`POST /v1/onboardings/{id}/review-requests`), the queue
 //! (`GET /v1/reviews`), a case with its decision explained, claim, release and resolution.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -17,6 +15,7 @@ use crate::http::auth::Caller;
 use crate::http::decisions::Explanation;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::{JsonBody, MaybeJson};
+use crate::http::page::{Keyset, ListQuery, answer, finish};
 use crate::http::state::AppState;
 use crate::onboarding::cases::CaseView;
 use crate::onboarding::notes::{self, NoteRefusal, NoteView};
@@ -58,12 +57,9 @@ pub struct ReviewRequestBody {
     responses(
         (status = 201, description = "A case was opened", body = ref("#/components/schemas/ReviewCase")),
         (status = 200, description = "The case already open", body = ref("#/components/schemas/ReviewCase")),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -135,17 +131,16 @@ fn may_read_statement(caller: &Caller) -> bool {
 async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    RawQuery(query): RawQuery,
+    query: ListQuery<Keyset>,
 ) -> Result<Response, ApiError> {
     caller.require_any(&[Scope::ReviewsWrite, Scope::DecisionsRead])?;
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-            .map_err(|_| ApiError::BadRequest("the query string cannot be read".into()))?;
+    let ListQuery {
+        page,
+        rest,
+        mut errors,
+    } = query;
     let mut filter = CaseFilter::default();
-    let mut limit = 50i64;
-    let mut cursor = None;
-    let mut errors = Vec::new();
-    for (name, value) in pairs {
+    for (name, value) in rest {
         match name.as_str() {
             "status" if matches!(value.as_str(), "open" | "claimed" | "resolved") => {
                 filter.status = Some(value)
@@ -161,17 +156,6 @@ async fn list(
                 "false" => filter.overdue = false,
                 _ => errors.push(FieldError::new("overdue", "must be true or false")),
             },
-            "limit" => match value.parse::<i64>() {
-                Ok(n) if (1..=200).contains(&n) => limit = n,
-                _ => errors.push(FieldError::new("limit", "must be a number from 1 to 200")),
-            },
-            "cursor" => match decode_cursor(&value) {
-                Some(c) => cursor = Some(c),
-                None => errors.push(FieldError::new(
-                    "cursor",
-                    "is not a cursor this service gave",
-                )),
-            },
             other => errors.push(FieldError::new(other, "unknown parameter")),
         }
     }
@@ -180,9 +164,7 @@ async fn list(
             errors.push(FieldError::new("reason", "is not a reason code"));
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    finish(errors)?;
     // Cases carry the person's statement: every page is recorded, as searches of decisions are.
     let logged = json!({
         "status": filter.status,
@@ -191,33 +173,18 @@ async fn list(
         "overdue": filter.overdue,
     });
     audit::record_search(&st.db, &caller.name, "GET /v1/reviews", &logged).await?;
-    let mut rows = crate::store::reviews::list(&st.db, &filter, cursor, limit + 1).await?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|c| encode_cursor(c.due_at, c.id))
-    } else {
-        None
-    };
+    let cursor = page.cursor.map(|k| CaseCursor {
+        due_at: k.at,
+        id: k.id,
+    });
+    let mut rows = crate::store::reviews::list(&st.db, &filter, cursor, page.fetch()).await?;
+    let next = page.cut(&mut rows, |c| Keyset {
+        at: c.due_at,
+        id: c.id,
+    });
     let statements = may_read_statement(&caller);
     let items: Vec<CaseView> = rows.into_iter().map(|c| view(&st, c, statements)).collect();
-    Ok(Json(json!({ "items": items, "next_cursor": next })).into_response())
-}
-
-fn encode_cursor(due_at: DateTime<Utc>, id: Uuid) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{}|{id}", due_at.timestamp_micros()))
-}
-
-fn decode_cursor(text: &str) -> Option<CaseCursor> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()?;
-    let raw = String::from_utf8(raw).ok()?;
-    let (micros, id) = raw.split_once('|')?;
-    Some(CaseCursor {
-        due_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        id: Uuid::parse_str(id).ok()?,
-    })
+    Ok(answer(items, next).into_response())
 }
 
 #[utoipa::path(
@@ -383,12 +350,9 @@ pub struct ResolutionBody {
     request_body(content = crate::http::reviews::ResolutionBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Resolved; the reviewer's decision is recorded", body = ref("#/components/schemas/ReviewCase")),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),

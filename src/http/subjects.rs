@@ -2,13 +2,11 @@
 //! (`subjects:write`): `POST /v1/subject-requests`, the list, and a request's access report
 //! (`pii:read` too), in JSON or, for `Accept: text/html`, as a printable page in Portuguese.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -19,6 +17,7 @@ use crate::domain::cpf::Cpf;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
+use crate::http::page::{Keyset, ListQuery, answer, finish};
 use crate::http::state::AppState;
 use crate::onboarding::subjects::{self, ErasureAnswer, Kind, NewRequest};
 use crate::store::audit;
@@ -107,10 +106,7 @@ impl RequestView {
     responses(
         (status = 201, description = "Recorded; an erasure is carried out at once and answers what was erased, what is kept and why, and what waits for a decision", body = ref("#/components/schemas/SubjectRequest"),
          headers(("Location" = String, description = "/v1/subject-requests/{id}/report"))),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -216,17 +212,16 @@ async fn create(
 async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    RawQuery(query): RawQuery,
+    query: ListQuery<Keyset>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::SubjectsWrite)?;
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-            .map_err(|_| ApiError::BadRequest("the query string cannot be read".into()))?;
+    let ListQuery {
+        page,
+        rest,
+        mut errors,
+    } = query;
     let mut filter = RequestFilter::default();
-    let mut limit = 50i64;
-    let mut cursor = None;
-    let mut errors = Vec::new();
-    for (name, value) in pairs {
+    for (name, value) in rest {
         match name.as_str() {
             "status" if matches!(value.as_str(), "open" | "answered") => {
                 filter.status = Some(value)
@@ -237,54 +232,27 @@ async fn list(
                 "false" => filter.overdue = false,
                 _ => errors.push(FieldError::new("overdue", "must be true or false")),
             },
-            "limit" => match value.parse::<i64>() {
-                Ok(n) if (1..=200).contains(&n) => limit = n,
-                _ => errors.push(FieldError::new("limit", "must be a number from 1 to 200")),
-            },
-            "cursor" => match decode_cursor(&value) {
-                Some(c) => cursor = Some(c),
-                None => errors.push(FieldError::new(
-                    "cursor",
-                    "is not a cursor this service gave",
-                )),
-            },
             other => errors.push(FieldError::new(other, "unknown parameter")),
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    finish(errors)?;
     let pii = caller.has(Scope::PiiRead);
     if pii {
         // Whole CPFs are shown: an access to personal data, recorded as such.
         let asked = json!({ "status": filter.status, "overdue": filter.overdue });
         audit::record_search(&st.db, &caller.name, "GET /v1/subject-requests", &asked).await?;
     }
-    let mut rows = crate::store::subjects::list(&st.db, &filter, cursor, limit + 1).await?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| encode_cursor(r.received_at, r.id))
-    } else {
-        None
-    };
+    let cursor = page.cursor.map(|k| (k.at, k.id));
+    let mut rows = crate::store::subjects::list(&st.db, &filter, cursor, page.fetch()).await?;
+    let next = page.cut(&mut rows, |r| Keyset {
+        at: r.received_at,
+        id: r.id,
+    });
     let items: Vec<RequestView> = rows
         .into_iter()
         .map(|r| RequestView::of(&st, r, pii, None))
         .collect();
-    Ok(Json(json!({ "items": items, "next_cursor": next })).into_response())
-}
-
-fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.timestamp_micros()))
-}
-
-fn decode_cursor(text: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(text).ok()?).ok()?;
-    let (micros, id) = raw.split_once('|')?;
-    Some((
-        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        Uuid::parse_str(id).ok()?,
-    ))
+    Ok(answer(items, next).into_response())
 }
 
 #[utoipa::path(
