@@ -14,6 +14,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
+pub mod oidc;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
@@ -53,6 +55,8 @@ pub struct Settings {
     pub institution: InstitutionSettings,
     #[serde(default)]
     pub fraud_sharing: FraudSharingSettings,
+    #[serde(default)]
+    pub console: oidc::ConsoleSettings,
 }
 
 /// The institution veredito decides for, as it registers fraud indications.
@@ -897,6 +901,7 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.console.validate()?;
         if let Some(url) = &self.callbacks.url {
             match reqwest::Url::parse(url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => {}

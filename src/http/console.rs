@@ -115,6 +115,8 @@ pub struct Session {
     pub(crate) caller: Caller,
     pub(crate) csrf: String,
     id_sha256: [u8; 32],
+    /// The person's name, for a session opened through the identity provider.
+    person: Option<String>,
 }
 
 pub enum ToSignIn {
@@ -134,7 +136,7 @@ impl IntoResponse for ToSignIn {
 }
 
 /// The value of the cookie `name` the browser sent.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -156,7 +158,14 @@ impl FromRequestParts<AppState> for Session {
             .ok()
             .flatten()
             .ok_or(ToSignIn::SignIn)?;
-        match st.api_keys.session_request(&row.key_name) {
+        // A person's session spends the person's rate, and ends when the console no longer
+        // signs people in; a key's spends the key's, and ends with the key.
+        let rate = match &row.subject {
+            Some(subject) if st.oidc.is_some() => st.api_keys.person_request(subject),
+            Some(_) => Err(ApiError::Unauthorized),
+            None => st.api_keys.session_request(&row.key_name),
+        };
+        match rate {
             Ok(()) => {}
             Err(ApiError::Unauthorized) => return Err(ToSignIn::SignIn),
             Err(refused) => return Err(ToSignIn::Refused(refused)),
@@ -166,6 +175,7 @@ impl FromRequestParts<AppState> for Session {
             caller: Caller::new(&row.key_name, scopes),
             csrf: row.csrf_token,
             id_sha256,
+            person: row.subject.and(row.person_name),
         })
     }
 }
@@ -214,10 +224,19 @@ impl Session {
         home_of(&self.caller)
     }
 
+    /// Who the header names: the person, or the key's name.
+    fn who(&self) -> &str {
+        self.person.as_deref().unwrap_or(&self.caller.name)
+    }
+
     /// A page this session's key may not see: a 403 page saying which scope it takes.
     pub(crate) fn refused(&self, needs: &str) -> Response {
         let body = html! {
-            p.error id="refused" { "This page needs a key with " (needs) "." }
+            @if self.person.is_some() {
+                p.error id="refused" { "Your roles do not allow this: it needs " (needs) "." }
+            } @else {
+                p.error id="refused" { "This page needs a key with " (needs) "." }
+            }
             p { a href=(self.home()) { "Back" } }
         };
         (StatusCode::FORBIDDEN, page("Not allowed", Some(self), body)).into_response()
@@ -226,15 +245,33 @@ impl Session {
 
 /// The first console page `caller` may see.
 fn home_of(caller: &Caller) -> &'static str {
-    if caller.has(Scope::ReviewsWrite) || caller.has(Scope::DecisionsRead) {
+    home_of_scopes(caller.scopes())
+}
+
+/// The first console page a session with `scopes` may see.
+pub(crate) fn home_of_scopes(scopes: &[Scope]) -> &'static str {
+    if scopes.contains(&Scope::ReviewsWrite) || scopes.contains(&Scope::DecisionsRead) {
         "/console/reviews"
-    } else if caller.has(Scope::ListsWrite) {
+    } else if scopes.contains(&Scope::ListsWrite) {
         "/console/lists"
-    } else if caller.has(Scope::FraudWrite) {
+    } else if scopes.contains(&Scope::FraudWrite) {
         "/console/fraud-indications"
     } else {
         "/console/subject-requests"
     }
+}
+
+/// Whether `scopes` open any console page.
+pub(crate) fn opens_console(scopes: &[Scope]) -> bool {
+    [
+        Scope::ReviewsWrite,
+        Scope::DecisionsRead,
+        Scope::ListsWrite,
+        Scope::FraudWrite,
+        Scope::SubjectsWrite,
+    ]
+    .iter()
+    .any(|s| scopes.contains(s))
 }
 
 async fn home(session: Session) -> Redirect {
@@ -269,7 +306,7 @@ pub(crate) fn page(title: &str, session: Option<&Session>, body: Markup) -> Mark
                                 a href="/console/subject-requests" { "Subject requests" }
                             }
                         }
-                        span.who { (session.caller.name.as_ref()) }
+                        span.who id="who" { (session.who()) }
                         form method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(session.csrf);
                             button type="submit" { "Sign out" }
@@ -290,36 +327,50 @@ main{max-width:1100px;margin:1.5em auto;padding:0 1.5em}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:.35em .6em;border-bottom:1px solid #e3e6eb;text-align:left;vertical-align:top}
 .overdue{color:#b00020;font-weight:600}.muted{color:#667}.box{background:#fff;padding:1em;margin:1em 0;border:1px solid #e3e6eb}
 pre{white-space:pre-wrap;word-break:break-all;font-size:13px;margin:0}.fired{font-weight:600}.notice{background:#e8f4ea;padding:.6em 1em}
-.error{background:#fdecee;padding:.6em 1em}form.inline{display:inline}label{display:block;margin:.4em 0}label.inline{display:inline-block;margin-right:1em}
+.error{background:#fdecee;padding:.6em 1em}a.button{display:inline-block;padding:.5em 1em;background:#1d2330;color:#fff;text-decoration:none}form.inline{display:inline}label{display:block;margin:.4em 0}label.inline{display:inline-block;margin-right:1em}
 textarea{width:100%;min-height:5em}.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em}";
 
 /// The cookie that ties a sign-in form to the browser that was shown it.
 const SIGN_IN_COOKIE: &str = "veredito_sign_in";
 const SIGN_IN_LIFETIME: Duration = Duration::from_secs(3600);
 
-async fn sign_in_page(session: Option<Session>) -> Response {
+async fn sign_in_page(State(st): State<AppState>, session: Option<Session>) -> Response {
     if let Some(session) = session {
         return Redirect::to(session.home()).into_response();
     }
-    sign_in_form(StatusCode::OK, None)
+    sign_in_form(&st, StatusCode::OK, None)
+}
+
+/// Whether the sign-in page takes API keys (`console.key_sign_in`).
+fn key_sign_in(st: &AppState) -> bool {
+    st.settings
+        .console
+        .key_sign_in(st.settings.sandbox.enabled)
 }
 
 /// The sign-in form with a new pre-session token, both in the form and in a SameSite=Strict
 /// cookie: a page of another site can post a form here but can neither read the token nor make
 /// the browser send the cookie with it, so it cannot sign the browser in under its own key.
-fn sign_in_form(status: StatusCode, error: Option<&str>) -> Response {
+fn sign_in_form(st: &AppState, status: StatusCode, error: Option<&str>) -> Response {
     let token = random_token();
+    let keys = key_sign_in(st);
     let markup = page(
         "Sign in",
         None,
         html! {
             @if let Some(error) = error { p.error { (error) } }
-            form method="post" action="/console/sign-in" {
-                input type="hidden" name="sign_in_token" value=(token);
-                label { "API key " input type="password" name="api_key" autocomplete="off" required; }
-                button type="submit" { "Sign in" }
+            @if let Some(oidc) = &st.oidc {
+                p { a.button id="oidc" href="/console/oidc/start" { "Sign in with " (oidc.settings().display_name()) } }
             }
-            p.muted { "Reviewers sign in with a key that has reviews:write; auditors with decisions:read; the risk team with lists:write; the compliance team with fraud:write; the data-protection officer with subjects:write." }
+            @if keys {
+                @if st.oidc.is_some() { p.muted { "Or, in the sandbox, with an API key:" } }
+                form method="post" action="/console/sign-in" {
+                    input type="hidden" name="sign_in_token" value=(token);
+                    label { "API key " input type="password" name="api_key" autocomplete="off" required; }
+                    button type="submit" { "Sign in" }
+                }
+                p.muted { "Reviewers sign in with a key that has reviews:write; auditors with decisions:read; the risk team with lists:write; the compliance team with fraud:write; the data-protection officer with subjects:write." }
+            }
         },
     );
     let mut response = (status, markup).into_response();
@@ -350,8 +401,16 @@ async fn sign_in(
         !shown.is_empty() && bool::from(shown.as_bytes().ct_eq(form.sign_in_token.as_bytes()));
     if !same_page {
         return Ok(sign_in_form(
+            &st,
             StatusCode::FORBIDDEN,
             Some("This sign-in form expired or was not shown by this console. Sign in again."),
+        ));
+    }
+    if !key_sign_in(&st) {
+        return Ok(sign_in_form(
+            &st,
+            StatusCode::FORBIDDEN,
+            Some("This console signs people in through the identity provider, not with keys."),
         ));
     }
     let keys = std::sync::Arc::<ApiKeys>::from_ref(&st);
@@ -360,40 +419,15 @@ async fn sign_in(
         Err(ApiError::Unauthorized) => None,
         Err(other) => return Err(other),
     };
-    let opens = [
-        Scope::ReviewsWrite,
-        Scope::DecisionsRead,
-        Scope::ListsWrite,
-        Scope::FraudWrite,
-        Scope::SubjectsWrite,
-    ];
-    let Some(caller) = known.filter(|c| opens.iter().any(|s| c.has(*s))) else {
+    let Some(caller) = known.filter(|c| opens_console(c.scopes())) else {
         return Ok(sign_in_form(
+            &st,
             StatusCode::UNAUTHORIZED,
             Some("That key cannot open the console."),
         ));
     };
-    let id = random_token();
-    let csrf = random_token();
-    let scopes: Vec<String> = caller
-        .scopes()
-        .iter()
-        .map(|s| s.as_str().to_owned())
-        .collect();
-    console::create(
-        &st.db,
-        &crate::crypto::sha256(id.as_bytes()),
-        &caller.name,
-        &scopes,
-        &csrf,
-        SESSION_LIFETIME,
-    )
-    .await?;
     let cookies = [
-        format!(
-            "{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
-            SESSION_LIFETIME.as_secs()
-        ),
+        open_session(&st, &caller.name, caller.scopes(), None).await?,
         format!("{SIGN_IN_COOKIE}=; Path=/console/sign-in; HttpOnly; SameSite=Strict; Max-Age=0"),
     ];
     let mut response = Redirect::to(home_of(&caller)).into_response();
@@ -405,7 +439,34 @@ async fn sign_in(
     Ok(response)
 }
 
-fn random_token() -> String {
+/// Opens a session named `name` with `scopes` (of a key, or of a person's roles) and answers
+/// the cookie that holds it.
+pub(crate) async fn open_session(
+    st: &AppState,
+    name: &str,
+    scopes: &[Scope],
+    person: Option<console::Person<'_>>,
+) -> Result<String, ApiError> {
+    let id = random_token();
+    let csrf = random_token();
+    let scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    console::create(
+        &st.db,
+        &crate::crypto::sha256(id.as_bytes()),
+        name,
+        &scopes,
+        &csrf,
+        SESSION_LIFETIME,
+        person,
+    )
+    .await?;
+    Ok(format!(
+        "{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_LIFETIME.as_secs()
+    ))
+}
+
+pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .expect("the system's random source works");
@@ -753,7 +814,9 @@ async fn act(
     Form(form): Form<ActionForm>,
 ) -> Result<Response, ApiError> {
     session.check(&form.csrf)?;
-    session.caller.require(Scope::ReviewsWrite)?;
+    if !session.caller.has(Scope::ReviewsWrite) {
+        return Ok(session.refused("reviews:write"));
+    }
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("review case"))?;
     let reviewer: &str = &session.caller.name;
     let result = match action.as_str() {

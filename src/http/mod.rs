@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod callbacks;
 pub mod console;
+pub mod console_oidc;
 pub mod console_pages;
 pub mod decisions;
 pub mod device_validations;
@@ -11,6 +12,7 @@ pub mod fraud_indications;
 pub mod health;
 pub mod json;
 pub mod lists;
+pub mod oidc;
 pub mod onboardings;
 pub mod openapi;
 pub mod policies;
@@ -50,7 +52,9 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(reviews::router())
         .merge(callbacks::router())
-        .merge(console::router(console_pages::router()))
+        .merge(console::router(
+            console_pages::router().merge(console_oidc::router()),
+        ))
         .merge(policies::router())
         .merge(lists::router())
         .merge(subjects::router())
