@@ -56,10 +56,12 @@ async fn review_case(app: &TestApp, cpf: &str) -> (String, String) {
 }
 
 /// From the console's sign-in page, through the provider's login and consent pages, as `login`.
-async fn sign_in_at_the_provider(browser: &mut Browser, app: &TestApp, login: &str) {
-    browser.go(&app.url("/console/sign-in")).await;
+async fn sign_in_at_the_provider(browser: &mut Browser, base: &str, login: &str) {
+    browser.go(&format!("{base}/console/sign-in")).await;
     browser.click("#oidc").await;
-    browser.until("document.querySelector('input[name=login]')").await;
+    browser
+        .until("document.querySelector('input[name=login]')")
+        .await;
     browser.screenshot("provider-login").await;
     browser
         .eval(&format!(
@@ -72,6 +74,19 @@ async fn sign_in_at_the_provider(browser: &mut Browser, app: &TestApp, login: &s
         .until("document.querySelector('input[name=prompt][value=consent]')")
         .await;
     browser.click("button[type=submit]").await;
+}
+
+/// The browser's cookie `name` for `url`, with its attributes.
+async fn cookie_of(browser: &mut Browser, url: &str, name: &str) -> Option<Value> {
+    let cookies = browser
+        .call("Network.getCookies", json!({"urls": [url]}))
+        .await;
+    cookies["cookies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
 }
 
 #[tokio::test]
@@ -91,35 +106,25 @@ async fn a_reviewer_signs_in_through_the_identity_provider_and_her_resolution_na
     );
     browser.screenshot("oidc-sign-in").await;
 
-    sign_in_at_the_provider(&mut browser, &app, "ana.souza").await;
+    sign_in_at_the_provider(&mut browser, &app.base, "ana.souza").await;
     browser
         .until("location.pathname === '/console/reviews' && document.querySelector('#who')")
         .await;
     assert_eq!(browser.text("#who").await, "Ana Souza");
-    let cookies = browser
-        .call("Network.getCookies", json!({"urls": [app.url("/console")]}))
-        .await;
-    let session = cookies["cookies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "veredito_console")
+    let session = cookie_of(&mut browser, &app.url("/console"), "veredito_console")
+        .await
         .expect("a session cookie");
     assert_eq!(session["httpOnly"], true);
     assert_eq!(session["sameSite"], "Strict");
-    let left = browser
-        .call(
-            "Network.getCookies",
-            json!({"urls": [app.url("/console/oidc/callback")]}),
+    assert_eq!(
+        cookie_of(
+            &mut browser,
+            &app.url("/console/oidc/callback"),
+            "veredito_oidc"
         )
-        .await;
-    assert!(
-        !left["cookies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["name"] == "veredito_oidc"),
-        "the sign-in's own cookie is gone: {left}"
+        .await,
+        None,
+        "the sign-in's own cookie is gone"
     );
     browser.screenshot("oidc-queue").await;
 
@@ -153,8 +158,7 @@ async fn a_reviewer_signs_in_through_the_identity_provider_and_her_resolution_na
     let (status, case) = app.get(&format!("/v1/reviews/{case_id}"), AUDITOR).await;
     assert_eq!(status, 200);
     assert_eq!(
-        case["resolution"]["reviewer"],
-        "oidc:ana.souza (Ana Souza)",
+        case["resolution"]["reviewer"], "oidc:ana.souza (Ana Souza)",
         "{case}"
     );
     assert_eq!(app.onboarding(&onboarding_id).await["outcome"], "approved");
@@ -187,8 +191,10 @@ async fn a_person_without_the_reviewer_role_cannot_claim_and_one_without_any_rol
     let mut browser = Browser::start().await;
 
     // Carla's account holds no role veredito knows: a page saying so, and no session.
-    sign_in_at_the_provider(&mut browser, &app, "carla.dias").await;
-    browser.until("document.querySelector('#sign-in-failed')").await;
+    sign_in_at_the_provider(&mut browser, &app.base, "carla.dias").await;
+    browser
+        .until("document.querySelector('#sign-in-failed')")
+        .await;
     assert_eq!(browser.path().await, "/console/oidc/callback");
     let refusal = browser.text("#sign-in-failed").await;
     assert!(
@@ -209,9 +215,13 @@ async fn a_person_without_the_reviewer_role_cannot_claim_and_one_without_any_rol
     browser.call("Network.clearBrowserCookies", json!({})).await;
     browser.go(&app.url("/console/sign-in")).await;
     browser.click("#oidc").await;
-    browser.until("document.querySelector('.login-help a')").await;
+    browser
+        .until("document.querySelector('.login-help a')")
+        .await;
     browser.click(".login-help a").await;
-    browser.until("document.querySelector('#sign-in-failed')").await;
+    browser
+        .until("document.querySelector('#sign-in-failed')")
+        .await;
     assert!(
         browser
             .text("#sign-in-failed")
@@ -221,7 +231,7 @@ async fn a_person_without_the_reviewer_role_cannot_claim_and_one_without_any_rol
 
     // Bruno is an auditor: he reads the case, but a claim gets a 403 page and changes nothing.
     browser.call("Network.clearBrowserCookies", json!({})).await;
-    sign_in_at_the_provider(&mut browser, &app, "bruno.lima").await;
+    sign_in_at_the_provider(&mut browser, &app.base, "bruno.lima").await;
     browser
         .until("location.pathname === '/console/reviews' && document.querySelector('#who')")
         .await;
@@ -277,6 +287,15 @@ async fn a_tampered_state_a_replayed_sign_in_and_a_bad_code_get_pages_with_a_way
             .unwrap();
         assert_eq!(response.status(), 303);
         let cookie = set_cookie(&response, "veredito_oidc").expect("the sign-in's cookie");
+        // Lax, so that the browser brings it back on the provider's redirect; HttpOnly.
+        let attributes = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            attributes.contains("HttpOnly") && attributes.contains("SameSite=Lax"),
+            "{attributes}"
+        );
         let location = response.headers()["location"].to_str().unwrap().to_owned();
         let url = reqwest::Url::parse(&location).unwrap();
         let query: std::collections::HashMap<String, String> =
@@ -354,6 +373,10 @@ async fn a_provider_that_is_down_gets_a_page_and_production_takes_no_keys() {
         .await
         .unwrap();
     assert_eq!(response.status(), 502);
+    // The console's guard answers for these pages too.
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    assert!(response.headers().contains_key("content-security-policy"));
     assert!(
         response.headers()["content-type"]
             .to_str()
@@ -366,11 +389,7 @@ async fn a_provider_that_is_down_gets_a_page_and_production_takes_no_keys() {
     assert!(!page.contains("error sending request"), "no cause shown");
 
     // With key sign-in turned off the page offers the provider only, and a key is refused.
-    let sign_in = http
-        .get(app.url("/console/sign-in"))
-        .send()
-        .await
-        .unwrap();
+    let sign_in = http.get(app.url("/console/sign-in")).send().await.unwrap();
     let pre_session = set_cookie(&sign_in, "veredito_sign_in").unwrap();
     let token = pre_session.split_once('=').unwrap().1.to_owned();
     let html = sign_in.text().await.unwrap();
@@ -396,4 +415,96 @@ async fn a_provider_that_is_down_gets_a_page_and_production_takes_no_keys() {
             .unwrap()
             .contains("signs people in through the identity provider")
     );
+}
+
+/// The binary as an operator runs it, the client configured from the environment (the secret
+/// where the README says to put it): a person signs in, a forged answer is refused, and the
+/// debug logs hold neither the client secret, nor a code, a token or a session.
+#[tokio::test]
+async fn the_binary_signs_a_person_in_and_logs_no_secret_code_token_or_session() {
+    let database = format!("veredito_test_{}", uuid::Uuid::new_v4().simple());
+    let _dropped_at_the_end = TestDatabase::adopt(&database);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let redirect = format!("{base}/console/oidc/callback");
+    let provider = IdentityProvider::start(&redirect).await;
+    let child = veredito_command()
+        .arg("serve")
+        .env("VEREDITO__SERVER__ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "VEREDITO__DATABASE__URL",
+            format!("{}/{database}", server_url()),
+        )
+        .env("VEREDITO__TELEMETRY__LOG_FORMAT", "json")
+        .env("VEREDITO__CONSOLE__OIDC__ISSUER", &provider.issuer)
+        .env(
+            "VEREDITO__CONSOLE__OIDC__CLIENT_ID",
+            common::identity_provider::CLIENT_ID,
+        )
+        .env(
+            "VEREDITO__CONSOLE__OIDC__CLIENT_SECRET",
+            common::identity_provider::CLIENT_SECRET,
+        )
+        .env("VEREDITO__CONSOLE__OIDC__REDIRECT_URL", &redirect)
+        .env("VEREDITO__CONSOLE__OIDC__SCOPES", "openid profile roles")
+        .env(
+            "VEREDITO__CONSOLE__OIDC__ROLES__REVIEWER",
+            "veredito-reviewer",
+        )
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    wait_ready(&base).await;
+
+    let mut browser = Browser::start().await;
+    sign_in_at_the_provider(&mut browser, &base, "ana.souza").await;
+    browser
+        .until("location.pathname === '/console/reviews' && document.querySelector('#who')")
+        .await;
+    assert_eq!(browser.text("#who").await, "Ana Souza");
+    let session = cookie_of(&mut browser, &format!("{base}/console"), "veredito_console")
+        .await
+        .expect("a session")["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A forged answer, to have the refusal logged.
+    browser
+        .go(&format!(
+            "{base}/console/oidc/callback?code=forged-code&state=forged"
+        ))
+        .await;
+    assert!(
+        browser
+            .text("#sign-in-failed")
+            .await
+            .contains("Sign in again")
+    );
+    drop(browser);
+
+    let output = terminate(child).await;
+    assert!(output.status.success(), "{:?}", output.status);
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        logs.contains("\"level\":\"DEBUG\"") && logs.contains("console sign-in"),
+        "the sign-in's lines were captured at debug level"
+    );
+    for (what, secret) in [
+        (
+            "the client secret",
+            common::identity_provider::CLIENT_SECRET,
+        ),
+        ("the session", session.as_str()),
+        ("a code", "forged-code"),
+        ("a code parameter", "code="),
+        ("a JWT", "eyJ"),
+    ] {
+        assert!(!logs.contains(secret), "{what} is in the logs");
+    }
 }

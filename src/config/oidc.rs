@@ -20,8 +20,7 @@ pub struct ConsoleSettings {
 
 impl ConsoleSettings {
     pub fn key_sign_in(&self, sandbox: bool) -> bool {
-        self.key_sign_in
-            .unwrap_or(self.oidc.is_none() || sandbox)
+        self.key_sign_in.unwrap_or(self.oidc.is_none() || sandbox)
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -245,10 +244,7 @@ impl OidcSettings {
 
 /// A provider on this machine (a test's, a developer's) may speak plain http.
 fn local(url: &reqwest::Url) -> bool {
-    matches!(
-        url.host_str(),
-        Some("localhost" | "127.0.0.1" | "[::1]")
-    )
+    matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
 }
 
 /// A list of words, or one string of them separated by spaces or commas (as an environment
@@ -377,17 +373,41 @@ mod tests {
     #[test]
     fn bad_settings_are_refused_naming_the_key() {
         let cases = [
-            ("issuer = \"https://login.bank.example/realms/staff\"", "issuer = \"http://login.bank.example\"", "console.oidc.issuer"),
-            ("issuer = \"https://login.bank.example/realms/staff\"", "issuer = \"not a url\"", "console.oidc.issuer"),
-            ("client_id = \"veredito-console\"", "client_id = \" \"", "console.oidc.client_id"),
-            ("client_secret = \"s3cret\"", "client_secret = \"\"", "console.oidc.client_secret"),
+            (
+                "issuer = \"https://login.bank.example/realms/staff\"",
+                "issuer = \"http://login.bank.example\"",
+                "console.oidc.issuer",
+            ),
+            (
+                "issuer = \"https://login.bank.example/realms/staff\"",
+                "issuer = \"not a url\"",
+                "console.oidc.issuer",
+            ),
+            (
+                "client_id = \"veredito-console\"",
+                "client_id = \" \"",
+                "console.oidc.client_id",
+            ),
+            (
+                "client_secret = \"s3cret\"",
+                "client_secret = \"\"",
+                "console.oidc.client_secret",
+            ),
             (
                 "redirect_url = \"https://veredito.bank.example/console/oidc/callback\"",
                 "redirect_url = \"https://veredito.bank.example/callback\"",
                 "console.oidc.redirect_url",
             ),
-            ("[oidc.roles]", "scopes = [\"profile\"]\n[oidc.roles]", "console.oidc.scopes"),
-            ("[oidc.roles]", "roles_claim = \"realm_access.\"\n[oidc.roles]", "console.oidc.roles_claim"),
+            (
+                "[oidc.roles]",
+                "scopes = [\"profile\"]\n[oidc.roles]",
+                "console.oidc.scopes",
+            ),
+            (
+                "[oidc.roles]",
+                "roles_claim = \"realm_access.\"\n[oidc.roles]",
+                "console.oidc.roles_claim",
+            ),
         ];
         for (from, to, key) in cases {
             let toml = GOOD.replace(from, to);
@@ -399,15 +419,21 @@ mod tests {
             .replace("reviewer = [\"analyst\"]", "")
             .replace("auditor = \"audit internal-audit\"", "")
             .replace("pii = [\"pii-reader\"]", "");
-        assert!(settings(&no_roles).unwrap_err().contains("console.oidc.roles"));
+        assert!(
+            settings(&no_roles)
+                .unwrap_err()
+                .contains("console.oidc.roles")
+        );
         assert!(
             settings("key_sign_in = false")
                 .unwrap_err()
                 .contains("console.key_sign_in")
         );
-        assert!(settings(&GOOD.replace("pii =", "admin ="))
-            .unwrap_err()
-            .contains("admin"));
+        assert!(
+            settings(&GOOD.replace("pii =", "admin ="))
+                .unwrap_err()
+                .contains("admin")
+        );
     }
 
     #[test]
@@ -417,10 +443,7 @@ mod tests {
                 "https://login.bank.example/realms/staff",
                 "http://localhost:9000",
             )
-            .replace(
-                "https://veredito.bank.example",
-                "http://127.0.0.1:8080",
-            );
+            .replace("https://veredito.bank.example", "http://127.0.0.1:8080");
         assert!(settings(&toml).is_ok());
     }
 

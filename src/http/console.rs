@@ -343,9 +343,7 @@ async fn sign_in_page(State(st): State<AppState>, session: Option<Session>) -> R
 
 /// Whether the sign-in page takes API keys (`console.key_sign_in`).
 fn key_sign_in(st: &AppState) -> bool {
-    st.settings
-        .console
-        .key_sign_in(st.settings.sandbox.enabled)
+    st.settings.console.key_sign_in(st.settings.sandbox.enabled)
 }
 
 /// The sign-in form with a new pre-session token, both in the form and in a SameSite=Strict

@@ -10,12 +10,12 @@
 
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::Router;
 use maud::html;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -100,6 +100,7 @@ async fn signed_in(
         return Ok(Redirect::to("/console/sign-in").into_response());
     };
     let Some(secret) = cookie(headers, ATTEMPT_COOKIE).filter(|s| !s.is_empty()) else {
+        tracing::info!("console sign-in refused: no sign-in of this browser");
         return Ok(refusal(
             StatusCode::BAD_REQUEST,
             "This sign-in was not started in this browser, or took longer than ten minutes. \
@@ -107,6 +108,7 @@ async fn signed_in(
         ));
     };
     if !store::console::take_sign_in(&st.db, &crate::crypto::sha256(secret.as_bytes())).await? {
+        tracing::info!("console sign-in refused: used already or expired");
         return Ok(refusal(
             StatusCode::BAD_REQUEST,
             "This sign-in was used already or took longer than ten minutes. Sign in again.",
@@ -167,6 +169,10 @@ async fn signed_in(
             ),
         ));
     }
+    tracing::info!(
+        roles = person.roles.len(),
+        "console sign-in through the identity provider"
+    );
     let name = format!("oidc:{} ({})", person.subject, person.name);
     let session = console::open_session(
         st,

@@ -25,7 +25,11 @@ fn folder() -> PathBuf {
 fn install() {
     static INSTALLED: Mutex<bool> = Mutex::new(false);
     let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
-    if *installed || folder().join("node_modules/oidc-provider/package.json").exists() {
+    if *installed
+        || folder()
+            .join("node_modules/oidc-provider/package.json")
+            .exists()
+    {
         *installed = true;
         return;
     }
