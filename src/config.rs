@@ -126,12 +126,20 @@ pub struct ReviewSettings {
     /// How long a case may stay unresolved before it is overdue.
     #[serde(deserialize_with = "duration")]
     pub sla: Duration,
+    /// The same for a case the person opened (LGPD Art. 20), whose answer goes to the person.
+    #[serde(default = "subject_request_sla", deserialize_with = "duration")]
+    pub subject_request_sla: Duration,
+}
+
+fn subject_request_sla() -> Duration {
+    Duration::from_secs(15 * 24 * 3600)
 }
 
 impl Default for ReviewSettings {
     fn default() -> Self {
         ReviewSettings {
             sla: Duration::from_secs(24 * 3600),
+            subject_request_sla: subject_request_sla(),
         }
     }
 }
@@ -942,6 +950,9 @@ impl Settings {
         }
         if self.review.sla.is_zero() {
             return Err(invalid("review.sla", "must be above zero"));
+        }
+        if self.review.subject_request_sla.is_zero() {
+            return Err(invalid("review.subject_request_sla", "must be above zero"));
         }
         if self.server.addr.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(

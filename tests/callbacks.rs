@@ -494,3 +494,111 @@ async fn the_persons_statement_is_sealed_in_the_outbox_and_erased_by_retention()
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_answer_to_the_person_goes_with_review_resolved_sealed_and_erased_by_retention() {
+    let (receiver, url) = Receiver::start(vec![]).await;
+    let app = app_for(&url, &[("retention.pii_days", "1")]).await;
+    let response = app
+        .onboard(&key(), &onboarding_body("900.000.006-80"), Some(10))
+        .await;
+    let view: Value = response.json().await.unwrap();
+    let id = view["id"].as_str().unwrap().to_owned();
+    let (status, case) = app
+        .post_json(
+            &format!("/v1/onboardings/{id}/review-requests"),
+            ONBOARDING_KEY,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{case}");
+    let case_id = case["id"].as_str().unwrap().to_owned();
+    // An Art. 20 request has its own deadline: review.subject_request_sla, 15 days.
+    let opened: chrono::DateTime<chrono::Utc> =
+        case["opened_at"].as_str().unwrap().parse().unwrap();
+    let due: chrono::DateTime<chrono::Utc> = case["due_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!((due - opened).num_days(), 15, "{case}");
+    let (status, _) = app
+        .post_json(
+            &format!("/v1/reviews/{case_id}/claim"),
+            "vrd_sandbox_reviewer",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let answer = "Revimos a decisão: a selfie não corresponde ao documento de Quitéria Albuquerque";
+    let (status, resolved) = app
+        .post_json(
+            &format!("/v1/reviews/{case_id}/resolution"),
+            "vrd_sandbox_reviewer",
+            &json!({"outcome": "rejected", "note": "Conferido.", "answer": answer}),
+        )
+        .await;
+    assert_eq!(status, 200, "{resolved}");
+
+    let seen = receiver
+        .until("review.resolved", |s| {
+            s.iter().any(|d| d.kind == "review.resolved")
+        })
+        .await;
+    let sent = seen.iter().find(|d| d.kind == "review.resolved").unwrap();
+    assert_eq!(sent.body["data"]["answer"], answer, "{}", sent.body);
+    let opened = seen.iter().find(|d| d.kind == "review.opened").unwrap();
+    assert!(
+        opened.body["data"].get("answer").is_none(),
+        "{}",
+        opened.body
+    );
+
+    // Nowhere in the clear at rest; retention erases the sealed copy.
+    let words = ["Quitéria Albuquerque", "a selfie não corresponde"];
+    let clear = |rows: Vec<(String, String)>| {
+        rows.into_iter()
+            .filter(|(_, row)| words.iter().any(|w| row.contains(w)))
+            .map(|(table, _)| table)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(clear(all_rows_as_text(&app.db).await), Vec::<String>::new());
+    decided_days_ago(&app.db, &id, 2).await;
+    assert_eq!(app.retention_pass().await, 1);
+    let sealed: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT ciphertext FROM review_notes WHERE kind = 'answer'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(sealed, None, "erased with the onboarding's personal data");
+
+    // An answer goes only with a case the person opened.
+    let response = app
+        .onboard(&key(), &onboarding_body("900.000.019-02"), Some(10))
+        .await;
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["outcome"], "review", "{view}");
+    let (_, cases) = app
+        .get("/v1/reviews?status=open", "vrd_sandbox_reviewer")
+        .await;
+    let policy_case = cases["items"][0]["id"].as_str().unwrap().to_owned();
+    app.post_json(
+        &format!("/v1/reviews/{policy_case}/claim"),
+        "vrd_sandbox_reviewer",
+        &json!({}),
+    )
+    .await;
+    let (status, refused) = app
+        .post_json(
+            &format!("/v1/reviews/{policy_case}/resolution"),
+            "vrd_sandbox_reviewer",
+            &json!({"outcome": "approved", "note": "Ok.", "answer": "Aprovado."}),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "answer", "{refused}");
+    let (_, still) = app
+        .get(
+            &format!("/v1/reviews/{policy_case}"),
+            "vrd_sandbox_reviewer",
+        )
+        .await;
+    assert_eq!(still["status"], "claimed", "the refusal resolved nothing");
+    app.stop().await;
+}

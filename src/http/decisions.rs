@@ -236,7 +236,23 @@ async fn export(
         Some("csv") => ExportFormat::Csv,
         Some(_) => return Err(ApiError::validation("format", "must be csv or ndjson")),
     };
-    let stream = export_stream(st, params.filter, format, caller.has(PII_READ));
+    Ok(export_response(
+        st,
+        params.filter,
+        format,
+        caller.has(PII_READ),
+    ))
+}
+
+/// The decisions `filter` finds, streamed as a download in `format`; the caller has recorded
+/// the export.
+pub(crate) fn export_response(
+    st: AppState,
+    filter: DecisionFilter,
+    format: ExportFormat,
+    pii: bool,
+) -> Response {
+    let stream = export_stream(st, filter, format, pii);
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -247,7 +263,7 @@ async fn export(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static(format.disposition()),
     );
-    Ok(response)
+    response
 }
 
 #[utoipa::path(
@@ -649,7 +665,7 @@ impl Explanation {
 // ---- export ------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ExportFormat {
+pub(crate) enum ExportFormat {
     Csv,
     Ndjson,
 }

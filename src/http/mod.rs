@@ -3,8 +3,6 @@
 pub mod auth;
 pub mod callbacks;
 pub mod console;
-pub mod console_oidc;
-pub mod console_pages;
 pub mod decisions;
 pub mod device_validations;
 pub mod error;
@@ -52,9 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(reviews::router())
         .merge(callbacks::router())
-        .merge(console::router(
-            console_pages::router().merge(console_oidc::router()),
-        ))
+        .merge(console::router())
         .merge(policies::router())
         .merge(lists::router())
         .merge(subjects::router())

@@ -294,6 +294,7 @@ async fn claim(
             "another reviewer holds this case".into(),
         )),
         Err(Refusal::ContestedDecisionMaker) => Err(contested()),
+        Err(refusal) => Err(refused(refusal)),
     }
 }
 
@@ -342,6 +343,14 @@ fn refused(refusal: Refusal) -> ApiError {
             ApiError::Forbidden("only the reviewer who claimed the case")
         }
         Refusal::ContestedDecisionMaker => contested(),
+        Refusal::AnswerWithoutRequest => ApiError::Validation(vec![FieldError::new(
+            "answer",
+            "goes only with a case the person opened (opened_by subject_request)",
+        )]),
+        Refusal::AnswerMissing => ApiError::Validation(vec![FieldError::new(
+            "answer",
+            "is required: the person asked for this review",
+        )]),
     }
 }
 
@@ -354,6 +363,11 @@ pub struct ResolutionBody {
     /// this typology and description is made with the decision.
     #[serde(default)]
     fraud: Option<crate::onboarding::fraud::ReviewerFraud>,
+    /// For a case the person opened (`opened_by: subject_request`, LGPD Art. 20) only: the
+    /// answer to the person, 1-2000 chars, kept apart from the note and sent in
+    /// `review.resolved` as `answer`.
+    #[serde(default)]
+    answer: Option<String>,
 }
 
 #[utoipa::path(
@@ -424,10 +438,34 @@ async fn resolve(
             }
         },
     };
+    let answer = match body.value.answer.as_deref() {
+        None => None,
+        Some(text) => {
+            let valid = crate::onboarding::notes::valid_text(text);
+            if valid.is_none() {
+                errors.push(FieldError::new(
+                    "answer",
+                    format!("must have 1 to {NOTE_MAX} characters"),
+                ));
+            }
+            valid
+        }
+    };
     let Some(outcome) = outcome.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
-    match reviews::resolve(&st.flow, id, &caller.name, outcome, note, fraud).await? {
+    match reviews::resolve(
+        &st.flow,
+        id,
+        &caller.name,
+        outcome,
+        note,
+        fraud,
+        answer,
+        false,
+    )
+    .await?
+    {
         Ok(case) => Ok(Json(view(&st, case, true)).into_response()),
         Err(refusal) => Err(refused(refusal)),
     }

@@ -7,7 +7,8 @@
 //!
 //! The outbox keeps no personal data in the clear: a review event is stored without the
 //! person's statement, which stays sealed in its case and is put back into the body at each
-//! delivery, so retention's erasure of the case erases it everywhere.
+//! delivery, so retention's erasure of the case erases it everywhere. The answer to the person
+//! of a case they opened is put into `review.resolved` the same way.
 
 use std::time::Duration;
 
@@ -129,8 +130,17 @@ async fn with_statement(flow: &Services, mut body: Value) -> Result<Value, FlowE
         tracing::warn!(error = %e, case_id = %case.id, "a statement could not be read");
         None
     });
+    let resolved = body.get("type").and_then(Value::as_str) == Some(REVIEW_RESOLVED);
+    let answer = if resolved && case.opened_by == "subject_request" {
+        crate::onboarding::notes::answer(flow, case.id).await?
+    } else {
+        None
+    };
     if let Some(data) = body.get_mut("data").and_then(Value::as_object_mut) {
         data.insert("statement".into(), json!(statement));
+        if let Some(answer) = answer {
+            data.insert("answer".into(), json!(answer));
+        }
     }
     Ok(body)
 }

@@ -106,7 +106,12 @@ pub async fn open(
             statement,
             reasons: &decision.reason_codes,
             decision_id: decision.id,
-            sla: flow.settings.review.sla,
+            // The person waits for an answer (LGPD Art. 20): a deadline of its own.
+            sla: if opened_by == "subject_request" {
+                flow.settings.review.subject_request_sla
+            } else {
+                flow.settings.review.sla
+            },
         },
     )
     .await?;

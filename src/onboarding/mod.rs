@@ -17,6 +17,7 @@ pub mod fraud;
 pub mod leases;
 pub mod links;
 pub mod lists;
+pub mod notes;
 pub mod policies;
 pub mod replay;
 pub mod request;

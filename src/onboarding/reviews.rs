@@ -100,7 +100,9 @@ pub async fn release(
     Ok(released)
 }
 
-/// Resolves the case with the reviewer's outcome and note. The reviewer's decision is appended
+/// Resolves the case with the reviewer's outcome and note, and for a case the person opened
+/// (LGPD Art. 20) `answer`, the answer to them, kept sealed beside the case's notes and sent
+/// with `review.resolved`; `required_answer` refuses such a case resolved without one. The reviewer's decision is appended
 /// at once (a rejection that records `fraud` makes a fraud indication with it); an approval of an onboarding whose device was never registered first registers it
 /// with QI Tech, and QI Tech's answer completes the decision (its id is drawn now).
 pub async fn resolve(
@@ -110,6 +112,8 @@ pub async fn resolve(
     outcome: Outcome,
     note: &str,
     fraud: Option<(Typology, String)>,
+    answer: Option<&str>,
+    required_answer: bool,
 ) -> Result<Result<CaseRow, Refusal>, FlowError> {
     let decision_id = Uuid::new_v4();
     let mut tx = crate::store::begin(&flow.db).await?;
@@ -126,6 +130,24 @@ pub async fn resolve(
         Ok(case) => case,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    let asked = case.opened_by == "subject_request";
+    match (answer, asked) {
+        // Dropping the transaction undoes the resolution.
+        (Some(_), false) => return Ok(Err(Refusal::AnswerWithoutRequest)),
+        (None, true) if required_answer => return Ok(Err(Refusal::AnswerMissing)),
+        (Some(answer), true) => {
+            crate::store::notes::add(
+                &mut tx,
+                &flow.cipher,
+                case.id,
+                crate::store::notes::NoteKind::Answer,
+                reviewer,
+                answer,
+            )
+            .await?;
+        }
+        _ => {}
+    }
     let id = case.onboarding_id;
     let automatic = decisions::get(&mut *tx, case.decision_id)
         .await?

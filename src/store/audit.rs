@@ -17,6 +17,8 @@ pub struct DecisionFilter {
     /// The keyed hash of the CPF's digits (never the CPF itself).
     pub cpf_hash: Option<Vec<u8>>,
     pub reference: Option<String>,
+    /// References that start with this.
+    pub reference_prefix: Option<String>,
     pub policy_version: Option<String>,
     pub created_from: Option<DateTime<Utc>>,
     pub created_to: Option<DateTime<Utc>>,
@@ -103,6 +105,15 @@ fn push_search(
     }
     if let Some(reference) = &filter.reference {
         q.push(" AND o.reference = ").push_bind(reference.clone());
+    }
+    if let Some(prefix) = &filter.reference_prefix {
+        let escaped = prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        q.push(" AND o.reference LIKE ")
+            .push_bind(format!("{escaped}%"))
+            .push(" ESCAPE '\\'");
     }
     if let Some(version) = &filter.policy_version {
         q.push(" AND d.policy_version = ")

@@ -125,16 +125,59 @@ pub async fn of_onboardings(
 #[derive(Debug, Clone, Default)]
 pub struct CaseFilter {
     pub status: Option<String>,
+    /// Open and claimed cases, when `status` is None and this is set.
+    pub unresolved: bool,
     pub assignee: Option<String>,
+    /// Open cases held by nobody.
+    pub unassigned: bool,
     pub reason: Option<String>,
+    /// policy or subject_request.
+    pub opened_by: Option<String>,
     pub overdue: bool,
+    /// Opened at or after.
+    pub opened_from: Option<DateTime<Utc>>,
+    /// Opened before.
+    pub opened_to: Option<DateTime<Utc>>,
 }
 
-/// A position in the queue: the last case of the previous page.
+/// A position in the queue: a case of a page's edge.
 #[derive(Debug, Clone, Copy)]
 pub struct CaseCursor {
     pub due_at: DateTime<Utc>,
     pub id: Uuid,
+}
+
+/// Which way a page goes from its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    After,
+    Before,
+}
+
+const FILTERED: &str = "($1::text IS NULL OR status = $1)
+            AND ($2::text IS NULL OR assignee = $2)
+            AND ($3::text IS NULL OR $3 = ANY (reasons))
+            AND (NOT $4 OR (status <> 'resolved' AND due_at < now()))
+            AND ($5::text IS NULL OR opened_by = $5)
+            AND (NOT $6 OR (status = 'open' AND assignee IS NULL))
+            AND (NOT $7 OR status <> 'resolved')
+            AND ($8::timestamptz IS NULL OR opened_at >= $8)
+            AND ($9::timestamptz IS NULL OR opened_at < $9)";
+
+/// Binds `filter` as `FILTERED` numbers it.
+macro_rules! bind_filter {
+    ($query:expr, $filter:expr) => {
+        $query
+            .bind($filter.status.as_deref())
+            .bind($filter.assignee.as_deref())
+            .bind($filter.reason.as_deref())
+            .bind($filter.overdue)
+            .bind($filter.opened_by.as_deref())
+            .bind($filter.unassigned)
+            .bind($filter.unresolved)
+            .bind($filter.opened_from)
+            .bind($filter.opened_to)
+    };
 }
 
 /// Cases soonest due first (then by id), after `after`.
@@ -144,24 +187,81 @@ pub async fn list(
     after: Option<CaseCursor>,
     limit: i64,
 ) -> Result<Vec<CaseRow>, sqlx::Error> {
-    let (after_due, after_id) = after.map_or((None, None), |c| (Some(c.due_at), Some(c.id)));
-    sqlx::query_as(&format!(
+    page(db, filter, after, Direction::After, limit).await
+}
+
+/// A page of cases in queue order (soonest due first, then by id): the `limit` after the
+/// cursor, or the `limit` just before it.
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    filter: &CaseFilter,
+    cursor: Option<CaseCursor>,
+    direction: Direction,
+    limit: i64,
+) -> Result<Vec<CaseRow>, sqlx::Error> {
+    let (due, id) = cursor.map_or((None, None), |c| (Some(c.due_at), Some(c.id)));
+    let (compare, order) = match direction {
+        Direction::After => (">", "ASC"),
+        Direction::Before => ("<", "DESC"),
+    };
+    let sql = format!(
         "SELECT {COLUMNS} FROM review_cases
-          WHERE ($1::text IS NULL OR status = $1)
-            AND ($2::text IS NULL OR assignee = $2)
-            AND ($3::text IS NULL OR $3 = ANY (reasons))
-            AND (NOT $4 OR (status <> 'resolved' AND due_at < now()))
-            AND ($5::timestamptz IS NULL OR (due_at, id) > ($5, $6::uuid))
-          ORDER BY due_at, id
-          LIMIT $7"
-    ))
-    .bind(filter.status.as_deref())
-    .bind(filter.assignee.as_deref())
-    .bind(filter.reason.as_deref())
-    .bind(filter.overdue)
-    .bind(after_due)
-    .bind(after_id)
-    .bind(limit)
+          WHERE {FILTERED}
+            AND ($10::timestamptz IS NULL OR (due_at, id) {compare} ($10, $11::uuid))
+          ORDER BY due_at {order}, id {order}
+          LIMIT $12"
+    );
+    let mut rows: Vec<CaseRow> = bind_filter!(sqlx::query_as(&sql), filter)
+        .bind(due)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
+    if direction == Direction::Before {
+        rows.reverse();
+    }
+    Ok(rows)
+}
+
+/// How many cases match `filter`: (all, open, claimed, resolved, overdue).
+pub async fn count(
+    db: impl PgExecutor<'_>,
+    filter: &CaseFilter,
+) -> Result<(i64, i64, i64, i64, i64), sqlx::Error> {
+    let sql = format!(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'open'),
+                count(*) FILTER (WHERE status = 'claimed'), count(*) FILTER (WHERE status = 'resolved'),
+                count(*) FILTER (WHERE status <> 'resolved' AND due_at < now())
+           FROM review_cases WHERE {FILTERED}"
+    );
+    bind_filter!(sqlx::query_as(&sql), filter)
+        .fetch_one(db)
+        .await
+}
+
+/// The reason codes of the cases not yet resolved, and of those resolved in the last 90 days.
+pub async fn reasons_in_use(db: impl PgExecutor<'_>) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT r FROM review_cases, unnest(reasons) AS r
+          WHERE status <> 'resolved' OR resolved_at > now() - interval '90 days'
+          ORDER BY r",
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Of `case_ids`, those whose person (the onboarding's CPF hash) has another unresolved case.
+pub async fn same_person_open(
+    db: impl PgExecutor<'_>,
+    case_ids: &[Uuid],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT c.id FROM review_cases c JOIN onboardings o ON o.id = c.onboarding_id
+          WHERE c.id = ANY($1) AND o.cpf_hash IS NOT NULL
+            AND EXISTS (SELECT 1 FROM review_cases c2 JOIN onboardings o2 ON o2.id = c2.onboarding_id
+                         WHERE o2.cpf_hash = o.cpf_hash AND c2.id <> c.id AND c2.status <> 'resolved')",
+    )
+    .bind(case_ids)
     .fetch_all(db)
     .await
 }
@@ -178,6 +278,10 @@ pub enum Refusal {
     /// The person's request (LGPD Art. 20) contests a decision this reviewer made: someone else
     /// must review it.
     ContestedDecisionMaker,
+    /// An answer to the person goes only with a case the person opened (LGPD Art. 20).
+    AnswerWithoutRequest,
+    /// A case the person opened is resolved with an answer to them.
+    AnswerMissing,
 }
 
 /// True when `$2` (a reviewer) made the decision that the case `c`, opened at the person's

@@ -181,8 +181,15 @@ impl Browser {
         let Ok(dir) = std::env::var("VEREDITO_SCREENSHOTS") else {
             return;
         };
+        // The whole page, not the window: a page taller than it needs shows as such.
+        let metrics = self.call("Page.getLayoutMetrics", json!({})).await;
+        let size = &metrics["cssContentSize"];
         let shot = self
-            .call("Page.captureScreenshot", json!({"format": "png"}))
+            .call(
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": true,
+                       "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}}),
+            )
             .await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().unwrap())

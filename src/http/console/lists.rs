@@ -1,43 +1,30 @@
-//! The console's pages for the risk team's lists, the data-protection officer's requests and
-//! the compliance team's fraud indications. They go through the same flow functions as
-//! `/v1/lists`, `/v1/subject-requests` and `/v1/fraud-indications`, record the session's key
-//! name as who did it, and sit behind the console's guard and sessions.
+//! The risk team's lists: they go through the same flow functions as `/v1/lists` and record
+//! the session's key name as who did it.
 
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use maud::html;
 use serde::Deserialize;
-use uuid::Uuid;
 
 use crate::config::Scope;
-use crate::domain::Cpf;
-use crate::http::console::{Session, page};
+use crate::http::console::layout::page;
+use crate::http::console::session::Session;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::onboarding::fraud::{CpfShown, IndicationView};
 use crate::onboarding::lists::{self, EntryInput, NewEntries, Outcome, Removal};
-use crate::store::fraud_indications::Filter;
-use crate::store::subjects::RequestFilter;
 
-/// Live entries a list's page shows at most (newest first).
-const ENTRIES_SHOWN: i64 = 200;
-/// Requests the requests page shows at most (most recently received first).
-const REQUESTS_SHOWN: i64 = 200;
-/// Indications the indications page shows at most (the overdue ones first).
-const INDICATIONS_SHOWN: i64 = 200;
-
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/console/lists", get(lists_page))
         .route("/console/lists/{name}/entries", post(add_entry))
         .route("/console/lists/{name}/removal", post(remove_entry))
-        .route("/console/subject-requests", get(requests_page))
-        .route("/console/subject-requests/{id}/report", get(report_page))
-        .route("/console/fraud-indications", get(indications_page))
 }
+
+/// Live entries a list's page shows at most (newest first).
+const ENTRIES_SHOWN: i64 = 200;
 
 #[derive(Deserialize, Default)]
 struct ListsQuery {
@@ -228,146 +215,4 @@ fn back(list: &str, result: Result<&str, String>) -> Response {
     let query =
         serde_urlencoded::to_string([("list", list), (key, text.as_str())]).unwrap_or_default();
     Redirect::to(&format!("/console/lists?{query}")).into_response()
-}
-
-/// The people's requests, most recently received first, each with its report's page. The
-/// CPFs are masked here, so listing them is no access to personal data; the report is.
-async fn requests_page(State(st): State<AppState>, session: Session) -> Result<Response, ApiError> {
-    if !session.caller.has(Scope::SubjectsWrite) {
-        return Ok(session.refused("subjects:write"));
-    }
-    let reads_reports = session.caller.has(Scope::PiiRead);
-    let rows =
-        crate::store::subjects::list(&st.db, &RequestFilter::default(), None, REQUESTS_SHOWN)
-            .await?;
-    let now = Utc::now();
-    let body = html! {
-        @if rows.is_empty() {
-            p.muted { "No request yet. Requests are recorded through POST /v1/subject-requests." }
-        } @else {
-            table id="requests" {
-                thead { tr { th { "Received" } th { "Kind" } th { "CPF" } th { "Due" } th { "Answered" } th { "Report" } } }
-                tbody {
-                    @for row in &rows {
-                        @let overdue = row.answered_at.is_none() && row.due_at < now;
-                        @let cpf = row.cpf(&st.cipher).ok().and_then(|d| Cpf::parse(&d).ok()).map(|c| c.masked());
-                        tr {
-                            td { (row.received_at.format("%Y-%m-%d %H:%M UTC")) }
-                            td { (row.kind) }
-                            td { (cpf.as_deref().unwrap_or("—")) }
-                            td class=[overdue.then_some("overdue")] {
-                                (row.due_at.format("%Y-%m-%d")) @if overdue { " (overdue)" }
-                            }
-                            td { @match (&row.answered_at, &row.answered_by) {
-                                (Some(at), Some(by)) => { (at.format("%Y-%m-%d %H:%M UTC")) " by " (by) },
-                                (Some(at), None) => (at.format("%Y-%m-%d %H:%M UTC")),
-                                _ => "open",
-                            } }
-                            td { @if reads_reports {
-                                a.report href={ "/console/subject-requests/" (row.id) "/report" } { "Report" }
-                            } @else { span.muted { "needs pii:read" } } }
-                        }
-                    }
-                }
-            }
-            p.muted { "Opening a report is recorded as an access to the person's data and answers an open access request." }
-        }
-    };
-    Ok(page("Subject requests", Some(&session), body).into_response())
-}
-
-/// The request's access report as the printable page the API answers for `Accept: text/html`:
-/// the same read (recorded, and answering the request, by the session's key).
-async fn report_page(
-    State(st): State<AppState>,
-    session: Session,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    if !(session.caller.has(Scope::SubjectsWrite) && session.caller.has(Scope::PiiRead)) {
-        return Ok(session.refused("subjects:write and pii:read"));
-    }
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("subject request"))?;
-    let (request, report) = crate::http::subjects::read_report(
-        &st,
-        &session.caller.name,
-        id,
-        "console /console/subject-requests/{id}/report",
-        true,
-    )
-    .await?;
-    Ok(crate::http::subject_page::render(&request, &report))
-}
-
-/// The fraud indications, the overdue ones first (pending more than 24 hours after they were
-/// identified: the oldest first), then the rest newest first. The CPF is masked; a key with
-/// pii:read sees it whole, and then the read is recorded as an access to personal data.
-async fn indications_page(
-    State(st): State<AppState>,
-    session: Session,
-) -> Result<Response, ApiError> {
-    if !session.reads_indications() {
-        return Ok(session.refused("fraud:write or decisions:read"));
-    }
-    let pii = session.caller.has(Scope::PiiRead);
-    if pii {
-        crate::store::audit::record_search(
-            &st.db,
-            &session.caller.name,
-            "console /console/fraud-indications",
-            &serde_json::json!({ "overdue_first": true }),
-        )
-        .await?;
-    }
-    let filter = Filter {
-        overdue_first: true,
-        limit: INDICATIONS_SHOWN,
-        ..Filter::default()
-    };
-    let shown = if pii {
-        CpfShown::Whole
-    } else {
-        CpfShown::Masked
-    };
-    // The page shows no history: one query, each row's CPF unsealed only for pii:read.
-    let items: Vec<IndicationView> = crate::store::fraud_indications::list(&st.db, &filter)
-        .await?
-        .into_iter()
-        .map(|row| IndicationView::of(row, Vec::new(), &st.cipher, shown))
-        .collect();
-    let cases = session.reads_decisions();
-    let at = |t: &chrono::DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
-    let body = html! {
-        @if items.is_empty() {
-            p.muted { "No fraud indication yet." }
-        } @else {
-            table id="indications" {
-                thead { tr { th { "Identified" } th { "CPF" } th { "Typology" } th { "Status" } th { "Registered" } th { "Made by" } th { "Description" } th { "Onboarding" } } }
-                tbody {
-                    @for i in &items {
-                        tr.indication data-id=(i.id) {
-                            td class=[i.overdue.then_some("overdue")] {
-                                (at(&i.identified_at)) @if i.overdue { " (overdue)" }
-                            }
-                            td { (i.cpf.as_deref().unwrap_or("—")) }
-                            td { (i.typology) }
-                            td { (i.status) @if i.confidential { " (confidential)" } }
-                            td { @match &i.registered_at { Some(t) => (at(t)), None => "—" } }
-                            td { (i.created_by) }
-                            td { (i.description) }
-                            td { @match (i.onboarding_id, cases) {
-                                (Some(id), true) => a href={ "/console/onboardings/" (id) } { "Open" },
-                                (Some(_), false) => span.muted { "yes" },
-                                (None, _) => "—",
-                            } }
-                        }
-                    }
-                }
-            }
-            @if items.len() as i64 == INDICATIONS_SHOWN {
-                p.muted { "The first " (INDICATIONS_SHOWN) " are shown; GET /v1/fraud-indications pages through all." }
-            }
-        }
-        p.muted { "An indication is overdue when the sharing system has not acknowledged it 24 hours after it was identified (Resolução Conjunta nº 6/2023). Indications are made, altered and withdrawn through /v1/fraud-indications with a fraud:write key, and by a reviewer's rejection that records fraud." }
-    };
-    Ok(page("Fraud indications", Some(&session), body).into_response())
 }

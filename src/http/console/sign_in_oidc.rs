@@ -20,7 +20,8 @@ use maud::html;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::http::console::{self, cookie, page, random_token};
+use crate::http::console::layout::page;
+use crate::http::console::session::{self, cookie, random_token};
 use crate::http::error::ApiError;
 use crate::http::oidc::{Attempt, OidcError, oauth_code};
 use crate::http::state::AppState;
@@ -30,7 +31,7 @@ use crate::store;
 const ATTEMPT_COOKIE: &str = "veredito_oidc";
 const ATTEMPT_LIFETIME: Duration = Duration::from_secs(600);
 
-pub fn router() -> Router<AppState> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/console/oidc/start", get(start))
         .route("/console/oidc/callback", get(callback))
@@ -157,7 +158,7 @@ async fn signed_in(
         Err(error) => return Ok(failed(&error)),
     };
     let scopes = oidc.settings().roles.scopes_of(&person.roles);
-    if !console::opens_console(&scopes) {
+    if !session::opens_console(&scopes) {
         tracing::info!("console sign-in refused: the person holds no role mapped to veredito's");
         return Ok(refusal(
             StatusCode::FORBIDDEN,
@@ -174,7 +175,7 @@ async fn signed_in(
         "console sign-in through the identity provider"
     );
     let name = format!("oidc:{} ({})", person.subject, person.name);
-    let session = console::open_session(
+    let cookie = session::open_session(
         st,
         &name,
         &scopes,
@@ -187,7 +188,7 @@ async fn signed_in(
     // The session's cookie is SameSite=Strict, and this answer comes at the end of a navigation
     // that started at the provider's site: a redirect would carry it without the cookie. The
     // page moves on by itself, from this site.
-    let home = console::home_of_scopes(&scopes);
+    let home = session::home_of_scopes(&scopes);
     let markup = page(
         "Signed in",
         None,
@@ -198,7 +199,7 @@ async fn signed_in(
         },
     );
     let mut response = (StatusCode::OK, markup).into_response();
-    set_cookie(&mut response, &session);
+    set_cookie(&mut response, &cookie);
     Ok(response)
 }
 
