@@ -145,6 +145,9 @@ async fn a_reviewer_signs_in_through_the_identity_provider_and_her_resolution_na
         .eval("document.querySelector('#resolve textarea').value = 'Selfie e documento conferem.'")
         .await;
     browser.click("#resolve button[type=submit]").await;
+    browser
+        .go(&app.url(&format!("/console/reviews/{case_id}")))
+        .await;
     assert_eq!(browser.text("#status").await, "resolved");
     assert!(
         browser
