@@ -201,6 +201,15 @@ impl App {
         let zro = ZroClient::new(zro_config, sink.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
 
         let api_keys = Arc::new(ApiKeys::from_settings(&settings.api));
+        // The provider is asked nothing at start: a console sign-in finds it down, not the
+        // service's start.
+        let oidc = match &settings.console.oidc {
+            Some(oidc) => Some(Arc::new(
+                crate::http::oidc::Oidc::new(oidc.clone())
+                    .map_err(|e| anyhow::anyhow!("console.oidc: {e}"))?,
+            )),
+            None => None,
+        };
         let callbacks = match (&settings.callbacks.url, settings.callbacks.signing_key()?) {
             (Some(url), Some(key)) => Some(CallbackTarget {
                 url: url.clone(),
@@ -289,6 +298,7 @@ impl App {
             in_flight,
             admission,
             forged_webhooks,
+            oidc,
         };
         Ok(App {
             listener,

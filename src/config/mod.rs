@@ -13,6 +13,7 @@
 #[cfg(test)]
 mod fixtures;
 mod load;
+pub mod oidc;
 mod providers;
 mod published;
 mod scope;
@@ -112,6 +113,8 @@ pub struct Settings {
     pub institution: InstitutionSettings,
     #[serde(default)]
     pub fraud_sharing: FraudSharingSettings,
+    #[serde(default)]
+    pub console: oidc::ConsoleSettings,
 }
 
 /// The institution veredito decides for, as it registers fraud indications.

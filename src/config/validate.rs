@@ -16,6 +16,9 @@ pub(super) fn mistakes(settings: &Settings) -> Vec<Mistake> {
     api(settings, &mut found);
     policy(settings, &mut found);
     let s = settings;
+    if let Err(ConfigError::Invalid(console)) = s.console.validate() {
+        found.0.extend(console);
+    }
     found.above_zero("review.sla", s.review.sla);
     found.above_zero("review.subject_request_sla", s.review.subject_request_sla);
     found.at_least_one("jobs.step_max_failures", s.jobs.step_max_failures);

@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use std::num::NonZeroU32;
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 
 use crate::config::{ApiSettings, Scope};
 use crate::http::error::ApiError;
@@ -64,12 +64,14 @@ impl Caller {
 /// useful through timing: the attacker does not control the digest's bytes.
 /// The configured keys, each with its own request rate (governor's GCRA: a steady rate and a
 /// burst above it).
-#[derive(Default)]
 pub struct ApiKeys {
     by_digest: HashMap<[u8; 32], (Caller, Arc<DefaultDirectRateLimiter>)>,
     /// The same limiters by the key's name, for the console sessions opened with a key: a
     /// session spends its key's rate, not a rate of its own.
     by_name: HashMap<Arc<str>, Arc<DefaultDirectRateLimiter>>,
+    /// The console sessions of people signed in through the identity provider: each person at
+    /// `api.rate_per_second` and `api.rate_burst`, as a key of their own would be.
+    people: DefaultKeyedRateLimiter<String>,
 }
 
 impl ApiKeys {
@@ -79,11 +81,8 @@ impl ApiKeys {
         for key in &api.keys {
             let mut digest = [0u8; 32];
             if hex::decode_to_slice(&key.key_sha256, &mut digest).is_ok() {
-                let rate = key.rate_per_second.unwrap_or(api.rate_per_second).max(1);
-                let burst = api.rate_burst.max(rate).max(1);
-                let quota = Quota::per_second(NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN))
-                    .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
-                let limiter = Arc::new(RateLimiter::direct(quota));
+                let rate = key.rate_per_second.unwrap_or(api.rate_per_second);
+                let limiter = Arc::new(RateLimiter::direct(quota(rate, api.rate_burst)));
                 let name: Arc<str> = key.name.as_str().into();
                 by_name
                     .entry(name.clone())
@@ -103,6 +102,7 @@ impl ApiKeys {
         ApiKeys {
             by_digest: map,
             by_name,
+            people: RateLimiter::keyed(quota(api.rate_per_second, api.rate_burst)),
         }
     }
 
@@ -112,7 +112,7 @@ impl ApiKeys {
             .by_digest
             .get(&crate::crypto::sha256(presented.as_bytes()))
             .ok_or(ApiError::Unauthorized)?;
-        within_rate(limiter)?;
+        within_rate(limiter.check())?;
         Ok(caller.clone())
     }
 
@@ -120,12 +120,28 @@ impl ApiKeys {
     /// or 429. A key no longer configured is `Unauthorized`: its sessions end with it.
     pub fn session_request(&self, name: &str) -> Result<(), ApiError> {
         let limiter = self.by_name.get(name).ok_or(ApiError::Unauthorized)?;
-        within_rate(limiter)
+        within_rate(limiter.check())
+    }
+
+    /// A request of a console session of the person with this subject: within the person's
+    /// rate, or 429.
+    pub fn person_request(&self, subject: &str) -> Result<(), ApiError> {
+        within_rate(self.people.check_key(&subject.to_owned()))
     }
 }
 
-fn within_rate(limiter: &DefaultDirectRateLimiter) -> Result<(), ApiError> {
-    if let Err(not_until) = limiter.check() {
+/// `rate` requests a second with bursts of `burst` (at least the rate).
+fn quota(rate: u32, burst: u32) -> Quota {
+    let rate = rate.max(1);
+    let burst = burst.max(rate);
+    Quota::per_second(NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+}
+
+fn within_rate(
+    checked: Result<(), NotUntil<<DefaultClock as Clock>::Instant>>,
+) -> Result<(), ApiError> {
+    if let Err(not_until) = checked {
         crate::metrics::rejected("rate_limited");
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         return Err(ApiError::RateLimited {

@@ -10,6 +10,7 @@ pub mod fraud_indications;
 pub mod health;
 pub mod json;
 pub mod lists;
+pub mod oidc;
 pub mod onboardings;
 pub mod openapi;
 pub mod page;

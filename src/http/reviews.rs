@@ -420,7 +420,18 @@ async fn resolve(
     let Some(outcome) = outcome.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
-    match reviews::resolve(&st.flow, id, &caller.name, outcome, note, fraud, answer, false).await? {
+    match reviews::resolve(
+        &st.flow,
+        id,
+        &caller.name,
+        outcome,
+        note,
+        fraud,
+        answer,
+        false,
+    )
+    .await?
+    {
         Ok(case) => Ok(Json(view(&st, case, true)).into_response()),
         Err(refusal) => Err(refused(refusal)),
     }

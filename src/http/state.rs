@@ -22,6 +22,8 @@ pub struct AppState {
     /// Webhooks without unico's secret answered 401 (and counted) at this pace at most, all
     /// sources together; past it 429 (`unico.forged_webhooks_per_second`).
     pub forged_webhooks: Arc<governor::DefaultDirectRateLimiter>,
+    /// The console's client of the identity provider, when `console.oidc` is configured.
+    pub oidc: Option<Arc<crate::http::oidc::Oidc>>,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<ApiKeys> {

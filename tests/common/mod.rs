@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod identity_provider;
 
 use std::path::PathBuf;
 use std::sync::Arc;

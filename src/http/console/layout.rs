@@ -37,7 +37,10 @@ pub(super) fn day(t: &DateTime<Utc>) -> String {
 /// The start of a São Paulo day given as YYYY-MM-DD, in UTC; None when it is not a date.
 pub(super) fn day_start(text: &str) -> Option<DateTime<Utc>> {
     let date = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()?;
-    let local = date.and_hms_opt(0, 0, 0)?.and_local_timezone(SAO_PAULO).single()?;
+    let local = date
+        .and_hms_opt(0, 0, 0)?
+        .and_local_timezone(SAO_PAULO)
+        .single()?;
     Some(local.with_timezone(&Utc))
 }
 
@@ -76,7 +79,11 @@ impl Session {
     /// A page this session's key may not see: a 403 page saying which scope it takes.
     pub(crate) fn refused(&self, needs: &str) -> Response {
         let body = html! {
-            p.error id="refused" { "This page needs a key with " (needs) "." }
+            @if self.is_person() {
+                p.error id="refused" { "Your roles do not allow this: it needs " (needs) "." }
+            } @else {
+                p.error id="refused" { "This page needs a key with " (needs) "." }
+            }
             p { a href=(self.home()) { "Back" } }
         };
         (StatusCode::FORBIDDEN, page("Not allowed", Some(self), body)).into_response()
@@ -112,7 +119,7 @@ pub(crate) fn page(title: &str, session: Option<&Session>, body: Markup) -> Mark
                                 a href="/console/subject-requests" { "Subject requests" }
                             }
                         }
-                        span.who { (session.caller.name.as_ref()) }
+                        span.who id="who" { (session.who()) }
                         form method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(session.csrf);
                             button type="submit" { "Sign out" }
@@ -180,7 +187,7 @@ main{max-width:1280px;margin:1.5em auto;padding:0 1.5em}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:.35em .6em;border-bottom:1px solid #e3e6eb;text-align:left;vertical-align:top}
 .overdue{color:#b00020;font-weight:600}.muted{color:#667}.box{background:#fff;padding:1em;margin:1em 0;border:1px solid #e3e6eb}
 pre{white-space:pre-wrap;word-break:break-all;font-size:13px;margin:0}.fired{font-weight:600}.notice{background:#e8f4ea;padding:.6em 1em}
-.error{background:#fdecee;padding:.6em 1em}form.inline{display:inline}label{display:block;margin:.4em 0}label.inline{display:inline-block;margin-right:1em}
+.error{background:#fdecee;padding:.6em 1em}a.button{display:inline-block;padding:.5em 1em;background:#1d2330;color:#fff;text-decoration:none}form.inline{display:inline}label{display:block;margin:.4em 0}label.inline{display:inline-block;margin-right:1em}
 textarea{width:100%;min-height:5em;box-sizing:border-box}th{white-space:nowrap}.pair{display:grid;grid-template-columns:1fr 1fr;gap:1em}
 time,.cpf,.nowrap{white-space:nowrap}tr.current{outline:2px solid #3b6fd8}tr.same td:first-child{border-left:4px solid #d88a1c}
 dl.fields{display:grid;grid-template-columns:max-content 1fr;gap:.15em 1em;margin:0}dl.fields dt{color:#667}dl.fields dd{margin:0}

@@ -18,6 +18,7 @@ mod policies;
 mod queue;
 mod session;
 mod sign_in;
+mod sign_in_oidc;
 mod subject_requests;
 
 use std::sync::LazyLock;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/console", get(home))
         .route(layout::SCRIPT_PATH, get(script))
         .merge(sign_in::router())
+        .merge(sign_in_oidc::router())
         .merge(queue::router())
         .merge(case::router())
         .merge(decisions::router())
@@ -134,9 +136,7 @@ struct Problem {
 impl Problem {
     /// The thing a 404 names ("review case not found": "review case").
     fn not_found(&self) -> &str {
-        self.detail
-            .strip_suffix(" not found")
-            .unwrap_or("page")
+        self.detail.strip_suffix(" not found").unwrap_or("page")
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Session {
     pub(crate) caller: Caller,
     pub(crate) csrf: String,
     pub(super) id_sha256: [u8; 32],
+    /// The person's name, for a session opened through the identity provider.
+    person: Option<String>,
 }
 
 pub enum ToSignIn {
@@ -66,7 +68,14 @@ impl FromRequestParts<AppState> for Session {
             .ok()
             .flatten()
             .ok_or(ToSignIn::SignIn)?;
-        match st.api_keys.session_request(&row.key_name) {
+        // A person's session spends the person's rate, and ends when the console no longer
+        // signs people in; a key's spends the key's, and ends with the key.
+        let rate = match &row.subject {
+            Some(subject) if st.oidc.is_some() => st.api_keys.person_request(subject),
+            Some(_) => Err(ApiError::Unauthorized),
+            None => st.api_keys.session_request(&row.key_name),
+        };
+        match rate {
             Ok(()) => {}
             Err(ApiError::Unauthorized) => return Err(ToSignIn::SignIn),
             Err(refused) => return Err(ToSignIn::Refused(refused)),
@@ -76,6 +85,7 @@ impl FromRequestParts<AppState> for Session {
             caller: Caller::new(&row.key_name, scopes),
             csrf: row.csrf_token,
             id_sha256,
+            person: row.subject.and(row.person_name),
         })
     }
 }
@@ -123,19 +133,74 @@ impl Session {
     pub(super) fn home(&self) -> &'static str {
         home_of(&self.caller)
     }
+
+    /// Who the header names: the person, or the key's name.
+    pub(super) fn who(&self) -> &str {
+        self.person.as_deref().unwrap_or(&self.caller.name)
+    }
+
+    /// Whether a person signed in through the identity provider holds the session.
+    pub(super) fn is_person(&self) -> bool {
+        self.person.is_some()
+    }
 }
 
 /// The first console page `caller` may see.
 pub(super) fn home_of(caller: &Caller) -> &'static str {
-    if caller.has(Scope::ReviewsWrite) || caller.has(Scope::DecisionsRead) {
+    home_of_scopes(caller.scopes())
+}
+
+/// The first console page a session with `scopes` may see.
+pub(super) fn home_of_scopes(scopes: &[Scope]) -> &'static str {
+    if scopes.contains(&Scope::ReviewsWrite) || scopes.contains(&Scope::DecisionsRead) {
         "/console/reviews"
-    } else if caller.has(Scope::ListsWrite) {
+    } else if scopes.contains(&Scope::ListsWrite) {
         "/console/lists"
-    } else if caller.has(Scope::FraudWrite) {
+    } else if scopes.contains(&Scope::FraudWrite) {
         "/console/fraud-indications"
     } else {
         "/console/subject-requests"
     }
+}
+
+/// Whether `scopes` open any console page.
+pub(super) fn opens_console(scopes: &[Scope]) -> bool {
+    [
+        Scope::ReviewsWrite,
+        Scope::DecisionsRead,
+        Scope::ListsWrite,
+        Scope::FraudWrite,
+        Scope::SubjectsWrite,
+    ]
+    .iter()
+    .any(|s| scopes.contains(s))
+}
+
+/// Opens a session named `name` with `scopes` (of a key, or of a person's roles) and answers
+/// the cookie that holds it.
+pub(super) async fn open_session(
+    st: &AppState,
+    name: &str,
+    scopes: &[Scope],
+    person: Option<console::Person<'_>>,
+) -> Result<String, ApiError> {
+    let id = random_token();
+    let csrf = random_token();
+    let scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    console::create(
+        &st.db,
+        &crate::crypto::sha256(id.as_bytes()),
+        name,
+        &scopes,
+        &csrf,
+        SESSION_LIFETIME,
+        person,
+    )
+    .await?;
+    Ok(format!(
+        "{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_LIFETIME.as_secs()
+    ))
 }
 
 pub(super) fn random_token() -> String {

@@ -12,11 +12,10 @@ use maud::html;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::config::Scope;
 use crate::http::auth::ApiKeys;
 use crate::http::console::layout::page;
 use crate::http::console::session::{
-    COOKIE, SESSION_LIFETIME, Session, cookie, home_of, random_token,
+    COOKIE, Session, cookie, home_of, open_session, opens_console, random_token,
 };
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
@@ -32,29 +31,41 @@ pub(super) fn router() -> Router<AppState> {
 const SIGN_IN_COOKIE: &str = "veredito_sign_in";
 const SIGN_IN_LIFETIME: Duration = Duration::from_secs(3600);
 
-async fn sign_in_page(session: Option<Session>) -> Response {
+async fn sign_in_page(State(st): State<AppState>, session: Option<Session>) -> Response {
     if let Some(session) = session {
         return Redirect::to(session.home()).into_response();
     }
-    sign_in_form(StatusCode::OK, None)
+    sign_in_form(&st, StatusCode::OK, None)
+}
+
+/// Whether the sign-in page takes API keys (`console.key_sign_in`).
+fn key_sign_in(st: &AppState) -> bool {
+    st.settings.console.key_sign_in(st.settings.sandbox.enabled)
 }
 
 /// The sign-in form with a new pre-session token, both in the form and in a SameSite=Strict
 /// cookie: a page of another site can post a form here but can neither read the token nor make
 /// the browser send the cookie with it, so it cannot sign the browser in under its own key.
-fn sign_in_form(status: StatusCode, error: Option<&str>) -> Response {
+fn sign_in_form(st: &AppState, status: StatusCode, error: Option<&str>) -> Response {
     let token = random_token();
+    let keys = key_sign_in(st);
     let markup = page(
         "Sign in",
         None,
         html! {
             @if let Some(error) = error { p.error { (error) } }
-            form method="post" action="/console/sign-in" {
-                input type="hidden" name="sign_in_token" value=(token);
-                label { "API key " input type="password" name="api_key" autocomplete="off" required; }
-                button type="submit" { "Sign in" }
+            @if let Some(oidc) = &st.oidc {
+                p { a.button id="oidc" href="/console/oidc/start" { "Sign in with " (oidc.settings().display_name()) } }
             }
-            p.muted { "Reviewers sign in with a key that has reviews:write; auditors with decisions:read; the risk team with lists:write; the compliance team with fraud:write; the data-protection officer with subjects:write." }
+            @if keys {
+                @if st.oidc.is_some() { p.muted { "Or, in the sandbox, with an API key:" } }
+                form method="post" action="/console/sign-in" {
+                    input type="hidden" name="sign_in_token" value=(token);
+                    label { "API key " input type="password" name="api_key" autocomplete="off" required; }
+                    button type="submit" { "Sign in" }
+                }
+                p.muted { "Reviewers sign in with a key that has reviews:write; auditors with decisions:read; the risk team with lists:write; the compliance team with fraud:write; the data-protection officer with subjects:write." }
+            }
         },
     );
     let mut response = (status, markup).into_response();
@@ -85,8 +96,16 @@ async fn sign_in(
         !shown.is_empty() && bool::from(shown.as_bytes().ct_eq(form.sign_in_token.as_bytes()));
     if !same_page {
         return Ok(sign_in_form(
+            &st,
             StatusCode::FORBIDDEN,
             Some("This sign-in form expired or was not shown by this console. Sign in again."),
+        ));
+    }
+    if !key_sign_in(&st) {
+        return Ok(sign_in_form(
+            &st,
+            StatusCode::FORBIDDEN,
+            Some("This console signs people in through the identity provider, not with keys."),
         ));
     }
     let keys = std::sync::Arc::<ApiKeys>::from_ref(&st);
@@ -95,40 +114,15 @@ async fn sign_in(
         Err(ApiError::Unauthorized) => None,
         Err(other) => return Err(other),
     };
-    let opens = [
-        Scope::ReviewsWrite,
-        Scope::DecisionsRead,
-        Scope::ListsWrite,
-        Scope::FraudWrite,
-        Scope::SubjectsWrite,
-    ];
-    let Some(caller) = known.filter(|c| opens.iter().any(|s| c.has(*s))) else {
+    let Some(caller) = known.filter(|c| opens_console(c.scopes())) else {
         return Ok(sign_in_form(
+            &st,
             StatusCode::UNAUTHORIZED,
             Some("That key cannot open the console."),
         ));
     };
-    let id = random_token();
-    let csrf = random_token();
-    let scopes: Vec<String> = caller
-        .scopes()
-        .iter()
-        .map(|s| s.as_str().to_owned())
-        .collect();
-    console::create(
-        &st.db,
-        &crate::crypto::sha256(id.as_bytes()),
-        &caller.name,
-        &scopes,
-        &csrf,
-        SESSION_LIFETIME,
-    )
-    .await?;
     let cookies = [
-        format!(
-            "{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
-            SESSION_LIFETIME.as_secs()
-        ),
+        open_session(&st, &caller.name, caller.scopes(), None).await?,
         format!("{SIGN_IN_COOKIE}=; Path=/console/sign-in; HttpOnly; SameSite=Strict; Max-Age=0"),
     ];
     let mut response = Redirect::to(home_of(&caller)).into_response();

@@ -1,0 +1,111 @@
+//! A real OpenID provider for the console's sign-in tests: `oidc-provider` from the npm registry
+//! (OpenID Certified), pinned in `tests/oidc/package-lock.json` and configured by
+//! `tests/oidc/provider.mjs`. The first test to need it runs `npm ci` when `node_modules` is
+//! missing; each test starts its own provider on a free port and stops it when dropped.
+//! `VEREDITO_NODE` and `VEREDITO_NPM` name other binaries than `node` and `npm`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub const CLIENT_ID: &str = "veredito-console";
+pub const CLIENT_SECRET: &str = "test-client-secret-7f3a";
+
+pub struct IdentityProvider {
+    child: Child,
+    pub issuer: String,
+}
+
+fn folder() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc")
+}
+
+/// `npm ci` once, when the package is not installed yet.
+fn install() {
+    static INSTALLED: Mutex<bool> = Mutex::new(false);
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if *installed
+        || folder()
+            .join("node_modules/oidc-provider/package.json")
+            .exists()
+    {
+        *installed = true;
+        return;
+    }
+    let npm = std::env::var("VEREDITO_NPM").unwrap_or_else(|_| "npm".into());
+    let output = Command::new(&npm)
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(folder())
+        .output()
+        .unwrap_or_else(|e| panic!("{npm} runs (Node.js 20 or later with npm): {e}"));
+    assert!(
+        output.status.success(),
+        "npm ci in tests/oidc failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    *installed = true;
+}
+
+impl IdentityProvider {
+    /// A provider whose one client, `CLIENT_ID`, may come back to `redirect_url` only.
+    pub async fn start(redirect_url: &str) -> IdentityProvider {
+        install();
+        let port = super::free_port();
+        // `localhost`, while veredito runs at 127.0.0.1: another site to the browser, as a
+        // bank's provider is.
+        let issuer = format!("http://localhost:{port}");
+        let node = std::env::var("VEREDITO_NODE").unwrap_or_else(|_| "node".into());
+        let child = Command::new(&node)
+            .arg("provider.mjs")
+            .current_dir(folder())
+            .env("PORT", port.to_string())
+            .env("ISSUER", &issuer)
+            .env("CLIENT_ID", CLIENT_ID)
+            .env("CLIENT_SECRET", CLIENT_SECRET)
+            .env("REDIRECT_URI", redirect_url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{node} starts: {e}"));
+        let provider = IdentityProvider { child, issuer };
+        let discovery = format!("{}/.well-known/openid-configuration", provider.issuer);
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(response) = http.get(&discovery).send().await {
+                if response.status() == 200 {
+                    return provider;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the identity provider did not answer at {discovery}");
+    }
+
+    /// veredito's `[console.oidc]` for the provider at `issuer` (the test people's role names).
+    pub fn settings_for(issuer: &str, redirect_url: &str) -> String {
+        format!(
+            r#"[console.oidc]
+issuer = "{issuer}"
+name = "Banco Exemplo"
+client_id = "{CLIENT_ID}"
+client_secret = "{CLIENT_SECRET}"
+redirect_url = "{redirect_url}"
+scopes = ["openid", "profile", "roles"]
+roles_claim = "roles"
+
+[console.oidc.roles]
+reviewer = ["veredito-reviewer"]
+auditor = ["veredito-auditor"]
+pii = ["veredito-pii"]
+"#
+        )
+    }
+}
+
+impl Drop for IdentityProvider {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
