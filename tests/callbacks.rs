@@ -514,7 +514,8 @@ async fn the_answer_to_the_person_goes_with_review_resolved_sealed_and_erased_by
     assert_eq!(status, 201, "{case}");
     let case_id = case["id"].as_str().unwrap().to_owned();
     // An Art. 20 request has its own deadline: review.subject_request_sla, 15 days.
-    let opened: chrono::DateTime<chrono::Utc> = case["opened_at"].as_str().unwrap().parse().unwrap();
+    let opened: chrono::DateTime<chrono::Utc> =
+        case["opened_at"].as_str().unwrap().parse().unwrap();
     let due: chrono::DateTime<chrono::Utc> = case["due_at"].as_str().unwrap().parse().unwrap();
     assert_eq!((due - opened).num_days(), 15, "{case}");
     let (status, _) = app
@@ -543,7 +544,11 @@ async fn the_answer_to_the_person_goes_with_review_resolved_sealed_and_erased_by
     let sent = seen.iter().find(|d| d.kind == "review.resolved").unwrap();
     assert_eq!(sent.body["data"]["answer"], answer, "{}", sent.body);
     let opened = seen.iter().find(|d| d.kind == "review.opened").unwrap();
-    assert!(opened.body["data"].get("answer").is_none(), "{}", opened.body);
+    assert!(
+        opened.body["data"].get("answer").is_none(),
+        "{}",
+        opened.body
+    );
 
     // Nowhere in the clear at rest; retention erases the sealed copy.
     let words = ["Quitéria Albuquerque", "a selfie não corresponde"];
@@ -569,7 +574,9 @@ async fn the_answer_to_the_person_goes_with_review_resolved_sealed_and_erased_by
         .await;
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["outcome"], "review", "{view}");
-    let (_, cases) = app.get("/v1/reviews?status=open", "vrd_sandbox_reviewer").await;
+    let (_, cases) = app
+        .get("/v1/reviews?status=open", "vrd_sandbox_reviewer")
+        .await;
     let policy_case = cases["items"][0]["id"].as_str().unwrap().to_owned();
     app.post_json(
         &format!("/v1/reviews/{policy_case}/claim"),
@@ -587,7 +594,10 @@ async fn the_answer_to_the_person_goes_with_review_resolved_sealed_and_erased_by
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["errors"][0]["field"], "answer", "{refused}");
     let (_, still) = app
-        .get(&format!("/v1/reviews/{policy_case}"), "vrd_sandbox_reviewer")
+        .get(
+            &format!("/v1/reviews/{policy_case}"),
+            "vrd_sandbox_reviewer",
+        )
         .await;
     assert_eq!(still["status"], "claimed", "the refusal resolved nothing");
     app.stop().await;

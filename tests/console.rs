@@ -98,7 +98,9 @@ async fn a_reviewer_signs_in_claims_and_resolves_a_case_in_the_browser() {
     // No other case is waiting: the queue, saying so once.
     assert_eq!(browser.path().await, "/console/reviews");
     assert!(browser.text("#notice").await.contains("Resolved"));
-    browser.go(&app.url(&format!("/console/reviews/{case_id}"))).await;
+    browser
+        .go(&app.url(&format!("/console/reviews/{case_id}")))
+        .await;
     assert_eq!(browser.text("#status").await, "resolved");
     assert!(
         browser
@@ -521,7 +523,9 @@ async fn a_reviewer_records_fraud_from_the_console_and_the_overdue_indications_c
     browser.eval(&fill("rejected")).await;
     browser.click("#resolve button[type=submit]").await;
     assert!(browser.text("#notice").await.contains("Resolved"));
-    browser.go(&app.url(&format!("/console/reviews/{case_id}"))).await;
+    browser
+        .go(&app.url(&format!("/console/reviews/{case_id}")))
+        .await;
     assert_eq!(browser.text("#status").await, "resolved");
     let (_, case) = app
         .get(&format!("/v1/reviews/{case_id}"), "vrd_sandbox_reviewer")
@@ -628,16 +632,6 @@ async fn a_reviewer_records_fraud_from_the_console_and_the_overdue_indications_c
     app.stop().await;
 }
 
-/// Access records of `caller` at the console page `endpoint`.
-async fn access_records(app: &TestApp, caller: &str, endpoint: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM audit_searches WHERE caller = $1 AND endpoint = $2")
-        .bind(caller)
-        .bind(endpoint)
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_moves_on() {
     let app = TestApp::spawn().await;
@@ -678,7 +672,10 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
             .unwrap();
         let (status, _) = app
             .post_json(
-                &format!("/v1/onboardings/{}/review-requests", view["id"].as_str().unwrap()),
+                &format!(
+                    "/v1/onboardings/{}/review-requests",
+                    view["id"].as_str().unwrap()
+                ),
                 ONBOARDING_KEY,
                 &json!({"statement": "Quero entender a decisão."}),
             )
@@ -691,13 +688,17 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     // An auditor with pii:read sees who the person is; each page load is an access record.
     let mut browser = Browser::start().await;
     sign_in(&mut browser, &app, "vrd_sandbox_auditor_pii").await;
-    browser.go(&app.url(&format!("/console/reviews/{case_id}"))).await;
+    browser
+        .go(&app.url(&format!("/console/reviews/{case_id}")))
+        .await;
     assert_eq!(browser.text("#name").await, "Maria Teste da Silva");
     assert_eq!(browser.text("#cpf").await, "900.000.019-02");
     assert_eq!(browser.text("#device").await, "shared-phone-1");
     assert!(browser.text("#reference").await.starts_with("ref-"));
     assert!(!browser.text("#policy-version").await.is_empty());
-    browser.go(&app.url(&format!("/console/reviews/{case_id}"))).await;
+    browser
+        .go(&app.url(&format!("/console/reviews/{case_id}")))
+        .await;
     assert_eq!(
         access_records(&app, "sandbox-auditor-pii", "console /console/reviews/{id}").await,
         2
@@ -736,10 +737,15 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     browser.click("#previous").await;
     assert_eq!(column(&mut browser, "#queue tbody tr", 2).await.len(), 50);
     let reasons = browser
-        .eval("Array.from(document.querySelectorAll('select[name=reason] option')).map(o => o.value)")
+        .eval(
+            "Array.from(document.querySelectorAll('select[name=reason] option')).map(o => o.value)",
+        )
         .await;
     assert!(
-        reasons.as_array().unwrap().contains(&json!("score.uncertain")),
+        reasons
+            .as_array()
+            .unwrap()
+            .contains(&json!("score.uncertain")),
         "{reasons}"
     );
     browser
@@ -765,9 +771,17 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     );
     let fired = browser.text("#rules").await;
     assert!(fired.contains("score.uncertain"), "{fired}");
-    assert!(browser.text("#unfired summary").await.contains("did not fire"));
+    assert!(
+        browser
+            .text("#unfired summary")
+            .await
+            .contains("did not fire")
+    );
     let evidence = browser.text("#evidence").await;
-    assert!(evidence.contains("score") && !evidence.contains('{'), "{evidence}");
+    assert!(
+        evidence.contains("score") && !evidence.contains('{'),
+        "{evidence}"
+    );
     assert!(browser.text("#signals").await.contains("os version"));
     let time = browser.text("#timeline time").await;
     assert!(time.ends_with(" -03:00"), "{time}");
@@ -777,7 +791,10 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     // Claim, two notes, a reload that shows no stale message.
     browser.click("#claim").await;
     assert_eq!(browser.text("#notice").await, "Claimed.");
-    for text in ["A selfie está escura.", "O aparelho já aprovou outra pessoa."] {
+    for text in [
+        "A selfie está escura.",
+        "O aparelho já aprovou outra pessoa.",
+    ] {
         browser
             .eval(&format!(
                 "document.querySelector('#add-note textarea').value = {text:?}"
@@ -814,13 +831,22 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     // Another reviewer sees who holds it and cannot claim.
     let mut other = Browser::start().await;
     sign_in(&mut other, &app, "vrd_sandbox_reviewer_2").await;
-    other.go(&app.url(&format!("/console/reviews/{case_id}"))).await;
+    other
+        .go(&app.url(&format!("/console/reviews/{case_id}")))
+        .await;
     assert!(other.text("#held").await.contains("sandbox-reviewer"));
-    assert_eq!(other.eval("document.querySelector('#claim').disabled").await, true);
+    assert_eq!(
+        other
+            .eval("document.querySelector('#claim').disabled")
+            .await,
+        true
+    );
     drop(other);
 
     // Resolving goes to the next case; an Art. 20 case takes an answer to the person.
-    browser.go(&app.url(&format!("/console/reviews/{case_id}"))).await;
+    browser
+        .go(&app.url(&format!("/console/reviews/{case_id}")))
+        .await;
     browser
         .eval("document.querySelector('#resolve select').value = 'rejected'")
         .await;
@@ -866,18 +892,32 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     assert_eq!(resolved["items"].as_array().unwrap().len(), 2, "{resolved}");
 
     // Resolved cases show their outcome and when.
-    browser.go(&app.url("/console/reviews?status=resolved")).await;
+    browser
+        .go(&app.url("/console/reviews?status=resolved"))
+        .await;
     let states = column(&mut browser, "#queue tbody tr", 6).await;
-    assert!(states.iter().any(|s| s.contains("rejected") && s.contains("-03:00")), "{states:?}");
+    assert!(
+        states
+            .iter()
+            .any(|s| s.contains("rejected") && s.contains("-03:00")),
+        "{states:?}"
+    );
 
     // Decisions: a reference found by its start, each row linked to its case, a date filter,
     // and the export of what the search finds, recorded as the API's exports are.
     let reference = first["reference"].as_str().unwrap().to_owned();
     browser
-        .go(&app.url(&format!("/console/decisions?reference={}", &reference[..12])))
+        .go(&app.url(&format!(
+            "/console/decisions?reference={}",
+            &reference[..12]
+        )))
         .await;
     let refs = column(&mut browser, "#decisions tbody tr", 5).await;
-    assert_eq!(refs.len(), 2, "the automatic decision and the reviewer's: {refs:?}");
+    assert_eq!(
+        refs.len(),
+        2,
+        "the automatic decision and the reviewer's: {refs:?}"
+    );
     assert!(refs.iter().all(|r| r == &reference), "{refs:?}");
     browser.screenshot("decisions-by-reference").await;
     let csv = browser
@@ -887,7 +927,12 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     assert_eq!(csv.lines().count(), 3, "a header and two rows: {csv}");
     assert!(csv.contains(&reference), "{csv}");
     assert_eq!(
-        access_records(&app, "sandbox-reviewer", "console /console/decisions/export").await,
+        access_records(
+            &app,
+            "sandbox-reviewer",
+            "console /console/decisions/export"
+        )
+        .await,
         1
     );
     browser.click("#decisions a.case").await;
@@ -896,12 +941,24 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     browser
         .go(&app.url(&format!("/console/decisions?from={tomorrow}")))
         .await;
-    assert_eq!(column(&mut browser, "#decisions tbody tr", 5).await.len(), 0);
+    assert_eq!(
+        column(&mut browser, "#decisions tbody tr", 5).await.len(),
+        0
+    );
 
     // A bad id and an expired form answer pages with a way back.
     browser.go(&app.url("/console/reviews/not-a-case")).await;
-    assert!(browser.text("#problem").await.contains("no such review case"), "{}", browser.text("main").await);
+    assert!(
+        browser
+            .text("#problem")
+            .await
+            .contains("no such review case"),
+        "{}",
+        browser.text("main").await
+    );
     assert_eq!(browser.text("#back").await, "Back to the console");
+    browser.go(&app.url("/console/no-such-page")).await;
+    assert!(browser.text("#problem").await.contains("no such page"));
     let status = browser
         .eval(&format!(
             "fetch('/console/reviews/{case_id}/note', {{method: 'POST', headers: {{'content-type': 'application/x-www-form-urlencoded'}}, body: 'csrf=old&thread_note=x'}}).then(r => r.headers.get('content-type') + ' ' + r.status)"

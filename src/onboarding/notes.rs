@@ -76,7 +76,15 @@ pub async fn add(
     if case.status == "resolved" {
         return Ok(Err(NoteRefusal::Resolved));
     }
-    let row = store::add(&mut tx, &flow.cipher, case_id, NoteKind::Internal, author, text).await?;
+    let row = store::add(
+        &mut tx,
+        &flow.cipher,
+        case_id,
+        NoteKind::Internal,
+        author,
+        text,
+    )
+    .await?;
     tx.event(
         case.onboarding_id,
         "review_note_added",

@@ -107,7 +107,10 @@ fn push_search(
         q.push(" AND o.reference = ").push_bind(reference.clone());
     }
     if let Some(prefix) = &filter.reference_prefix {
-        let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         q.push(" AND o.reference LIKE ")
             .push_bind(format!("{escaped}%"))
             .push(" ESCAPE '\\'");

@@ -28,10 +28,8 @@ pub async fn take(
     db: impl PgExecutor<'_>,
     session_sha256: &[u8],
 ) -> Result<Option<(String, String)>, sqlx::Error> {
-    sqlx::query_as(
-        "DELETE FROM console_flashes WHERE session_id_sha256 = $1 RETURNING kind, text",
-    )
-    .bind(session_sha256)
-    .fetch_optional(db)
-    .await
+    sqlx::query_as("DELETE FROM console_flashes WHERE session_id_sha256 = $1 RETURNING kind, text")
+        .bind(session_sha256)
+        .fetch_optional(db)
+        .await
 }

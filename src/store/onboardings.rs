@@ -218,11 +218,16 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OnboardingR
 }
 
 /// The onboardings of `ids` that exist, in no particular order.
-pub async fn many(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<OnboardingRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM onboardings WHERE id = ANY($1)"))
-        .bind(ids)
-        .fetch_all(db)
-        .await
+pub async fn many(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+) -> Result<Vec<OnboardingRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM onboardings WHERE id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(db)
+    .await
 }
 
 pub async fn state(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<String>, sqlx::Error> {

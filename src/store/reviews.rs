@@ -234,7 +234,9 @@ pub async fn count(
                 count(*) FILTER (WHERE status <> 'resolved' AND due_at < now())
            FROM review_cases WHERE {FILTERED}"
     );
-    bind_filter!(sqlx::query_as(&sql), filter).fetch_one(db).await
+    bind_filter!(sqlx::query_as(&sql), filter)
+        .fetch_one(db)
+        .await
 }
 
 /// The reason codes of the cases not yet resolved, and of those resolved in the last 90 days.

@@ -81,13 +81,9 @@ async fn neighbours(
         due_at: case.due_at,
         id: case.id,
     });
-    let before =
-        crate::store::reviews::page(&st.db, &filter, cursor, Direction::Before, 1).await?;
+    let before = crate::store::reviews::page(&st.db, &filter, cursor, Direction::Before, 1).await?;
     let after = crate::store::reviews::page(&st.db, &filter, cursor, Direction::After, 1).await?;
-    Ok((
-        before.first().map(|c| c.id),
-        after.first().map(|c| c.id),
-    ))
+    Ok((before.first().map(|c| c.id), after.first().map(|c| c.id)))
 }
 
 /// The case with its forms; `typed` fills them in again.
@@ -326,12 +322,20 @@ async fn act(
                 // The page again, with what is wrong and what was typed.
                 Err(error) => return again(&st, &session, id, &error, &typed).await,
             };
-            match reviews::resolve(&st.flow, id, reviewer, outcome, note, fraud, answer, true)
-                .await?
-            {
+            let resolution = reviews::Resolution {
+                outcome,
+                note,
+                fraud,
+                answer,
+                answer_required: true,
+            };
+            match reviews::resolve(&st.flow, id, reviewer, resolution).await? {
                 Ok(_) => {
                     session
-                        .flash(&st, Flash::Notice("Resolved. This is the next case.".into()))
+                        .flash(
+                            &st,
+                            Flash::Notice("Resolved. This is the next case.".into()),
+                        )
                         .await?;
                     return Ok(Redirect::to(&next_case(&st, reviewer).await?).into_response());
                 }
@@ -402,7 +406,12 @@ fn refused(refusal: &Refusal) -> &'static str {
 }
 
 /// An outcome, a note and what a rejection records as fraud.
-type Resolution<'a> = (Outcome, &'a str, Option<(Typology, String)>, Option<&'a str>);
+type Resolution<'a> = (
+    Outcome,
+    &'a str,
+    Option<(Typology, String)>,
+    Option<&'a str>,
+);
 
 /// The resolution the form asks for, as the API takes it (`POST /v1/reviews/{id}/resolution`),
 /// or what the page says is wrong with it. A fraud typology or description makes the

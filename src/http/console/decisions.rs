@@ -13,11 +13,11 @@ use crate::config::Scope;
 use crate::domain::Cpf;
 use crate::http::console::explanation::{Explained, LINKS_WINDOW_SECS, explained, links_section};
 use crate::http::console::layout::{at, day_start, page, shortcuts};
-use crate::policy::Reason;
 use crate::http::console::session::Session;
-use crate::http::decisions::{DecisionItem, ExportFormat, Explanation, export_response};
+use crate::http::decisions::{DecisionItem, Explanation, ExportFormat, export_response};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
+use crate::policy::Reason;
 use crate::store::audit;
 
 pub(super) fn router() -> Router<AppState> {
@@ -114,10 +114,7 @@ async fn decisions(
         }
         Err(_) => (audit::DecisionFilter::default(), Vec::new()),
     };
-    let export = format!(
-        "/console/decisions/export?{}",
-        raw.as_deref().unwrap_or("")
-    );
+    let export = format!("/console/decisions/export?{}", raw.as_deref().unwrap_or(""));
     let items: Vec<DecisionItem> = rows
         .iter()
         .map(|r| DecisionItem::new(&st, r, pii))
@@ -179,8 +176,8 @@ async fn export(
         return Ok(session.refused("reviews:write or decisions:read"));
     }
     let pii = session.caller.has(Scope::PiiRead);
-    let (filter, logged) = search_of(&st, pii, &query)
-        .map_err(|wrong| ApiError::validation("cpf", wrong))?;
+    let (filter, logged) =
+        search_of(&st, pii, &query).map_err(|wrong| ApiError::validation("cpf", wrong))?;
     audit::record_search(
         &st.db,
         &session.caller.name,

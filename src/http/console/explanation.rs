@@ -6,10 +6,10 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::domain::LinkKey;
 use crate::domain::evidence::{
     BiometricEvidence, BiometricResult, DeviceEvidence, DeviceRegistration, Evidence, RiskSignals,
 };
-use crate::domain::LinkKey;
 use crate::http::console::layout::{at, at_text};
 use crate::http::decisions::Explanation;
 use crate::http::error::ApiError;
@@ -289,7 +289,9 @@ fn scalar(value: &Value) -> String {
 fn biometrics(evidence: &BiometricEvidence) -> Markup {
     match evidence {
         BiometricEvidence::NotRun => html! { p.muted { "unico was not asked." } },
-        BiometricEvidence::Received(result) => html! { p { "Final answer received." } (biometric(result)) },
+        BiometricEvidence::Received(result) => {
+            html! { p { "Final answer received." } (biometric(result)) }
+        }
         BiometricEvidence::TimedOut(last) => html! {
             p.overdue { "No final answer before the deadline." }
             @if let Some(result) = last { p.muted { "The last answer:" } (biometric(result)) }
@@ -341,6 +343,10 @@ fn signals(signals: Option<&RiskSignals>) -> Markup {
         return html! { p.muted { "The phone sent no risk signals." } };
     };
     let mut pairs = Vec::new();
-    flatten("", &serde_json::to_value(signals).unwrap_or(Value::Null), &mut pairs);
+    flatten(
+        "",
+        &serde_json::to_value(signals).unwrap_or(Value::Null),
+        &mut pairs,
+    );
     html! { dl.fields { @for (name, text) in &pairs { dt { (name) } dd { (text) } } } }
 }

@@ -37,7 +37,10 @@ pub(super) fn day(t: &DateTime<Utc>) -> String {
 /// The start of a São Paulo day given as YYYY-MM-DD, in UTC; None when it is not a date.
 pub(super) fn day_start(text: &str) -> Option<DateTime<Utc>> {
     let date = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()?;
-    let local = date.and_hms_opt(0, 0, 0)?.and_local_timezone(SAO_PAULO).single()?;
+    let local = date
+        .and_hms_opt(0, 0, 0)?
+        .and_local_timezone(SAO_PAULO)
+        .single()?;
     Some(local.with_timezone(&Utc))
 }
 

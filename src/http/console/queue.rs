@@ -75,8 +75,8 @@ async fn queue(
         return Ok(session.refused("reviews:write or decisions:read"));
     }
     let clean = |v: &Option<String>| v.clone().filter(|s| !s.is_empty() && !s.contains('\0'));
-    let status = clean(&query.status)
-        .filter(|s| matches!(s.as_str(), "open" | "claimed" | "resolved"));
+    let status =
+        clean(&query.status).filter(|s| matches!(s.as_str(), "open" | "claimed" | "resolved"));
     let who = clean(&query.who).filter(|w| matches!(w.as_str(), "mine" | "unassigned"));
     let filter = CaseFilter {
         // The queue is what is left to do; resolved cases are one filter away.
@@ -99,8 +99,7 @@ async fn queue(
         (None, None) => (None, Direction::After),
     };
     // One more than a page tells whether there is another page that way.
-    let mut cases =
-        crate::store::reviews::page(&st.db, &filter, edge, direction, PAGE + 1).await?;
+    let mut cases = crate::store::reviews::page(&st.db, &filter, edge, direction, PAGE + 1).await?;
     let more = cases.len() as i64 > PAGE;
     if more {
         match direction {
@@ -111,7 +110,8 @@ async fn queue(
         }
     }
     let has_next = (direction == Direction::After && more) || direction == Direction::Before;
-    let has_previous = (direction == Direction::Before && more) || edge.is_some() && direction == Direction::After;
+    let has_previous =
+        (direction == Direction::Before && more) || edge.is_some() && direction == Direction::After;
     let (total, open, claimed, resolved, overdue) =
         crate::store::reviews::count(&st.db, &filter).await?;
     let reasons = crate::store::reviews::reasons_in_use(&st.db).await?;
