@@ -168,15 +168,16 @@ impl App {
                 processing_delay: settings.sandbox.processing_delay,
                 webhook_delay: settings.sandbox.webhook_delay,
                 faults,
-                unlisted: sandbox::by_number(settings.sandbox.unlisted_cpf_scenario)
-                    .with_context(|| {
+                unlisted: sandbox::by_number(settings.sandbox.unlisted_cpf_scenario).with_context(
+                    || {
                         format!(
                             "configuration key `sandbox.unlisted_cpf_scenario`: the sandbox has no \
                              scenario {} (1 to {})",
                             settings.sandbox.unlisted_cpf_scenario,
                             sandbox::SCENARIOS.len()
                         )
-                    })?,
+                    },
+                )?,
             });
         }
         if settings.sandbox.enabled {

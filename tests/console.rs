@@ -632,16 +632,6 @@ async fn a_reviewer_records_fraud_from_the_console_and_the_overdue_indications_c
     app.stop().await;
 }
 
-/// Access records of `caller` at the console page `endpoint`.
-async fn access_records(app: &TestApp, caller: &str, endpoint: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM audit_searches WHERE caller = $1 AND endpoint = $2")
-        .bind(caller)
-        .bind(endpoint)
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_moves_on() {
     let app = TestApp::spawn().await;
@@ -902,9 +892,16 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     assert_eq!(resolved["items"].as_array().unwrap().len(), 2, "{resolved}");
 
     // Resolved cases show their outcome and when.
-    browser.go(&app.url("/console/reviews?status=resolved")).await;
+    browser
+        .go(&app.url("/console/reviews?status=resolved"))
+        .await;
     let states = column(&mut browser, "#queue tbody tr", 6).await;
-    assert!(states.iter().any(|s| s.contains("rejected") && s.contains("-03:00")), "{states:?}");
+    assert!(
+        states
+            .iter()
+            .any(|s| s.contains("rejected") && s.contains("-03:00")),
+        "{states:?}"
+    );
 
     // Decisions: a reference found by its start, each row linked to its case, a date filter,
     // and the export of what the search finds, recorded as the API's exports are.
@@ -960,6 +957,8 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
         browser.text("main").await
     );
     assert_eq!(browser.text("#back").await, "Back to the console");
+    browser.go(&app.url("/console/no-such-page")).await;
+    assert!(browser.text("#problem").await.contains("no such page"));
     let status = browser
         .eval(&format!(
             "fetch('/console/reviews/{case_id}/note', {{method: 'POST', headers: {{'content-type': 'application/x-www-form-urlencoded'}}, body: 'csrf=old&thread_note=x'}}).then(r => r.headers.get('content-type') + ' ' + r.status)"

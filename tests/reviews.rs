@@ -566,14 +566,20 @@ async fn reviewers_keep_a_thread_of_notes_on_a_case_until_it_is_resolved() {
         .map(|n| n["author"].as_str().unwrap())
         .collect();
     assert_eq!(authors, ["sandbox-reviewer", "sandbox-reviewer-2"]);
-    assert_eq!(thread["items"][1]["text"], "O aparelho aprovou outra pessoa ontem.");
+    assert_eq!(
+        thread["items"][1]["text"],
+        "O aparelho aprovou outra pessoa ontem."
+    );
     let (_, seen_by_auditor) = app.get(&notes, AUDITOR_KEY).await;
     assert_eq!(seen_by_auditor["items"][0]["text"], Value::Null);
     assert_eq!(seen_by_auditor["items"][0]["author"], "sandbox-reviewer");
 
     // A resolved case's thread is closed.
     let path = format!("/v1/reviews/{}", case["id"].as_str().unwrap());
-    assert_eq!(post(&app, REVIEWER, &format!("{path}/claim"), None).await.0, 200);
+    assert_eq!(
+        post(&app, REVIEWER, &format!("{path}/claim"), None).await.0,
+        200
+    );
     let (status, _) = post(
         &app,
         REVIEWER,

@@ -1227,16 +1227,6 @@ async fn the_service_decides_reviews_publishes_and_erases_as_the_app_role() {
         .await;
 }
 
-/// How many reads `caller` left in the access record under `endpoint`.
-async fn access_records(app: &TestApp, caller: &str, endpoint: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM audit_searches WHERE caller = $1 AND endpoint = $2")
-        .bind(caller)
-        .bind(endpoint)
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn every_read_of_a_review_case_leaves_an_access_record() {
     let app = TestApp::spawn().await;

@@ -420,18 +420,14 @@ async fn resolve(
     let Some(outcome) = outcome.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
-    match reviews::resolve(
-        &st.flow,
-        id,
-        &caller.name,
+    let resolution = reviews::Resolution {
         outcome,
         note,
         fraud,
         answer,
-        false,
-    )
-    .await?
-    {
+        answer_required: false,
+    };
+    match reviews::resolve(&st.flow, id, &caller.name, resolution).await? {
         Ok(case) => Ok(Json(view(&st, case, true)).into_response()),
         Err(refusal) => Err(refused(refusal)),
     }
@@ -517,7 +513,13 @@ async fn notes(
     // Reviewers' words about a person, read like the person's own: recorded, and the text only
     // for reviews:write or pii:read.
     let looked_at = json!({ "case_id": case.id });
-    audit::record_search(&st.db, &caller.name, "GET /v1/reviews/{id}/notes", &looked_at).await?;
+    audit::record_search(
+        &st.db,
+        &caller.name,
+        "GET /v1/reviews/{id}/notes",
+        &looked_at,
+    )
+    .await?;
     let mut items = notes::thread(&st.flow, case.id).await?;
     if !may_read_statement(&caller) {
         for note in &mut items {

@@ -100,21 +100,36 @@ pub async fn release(
     Ok(released)
 }
 
-/// Resolves the case with the reviewer's outcome and note, and for a case the person opened
-/// (LGPD Art. 20) `answer`, the answer to them, kept sealed beside the case's notes and sent
-/// with `review.resolved`; `required_answer` refuses such a case resolved without one. The reviewer's decision is appended
+/// What a reviewer resolves a case with.
+pub struct Resolution<'a> {
+    pub outcome: Outcome,
+    pub note: &'a str,
+    /// With a rejection: the fraud the reviewer found, made a fraud indication.
+    pub fraud: Option<(Typology, String)>,
+    /// For a case the person opened (LGPD Art. 20): the answer to them, kept sealed beside the
+    /// case's notes and sent with `review.resolved`.
+    pub answer: Option<&'a str>,
+    /// Refuses a case the person opened resolved without an answer (the console asks for one;
+    /// through the API it stays optional, as it was before answers existed).
+    pub answer_required: bool,
+}
+
+/// Resolves the case with the reviewer's `resolution`. The reviewer's decision is appended
 /// at once (a rejection that records `fraud` makes a fraud indication with it); an approval of an onboarding whose device was never registered first registers it
 /// with QI Tech, and QI Tech's answer completes the decision (its id is drawn now).
 pub async fn resolve(
     flow: &Flow,
     case_id: Uuid,
     reviewer: &str,
-    outcome: Outcome,
-    note: &str,
-    fraud: Option<(Typology, String)>,
-    answer: Option<&str>,
-    required_answer: bool,
+    resolution: Resolution<'_>,
 ) -> Result<Result<CaseRow, Refusal>, FlowError> {
+    let Resolution {
+        outcome,
+        note,
+        fraud,
+        answer,
+        answer_required,
+    } = resolution;
     let decision_id = Uuid::new_v4();
     let mut tx = crate::store::begin(&flow.db).await?;
     let resolved = store::resolve(
@@ -134,7 +149,7 @@ pub async fn resolve(
     match (answer, asked) {
         // Dropping the transaction undoes the resolution.
         (Some(_), false) => return Ok(Err(Refusal::AnswerWithoutRequest)),
-        (None, true) if required_answer => return Ok(Err(Refusal::AnswerMissing)),
+        (None, true) if answer_required => return Ok(Err(Refusal::AnswerMissing)),
         (Some(answer), true) => {
             crate::store::notes::add(
                 &mut tx,

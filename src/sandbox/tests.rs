@@ -649,7 +649,9 @@ async fn an_unlisted_cpf_plays_the_configured_scenario() {
         json!({"status": 3, "unicoId": {"result": "yes"}, "identityFraudsters": {"result": "inconclusive"}})
     );
     // A CPF of the table is unchanged: scenario 2 answers at once.
-    let (_, listed) = sandbox.create(&token, process(&digits(SCENARIOS[1].cpf))).await;
+    let (_, listed) = sandbox
+        .create(&token, process(&digits(SCENARIOS[1].cpf)))
+        .await;
     assert_ne!(listed["status"], json!(1), "{listed}");
 }
 

@@ -86,6 +86,13 @@ impl Browser {
 
     /// Sends one DevTools command and answers its result (events in between are skipped).
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        let answer = self.try_call(method, &params).await;
+        assert!(answer["error"].is_null(), "{method}: {answer}");
+        answer["result"].clone()
+    }
+
+    /// One DevTools command's whole answer, its `error` included.
+    async fn try_call(&mut self, method: &str, params: &Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
         let message = json!({"id": id, "method": method, "params": params}).to_string();
@@ -99,20 +106,29 @@ impl Browser {
             let Message::Text(text) = frame else { continue };
             let answer: Value = serde_json::from_str(&text).unwrap();
             if answer["id"] == id {
-                assert!(answer["error"].is_null(), "{method}: {answer}");
-                return answer["result"].clone();
+                return answer;
             }
         }
     }
 
     /// Evaluates `expression` in the page and answers its value.
     pub async fn eval(&mut self, expression: &str) -> Value {
-        let result = self
-            .call(
-                "Runtime.evaluate",
-                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
-            )
-            .await;
+        let params = json!({"expression": expression, "returnByValue": true, "awaitPromise": true});
+        let mut answer = self.try_call("Runtime.evaluate", &params).await;
+        // A page replaced while the expression ran (a form's redirect landing) has no context
+        // to answer from: ask the page that took its place.
+        for _ in 0..20 {
+            let lost = answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("context"));
+            if !lost {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            answer = self.try_call("Runtime.evaluate", &params).await;
+        }
+        assert!(answer["error"].is_null(), "Runtime.evaluate: {answer}");
+        let result = answer["result"].clone();
         assert!(
             result["exceptionDetails"].is_null(),
             "{expression}: {result}"

@@ -786,3 +786,13 @@ impl AppRole {
             .unwrap();
     }
 }
+
+/// How many reads `caller` left in the access record under `endpoint`.
+pub async fn access_records(app: &TestApp, caller: &str, endpoint: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_searches WHERE caller = $1 AND endpoint = $2")
+        .bind(caller)
+        .bind(endpoint)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}

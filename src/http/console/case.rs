@@ -324,9 +324,14 @@ async fn act(
                 // The page again, with what is wrong and what was typed.
                 Err(error) => return again(&st, &session, id, &error, &typed).await,
             };
-            match reviews::resolve(&st.flow, id, reviewer, outcome, note, fraud, answer, true)
-                .await?
-            {
+            let resolution = reviews::Resolution {
+                outcome,
+                note,
+                fraud,
+                answer,
+                answer_required: true,
+            };
+            match reviews::resolve(&st.flow, id, reviewer, resolution).await? {
                 Ok(_) => {
                     session
                         .flash(

@@ -6,10 +6,10 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::domain::LinkKey;
 use crate::domain::evidence::{
     BiometricEvidence, BiometricResult, DeviceEvidence, DeviceRegistration, Evidence, RiskSignals,
 };
-use crate::domain::LinkKey;
 use crate::http::console::layout::{at, at_text};
 use crate::http::decisions::Explanation;
 use crate::http::error::ApiError;

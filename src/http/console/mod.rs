@@ -41,6 +41,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/console", get(home))
         .route(layout::SCRIPT_PATH, get(script))
+        .route("/console/{*rest}", get(no_such_page))
         .merge(sign_in::router())
         .merge(sign_in_oidc::router())
         .merge(queue::router())
@@ -138,6 +139,15 @@ impl Problem {
     fn not_found(&self) -> &str {
         self.detail.strip_suffix(" not found").unwrap_or("page")
     }
+}
+
+/// A console address that leads nowhere: a page with a way back, not the API's problem+json.
+async fn no_such_page() -> Response {
+    layout::error_page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no such page in the console.",
+    )
 }
 
 async fn script() -> Response {

@@ -15,8 +15,8 @@ use axum::routing::{get, post};
 
 use crate::http::state::AppState;
 
-pub use view::DecisionItem;
 pub(crate) use export::{ExportFormat, export_response};
+pub use view::DecisionItem;
 pub(crate) use view::Explanation;
 
 pub fn router() -> Router<AppState> {
