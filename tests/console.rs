@@ -632,9 +632,15 @@ async fn a_reviewer_records_fraud_from_the_console_and_the_overdue_indications_c
     app.stop().await;
 }
 
+/// The reviewer of the end-to-end test as veredito records a person signed in through the
+/// identity provider.
+const REVIEWER: &str = "oidc:davi.rocha (Davi Rocha)";
+
 #[tokio::test]
 async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_moves_on() {
-    let app = TestApp::spawn().await;
+    // The reviewer signs in through the bank's identity provider, as a person (Davi Rocha, the
+    // reviewer role only); the auditor and a second reviewer with the sandbox's keys.
+    let (_provider, app) = common::identity_provider::provider_and_console().await;
     // A case the policy opened (score 20), due in 24 hours, so first in the queue...
     let mut body = onboarding_body("900.000.019-02");
     body["device"]["device_id"] = json!("shared-phone-1");
@@ -714,8 +720,11 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     browser.click("header button[type=submit]").await;
 
     // The reviewer's worklist: masked CPFs, counts, reasons to pick from, pages of 50.
-    sign_in(&mut browser, &app, "vrd_sandbox_reviewer").await;
-    assert_eq!(browser.path().await, "/console/reviews");
+    common::identity_provider::sign_in_at_the_provider(&mut browser, &app.base, "davi.rocha").await;
+    browser
+        .until("location.pathname === '/console/reviews' && document.querySelector('#who')")
+        .await;
+    assert_eq!(browser.text("#who").await, "Davi Rocha");
     assert_eq!(browser.text("#total").await, "53");
     let cpfs = column(&mut browser, "#queue tbody tr", 2).await;
     assert_eq!(cpfs.len(), 50);
@@ -723,7 +732,7 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     assert!(column(&mut browser, "#queue tbody tr", 4).await[1].contains("Art. 20 request"));
     // The reviewer's page shows no whole CPF: no access record.
     assert_eq!(
-        access_records(&app, "sandbox-reviewer", "console /console/reviews").await,
+        access_records(&app, REVIEWER, "console /console/reviews").await,
         0
     );
     let same = browser
@@ -805,7 +814,7 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     }
     let notes = column_texts(&mut browser, "#notes .note").await;
     assert_eq!(notes.len(), 2, "{notes:?}");
-    assert!(notes[0].contains("sandbox-reviewer") && notes[1].contains("outra pessoa"));
+    assert!(notes[0].contains("Davi Rocha") && notes[1].contains("outra pessoa"));
     browser.screenshot("case-with-notes").await;
     browser.eval("location.reload()").await;
     browser.settle().await;
@@ -834,7 +843,7 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     other
         .go(&app.url(&format!("/console/reviews/{case_id}")))
         .await;
-    assert!(other.text("#held").await.contains("sandbox-reviewer"));
+    assert!(other.text("#held").await.contains("Davi Rocha"));
     assert_eq!(
         other
             .eval("document.querySelector('#claim').disabled")
@@ -927,12 +936,7 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     assert_eq!(csv.lines().count(), 3, "a header and two rows: {csv}");
     assert!(csv.contains(&reference), "{csv}");
     assert_eq!(
-        access_records(
-            &app,
-            "sandbox-reviewer",
-            "console /console/decisions/export"
-        )
-        .await,
+        access_records(&app, REVIEWER, "console /console/decisions/export").await,
         1
     );
     browser.click("#decisions a.case").await;

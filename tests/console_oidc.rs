@@ -4,38 +4,14 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::browser::Browser;
-use common::identity_provider::IdentityProvider;
+use common::identity_provider::{
+    IdentityProvider, console_at, provider_and_console, sign_in_at_the_provider,
+};
 use common::*;
 use serde_json::{Value, json};
 
 const AUDITOR: &str = "vrd_sandbox_auditor";
-
-/// veredito at `port` with the settings file `settings` and `extra` settings.
-async fn console_at(port: u16, settings: &str, extra: &[(&str, &str)]) -> TestApp {
-    let addr = format!("127.0.0.1:{port}");
-    let mut all = vec![("server.addr", addr.as_str())];
-    all.extend_from_slice(extra);
-    TestApp::spawn_with_file(&fresh_database().await, &all, settings_file(settings)).await
-}
-
-fn settings_file(text: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("veredito-oidc-{}.toml", uuid::Uuid::new_v4()));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// A provider and veredito wired to each other.
-async fn provider_and_console() -> (IdentityProvider, TestApp) {
-    let port = free_port();
-    let redirect = format!("http://127.0.0.1:{port}/console/oidc/callback");
-    let provider = IdentityProvider::start(&redirect).await;
-    let settings = IdentityProvider::settings_for(&provider.issuer, &redirect);
-    let app = console_at(port, &settings, &[]).await;
-    (provider, app)
-}
 
 /// A case in the review queue: an onboarding the policy sends to review (score 20).
 async fn review_case(app: &TestApp, cpf: &str) -> (String, String) {
@@ -53,27 +29,6 @@ async fn review_case(app: &TestApp, cpf: &str) -> (String, String) {
         onboarding["id"].as_str().unwrap().to_owned(),
         case["id"].as_str().unwrap().to_owned(),
     )
-}
-
-/// From the console's sign-in page, through the provider's login and consent pages, as `login`.
-async fn sign_in_at_the_provider(browser: &mut Browser, base: &str, login: &str) {
-    browser.go(&format!("{base}/console/sign-in")).await;
-    browser.click("#oidc").await;
-    browser
-        .until("document.querySelector('input[name=login]')")
-        .await;
-    browser.screenshot("provider-login").await;
-    browser
-        .eval(&format!(
-            "document.querySelector('input[name=login]').value = {login:?}; \
-             document.querySelector('input[name=password]').value = 'any password'"
-        ))
-        .await;
-    browser.click("button[type=submit]").await;
-    browser
-        .until("document.querySelector('input[name=prompt][value=consent]')")
-        .await;
-    browser.click("button[type=submit]").await;
 }
 
 /// The browser's cookie `name` for `url`, with its attributes.

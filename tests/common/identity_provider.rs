@@ -9,6 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::browser::Browser;
+use super::{TestApp, free_port, fresh_database};
+
 pub const CLIENT_ID: &str = "veredito-console";
 pub const CLIENT_SECRET: &str = "test-client-secret-7f3a";
 
@@ -108,4 +111,49 @@ impl Drop for IdentityProvider {
         self.child.kill().ok();
         self.child.wait().ok();
     }
+}
+
+/// veredito at `port` with the settings file `settings` and `extra` settings.
+pub async fn console_at(port: u16, settings: &str, extra: &[(&str, &str)]) -> TestApp {
+    let addr = format!("127.0.0.1:{port}");
+    let mut all = vec![("server.addr", addr.as_str())];
+    all.extend_from_slice(extra);
+    TestApp::spawn_with_file(&fresh_database().await, &all, settings_file(settings)).await
+}
+
+pub fn settings_file(text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("veredito-oidc-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A provider and veredito wired to each other.
+pub async fn provider_and_console() -> (IdentityProvider, TestApp) {
+    let port = free_port();
+    let redirect = format!("http://127.0.0.1:{port}/console/oidc/callback");
+    let provider = IdentityProvider::start(&redirect).await;
+    let settings = IdentityProvider::settings_for(&provider.issuer, &redirect);
+    let app = console_at(port, &settings, &[]).await;
+    (provider, app)
+}
+
+/// From the console's sign-in page, through the provider's login and consent pages, as `login`.
+pub async fn sign_in_at_the_provider(browser: &mut Browser, base: &str, login: &str) {
+    browser.go(&format!("{base}/console/sign-in")).await;
+    browser.click("#oidc").await;
+    browser
+        .until("document.querySelector('input[name=login]')")
+        .await;
+    browser.screenshot("provider-login").await;
+    browser
+        .eval(&format!(
+            "document.querySelector('input[name=login]').value = {login:?}; \
+             document.querySelector('input[name=password]').value = 'any password'"
+        ))
+        .await;
+    browser.click("button[type=submit]").await;
+    browser
+        .until("document.querySelector('input[name=prompt][value=consent]')")
+        .await;
+    browser.click("button[type=submit]").await;
 }

@@ -23,6 +23,7 @@ const issuer = env('ISSUER');
 const people = {
   'ana.souza': { name: 'Ana Souza', roles: ['veredito-reviewer', 'veredito-pii'] },
   'bruno.lima': { name: 'Bruno Lima', roles: ['veredito-auditor'] },
+  'davi.rocha': { name: 'Davi Rocha', roles: ['veredito-reviewer'] },
   'carla.dias': { name: 'Carla Dias', roles: ['staff'] },
 };
 
