@@ -691,33 +691,36 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     let (_, cases) = app.get("/v1/reviews?limit=1", "vrd_sandbox_reviewer").await;
     let case_id = cases["items"][0]["id"].as_str().unwrap().to_owned();
 
-    // An auditor with pii:read sees who the person is; each page load is an access record.
-    let mut browser = Browser::start().await;
-    sign_in(&mut browser, &app, "vrd_sandbox_auditor_pii").await;
-    browser
-        .go(&app.url(&format!("/console/reviews/{case_id}")))
+    // A reviewer who also holds the provider's pii role (Ana Souza) sees who the person is;
+    // each page load is an access record in her name.
+    let ana = "oidc:ana.souza (Ana Souza)";
+    let mut pii = Browser::start().await;
+    common::identity_provider::sign_in_at_the_provider(&mut pii, &app.base, "ana.souza").await;
+    pii.until("location.pathname === '/console/reviews' && document.querySelector('#who')")
         .await;
-    assert_eq!(browser.text("#name").await, "Maria Teste da Silva");
-    assert_eq!(browser.text("#cpf").await, "900.000.019-02");
-    assert_eq!(browser.text("#device").await, "shared-phone-1");
-    assert!(browser.text("#reference").await.starts_with("ref-"));
-    assert!(!browser.text("#policy-version").await.is_empty());
-    browser
-        .go(&app.url(&format!("/console/reviews/{case_id}")))
+    pii.go(&app.url(&format!("/console/reviews/{case_id}")))
+        .await;
+    assert_eq!(pii.text("#name").await, "Maria Teste da Silva");
+    assert_eq!(pii.text("#cpf").await, "900.000.019-02");
+    assert_eq!(pii.text("#device").await, "shared-phone-1");
+    assert!(pii.text("#reference").await.starts_with("ref-"));
+    assert!(!pii.text("#policy-version").await.is_empty());
+    pii.go(&app.url(&format!("/console/reviews/{case_id}")))
         .await;
     assert_eq!(
-        access_records(&app, "sandbox-auditor-pii", "console /console/reviews/{id}").await,
+        access_records(&app, ana, "console /console/reviews/{id}").await,
         2
     );
-    browser.go(&app.url("/console/reviews")).await;
-    let cpfs = column(&mut browser, "#queue tbody tr", 2).await;
+    pii.go(&app.url("/console/reviews")).await;
+    let cpfs = column(&mut pii, "#queue tbody tr", 2).await;
     assert!(cpfs.contains(&"900.000.019-02".to_owned()), "{cpfs:?}");
     // Two loads of the worklist with whole CPFs: where signing in led, and this one.
     assert_eq!(
-        access_records(&app, "sandbox-auditor-pii", "console /console/reviews").await,
+        access_records(&app, ana, "console /console/reviews").await,
         2
     );
-    browser.click("header button[type=submit]").await;
+    pii.click("header button[type=submit]").await;
+    let mut browser = Browser::start().await;
 
     // The reviewer's worklist: masked CPFs, counts, reasons to pick from, pages of 50.
     common::identity_provider::sign_in_at_the_provider(&mut browser, &app.base, "davi.rocha").await;
