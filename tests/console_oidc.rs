@@ -289,7 +289,10 @@ async fn a_tampered_state_a_replayed_sign_in_and_a_bad_code_get_pages_with_a_way
 
     // A state that is not the one sent.
     let (cookie, state) = start().await;
-    let tampered = format!("{}A", &state[..state.len() - 1]);
+    // One character changed (to another one: a state ending in A would otherwise stay intact).
+    let last = if state.ends_with('A') { 'B' } else { 'A' };
+    let tampered = format!("{}{last}", &state[..state.len() - 1]);
+    assert_ne!(tampered, state);
     let answer = callback(Some(cookie.clone()), format!("code=abc&state={tampered}")).await;
     page_back(&answer, 400, "does not belong to this sign-in");
     // The sign-in was taken by that answer: the right state later is refused too.
