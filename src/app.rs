@@ -72,14 +72,15 @@ pub async fn prepare_database(settings: &Settings, migrate: bool) -> anyhow::Res
 /// `serve` should connect as a member of `veredito_app`, whose privileges keep the records
 /// append-only; a superuser or the tables' owner passes every privilege (docs/audit.md).
 async fn warn_about_privileges(db: &PgPool) {
-    let roles: Result<(bool, bool), sqlx::Error> = sqlx::query_as(
-        "SELECT r.rolsuper,
-                EXISTS (SELECT 1 FROM pg_tables
-                         WHERE tablename = 'decisions' AND tableowner = current_user)
-           FROM pg_roles r WHERE r.rolname = current_user",
+    let roles: Result<(bool, bool), sqlx::Error> = sqlx::query!(
+        r#"SELECT r.rolsuper AS "superuser!",
+                  EXISTS (SELECT 1 FROM pg_tables
+                           WHERE tablename = 'decisions' AND tableowner = current_user) AS "owner!"
+             FROM pg_roles r WHERE r.rolname = current_user"#,
     )
     .fetch_one(db)
-    .await;
+    .await
+    .map(|row| (row.superuser, row.owner));
     match roles {
         Ok((true, _)) => tracing::warn!(
             "serve is connected as a superuser: the records' privileges do not bind it; \

@@ -44,7 +44,7 @@ async fn live() -> Json<serde_json::Value> {
     security(()),
 )]
 async fn ready(State(st): State<AppState>) -> impl IntoResponse {
-    let probe = sqlx::query("SELECT 1").execute(&st.db);
+    let probe = sqlx::query_scalar!("SELECT 1 AS one").fetch_one(&st.db);
     match tokio::time::timeout(std::time::Duration::from_secs(1), probe).await {
         Ok(Ok(_)) => (
             StatusCode::OK,

@@ -34,9 +34,19 @@ pub struct CallbackRow {
     pub failed_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str =
-    "id, type, body, onboarding_id, target, fraud_indication_id, status, attempts, last_status,
-    last_error, created_at, delivered_at, failed_at";
+/// `sqlx::query_as!` into a `CallbackRow`: the SQL before its columns, and after them.
+macro_rules! query_callback {
+    ($before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            CallbackRow,
+            $before
+                + "id, type AS kind, body, onboarding_id, target, fraud_indication_id, status,
+                   attempts, last_status, last_error, created_at, delivered_at, failed_at"
+                + $after
+            $(, $arg)*
+        )
+    };
+}
 
 /// Where an event goes.
 pub const TO_CALLBACKS: &str = "callbacks";
@@ -56,13 +66,15 @@ pub async fn enqueue(
         "timestamp": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "data": data,
     });
-    sqlx::query("INSERT INTO callbacks (id, type, body, onboarding_id) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(kind)
-        .bind(body)
-        .bind(onboarding_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO callbacks (id, type, body, onboarding_id) VALUES ($1, $2, $3, $4)",
+        id,
+        kind,
+        body,
+        onboarding_id,
+    )
+    .execute(&mut **tx)
+    .await?;
     steps::queue(
         tx,
         StepKind::DeliverCallback,
@@ -87,16 +99,16 @@ pub async fn enqueue_sharing(
         "timestamp": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "data": data,
     });
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO callbacks (id, type, body, onboarding_id, target, fraud_indication_id,
                                 created_at)
          VALUES ($1, $2, $3, $4, 'fraud_sharing', $5, clock_timestamp())",
+        id,
+        kind,
+        body,
+        onboarding_id,
+        indication_id,
     )
-    .bind(id)
-    .bind(kind)
-    .bind(body)
-    .bind(onboarding_id)
-    .bind(indication_id)
     .execute(&mut **tx)
     .await?;
     steps::queue(
@@ -118,21 +130,20 @@ pub async fn earlier_pending(
     let Some(indication) = row.fraud_indication_id else {
         return Ok(false);
     };
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM callbacks
-                         WHERE fraud_indication_id = $1 AND status = 'pending'
-                           AND (created_at, id) < ($2, $3))",
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM callbacks
+                           WHERE fraud_indication_id = $1 AND status = 'pending'
+                             AND (created_at, id) < ($2, $3)) AS "exists!""#,
+        indication,
+        row.created_at,
+        row.id,
     )
-    .bind(indication)
-    .bind(row.created_at)
-    .bind(row.id)
     .fetch_one(db)
     .await
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CallbackRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM callbacks WHERE id = $1"))
-        .bind(id)
+    query_callback!("SELECT ", " FROM callbacks WHERE id = $1", id)
         .fetch_optional(db)
         .await
 }
@@ -146,18 +157,18 @@ pub async fn attempted(
     http_status: Option<u16>,
     error: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE callbacks
             SET status = $2, attempts = $3, last_status = $4, last_error = $5,
                 delivered_at = CASE WHEN $2 = 'delivered' THEN now() END,
                 failed_at = CASE WHEN $2 = 'failed' THEN now() END
           WHERE id = $1",
+        id,
+        status,
+        attempts,
+        http_status.map(i32::from),
+        error,
     )
-    .bind(id)
-    .bind(status)
-    .bind(attempts)
-    .bind(http_status.map(i32::from))
-    .bind(error)
     .execute(db)
     .await?;
     Ok(())
@@ -172,30 +183,31 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<CallbackRow>, sqlx::Error> {
     let (after_at, after_id) = after.map_or((None, None), |(at, id)| (Some(at), Some(id)));
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM callbacks
+    query_callback!(
+        "SELECT ",
+        " FROM callbacks
           WHERE ($1::text IS NULL OR status = $1)
             AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
             AND target = $5
           ORDER BY created_at DESC, id DESC
-          LIMIT $4"
-    ))
-    .bind(status)
-    .bind(after_at)
-    .bind(after_id)
-    .bind(limit)
-    .bind(target)
+          LIMIT $4",
+        status,
+        after_at,
+        after_id,
+        limit,
+        target,
+    )
     .fetch_all(db)
     .await
 }
 
 /// Sends a failed delivery again: pending, with a new step. Answers false when it was not failed.
 pub async fn retry(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {
-    let reopened = sqlx::query(
+    let reopened = sqlx::query!(
         "UPDATE callbacks SET status = 'pending', failed_at = NULL, created_at = now()
           WHERE id = $1 AND status = 'failed'",
+        id,
     )
-    .bind(id)
     .execute(&mut **tx)
     .await?
     .rows_affected();

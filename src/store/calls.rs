@@ -89,25 +89,25 @@ fn sealing_context(context: CallContext) -> Vec<u8> {
 
 pub async fn insert(db: impl sqlx::PgExecutor<'_>, sealed: &SealedCall) -> Result<(), sqlx::Error> {
     let call = &sealed.record;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO provider_calls (onboarding_id, device_validation_id, provider, operation, method, path,
                                      http_status, latency_ms, request, response, error,
                                      answer_key_id, answer_ciphertext)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        call.context.onboarding_id,
+        call.context.device_validation_id,
+        call.provider,
+        call.operation,
+        call.method,
+        call.path,
+        call.http_status.map(i32::from),
+        i32::try_from(call.latency_ms).unwrap_or(i32::MAX),
+        call.request,
+        call.response,
+        call.error,
+        sealed.answer_key_id,
+        sealed.answer_ciphertext,
     )
-    .bind(call.context.onboarding_id)
-    .bind(call.context.device_validation_id)
-    .bind(call.provider)
-    .bind(call.operation)
-    .bind(call.method)
-    .bind(&call.path)
-    .bind(call.http_status.map(i32::from))
-    .bind(i32::try_from(call.latency_ms).unwrap_or(i32::MAX))
-    .bind(&call.request)
-    .bind(&call.response)
-    .bind(&call.error)
-    .bind(&sealed.answer_key_id)
-    .bind(&sealed.answer_ciphertext)
     .execute(db)
     .await?;
     Ok(())
@@ -158,13 +158,14 @@ pub async fn list_for_onboarding(
     pool: &PgPool,
     onboarding_id: uuid::Uuid,
 ) -> Result<Vec<CallRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        CallRow,
         "SELECT onboarding_id, device_validation_id, provider, operation, method, path, http_status,
                 latency_ms, request, response, error, created_at, answer_key_id, answer_ciphertext,
                 NULL::jsonb AS provider_said
          FROM provider_calls WHERE onboarding_id = $1 ORDER BY id",
+        onboarding_id,
     )
-    .bind(onboarding_id)
     .fetch_all(pool)
     .await
 }
@@ -175,10 +176,12 @@ pub async fn list_for_onboarding(
 /// sealed answer always has a response or an error, so the partial index finds it.
 pub async fn erase_older_than(db: &PgPool, days: u32, batch: i64) -> Result<u64, sqlx::Error> {
     // The call log is a record the service's role cannot change; the owner's function erases.
-    let erased: i64 = sqlx::query_scalar("SELECT erase_provider_call_text($1, $2)")
-        .bind(i32::try_from(days).unwrap_or(i32::MAX))
-        .bind(batch)
-        .fetch_one(db)
-        .await?;
+    let erased = sqlx::query_scalar!(
+        r#"SELECT erase_provider_call_text($1, $2) AS "erased!""#,
+        i32::try_from(days).unwrap_or(i32::MAX),
+        batch,
+    )
+    .fetch_one(db)
+    .await?;
     Ok(u64::try_from(erased).unwrap_or(0))
 }

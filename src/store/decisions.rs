@@ -32,7 +32,19 @@ pub struct DecisionRow {
     pub note: Option<String>,
 }
 
-const COLUMNS: &str = "id, onboarding_id, outcome, reasons, reason_codes, policy_version, thresholds, evidence, evaluations, decided_at, decided_by, reviewer, note";
+/// `sqlx::query_as!` into a `DecisionRow`: the SQL before its columns, and after them.
+macro_rules! query_decision {
+    ($before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            DecisionRow,
+            $before
+                + "id, onboarding_id, outcome, reasons, reason_codes, policy_version, thresholds,
+                   evidence, evaluations, decided_at, decided_by, reviewer, note"
+                + $after
+            $(, $arg)*
+        )
+    };
+}
 
 /// Who made a decision.
 #[derive(Debug, Clone, Copy)]
@@ -52,33 +64,29 @@ pub async fn insert(
     by: DecidedBy<'_>,
 ) -> Result<DecisionRow, sqlx::Error> {
     let codes: Vec<&str> = verdict.reasons.iter().map(|r| r.code.as_str()).collect();
-    let row: DecisionRow = sqlx::query_as(&format!(
+    let (decided_by, reviewer, note) = match by {
+        DecidedBy::Policy => ("policy", None, None),
+        DecidedBy::Reviewer { name, note } => ("reviewer", Some(name), Some(note)),
+    };
+    let row = query_decision!(
         "INSERT INTO decisions (id, onboarding_id, outcome, reasons, reason_codes, policy_version, thresholds,
                                 evidence, evaluations, decided_by, reviewer, note)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(onboarding_id)
-    .bind(verdict.outcome.as_str())
-    .bind(serde_json::to_value(&verdict.reasons).unwrap_or_default())
-    .bind(&codes)
-    .bind(&verdict.policy_version)
-    .bind(serde_json::to_value(verdict.thresholds).unwrap_or_default())
-    .bind(serde_json::to_value(evidence.for_the_record()).unwrap_or_default())
-    .bind(serde_json::to_value(&verdict.evaluations).unwrap_or_default())
-    .bind(match by {
-        DecidedBy::Policy => "policy",
-        DecidedBy::Reviewer { .. } => "reviewer",
-    })
-    .bind(match by {
-        DecidedBy::Policy => None,
-        DecidedBy::Reviewer { name, .. } => Some(name),
-    })
-    .bind(match by {
-        DecidedBy::Policy => None,
-        DecidedBy::Reviewer { note, .. } => Some(note),
-    })
+         RETURNING ",
+        "",
+        id,
+        onboarding_id,
+        verdict.outcome.as_str(),
+        serde_json::to_value(&verdict.reasons).unwrap_or_default(),
+        &codes as &[&str],
+        verdict.policy_version,
+        serde_json::to_value(verdict.thresholds).unwrap_or_default(),
+        serde_json::to_value(evidence.for_the_record()).unwrap_or_default(),
+        serde_json::to_value(&verdict.evaluations).unwrap_or_default(),
+        decided_by,
+        reviewer,
+        note,
+    )
     .fetch_one(&mut **tx)
     .await?;
     tx.notify(DECIDED_CHANNEL, onboarding_id.to_string());
@@ -90,17 +98,17 @@ pub async fn for_onboarding(
     db: impl PgExecutor<'_>,
     onboarding_id: Uuid,
 ) -> Result<Option<DecisionRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM decisions WHERE onboarding_id = $1 ORDER BY decided_at DESC, decided_by DESC LIMIT 1"
-    ))
-    .bind(onboarding_id)
+    query_decision!(
+        "SELECT ",
+        " FROM decisions WHERE onboarding_id = $1 ORDER BY decided_at DESC, decided_by DESC LIMIT 1",
+        onboarding_id,
+    )
     .fetch_optional(db)
     .await
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<DecisionRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM decisions WHERE id = $1"))
-        .bind(id)
+    query_decision!("SELECT ", " FROM decisions WHERE id = $1", id)
         .fetch_optional(db)
         .await
 }

@@ -39,32 +39,29 @@ pub struct ValidationRow {
     pub decided_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, reference, account_id, person_id, session_id, face_recognition_key, event_id, event_date,
-                       sent, analysis_status, reason, outcome, state, attempts, last_error, created_at, decided_at";
-
 /// Inserts the validation reserved for `lease` to the request creating it (which sends the event
 /// itself); should that request die, the worker takes over when the lease ends.
 pub async fn insert(
     tx: &mut sqlx::PgConnection,
     new: NewValidation<'_>,
 ) -> Result<Inserted, sqlx::Error> {
-    let inserted: Option<Uuid> = sqlx::query_scalar(
+    let inserted = sqlx::query_scalar!(
         "INSERT INTO device_validations (id, client_name, idempotency_key, request_hash, reference, account_id,
                                          person_id, session_id, face_recognition_key, event_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (client_name, idempotency_key) DO NOTHING
          RETURNING id",
+        Uuid::new_v4(),
+        new.client_name,
+        new.idempotency_key,
+        new.request_hash,
+        new.reference,
+        new.account_id,
+        new.person_id,
+        new.session_id,
+        new.face_recognition_key,
+        Uuid::new_v4(),
     )
-    .bind(Uuid::new_v4())
-    .bind(new.client_name)
-    .bind(new.idempotency_key)
-    .bind(new.request_hash)
-    .bind(new.reference)
-    .bind(new.account_id)
-    .bind(new.person_id)
-    .bind(new.session_id)
-    .bind(new.face_recognition_key)
-    .bind(Uuid::new_v4())
     .fetch_optional(&mut *tx)
     .await?;
     crate::store::idempotency::resolve(
@@ -79,10 +76,14 @@ pub async fn insert(
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ValidationRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM device_validations WHERE id = $1"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        ValidationRow,
+        "SELECT id, reference, account_id, person_id, session_id, face_recognition_key, event_id,
+                event_date, sent, analysis_status, reason, outcome, state, attempts, last_error,
+                created_at, decided_at
+           FROM device_validations WHERE id = $1",
+        id,
+    )
     .fetch_optional(db)
     .await
 }
@@ -96,19 +97,19 @@ pub async fn record_answer(
     outcome: Option<&str>,
     attempts: i32,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE device_validations
             SET sent = true, analysis_status = $2, reason = $3, outcome = $4, last_error = NULL,
                 state = CASE WHEN $4::text IS NULL THEN 'processing' ELSE 'decided' END,
                 decided_at = CASE WHEN $4::text IS NULL THEN NULL ELSE now() END,
                 attempts = $5
           WHERE id = $1 AND state = 'processing'",
+        id,
+        analysis_status,
+        reason,
+        outcome,
+        attempts,
     )
-    .bind(id)
-    .bind(analysis_status)
-    .bind(reason)
-    .bind(outcome)
-    .bind(attempts)
     .execute(db)
     .await?;
     Ok(())
@@ -117,10 +118,12 @@ pub async fn record_answer(
 /// QI Tech has the event (it answered 409 to a resend) but its analysis is not known yet. The
 /// schedule is left alone: the caller holds the claim and reads the event back itself.
 pub async fn mark_sent(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE device_validations SET sent = true WHERE id = $1")
-        .bind(id)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE device_validations SET sent = true WHERE id = $1",
+        id
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -130,13 +133,13 @@ pub async fn record_failure(
     error: &str,
     attempts: i32,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE device_validations SET last_error = $2, attempts = $3
           WHERE id = $1 AND state = 'processing'",
+        id,
+        error,
+        attempts,
     )
-    .bind(id)
-    .bind(error)
-    .bind(attempts)
     .execute(db)
     .await?;
     Ok(())

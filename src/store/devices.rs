@@ -10,7 +10,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::domain::evidence::{BiometricEvidence, DeviceRegistration};
-use crate::store::onboardings::OnboardingRow;
+use crate::store::onboardings::{OnboardingRow, onboarding_row};
 
 /// Steps of the registration, in order.
 pub mod step {
@@ -19,6 +19,22 @@ pub mod step {
     pub const DEVICE: &str = "device";
     pub const READ_BACK: &str = "read_back";
     pub const DONE: &str = "done";
+}
+
+/// `sqlx::query_as!` into a `RegistrationRow`: the SQL before its columns, and after them.
+macro_rules! query_registration {
+    ($before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            RegistrationRow,
+            $before
+                + r#"onboarding_id, step, biometrics AS "biometrics: Json<BiometricEvidence>",
+                     registration AS "registration: Json<DeviceRegistration>", registration_date,
+                     deadline_at, attempts, last_error, deadline_at <= now() AS "past_deadline!",
+                     review_case_id"#
+                + $after
+            $(, $arg)*
+        )
+    };
 }
 
 /// Queues the registration of an onboarding whose other checks approved, in the caller's
@@ -31,21 +47,19 @@ pub async fn insert_registration(
     deadline: Duration,
     review_case_id: Option<Uuid>,
 ) -> Result<Option<RegistrationRow>, sqlx::Error> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "INSERT INTO device_registrations (onboarding_id, biometrics, deadline_at, review_case_id)
-             VALUES ($1, $2, now() + make_interval(secs => $3), $4)
-             ON CONFLICT (onboarding_id) DO NOTHING
-             RETURNING {REGISTRATION_COLUMNS}"
-        )
-    });
-    sqlx::query_as(SQL.as_str())
-        .bind(onboarding_id)
-        .bind(Json(biometrics))
-        .bind(deadline.as_secs_f64())
-        .bind(review_case_id)
-        .fetch_optional(db)
-        .await
+    query_registration!(
+        "INSERT INTO device_registrations (onboarding_id, biometrics, deadline_at, review_case_id)
+         VALUES ($1, $2, now() + make_interval(secs => $3), $4)
+         ON CONFLICT (onboarding_id) DO NOTHING
+         RETURNING ",
+        "",
+        onboarding_id,
+        Json(biometrics) as _,
+        deadline.as_secs_f64(),
+        review_case_id,
+    )
+    .fetch_optional(db)
+    .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -64,19 +78,15 @@ pub struct RegistrationRow {
     pub review_case_id: Option<Uuid>,
 }
 
-const REGISTRATION_COLUMNS: &str =
-    "onboarding_id, step, biometrics, registration, registration_date, deadline_at,
-                                    attempts, last_error, deadline_at <= now() AS past_deadline,
-                                    review_case_id";
-
 pub async fn registration(
     db: impl PgExecutor<'_>,
     onboarding_id: Uuid,
 ) -> Result<Option<RegistrationRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {REGISTRATION_COLUMNS} FROM device_registrations WHERE onboarding_id = $1"
-    ))
-    .bind(onboarding_id)
+    query_registration!(
+        "SELECT ",
+        " FROM device_registrations WHERE onboarding_id = $1",
+        onboarding_id,
+    )
     .fetch_optional(db)
     .await
 }
@@ -86,37 +96,22 @@ pub async fn registration_with_onboarding(
     db: impl PgExecutor<'_>,
     onboarding_id: Uuid,
 ) -> Result<Option<(OnboardingRow, RegistrationRow)>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Joined {
-        #[sqlx(flatten)]
-        onboarding: OnboardingRow,
-        r_step: String,
-        r_biometrics: Json<BiometricEvidence>,
-        r_registration: Option<Json<DeviceRegistration>>,
-        r_registration_date: DateTime<Utc>,
-        r_deadline_at: DateTime<Utc>,
-        r_attempts: i32,
-        r_last_error: Option<String>,
-        r_past_deadline: bool,
-        r_review_case_id: Option<Uuid>,
-    }
-    // Built once: the statement is the same for every step.
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "SELECT {}, r.step AS r_step, r.biometrics AS r_biometrics,
-                r.registration AS r_registration, r.registration_date AS r_registration_date,
-                r.deadline_at AS r_deadline_at, r.attempts AS r_attempts,
-                r.last_error AS r_last_error, r.deadline_at <= now() AS r_past_deadline,
-                r.review_case_id AS r_review_case_id
-           FROM device_registrations r JOIN onboardings o ON o.id = r.onboarding_id
-          WHERE r.onboarding_id = $1",
-            crate::store::onboardings::columns_of("o")
-        )
-    });
-    let joined: Option<Joined> = sqlx::query_as(SQL.as_str())
-        .bind(onboarding_id)
-        .fetch_optional(db)
-        .await?;
+    let joined = sqlx::query!(
+        r#"SELECT o.id, o.client_name, o.reference, o.account_id, o.person_id, o.device,
+                  o.open_finance, o.state, o.pii_key_id, o.pii_ciphertext, o.last_error,
+                  o.created_at, o.decided_at, o.memory,
+                  r.step AS r_step, r.biometrics AS "r_biometrics: Json<BiometricEvidence>",
+                  r.registration AS "r_registration: Json<DeviceRegistration>",
+                  r.registration_date AS r_registration_date, r.deadline_at AS r_deadline_at,
+                  r.attempts AS r_attempts, r.last_error AS r_last_error,
+                  r.deadline_at <= now() AS "r_past_deadline!",
+                  r.review_case_id AS r_review_case_id
+             FROM device_registrations r JOIN onboardings o ON o.id = r.onboarding_id
+            WHERE r.onboarding_id = $1"#,
+        onboarding_id,
+    )
+    .fetch_optional(db)
+    .await?;
     Ok(joined.map(|j| {
         let row = RegistrationRow {
             onboarding_id,
@@ -130,7 +125,7 @@ pub async fn registration_with_onboarding(
             past_deadline: j.r_past_deadline,
             review_case_id: j.r_review_case_id,
         };
-        (j.onboarding, row)
+        (onboarding_row!(j), row)
     }))
 }
 
@@ -143,17 +138,17 @@ pub async fn set_registration(
     registration: Option<&DeviceRegistration>,
     error: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE device_registrations
             SET step = $2, registration = COALESCE($3, registration), last_error = $4,
                 attempts = attempts + 1,
                 finished_at = CASE WHEN $2 = 'done' THEN now() END
           WHERE onboarding_id = $1 AND step <> 'done'",
+        onboarding_id,
+        next_step,
+        registration.map(Json) as _,
+        error,
     )
-    .bind(onboarding_id)
-    .bind(next_step)
-    .bind(registration.map(Json))
-    .bind(error)
     .execute(db)
     .await?;
     Ok(())
@@ -164,15 +159,15 @@ pub async fn enqueue_signal(
     db: impl PgExecutor<'_>,
     onboarding_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
-    let queued: Option<Uuid> = sqlx::query_scalar(
+    let queued = sqlx::query_scalar!(
         "INSERT INTO open_finance_signals (onboarding_id, enrollment_id, transaction_uuid)
          SELECT id, open_finance->>'enrollment_id', $2 FROM onboardings
           WHERE id = $1 AND COALESCE(open_finance->>'enrollment_id', '') <> ''
          ON CONFLICT (onboarding_id) DO NOTHING
          RETURNING onboarding_id",
+        onboarding_id,
+        Uuid::new_v4(),
     )
-    .bind(onboarding_id)
-    .bind(Uuid::new_v4())
     .fetch_optional(db)
     .await?;
     Ok(queued.is_some())
@@ -190,16 +185,17 @@ pub struct SignalRow {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-const SIGNAL_COLUMNS: &str = "onboarding_id, enrollment_id, transaction_uuid, status, attempts, http_status, last_error, finished_at";
-
 pub async fn signal(
     db: impl PgExecutor<'_>,
     onboarding_id: Uuid,
 ) -> Result<Option<SignalRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {SIGNAL_COLUMNS} FROM open_finance_signals WHERE onboarding_id = $1"
-    ))
-    .bind(onboarding_id)
+    sqlx::query_as!(
+        SignalRow,
+        "SELECT onboarding_id, enrollment_id, transaction_uuid, status, attempts, http_status,
+                last_error, finished_at
+           FROM open_finance_signals WHERE onboarding_id = $1",
+        onboarding_id,
+    )
     .fetch_optional(db)
     .await
 }
@@ -214,17 +210,17 @@ pub async fn signal_attempted(
     http_status: Option<u16>,
     error: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE open_finance_signals
             SET status = $2, http_status = $3, last_error = $4, attempts = $5,
                 finished_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END
           WHERE onboarding_id = $1 AND status = 'pending'",
+        onboarding_id,
+        status,
+        http_status.map(i32::from),
+        error,
+        attempts,
     )
-    .bind(onboarding_id)
-    .bind(status)
-    .bind(http_status.map(i32::from))
-    .bind(error)
-    .bind(attempts)
     .execute(db)
     .await?;
     Ok(())

@@ -16,10 +16,11 @@ pub async fn list(
     db: impl PgExecutor<'_>,
     onboarding_id: Uuid,
 ) -> Result<Vec<EventRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        EventRow,
         "SELECT kind, detail, at FROM onboarding_events WHERE onboarding_id = $1 ORDER BY id",
+        onboarding_id,
     )
-    .bind(onboarding_id)
     .fetch_all(db)
     .await
 }

@@ -33,11 +33,23 @@ pub struct IndicationRow {
     pub overdue: bool,
 }
 
-const COLUMNS: &str = "id, onboarding_id, cpf_masked, cpf_key_id, cpf_ciphertext, typology,
-    description, evidence, activity, institution, identified_at, registered_at, status,
-    confidential, created_by,
-    (status = 'pending' AND registered_at IS NULL AND NOT confidential
-     AND identified_at < now() - make_interval(secs => 86400)) AS overdue";
+/// `sqlx::query_as!` into an `IndicationRow`: the SQL before its columns, and after them.
+/// `overdue` is named `"overdue!"` (computed, so not null is said of it).
+macro_rules! query_indication {
+    ($before:literal, $($after:literal),+ ; $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            IndicationRow,
+            $before
+                + r#"id, onboarding_id, cpf_masked, cpf_key_id, cpf_ciphertext, typology,
+                     description, evidence, activity, institution, identified_at, registered_at,
+                     status, confidential, created_by,
+                     (status = 'pending' AND registered_at IS NULL AND NOT confidential
+                      AND identified_at < now() - make_interval(secs => 86400)) AS "overdue!""#
+                $(+ $after)+,
+            $($arg),*
+        )
+    };
+}
 
 /// The CPF is sealed under the indication's id and this label.
 fn cpf_context(id: Uuid) -> Vec<u8> {
@@ -89,7 +101,7 @@ pub async fn insert(
     new: NewIndication<'_>,
 ) -> Result<Option<IndicationRow>, StoreError> {
     let (key_id, sealed) = cipher.encrypt(new.cpf.as_bytes(), &cpf_context(new.id))?;
-    let row = sqlx::query_as(&format!(
+    let row = query_indication!(
         "WITH made AS (
              INSERT INTO fraud_indications (id, onboarding_id, cpf_hash, cpf_masked, cpf_key_id,
                  cpf_ciphertext, typology, description, evidence, institution, identified_at,
@@ -101,53 +113,49 @@ pub async fn insert(
              INSERT INTO fraud_indication_history (indication_id, at, by, what)
              SELECT id, created_at, created_by, 'made' FROM made
          )
-         SELECT {COLUMNS} FROM made"
-    ))
-    .bind(new.id)
-    .bind(new.onboarding_id)
-    .bind(cipher.cpf_hash(new.cpf))
-    .bind(new.cpf_masked)
-    .bind(key_id)
-    .bind(sealed)
-    .bind(new.typology)
-    .bind(new.description)
-    .bind(new.evidence)
-    .bind(new.institution)
-    .bind(new.identified_at)
-    .bind(new.confidential)
-    .bind(new.created_by)
+         SELECT ",
+        " FROM made";
+        new.id,
+        new.onboarding_id,
+        cipher.cpf_hash(new.cpf),
+        new.cpf_masked,
+        key_id,
+        sealed,
+        new.typology,
+        new.description,
+        new.evidence,
+        new.institution,
+        new.identified_at,
+        new.confidential,
+        new.created_by,
+    )
     .fetch_optional(db)
     .await?;
     Ok(row)
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<IndicationRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM fraud_indications WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(db)
-    .await
+    query_indication!("SELECT ", " FROM fraud_indications WHERE id = $1"; id)
+        .fetch_optional(db)
+        .await
 }
 
 async fn get_for_update(
     db: &mut PgConnection,
     id: Uuid,
 ) -> Result<Option<IndicationRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM fraud_indications WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(id)
-    .fetch_optional(db)
-    .await
+    query_indication!("SELECT ", " FROM fraud_indications WHERE id = $1 FOR UPDATE"; id)
+        .fetch_optional(db)
+        .await
 }
 
 pub async fn history(db: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<HistoryRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        HistoryRow,
         "SELECT at, by, what, reason, detail FROM fraud_indication_history
           WHERE indication_id = $1 ORDER BY id",
+        id,
     )
-    .bind(id)
     .fetch_all(db)
     .await
 }
@@ -172,33 +180,42 @@ pub async fn list(db: impl PgExecutor<'_>, f: &Filter) -> Result<Vec<IndicationR
     let (after_at, after_id) = f
         .after
         .map_or((None, None), |(at, id)| (Some(at), Some(id)));
-    let order = if f.overdue_first {
-        "overdue DESC, CASE WHEN overdue THEN identified_at END ASC, identified_at DESC, id DESC"
+    // One statement for each order, each planned as the statement of that order alone.
+    macro_rules! ordered_by {
+        ($order:literal) => {
+            query_indication!(
+                "SELECT * FROM (SELECT ",
+                " FROM fraud_indications
+                  WHERE ($1::text IS NULL OR status = $1)
+                    AND ($2::bytea IS NULL OR cpf_hash = $2)
+                    AND ($3::timestamptz IS NULL OR identified_at >= $3)
+                    AND ($4::timestamptz IS NULL OR identified_at < $4)
+                    AND ($5::timestamptz IS NULL OR (identified_at, id) < ($5, $6::uuid))
+                    AND (NOT $7 OR (status = 'pending' AND registered_at IS NULL AND NOT confidential
+                                    AND identified_at < now() - make_interval(secs => 86400)))) i
+                  ORDER BY ",
+                $order,
+                " LIMIT $8";
+                f.status.as_deref(),
+                f.cpf_hash.as_deref(),
+                f.from,
+                f.to,
+                after_at,
+                after_id,
+                f.overdue,
+                f.limit,
+            )
+            .fetch_all(db)
+            .await
+        };
+    }
+    if f.overdue_first {
+        ordered_by!(
+            r#""overdue!" DESC, CASE WHEN "overdue!" THEN identified_at END ASC, identified_at DESC, id DESC"#
+        )
     } else {
-        "identified_at DESC, id DESC"
-    };
-    sqlx::query_as(&format!(
-        "SELECT * FROM (SELECT {COLUMNS} FROM fraud_indications
-          WHERE ($1::text IS NULL OR status = $1)
-            AND ($2::bytea IS NULL OR cpf_hash = $2)
-            AND ($3::timestamptz IS NULL OR identified_at >= $3)
-            AND ($4::timestamptz IS NULL OR identified_at < $4)
-            AND ($5::timestamptz IS NULL OR (identified_at, id) < ($5, $6::uuid))
-            AND (NOT $7 OR (status = 'pending' AND registered_at IS NULL AND NOT confidential
-                            AND identified_at < now() - make_interval(secs => 86400)))) i
-          ORDER BY {order}
-          LIMIT $8"
-    ))
-    .bind(&f.status)
-    .bind(&f.cpf_hash)
-    .bind(f.from)
-    .bind(f.to)
-    .bind(after_at)
-    .bind(after_id)
-    .bind(f.overdue)
-    .bind(f.limit)
-    .fetch_all(db)
-    .await
+        ordered_by!("identified_at DESC, id DESC")
+    }
 }
 
 /// Why a change was not made.
@@ -231,19 +248,19 @@ pub async fn alter(
         "typology": {"from": before.typology, "to": typology},
         "description": {"from": before.description, "to": description},
     });
-    sqlx::query(
+    sqlx::query!(
         "WITH altered AS (
              UPDATE fraud_indications SET typology = $2, description = $3 WHERE id = $1
          )
          INSERT INTO fraud_indication_history (indication_id, by, what, reason, detail)
          VALUES ($1, $4, 'altered', $5, $6)",
+        id,
+        typology,
+        description,
+        by,
+        reason,
+        detail,
     )
-    .bind(id)
-    .bind(typology)
-    .bind(description)
-    .bind(by)
-    .bind(reason)
-    .bind(detail)
     .execute(&mut *db)
     .await?;
     Ok(get(&mut *db, id).await?.ok_or(Refusal::NotFound))
@@ -265,16 +282,16 @@ pub async fn withdraw(
     if before.created_by == by {
         return Ok(Err(Refusal::OwnIndication));
     }
-    sqlx::query(
+    sqlx::query!(
         "WITH withdrawn AS (
              UPDATE fraud_indications SET status = 'withdrawn' WHERE id = $1
          )
          INSERT INTO fraud_indication_history (indication_id, by, what, reason)
          VALUES ($1, $2, 'withdrawn', $3)",
+        id,
+        by,
+        reason,
     )
-    .bind(id)
-    .bind(by)
-    .bind(reason)
     .execute(&mut *db)
     .await?;
     Ok(get(&mut *db, id).await?.ok_or(Refusal::NotFound))
@@ -283,7 +300,7 @@ pub async fn withdraw(
 /// The sharing system acknowledged an event of the indication: the first time, it is
 /// registered now (a withdrawn one keeps its status) and its history says so.
 pub async fn registered(db: &mut PgConnection, id: Uuid, by: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "WITH first AS (
              UPDATE fraud_indications
                 SET registered_at = clock_timestamp(),
@@ -293,9 +310,9 @@ pub async fn registered(db: &mut PgConnection, id: Uuid, by: &str) -> Result<(),
          )
          INSERT INTO fraud_indication_history (indication_id, at, by, what)
          SELECT id, registered_at, $2, 'registered' FROM first",
+        id,
+        by,
     )
-    .bind(id)
-    .bind(by)
     .execute(db)
     .await?;
     Ok(())
@@ -304,12 +321,13 @@ pub async fn registered(db: &mut PgConnection, id: Uuid, by: &str) -> Result<(),
 /// Indications waiting for the sharing system (not confidential, not withdrawn), and the
 /// `identified_at` of the oldest.
 pub async fn pending(db: impl PgExecutor<'_>) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT count(*), min(identified_at) FROM fraud_indications
-          WHERE registered_at IS NULL AND status = 'pending' AND NOT confidential",
+    let pending = sqlx::query!(
+        r#"SELECT count(*) AS "count!", min(identified_at) FROM fraud_indications
+            WHERE registered_at IS NULL AND status = 'pending' AND NOT confidential"#,
     )
     .fetch_one(db)
-    .await
+    .await?;
+    Ok((pending.count, pending.min))
 }
 
 /// A month's figures, from the history: made in [from, to) by `identified_at`; registered
@@ -330,8 +348,9 @@ pub async fn month(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<MonthFigures, sqlx::Error> {
-    sqlx::query_as(
-        "WITH made AS (
+    sqlx::query_as!(
+        MonthFigures,
+        r#"WITH made AS (
              SELECT i.id, i.identified_at, i.confidential,
                     (SELECT min(h.at) FROM fraud_indication_history h
                       WHERE h.indication_id = i.id AND h.what = 'registered') AS registered,
@@ -340,21 +359,21 @@ pub async fn month(
                FROM fraud_indications i
               WHERE i.identified_at >= $1 AND i.identified_at < $2
          )
-         SELECT count(*) AS identified,
+         SELECT count(*) AS "identified!",
                 count(*) FILTER (WHERE registered - identified_at <= interval '24 hours')
-                    AS registered_within_24h,
+                    AS "registered_within_24h!",
                 count(*) FILTER (WHERE registered - identified_at > interval '24 hours')
-                    AS registered_late,
+                    AS "registered_late!",
                 count(*) FILTER (WHERE registered IS NULL AND NOT confidential AND NOT withdrawn)
-                    AS pending,
-                count(*) FILTER (WHERE withdrawn) AS withdrawn,
-                count(*) FILTER (WHERE confidential) AS confidential,
+                    AS "pending!",
+                count(*) FILTER (WHERE withdrawn) AS "withdrawn!",
+                count(*) FILTER (WHERE confidential) AS "confidential!",
                 COALESCE(array_agg(id ORDER BY identified_at, id)
-                    FILTER (WHERE registered - identified_at > interval '24 hours'), '{}') AS late
-           FROM made",
+                    FILTER (WHERE registered - identified_at > interval '24 hours'), '{}') AS "late!"
+           FROM made"#,
+        from,
+        to,
     )
-    .bind(from)
-    .bind(to)
     .fetch_one(db)
     .await
 }
@@ -404,8 +423,9 @@ pub async fn import(
         identified.push(item.identified_at);
         withdrawn.push(item.withdrawn);
     }
-    sqlx::query_as(
-        "WITH items AS (
+    sqlx::query_as!(
+        Imported,
+        r#"WITH items AS (
              -- The last copy of an id within one call is the one that counts.
              SELECT DISTINCT ON (source, external_id) *
                FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::timestamptz[],
@@ -428,17 +448,17 @@ pub async fn import(
                 AND r.external_id = items.external_id AND r.withdrawn_at IS NULL
              RETURNING r.source
          )
-         SELECT (SELECT count(*) FROM inserted) AS received,
-                (SELECT count(*) FROM items) - (SELECT count(*) FROM inserted) AS already_received,
-                (SELECT count(*) FROM withdrawn) AS withdrawn",
+         SELECT (SELECT count(*) FROM inserted) AS "received!",
+                (SELECT count(*) FROM items) - (SELECT count(*) FROM inserted) AS "already_received!",
+                (SELECT count(*) FROM withdrawn) AS "withdrawn!""#,
+        &sources as &[&str],
+        &ids as &[&str],
+        &hashes as &[&[u8]],
+        &typologies as &[&str],
+        &identified as &[DateTime<Utc>],
+        &withdrawn as &[bool],
+        by,
     )
-    .bind(&sources)
-    .bind(&ids)
-    .bind(&hashes)
-    .bind(&typologies)
-    .bind(&identified)
-    .bind(&withdrawn)
-    .bind(by)
     .fetch_one(db)
     .await
 }

@@ -35,19 +35,25 @@ pub async fn resolve(
     if let Some(id) = inserted {
         return Ok(Inserted::New(id));
     }
-    let query = match table {
-        Keyed::Onboardings => {
-            "SELECT id, request_hash FROM onboardings WHERE client_name = $1 AND idempotency_key = $2"
-        }
-        Keyed::DeviceValidations => {
-            "SELECT id, request_hash FROM device_validations WHERE client_name = $1 AND idempotency_key = $2"
-        }
+    // The table is part of the statement, so each table has its own (checked at build time).
+    macro_rules! stored_under_key {
+        ($table:literal) => {
+            sqlx::query!(
+                "SELECT id, request_hash FROM "
+                    + $table
+                    + " WHERE client_name = $1 AND idempotency_key = $2",
+                client_name,
+                idempotency_key,
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map(|row| (row.id, row.request_hash))?
+        };
+    }
+    let (id, hash) = match table {
+        Keyed::Onboardings => stored_under_key!("onboardings"),
+        Keyed::DeviceValidations => stored_under_key!("device_validations"),
     };
-    let (id, hash): (Uuid, Vec<u8>) = sqlx::query_as(query)
-        .bind(client_name)
-        .bind(idempotency_key)
-        .fetch_one(&mut *tx)
-        .await?;
     Ok(Inserted::Existing {
         id,
         same_body: hash == request_hash,

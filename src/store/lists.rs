@@ -28,13 +28,24 @@ pub struct EntryRow {
     pub at: DateTime<Utc>,
 }
 
-/// The live entries of each list (or of `name`), computed from the latest record per value.
-const LIVE: &str =
-    "SELECT DISTINCT ON (e.list_name, e.hash) e.list_name, e.hash, e.id, e.masked, e.action,
-                           e.reason, e.expires_at, e.by, e.at
+/// Calls the query macro `$query` (with its leading arguments, such as the row type) on the
+/// statement `$before` `(live)` `$after`, where `live` is the live entries of each list (or of
+/// the list named by `$1`), computed from the latest record per value.
+macro_rules! over_live {
+    ($($query:ident)::+!($($lead:tt)*) $before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
+        $($query)::+!(
+            $($lead)*
+            $before
+                + "(SELECT DISTINCT ON (e.list_name, e.hash) e.list_name, e.hash, e.id, e.masked,
+                           e.action, e.reason, e.expires_at, e.by, e.at
                       FROM list_entries e
                      WHERE ($1::text IS NULL OR e.list_name = $1)
-                     ORDER BY e.list_name, e.hash, e.id DESC";
+                     ORDER BY e.list_name, e.hash, e.id DESC) live"
+                + $after
+            $(, $arg)*
+        )
+    };
+}
 
 /// Creates a list. False when one of that name exists.
 pub async fn create(
@@ -44,14 +55,14 @@ pub async fn create(
     note: Option<&str>,
     by: &str,
 ) -> Result<bool, sqlx::Error> {
-    let created = sqlx::query(
+    let created = sqlx::query!(
         "INSERT INTO lists (name, key, note, created_by) VALUES ($1, $2, $3, $4)
          ON CONFLICT (name) DO NOTHING",
+        name,
+        key,
+        note,
+        by,
     )
-    .bind(name)
-    .bind(key)
-    .bind(note)
-    .bind(by)
     .execute(db)
     .await?
     .rows_affected();
@@ -60,14 +71,15 @@ pub async fn create(
 
 /// Every list with its count of live entries.
 pub async fn all(db: impl PgExecutor<'_>) -> Result<Vec<ListRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
+    over_live!(
+        sqlx::query_as!(ListRow,)
         "SELECT l.name, l.key, l.note, l.created_by, l.created_at,
-                (SELECT count(*) FROM ({LIVE}) live
-                  WHERE live.list_name = l.name AND live.action = 'added'
-                    AND (live.expires_at IS NULL OR live.expires_at > now())) AS entries
-           FROM lists l ORDER BY l.name"
-    ))
-    .bind(None::<String>)
+                (SELECT count(*) FROM ",
+        " WHERE live.list_name = l.name AND live.action = 'added'
+                    AND (live.expires_at IS NULL OR live.expires_at > now())) AS \"entries!\"
+           FROM lists l ORDER BY l.name",
+        None::<&str>,
+    )
     .fetch_all(db)
     .await
 }
@@ -75,15 +87,13 @@ pub async fn all(db: impl PgExecutor<'_>) -> Result<Vec<ListRow>, sqlx::Error> {
 /// The list's key, with the list locked until the transaction ends: additions and removals to
 /// one list are made one after the other, each seeing what the one before it wrote.
 pub async fn lock(tx: &mut PgConnection, name: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT key FROM lists WHERE name = $1 FOR UPDATE")
-        .bind(name)
+    sqlx::query_scalar!("SELECT key FROM lists WHERE name = $1 FOR UPDATE", name)
         .fetch_optional(tx)
         .await
 }
 
 pub async fn key_of(db: impl PgExecutor<'_>, name: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT key FROM lists WHERE name = $1")
-        .bind(name)
+    sqlx::query_scalar!("SELECT key FROM lists WHERE name = $1", name)
         .fetch_optional(db)
         .await
 }
@@ -108,7 +118,7 @@ pub async fn add(
     let masked: Vec<&str> = entries.iter().map(|e| e.masked.as_str()).collect();
     let reasons: Vec<&str> = entries.iter().map(|e| e.reason.as_str()).collect();
     let expires: Vec<Option<DateTime<Utc>>> = entries.iter().map(|e| e.expires_at).collect();
-    let added = sqlx::query(
+    let added = sqlx::query!(
         "INSERT INTO list_entries (list_name, hash, masked, action, reason, expires_at, by)
          SELECT $1, n.hash, n.masked, 'added', n.reason, n.expires_at, $6
            FROM (SELECT DISTINCT ON (hash) hash, masked, reason, expires_at
@@ -121,13 +131,13 @@ pub async fn add(
                                 ORDER BY e.id DESC LIMIT 1) latest
                  WHERE latest.action = 'added'
                    AND (latest.expires_at IS NULL OR latest.expires_at > now()))",
+        name,
+        &hashes as &[&[u8]],
+        &masked as &[&str],
+        &reasons as &[&str],
+        &expires as &[Option<DateTime<Utc>>],
+        by,
     )
-    .bind(name)
-    .bind(&hashes)
-    .bind(&masked)
-    .bind(&reasons)
-    .bind(&expires)
-    .bind(by)
     .execute(tx)
     .await?
     .rows_affected();
@@ -143,18 +153,18 @@ pub async fn remove(
     reason: &str,
     by: &str,
 ) -> Result<bool, sqlx::Error> {
-    let removed = sqlx::query(
+    let removed = sqlx::query!(
         "INSERT INTO list_entries (list_name, hash, masked, action, reason, by)
          SELECT $1, $2, latest.masked, 'removed', $3, $4
            FROM (SELECT e.masked, e.action, e.expires_at FROM list_entries e
                   WHERE e.list_name = $1 AND e.hash = $2
                   ORDER BY e.id DESC LIMIT 1) latest
           WHERE latest.action = 'added' AND (latest.expires_at IS NULL OR latest.expires_at > now())",
+        name,
+        hash,
+        reason,
+        by,
     )
-    .bind(name)
-    .bind(hash)
-    .bind(reason)
-    .bind(by)
     .execute(tx)
     .await?
     .rows_affected();
@@ -167,12 +177,13 @@ pub async fn history(
     name: &str,
     hash: &[u8],
 ) -> Result<Vec<EntryRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        EntryRow,
         "SELECT id, masked, action, reason, expires_at, by, at FROM list_entries
           WHERE list_name = $1 AND hash = $2 ORDER BY id",
+        name,
+        hash,
     )
-    .bind(name)
-    .bind(hash)
     .fetch_all(db)
     .await
 }
@@ -184,29 +195,33 @@ pub async fn live(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<EntryRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
+    over_live!(
+        sqlx::query_as!(EntryRow,)
         "SELECT live.id, live.masked, live.action, live.reason, live.expires_at, live.by, live.at
-           FROM ({LIVE}) live
-          WHERE live.action = 'added' AND (live.expires_at IS NULL OR live.expires_at > now())
+           FROM ",
+        " WHERE live.action = 'added' AND (live.expires_at IS NULL OR live.expires_at > now())
             AND ($2::bigint IS NULL OR live.id < $2)
-          ORDER BY live.id DESC LIMIT $3"
-    ))
-    .bind(name)
-    .bind(before)
-    .bind(limit)
+          ORDER BY live.id DESC LIMIT $3",
+        name,
+        before,
+        limit,
+    )
     .fetch_all(db)
     .await
 }
 
 /// Live entries by list's key, for the metrics.
 pub async fn sizes(db: impl PgExecutor<'_>) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as(&format!(
+    let sizes = over_live!(
+        sqlx::query!()
         "SELECT l.key, count(live.id) FILTER (WHERE live.action = 'added'
-                    AND (live.expires_at IS NULL OR live.expires_at > now()))
-           FROM lists l LEFT JOIN ({LIVE}) live ON live.list_name = l.name
-          GROUP BY l.key ORDER BY l.key"
-    ))
-    .bind(None::<String>)
+                    AND (live.expires_at IS NULL OR live.expires_at > now())) AS \"live!\"
+           FROM lists l LEFT JOIN ",
+        " ON live.list_name = l.name
+          GROUP BY l.key ORDER BY l.key",
+        None::<&str>,
+    )
     .fetch_all(db)
-    .await
+    .await?;
+    Ok(sizes.into_iter().map(|s| (s.key, s.live)).collect())
 }

@@ -62,13 +62,15 @@ pub async fn create_database_if_missing(url: &SecretString) -> Result<(), StoreE
     let options = connect_options(url)?;
     let name = options.get_database().unwrap_or("postgres").to_owned();
     let mut admin = options.clone().database("postgres").connect().await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
+        name,
+    )
+    .fetch_one(&mut admin)
+    .await?;
     if !exists {
         let quoted = name.replace('"', "\"\"");
+        // Built at run time: a database's name is an identifier, which no parameter can stand for.
         match sqlx::query(&format!("CREATE DATABASE \"{quoted}\""))
             .execute(&mut admin)
             .await

@@ -103,6 +103,9 @@ pub async fn insert(
         cipher.encrypt(new.selfie.as_bytes(), &selfie_context(new.id))?;
     let links = LinkRows::of(cipher, new.links);
     let questions = FigureArgs::of(new.questions.unwrap_or(&Questions::default()));
+    // Built at run time, not checked at build time: its risk-memory arguments are bound by
+    // `bind_figure_args!` and spliced in by `FigureArgs::call` (store/figures.rs), which
+    // `sqlx::query_as!` cannot take.
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "WITH locked AS (
@@ -208,9 +211,50 @@ impl OnboardingRow {
     }
 }
 
+/// The columns of an `OnboardingRow`, for the statements built at run time (`insert` here, and
+/// the joins that `columns_of` qualifies). The statements checked at build time name them in
+/// `query_onboarding!`.
 const COLUMNS: &str =
     "id, client_name, reference, account_id, person_id, device, open_finance, state,
                        pii_key_id, pii_ciphertext, last_error, created_at, decided_at, memory";
+
+/// `sqlx::query!` with an `OnboardingRow`'s columns between `$before` and `$after`; its
+/// records become `OnboardingRow`s by `onboarding_row!`.
+macro_rules! query_onboarding {
+    ($before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query!(
+            $before
+                + "id, client_name, reference, account_id, person_id, device, open_finance, state,
+                   pii_key_id, pii_ciphertext, last_error, created_at, decided_at, memory"
+                + $after
+            $(, $arg)*
+        )
+    };
+}
+
+/// The `OnboardingRow` of a record that has its columns, by name (`query_onboarding!`, or a
+/// join that names them); the record's other fields stay.
+macro_rules! onboarding_row {
+    ($r:ident) => {
+        $crate::store::onboardings::OnboardingRow {
+            id: $r.id,
+            client_name: $r.client_name,
+            reference: $r.reference,
+            account_id: $r.account_id,
+            person_id: $r.person_id,
+            device: $r.device,
+            open_finance: $r.open_finance,
+            state: $r.state,
+            pii_key_id: $r.pii_key_id,
+            pii_ciphertext: $r.pii_ciphertext,
+            last_error: $r.last_error,
+            created_at: $r.created_at,
+            decided_at: $r.decided_at,
+            memory: $r.memory,
+        }
+    };
+}
+pub(crate) use onboarding_row;
 
 /// The columns of an `OnboardingRow`, qualified by `alias`, for a statement that joins it.
 pub fn columns_of(alias: &str) -> String {
@@ -222,10 +266,10 @@ pub fn columns_of(alias: &str) -> String {
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<OnboardingRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM onboardings WHERE id = $1"))
-        .bind(id)
+    let row = query_onboarding!("SELECT ", " FROM onboardings WHERE id = $1", id)
         .fetch_optional(db)
-        .await
+        .await?;
+    Ok(row.map(|r| onboarding_row!(r)))
 }
 
 /// The onboardings of `ids` that exist, in no particular order.
@@ -233,17 +277,18 @@ pub async fn many(
     db: impl PgExecutor<'_>,
     ids: &[Uuid],
 ) -> Result<Vec<OnboardingRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM onboardings WHERE id = ANY($1)"
-    ))
-    .bind(ids)
+    let rows = query_onboarding!(
+        "SELECT ",
+        " FROM onboardings WHERE id = ANY($1)",
+        ids as &[Uuid]
+    )
     .fetch_all(db)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| onboarding_row!(r)).collect())
 }
 
 pub async fn state(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT state FROM onboardings WHERE id = $1")
-        .bind(id)
+    sqlx::query_scalar!("SELECT state FROM onboardings WHERE id = $1", id)
         .fetch_optional(db)
         .await
 }
@@ -260,7 +305,7 @@ pub async fn transition(
     // Answers, when it moved, whether the person asked for an erasure meanwhile: the request
     // sets the flag on this row under its lock, so the row as this statement moves it (read
     // again after any wait for that lock) tells, without another round trip.
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "UPDATE onboardings
             SET state = $3, updated_at = now(),
                 decided_at = CASE WHEN $3 = 'decided' THEN now() ELSE decided_at END,
@@ -268,10 +313,10 @@ pub async fn transition(
                 selfie_ciphertext = CASE WHEN $3 = 'received' THEN selfie_ciphertext END
           WHERE id = $1 AND state = $2
           RETURNING erasure_requested",
+        id,
+        from,
+        to,
     )
-    .bind(id)
-    .bind(from)
-    .bind(to)
     .fetch_optional(db)
     .await
 }
@@ -283,20 +328,13 @@ pub async fn get_with_selfie(
     cipher: &PiiCipher,
     id: Uuid,
 ) -> Result<Option<(OnboardingRow, Option<String>)>, StoreError> {
-    #[derive(sqlx::FromRow)]
-    struct WithSelfie {
-        #[sqlx(flatten)]
-        onboarding: OnboardingRow,
-        selfie_key_id: Option<String>,
-        selfie_ciphertext: Option<Vec<u8>>,
-    }
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!("SELECT {COLUMNS}, selfie_key_id, selfie_ciphertext FROM onboardings WHERE id = $1")
-    });
-    let row: Option<WithSelfie> = sqlx::query_as(SQL.as_str())
-        .bind(id)
-        .fetch_optional(db)
-        .await?;
+    let row = query_onboarding!(
+        "SELECT ",
+        ", selfie_key_id, selfie_ciphertext FROM onboardings WHERE id = $1",
+        id,
+    )
+    .fetch_optional(db)
+    .await?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -304,7 +342,7 @@ pub async fn get_with_selfie(
         (Some(key_id), Some(sealed)) => Some(open_selfie(cipher, id, &key_id, &sealed)?),
         _ => None,
     };
-    Ok(Some((row.onboarding, selfie)))
+    Ok(Some((onboarding_row!(row), selfie)))
 }
 
 fn open_selfie(

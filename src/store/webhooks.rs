@@ -12,15 +12,15 @@ pub struct NewWebhook<'a> {
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, hook: NewWebhook<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "INSERT INTO unico_webhooks (authenticated, process_id, state, payload, known_process)
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        hook.authenticated,
+        hook.process_id,
+        hook.state,
+        hook.payload,
+        hook.known_process,
     )
-    .bind(hook.authenticated)
-    .bind(hook.process_id)
-    .bind(hook.state)
-    .bind(hook.payload)
-    .bind(hook.known_process)
     .fetch_one(db)
     .await
 }
@@ -28,7 +28,7 @@ pub async fn insert(db: impl PgExecutor<'_>, hook: NewWebhook<'_>) -> Result<i64
 /// A delivery without unico's secret: counted in its minute's row, so forged ones cost at most
 /// one row a minute however many come.
 pub async fn count_forged(db: impl PgExecutor<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO forged_webhooks (minute, deliveries, last_at)
          VALUES (date_trunc('minute', now()), 1, now())
          ON CONFLICT (minute) DO UPDATE
@@ -41,10 +41,11 @@ pub async fn count_forged(db: impl PgExecutor<'_>) -> Result<(), sqlx::Error> {
 
 /// Whether an authenticated notification for this process arrived before the process was stored.
 pub async fn arrived_early(db: impl PgExecutor<'_>, process_id: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM unico_webhooks WHERE process_id = $1 AND authenticated)",
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM unico_webhooks WHERE process_id = $1 AND authenticated)
+                  AS "exists!""#,
+        process_id,
     )
-    .bind(process_id)
     .fetch_one(db)
     .await
 }
@@ -55,14 +56,14 @@ pub async fn delete_older_than(
     days: u32,
     batch: i64,
 ) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM unico_webhooks WHERE id IN (
              SELECT id FROM unico_webhooks
               WHERE received_at < now() - make_interval(days => $1)
               ORDER BY received_at LIMIT $2)",
+        i32::try_from(days).unwrap_or(i32::MAX),
+        batch,
     )
-    .bind(i32::try_from(days).unwrap_or(i32::MAX))
-    .bind(batch)
     .execute(db)
     .await?;
     Ok(done.rows_affected())
@@ -73,10 +74,11 @@ pub async fn delete_forged_older_than(
     db: impl PgExecutor<'_>,
     days: u32,
 ) -> Result<u64, sqlx::Error> {
-    let done =
-        sqlx::query("DELETE FROM forged_webhooks WHERE minute < now() - make_interval(days => $1)")
-            .bind(i32::try_from(days).unwrap_or(i32::MAX))
-            .execute(db)
-            .await?;
+    let done = sqlx::query!(
+        "DELETE FROM forged_webhooks WHERE minute < now() - make_interval(days => $1)",
+        i32::try_from(days).unwrap_or(i32::MAX),
+    )
+    .execute(db)
+    .await?;
     Ok(done.rows_affected())
 }
