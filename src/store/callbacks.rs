@@ -12,10 +12,9 @@ use crate::domain::transitions::StepKind;
 use crate::store::Tx;
 use crate::store::steps::{self, Subject, When};
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct CallbackRow {
     pub id: Uuid,
-    #[sqlx(rename = "type")]
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(skip)]

@@ -113,7 +113,7 @@ pub async fn insert(db: impl sqlx::PgExecutor<'_>, sealed: &SealedCall) -> Resul
     Ok(())
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct CallRow {
     #[serde(skip)]
     pub onboarding_id: Option<Uuid>,

@@ -18,7 +18,7 @@ pub struct NewValidation<'a> {
 
 pub use crate::store::idempotency::Inserted;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ValidationRow {
     pub id: Uuid,
     pub reference: Option<String>,

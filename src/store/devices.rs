@@ -62,7 +62,7 @@ pub async fn insert_registration(
     .await
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct RegistrationRow {
     pub onboarding_id: Uuid,
     pub step: String,
@@ -173,7 +173,7 @@ pub async fn enqueue_signal(
     Ok(queued.is_some())
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct SignalRow {
     pub onboarding_id: Uuid,
     pub enrollment_id: String,

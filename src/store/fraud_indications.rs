@@ -12,7 +12,7 @@ use crate::store::StoreError;
 /// How long an indication may wait for the sharing system before it is overdue.
 pub const DEADLINE_SECS: i64 = 24 * 3600;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct IndicationRow {
     pub id: Uuid,
     pub onboarding_id: Option<Uuid>,
@@ -34,7 +34,8 @@ pub struct IndicationRow {
 }
 
 /// `sqlx::query_as!` into an `IndicationRow`: the SQL before its columns, and after them.
-/// `overdue` is named `"overdue!"` (computed, so not null is said of it).
+/// `overdue` is computed, so its name `"overdue!"` tells the macro it is never null; an ORDER BY
+/// over it uses that name.
 macro_rules! query_indication {
     ($before:literal, $($after:literal),+ ; $($arg:expr),* $(,)?) => {
         sqlx::query_as!(
@@ -68,7 +69,7 @@ impl IndicationRow {
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct HistoryRow {
     pub at: DateTime<Utc>,
     pub by: String,
@@ -180,7 +181,8 @@ pub async fn list(db: impl PgExecutor<'_>, f: &Filter) -> Result<Vec<IndicationR
     let (after_at, after_id) = f
         .after
         .map_or((None, None), |(at, id)| (Some(at), Some(id)));
-    // One statement for each order, each planned as the statement of that order alone.
+    // The two orders stay two statements (as when the order was spliced in at run time), each
+    // with its own plan.
     macro_rules! ordered_by {
         ($order:literal) => {
             query_indication!(
@@ -332,7 +334,7 @@ pub async fn pending(db: impl PgExecutor<'_>) -> Result<(i64, Option<DateTime<Ut
 
 /// A month's figures, from the history: made in [from, to) by `identified_at`; registered
 /// within 24 hours or late by the history's `registered` line, whatever happened after.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct MonthFigures {
     pub identified: i64,
     pub registered_within_24h: i64,
@@ -391,7 +393,7 @@ pub struct Received {
 }
 
 /// What an import changed.
-#[derive(Debug, Clone, Copy, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Imported {
     /// New indications kept.
     pub received: i64,

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ListRow {
     pub name: String,
     pub key: String,
@@ -17,7 +17,7 @@ pub struct ListRow {
     pub entries: i64,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct EntryRow {
     pub id: i64,
     pub masked: String,
