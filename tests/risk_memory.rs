@@ -690,3 +690,62 @@ async fn the_shortcut_for_a_person_sharing_nothing_gives_the_full_lookups_figure
         assert_eq!(counts, expected, "onboarding {n}: {stored}");
     }
 }
+
+/// The figures' plans are made once per connection and kept: made on an empty database (a
+/// service's first onboardings), they must still probe the link index, not scan and hash the
+/// whole table, or every later onboarding reads every link row stored since. Counted by
+/// PostgreSQL for the transaction (`pg_stat_xact_user_tables`), on a connection that has never
+/// called the function, for a person who shares nothing (the shortcut's check) and for one who
+/// shares a device (the full lookups).
+#[tokio::test]
+async fn the_figures_probe_the_link_index_even_when_planned_on_an_empty_table() {
+    use sqlx::Connection;
+
+    let app = TestApp::spawn().await;
+    let figures = "SELECT risk_memory_figures($1, '{cpf,device_id,phone,email}', $2, NULL, '{}',
+                          '{device_id,cpf}', '{NULL,NULL}', '{2592000,86400}',
+                          '{\"device_id,phone,email\"}', '{15552000}', '{}',
+                          '{fraudsters.match}', 10)";
+    let scans = "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables
+                  WHERE relname = 'onboarding_links'";
+    let hashes = |device: &[u8]| -> Vec<Vec<u8>> {
+        [b"cpf-1".as_slice(), device, b"phone-1", b"email-1"]
+            .iter()
+            .map(|v| {
+                let mut h = v.to_vec();
+                h.resize(32, 0);
+                h
+            })
+            .collect()
+    };
+    let shared_device = hashes(b"device-shared")[1].clone();
+    sqlx::query(
+        "INSERT INTO onboarding_links (onboarding_id, key, hash, created_at)
+         VALUES (gen_random_uuid(), 'device_id', $1, now())",
+    )
+    .bind(&shared_device)
+    .execute(&app.db)
+    .await
+    .unwrap();
+
+    for (case, device) in [
+        ("sharing nothing", b"device-alone".as_slice()),
+        ("sharing a device", b"device-shared".as_slice()),
+    ] {
+        // A connection of its own, so the plans are made here, now.
+        let mut connection = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
+        let mut tx = connection.begin().await.unwrap();
+        let answer: Value = sqlx::query_scalar(figures)
+            .bind(uuid::Uuid::new_v4())
+            .bind(hashes(device))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let (seq, idx): (i64, i64) = sqlx::query_as(scans).fetch_one(&mut *tx).await.unwrap();
+        assert_eq!(seq, 0, "{case}: the link table was scanned whole ({answer})");
+        assert!(idx > 0, "{case}: the link index was not probed ({answer})");
+        let device_count = &answer["velocity"][0]["count"];
+        let expected = if device == b"device-shared" { 2 } else { 1 };
+        assert_eq!(device_count, &json!(expected), "{case}: {answer}");
+    }
+}
