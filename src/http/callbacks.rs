@@ -28,13 +28,11 @@ pub fn router() -> Router<AppState> {
     params(
         ("status" = Option<String>, Query, description = "pending, delivered or failed"),
         ("target" = Option<String>, Query, description = "callbacks (decision events to callbacks.url, the default) or fraud_sharing (fraud indications to fraud_sharing.url)"),
-        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        crate::http::page::ListQuery<crate::http::page::Keyset>,
     ),
     responses(
         (status = 200, description = "A page of callbacks", body = ref("#/components/schemas/CallbackPage")),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::QueryRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -92,8 +90,8 @@ async fn list(
     ),
     responses(
         (status = 200, description = "Queued again", body = ref("#/components/schemas/Callback")),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::NotFound,
+        crate::http::problems::Conflict,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),

@@ -96,7 +96,7 @@ impl DeviceValidationBody {
     responses(
         (status = 200, description = "Decided", body = crate::onboarding::validation::DeviceValidationView),
         (status = 202, description = "QI Tech has not concluded yet", body = crate::onboarding::validation::DeviceValidationView, headers(("Location" = String, description = "/v1/device-validations/{id}"))),
-        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::Conflict,
         crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
@@ -148,7 +148,7 @@ async fn create(
     ),
     responses(
         (status = 200, description = "The device validation", body = crate::onboarding::validation::DeviceValidationView),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::NotFound,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),

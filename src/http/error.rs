@@ -108,14 +108,16 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// Every refusal's body (RFC 9457 problem+json); `errors` only for invalid values.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Problem<'a> {
     #[serde(rename = "type")]
     kind: String,
     title: &'a str,
     status: u16,
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<FieldError>, required = false)]
     errors: Option<&'a [FieldError]>,
 }
 

@@ -106,13 +106,11 @@ fn timestamp(name: &str, value: &str, errors: &mut Vec<FieldError>) -> Option<Da
         ("overdue" = Option<bool>, Query, description = "true: only those pending more than 24 hours after identified_at"),
         ("from" = Option<String>, Query, description = "identified_at at or after (RFC 3339)"),
         ("to" = Option<String>, Query, description = "identified_at before (RFC 3339)"),
-        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        crate::http::page::ListQuery<crate::http::page::Keyset>,
     ),
     responses(
         (status = 200, description = "Newest identified first", body = ref("#/components/schemas/FraudIndicationPage")),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::QueryRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -187,7 +185,7 @@ async fn list(
     params(("id" = String, Path, description = "The indication's id (a UUID)")),
     responses(
         (status = 200, description = "The indication with its history", body = ref("#/components/schemas/FraudIndication")),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::NotFound,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -214,7 +212,7 @@ async fn show(
     request_body(content = Alteration, content_type = "application/json"),
     responses(
         (status = 200, description = "Altered, with a line of history; shared again", body = ref("#/components/schemas/FraudIndication")),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::NotFound,
         (status = 409, description = "The indication is withdrawn", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
@@ -252,7 +250,7 @@ async fn alter(
     request_body(content = Withdrawal, content_type = "application/json"),
     responses(
         (status = 200, description = "Withdrawn, with a line of history; shared again", body = ref("#/components/schemas/FraudIndication")),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::NotFound,
         (status = 409, description = "Already withdrawn", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
@@ -289,9 +287,7 @@ async fn withdraw(
     request_body(content = ReceivedBatch, content_type = "application/json"),
     responses(
         (status = 200, description = "Kept in one statement; copies already kept change nothing", body = ref("#/components/schemas/ReceivedFraudIndications")),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::BodyRefusals,
         (status = 422, description = "Invalid values, each named by its field (items[i].cpf, ...); nothing kept", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         crate::http::problems::Refusals,
     ),
@@ -315,8 +311,7 @@ async fn received(
     params(("month" = String, Query, description = "YYYY-MM: a calendar month in Brasília time, by identified_at")),
     responses(
         (status = 200, description = "The month's figures for the declaration of conformity", body = ref("#/components/schemas/FraudIndicationReport")),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::QueryRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),

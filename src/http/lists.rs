@@ -90,10 +90,8 @@ async fn list(State(st): State<AppState>, caller: Caller) -> Result<Response, Ap
     request_body(content = NewEntries, content_type = "application/json"),
     responses(
         (status = 200, description = "Added, in one statement; values already listed are counted apart", body = ref("#/components/schemas/ListEntriesAdded")),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 2 MiB", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::NotFound,
+        crate::http::problems::BodyRefusals,
         (status = 422, description = "Invalid values, each named by its field (entries[i].value); nothing added", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         crate::http::problems::Refusals,
     ),
@@ -121,7 +119,7 @@ async fn add(
     params(("name" = String, Path, description = "The list")),
     request_body(content = Removal, content_type = "application/json"),
     responses(
-        (status = 200, description = "Removed; the removal is kept in the value's history", body = ref("#/components/schemas/ListEntryRemoved")),
+        (status = 200, description = "Removed; the removal is kept in the value's history", body = ListEntryRemoved),
         (status = 404, description = "No such list, or the value is not listed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
@@ -139,7 +137,13 @@ async fn remove(
         lists::remove(&st.flow, &name, body?.value, &caller.name).await?,
         "listed value",
     )?;
-    Ok(Json(json!({ "removed": true })).into_response())
+    Ok(Json(ListEntryRemoved { removed: true }).into_response())
+}
+
+/// The answer of a removal: always `{"removed": true}` (a value not listed is a 404).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ListEntryRemoved {
+    removed: bool,
 }
 
 #[utoipa::path(
@@ -150,13 +154,12 @@ async fn remove(
     params(
         ("name" = String, Path, description = "The list"),
         ("value" = Option<String>, Query, description = "One value: whether it is listed, its entry and its history"),
-        ("limit" = Option<i64>, Query, description = "Without value: entries per page, 1-500 (default 100)"),
-        ("cursor" = Option<String>, Query, description = "Without value: next_cursor of the page before"),
+        crate::http::page::ListQuery<i64, 500, 100>,
     ),
     responses(
         (status = 200, description = "With value: {listed, entry, history}; without: the live entries, masked, newest first", body = ref("#/components/schemas/ListEntries")),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::NotFound,
+        crate::http::problems::QueryRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -230,7 +233,7 @@ const LONGEST_WINDOW: Duration = Duration::from_secs(400 * 24 * 3600);
     ),
     responses(
         (status = 200, description = "For each of its values, the other onboardings sharing it, newest first, 50 at most with the count of all", body = ref("#/components/schemas/OnboardingLinks")),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::NotFound,
         (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         crate::http::problems::Refusals,
     ),

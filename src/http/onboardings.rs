@@ -35,7 +35,7 @@ pub fn router() -> Router<AppState> {
     responses(
         (status = 200, description = "Decided within the wait", body = crate::onboarding::view::OnboardingView, headers(("Preference-Applied" = String, description = "The preference honoured: respond-async or wait=N"))),
         (status = 202, description = "Not decided yet: read it at Location", body = crate::onboarding::view::OnboardingView, headers(("Location" = String, description = "/v1/onboardings/{id}"), ("Preference-Applied" = String, description = "The preference honoured"))),
-        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::Conflict,
         crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
@@ -115,7 +115,7 @@ async fn create(
     ),
     responses(
         (status = 200, description = "The onboarding", body = crate::onboarding::view::OnboardingView),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::NotFound,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),

@@ -1,6 +1,8 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
-//! `ToSchema` derives of the request bodies and of the onboarding and device-validation views;
-//! the audit, review, callback and policy answers' schemas are kept in `openapi/schemas.json`.
+//! `ToSchema` derives of the request bodies and of the answers' types. The answers whose types
+//! live in `onboarding/` and `store/` and derive no schema yet (reviews, callbacks, policy
+//! versions and reports, lists, subject requests, fraud indications, the audit-search log)
+//! keep theirs in `openapi/schemas.json`.
 //! The schemathesis run (`ops/schemathesis/run`) checks every one against real answers. `/docs`
 //! serves Swagger UI from the copy vendored in the crate.
 
@@ -75,6 +77,14 @@ use crate::http::{
         health::metrics,
         document,
     ),
+    components(schemas(
+        crate::http::error::Problem<'static>,
+        decisions::DecisionItem,
+        decisions::search::DecisionPage,
+        decisions::Explanation,
+        lists::ListEntryRemoved,
+        crate::policy::document::PolicyDocument,
+    )),
     modifiers(&Additions),
     tags(
         (name = "onboardings", description = "Start an onboarding and read its verdict"),
@@ -119,14 +129,20 @@ impl utoipa::Modify for Additions {
                  unico.webhook_secret",
             ))),
         );
-        let kept: std::collections::BTreeMap<
-            String,
-            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
-        > = serde_json::from_str(include_str!("openapi/schemas.json"))
-            .expect("openapi/schemas.json holds schemas");
-        components.schemas.extend(kept);
+        // A schema derived from a type wins over a kept one of the same name (a test shows
+        // there is none).
+        for (name, schema) in kept() {
+            components.schemas.entry(name).or_insert(schema);
+        }
         openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     }
+}
+
+/// The answers' schemas still kept as JSON, by name.
+fn kept()
+-> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>> {
+    serde_json::from_str(include_str!("openapi/schemas.json"))
+        .expect("openapi/schemas.json holds schemas")
 }
 
 /// The document as served, made once.
@@ -265,6 +281,25 @@ mod tests {
         );
         assert!(onboarding["properties"]["device"].is_object());
         assert!(doc["components"]["schemas"]["Biometrics"]["properties"]["score"].is_object());
+        // The audit answers and the problem are derived from the types the handlers serialize.
+        let explanation = &doc["components"]["schemas"]["Explanation"];
+        assert_eq!(
+            explanation["allOf"][0]["$ref"],
+            "#/components/schemas/Decision"
+        );
+        let decision = &doc["components"]["schemas"]["Decision"];
+        assert_eq!(
+            decision["properties"]["reasons"]["items"]["$ref"],
+            "#/components/schemas/Reason"
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["DecisionPage"]["properties"]["items"]["items"]["$ref"],
+            "#/components/schemas/Decision"
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["Problem"]["properties"]["errors"]["items"]["$ref"],
+            "#/components/schemas/FieldError"
+        );
         for scheme in ["apiKey", "unicoWebhook"] {
             assert!(
                 doc["components"]["securitySchemes"][scheme].is_object(),
@@ -282,5 +317,19 @@ mod tests {
         assert!(create["responses"]["202"]["headers"]["Location"].is_object());
         assert!(create["responses"]["200"]["headers"]["Preference-Applied"].is_object());
         assert!(create["responses"]["503"]["headers"]["Retry-After"].is_object());
+    }
+
+    #[test]
+    fn no_schema_kept_as_json_is_also_derived() {
+        // The derive wins (see `Additions`): a JSON copy of a derived schema would be dead text
+        // that reads as if it described the answer.
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for (name, schema) in kept() {
+            assert_eq!(
+                doc["components"]["schemas"][&name],
+                serde_json::to_value(schema).unwrap(),
+                "{name} is derived from a type: delete it from openapi/schemas.json"
+            );
+        }
     }
 }

@@ -155,6 +155,41 @@ impl<C: Cursor, const MAX: i64, const DEFAULT: i64> ListQuery<C, MAX, DEFAULT> {
     }
 }
 
+/// `limit` and `cursor` as the OpenAPI document describes them, from the list's own bounds:
+/// `params(ListQuery<...>)` in a `#[utoipa::path]`, after the list's other parameters.
+impl<C, const MAX: i64, const DEFAULT: i64> utoipa::IntoParams for ListQuery<C, MAX, DEFAULT> {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::Required;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        let query = |name: &str, description: String, schema: ObjectBuilder| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(schema.build()))
+                .build()
+        };
+        vec![
+            query(
+                "limit",
+                format!("1 to {MAX}, default {DEFAULT}"),
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+            ),
+            query(
+                "cursor",
+                "next_cursor of the previous page".to_owned(),
+                ObjectBuilder::new().schema_type(Type::String),
+            ),
+        ]
+    }
+}
+
 /// The query string's name and value pairs, in the order given; 400 when it cannot be read.
 pub fn pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
     serde_urlencoded::from_str(query.unwrap_or(""))

@@ -67,7 +67,7 @@ async fn list(State(st): State<AppState>, caller: Caller) -> Result<Response, Ap
     ),
     responses(
         (status = 200, description = "The version", body = ref("#/components/schemas/PolicyVersion")),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::NotFound,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -89,10 +89,10 @@ async fn show(
     path = "/v1/policies",
     tag = "policies",
     operation_id = "draftPolicy",
-    request_body(content = ref("#/components/schemas/PolicyDocument"), content_type = "application/json"),
+    request_body(content = PolicyDocument, content_type = "application/json"),
     responses(
         (status = 201, description = "Drafted", body = ref("#/components/schemas/PolicyVersion")),
-        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::Conflict,
         crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
@@ -134,8 +134,8 @@ fn changed(result: Changed) -> Result<Response, ApiError> {
     ),
     responses(
         (status = 200, description = "In shadow", body = ref("#/components/schemas/PolicyVersion")),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::NotFound,
+        crate::http::problems::Conflict,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -159,8 +159,8 @@ async fn shadow(
     ),
     responses(
         (status = 200, description = "Active; the previous version is retired", body = ref("#/components/schemas/PolicyVersion")),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 409, description = "Conflict with the current state", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::NotFound,
+        crate::http::problems::Conflict,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -194,7 +194,7 @@ pub struct VersionReplay {
     request_body(content = crate::http::policies::VersionReplay, content_type = "application/json"),
     responses(
         (status = 200, description = "What the version would have changed", body = ref("#/components/schemas/ReplayResult")),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::NotFound,
         crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
@@ -260,7 +260,7 @@ pub struct ReportQuery {
     ),
     responses(
         (status = 200, description = "Live and shadow verdicts compared", body = ref("#/components/schemas/ShadowReport")),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::NotFound,
         (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         crate::http::problems::Refusals,
     ),

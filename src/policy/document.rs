@@ -15,21 +15,28 @@ use crate::policy::memory::{
 use crate::policy::{Outcome, Outcomes, Policy, Thresholds};
 
 /// The document, as stored and as the API takes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyDocument {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub version: String,
     #[serde(default)]
     pub note: Option<String>,
+    #[schema(minimum = -100, maximum = 100)]
     pub score_reject_max: i32,
+    #[schema(minimum = -100, maximum = 100)]
     pub score_approve_min: i32,
     #[serde(default = "review")]
+    #[schema(schema_with = fraudsters_suspicious_schema)]
     pub fraudsters_suspicious: String,
     /// Signal name to `rejected`, `review` or null (recorded, decides nothing). A signal left
     /// out decides nothing.
     #[serde(default)]
+    #[schema(schema_with = risk_signals_schema)]
     pub risk_signals: BTreeMap<String, Option<String>>,
+    #[schema(examples("10m"))]
     pub biometrics_deadline: String,
+    #[schema(examples("30m"))]
     pub device_deadline: String,
     /// Block and watch lists: a value of the onboarding listed and not expired.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -51,6 +58,27 @@ pub struct PolicyDocument {
 
 fn review() -> String {
     "review".into()
+}
+
+/// What a suspicious face leads to; `parse` refuses any other value.
+fn fraudsters_suspicious_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["review", "rejected"]))
+        .build()
+}
+
+/// Each signal's outcome; `parse` refuses any other value.
+fn risk_signals_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let outcome = ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some([Some("rejected"), Some("review"), None]));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(outcome))
+        .build()
 }
 
 /// The signals a version may give an outcome to.

@@ -72,7 +72,7 @@ impl FraudIndicationRules {
 }
 
 /// The member as written in a policy document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FraudIndicationsDocument {
     pub reasons: Vec<String>,

@@ -256,14 +256,14 @@ pub const SHARED_FRAUD_INDICATION: &str = "shared.fraud_indication";
 
 // ---- the document's members ---------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListRuleDocument {
     pub list: String,
     pub outcome: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VelocityRuleDocument {
     pub code: String,
@@ -275,7 +275,7 @@ pub struct VelocityRuleDocument {
     pub outcome: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkedFraudDocument {
     pub keys: Vec<String>,
@@ -283,7 +283,7 @@ pub struct LinkedFraudDocument {
     pub outcome: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SharedIndicationsDocument {
     pub window: String,

@@ -13,7 +13,7 @@ use crate::config::Scope;
 use crate::domain::Cpf;
 use crate::http::console::explanation::{Explained, LINKS_WINDOW_SECS, explained, links_section};
 use crate::http::console::layout::{at, day_start, page, shortcuts};
-use crate::http::console::session::Session;
+use crate::http::console::session::Reader;
 use crate::http::decisions::{DecisionItem, Explanation, ExportFormat, export_response};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
@@ -89,13 +89,10 @@ const SHOWN: i64 = 100;
 
 async fn decisions(
     State(st): State<AppState>,
-    session: Session,
+    Reader(session): Reader,
     Query(query): Query<DecisionQuery>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    if !session.reads_decisions() {
-        return Ok(session.refused("reviews:write or decisions:read"));
-    }
     let pii = session.caller.has(Scope::PiiRead);
     let search = search_of(&st, pii, &query);
     let notice = search.as_ref().err().copied();
@@ -169,12 +166,9 @@ async fn decisions(
 /// What the search finds, as CSV, recorded as the API's exports are.
 async fn export(
     State(st): State<AppState>,
-    session: Session,
+    Reader(session): Reader,
     Query(query): Query<DecisionQuery>,
 ) -> Result<Response, ApiError> {
-    if !session.reads_decisions() {
-        return Ok(session.refused("reviews:write or decisions:read"));
-    }
     let pii = session.caller.has(Scope::PiiRead);
     let (filter, logged) =
         search_of(&st, pii, &query).map_err(|wrong| ApiError::validation("cpf", wrong))?;
@@ -192,12 +186,9 @@ async fn export(
 /// Recorded in the access record like the API's read of a decision.
 async fn decision_page(
     State(st): State<AppState>,
-    session: Session,
+    Reader(session): Reader,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !session.reads_decisions() {
-        return Ok(session.refused("reviews:write or decisions:read"));
-    }
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("decision"))?;
     audit::record_search(
         &st.db,
@@ -237,12 +228,9 @@ async fn decision_page(
 /// An onboarding, from a link: its review case when it had one, otherwise its latest decision.
 async fn onboarding_page(
     State(st): State<AppState>,
-    session: Session,
+    Reader(session): Reader,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !session.reads_decisions() {
-        return Ok(session.refused("reviews:write or decisions:read"));
-    }
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("onboarding"))?;
     let cases = crate::store::reviews::of_onboardings(&st.db, &[id]).await?;
     if let Some(case) = cases.last() {

@@ -8,7 +8,7 @@ use maud::html;
 use serde::Deserialize;
 
 use crate::http::console::layout::page;
-use crate::http::console::session::Session;
+use crate::http::console::session::Reader;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
@@ -27,12 +27,9 @@ struct PoliciesQuery {
 /// The versions, and for one of them its replay over recent decisions beside its shadow report.
 async fn policies_page(
     State(st): State<AppState>,
-    session: Session,
+    Reader(session): Reader,
     Query(query): Query<PoliciesQuery>,
 ) -> Result<Response, ApiError> {
-    if !session.reads_decisions() {
-        return Ok(session.refused("reviews:write or decisions:read"));
-    }
     let versions = crate::store::policies::list(&st.db).await?;
     let days = query.days.unwrap_or(7).clamp(1, 90);
     let chosen = query

@@ -90,6 +90,27 @@ impl FromRequestParts<AppState> for Session {
     }
 }
 
+/// A signed-in user whose key reads decisions (`reviews:write` or `decisions:read`): the
+/// review queue, cases, decisions and policies take this instead of a [`Session`]. Without a
+/// session the browser goes to the sign-in page; without the scope it gets the 403 page that
+/// names it.
+pub struct Reader(pub Session);
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Response> {
+        let session = <Session as FromRequestParts<AppState>>::from_request_parts(parts, st)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if session.reads_decisions() {
+            Ok(Reader(session))
+        } else {
+            Err(session.refused("reviews:write or decisions:read"))
+        }
+    }
+}
+
 impl axum::extract::OptionalFromRequestParts<AppState> for Session {
     type Rejection = std::convert::Infallible;
 

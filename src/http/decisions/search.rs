@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::view::DecisionItem;
@@ -26,13 +28,11 @@ pub const MAX_LIMIT: i64 = 500;
     tag = "audit",
     operation_id = "listAuditSearches",
     params(
-        ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ListQuery<i64, MAX_LIMIT, DEFAULT_LIMIT>,
     ),
     responses(
         (status = 200, description = "Recorded searches, explanations and exports, newest first", body = ref("#/components/schemas/AuditSearchPage")),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        crate::http::problems::QueryRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -55,22 +55,12 @@ pub(super) async fn searches(
     tag = "audit",
     operation_id = "searchDecisions",
     params(
-        ("outcome" = Option<String>, Query, description = "approved, rejected, review or retry"),
-        ("reason" = Option<String>, Query, description = "A reason code, e.g. biometrics.score_high"),
-        ("cpf" = Option<String>, Query, description = "Needs pii:read: 11 digits, punctuated or not"),
-        ("reference" = Option<String>, Query),
-        ("policy_version" = Option<String>, Query),
-        ("created_from" = Option<String>, Query, format = DateTime),
-        ("created_to" = Option<String>, Query, format = DateTime),
-        ("decided_from" = Option<String>, Query, format = DateTime),
-        ("decided_to" = Option<String>, Query, format = DateTime),
-        ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        DecisionFilters,
+        ListQuery<Keyset, MAX_LIMIT, DEFAULT_LIMIT>,
     ),
     responses(
-        (status = 200, description = "A page of decisions, newest first", body = ref("#/components/schemas/DecisionPage")),
-        (status = 400, description = "The request is malformed", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 200, description = "A page of decisions, newest first", body = DecisionPage),
+        crate::http::problems::QueryRefusals,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -112,14 +102,44 @@ pub(super) async fn list(
         }
     });
     let pii = caller.has(PII_READ);
-    let items: Vec<DecisionItem> = rows
+    let items = rows
         .iter()
         .map(|row| DecisionItem::new(&st, row, pii))
         .collect();
-    Ok(answer(items, next_cursor).into_response())
+    Ok(Json(DecisionPage { items, next_cursor }).into_response())
+}
+
+/// A page of decisions: the list's `{"items": [...], "next_cursor": ...}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DecisionPage {
+    items: Vec<DecisionItem>,
+    /// Where the next page starts; null on the last page
+    #[schema(required = true)]
+    next_cursor: Option<String>,
 }
 
 // ---- search parameters -------------------------------------------------------------------------
+
+/// The filters of a search and of an export, as the OpenAPI document describes them. Only the
+/// document reads this type: the handlers read the query string with [`SearchParams::parse`],
+/// which accepts exactly these names (`FILTERS`) and names every wrong value at once.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(super) struct DecisionFilters {
+    /// approved, rejected, review or retry
+    outcome: Option<String>,
+    /// A reason code, e.g. biometrics.score_high
+    reason: Option<String>,
+    /// Needs pii:read: 11 digits, punctuated or not
+    cpf: Option<String>,
+    reference: Option<String>,
+    policy_version: Option<String>,
+    created_from: Option<DateTime<Utc>>,
+    created_to: Option<DateTime<Utc>>,
+    decided_from: Option<DateTime<Utc>>,
+    decided_to: Option<DateTime<Utc>>,
+}
 
 pub(super) struct SearchParams {
     pub(super) filter: DecisionFilter,

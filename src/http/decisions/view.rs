@@ -25,8 +25,8 @@ use crate::store::{calls, events};
         ("id" = String, Path, description = "The decision id (a UUID)"),
     ),
     responses(
-        (status = 200, description = "The decision explained", body = ref("#/components/schemas/Explanation")),
-        (status = 404, description = "Not found", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
+        (status = 200, description = "The decision explained", body = Explanation),
+        crate::http::problems::NotFound,
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -47,30 +47,54 @@ pub(super) async fn show(
     Ok(axum::Json(explanation).into_response())
 }
 
-#[derive(Debug, Serialize)]
+/// A decision as a search lists it, and as an explanation begins.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Decision)]
 pub struct DecisionItem {
     pub id: Uuid,
     pub onboarding_id: Uuid,
+    #[schema(required = true)]
     pub reference: Option<String>,
-    /// Masked without `pii:read`; null once retention erased it.
+    /// Masked (***.444.777-**) unless the key has pii:read; null once erased by retention
+    #[schema(required = true)]
     pub cpf: Option<String>,
-    /// Present only for `pii:read` (null once erased, by retention or at the person's request).
+    /// Only with pii:read; null once erased, by retention or at the person's request
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub name: Option<Option<String>>,
     pub outcome: String,
+    #[schema(value_type = Vec<crate::policy::Reason>)]
     pub reasons: Value,
     pub policy_version: String,
+    #[schema(value_type = Object)]
     pub thresholds: Value,
+    /// Where unico's process stood when the policy looked: `state` (not_run, received,
+    /// timed_out, capture_refused) with, once unico answered, its fields as in Biometrics; null
+    /// when the evidence holds none
+    #[schema(value_type = Option<Object>, required = true)]
     pub biometrics: Value,
+    /// QI Tech's answer as stored, with the phone's risk flags the policy saw
+    #[schema(value_type = Object)]
     pub device: Value,
     pub created_at: DateTime<Utc>,
     pub decided_at: DateTime<Utc>,
     /// policy, or reviewer (with the reviewer and the note).
+    #[schema(schema_with = decided_by)]
     pub decided_by: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
     pub reviewer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
     pub note: Option<String>,
+}
+
+/// `decided_by` is a text column; these are the two values the store writes.
+fn decided_by() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["policy", "reviewer"]))
+        .build()
 }
 
 impl DecisionItem {
@@ -127,22 +151,31 @@ fn device_view(evidence: &Value) -> Value {
     Value::Object(device)
 }
 
-#[derive(Debug, Serialize)]
+/// One decision explained: the decision, every rule the policy evaluated with what it read, the
+/// evidence as stored, the onboarding's timeline, the provider calls (in clear only the fields
+/// veredito parsed and the failure's code; with pii:read also `provider_said`, the provider's own
+/// words, opened from their sealed copy) and, when a version was in shadow, its verdict.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Explanation {
     #[serde(flatten)]
     decision: DecisionItem,
     /// Every rule of the policy table with what it read and whether it fired.
+    #[schema(value_type = Vec<Object>)]
     evaluations: Value,
     /// What the policy read, as stored: unico's result as received, the risk signals, QI Tech.
+    #[schema(value_type = Object)]
     evidence: Value,
     timeline: Vec<TimelineEntry>,
+    #[schema(value_type = Vec<Object>)]
     provider_calls: Vec<calls::CallRow>,
     /// What the version in shadow said of this decision, when one was.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object, required = false)]
     shadow: Option<crate::store::policies::ShadowRow>,
 }
 
-#[derive(Debug, Serialize)]
+/// One event of the onboarding, with the time since the one before and since it was received.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct TimelineEntry {
     kind: String,
     at: DateTime<Utc>,
