@@ -1,9 +1,9 @@
 //! The audit endpoints and the protection of stored decisions, driven over HTTP the way an
 //! auditor uses them, each test against its own fresh database.
 
-mod common;
+use crate::common;
 
-use common::{TestApp, all_rows_as_text};
+use crate::common::{TestApp, all_rows_as_text};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -126,7 +126,7 @@ impl TestApp {
 
 // ---- fixtures ----------------------------------------------------------------------------------
 
-use common::cpf_from;
+use crate::common::cpf_from;
 
 fn digits(cpf: &str) -> String {
     cpf.chars().filter(char::is_ascii_digit).collect()

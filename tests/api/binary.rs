@@ -2,12 +2,11 @@
 //! migrations and serves; its logs never carry personal data or secrets; `migrate` and
 //! configuration errors behave as documented.
 
-mod common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;

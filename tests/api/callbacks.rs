@@ -2,7 +2,6 @@
 //! that checks every signature by the Standard Webhooks scheme, written here from the scheme's
 //! description (not with veredito's code).
 
-mod common;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -13,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use base64::Engine;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// The signing key's bytes, and the secret as configured.

@@ -2,10 +2,10 @@
 //! `.ci/run` when missing), driven over the DevTools protocol (`common::browser`).
 //! `VEREDITO_CHROMIUM` names another binary; `VEREDITO_SCREENSHOTS=dir` keeps a PNG of each page.
 
-mod common;
+use crate::common;
 
-use common::browser::Browser;
-use common::*;
+use crate::common::browser::Browser;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[tokio::test]

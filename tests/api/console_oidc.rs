@@ -2,13 +2,13 @@
 //! PKCE): a real, certified one (`oidc-provider`, `tests/common/identity_provider.rs`) at
 //! `localhost`, veredito at `127.0.0.1`, and headless Chromium between them.
 
-mod common;
+use crate::common;
 
-use common::browser::Browser;
-use common::identity_provider::{
+use crate::common::browser::Browser;
+use crate::common::identity_provider::{
     IdentityProvider, console_at, provider_and_console, sign_in_at_the_provider,
 };
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const AUDITOR: &str = "vrd_sandbox_auditor";

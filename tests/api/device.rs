@@ -1,13 +1,11 @@
 //! The device half over HTTP: risk signals, QI Tech device registration, device validations and
 //! the Open Finance risk signal, against the sandbox and against provider fakes.
 
-mod common;
-mod device_support;
 
 use std::time::Duration;
 
-use common::*;
-use device_support::*;
+use crate::common::*;
+use crate::device_support::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -3,7 +3,6 @@
 //! still decided with exactly one unico process. A service stopped while a request waits
 //! answers it 202 and finishes the onboarding after it starts again.
 
-mod common;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// What the fake answers to one CreateProcess.

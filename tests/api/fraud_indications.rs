@@ -3,12 +3,11 @@
 //! sharing system, whose deliveries this test verifies with its own Standard Webhooks check;
 //! withdrawn under four eyes; counted for the month; and received back from other institutions.
 
-mod common;
 
 use std::time::Duration;
 
 use base64::Engine;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const FRAUD: &str = "vrd_sandbox_fraud";

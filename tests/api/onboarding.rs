@@ -1,12 +1,11 @@
 //! The core decision path, driven over HTTP the way the onboarding backend drives it.
 
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// contract.md's verdict for each sandbox test CPF, written out here by hand (not read from the

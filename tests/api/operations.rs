@@ -1,12 +1,11 @@
 //! What an operator reads: `/metrics` in the format it declares, with bounded labels and the
 //! gauges, histograms and counters the dashboard and alerts are built on.
 
-mod common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
 
 type Exposition = MetricsExposition<OpenMetricsType, OpenMetricsValue>;

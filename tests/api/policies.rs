@@ -2,14 +2,13 @@
 //! decisions, put in shadow on live traffic, published under four eyes, in force on every
 //! replica; and versions that never change.
 
-mod common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::routing::{get, post};
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const RISK: &str = "vrd_sandbox_risk";

@@ -3,13 +3,12 @@
 //! key without `pii:read`, no log line and no column in clear. This binary installs a global
 //! subscriber that keeps every log line of the service at DEBUG, so it has tests of its own.
 
-mod common;
-mod device_support;
+use crate::device_support;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const AUDITOR_PII: &str = "vrd_sandbox_auditor_pii";

@@ -3,11 +3,10 @@
 //! without doing anything twice; readiness says when the database is gone; the audit's heavy
 //! reads go to the read replica when there is one.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// Ends the LISTEN connections of every replica on this database, as a network cut or a

@@ -2,11 +2,10 @@
 //! policy and by the person's request, claims, releases, resolutions, the reviewer's decision
 //! beside the untouched automatic one, and the overdue queue.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use reqwest::Response;
 use serde_json::{Value, json};
 

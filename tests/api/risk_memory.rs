@@ -1,12 +1,11 @@
 //! Risk memory over HTTP: lists, velocity and linked fraud judged before unico, the links
 //! between onboardings, and replay judging them as of each decision.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::*;
+use crate::common::*;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 

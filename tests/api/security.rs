@@ -1,10 +1,9 @@
 //! What an attacker or an auditor would try: searching by CPF without `pii:read`, reading who
 //! searched for what, NUL characters anywhere, wrong content types, forged webhooks piling up.
 
-mod common;
-mod device_support;
+use crate::device_support;
 
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 use serde_json::{Value, json};

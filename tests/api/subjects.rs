@@ -3,14 +3,13 @@
 //! as JSON and as the page in headless Chromium; the erasure, checked in a `pg_dump`; an erasure
 //! that waits for a decision; the scopes; the 15 days.
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::browser::Browser;
-use common::*;
+use crate::common::browser::Browser;
+use crate::common::*;
 use serde_json::{Value, json};
 use veredito::store::onboardings::PersonData;
 

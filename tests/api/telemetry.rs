@@ -3,8 +3,6 @@
 //! caller's `traceparent` through the steps run later to the provider calls, and the provider
 //! fake sees the same trace id. The JSON logs carry the trace and span ids.
 
-mod common;
-mod device_support;
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -13,8 +11,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
-use common::*;
-use device_support::{Fake, QitechScript};
+use crate::common::*;
+use crate::device_support::{Fake, QitechScript};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };

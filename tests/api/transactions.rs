@@ -5,12 +5,11 @@
 //! sqlx's own log of every statement it runs (target `sqlx::query`). This file holds one test,
 //! so no other test of its binary writes meanwhile (test binaries run one after another).
 
-mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;

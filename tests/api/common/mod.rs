@@ -1,5 +1,4 @@
 //! Starts veredito on port 0 against a fresh PostgreSQL database, and talks to it over HTTP.
-#![allow(dead_code)]
 
 pub mod browser;
 pub mod identity_provider;

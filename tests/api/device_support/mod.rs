@@ -1,6 +1,5 @@
 //! Helpers for the device tests: request bodies, and small fakes of QI Tech and Zro that count and
 //! record what veredito sends them. The app itself is started by `common::TestApp`.
-#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 
