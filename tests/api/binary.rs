@@ -2,7 +2,6 @@
 //! migrations and serves; its logs never carry personal data or secrets; `migrate` and
 //! configuration errors behave as documented.
 
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -240,7 +239,7 @@ fn configuration_errors_name_the_key() {
 async fn rotate_keys_moves_every_row_to_the_active_key() {
     let database = fresh_database().await;
     let url = database.url.clone();
-    let app = TestApp::spawn_on(&database).await;
+    let app = TestApp::builder().database(&database).spawn().await;
     for cpf in ["900.000.001-75", "111.444.777-35"] {
         let response = app.onboard(&key(), &onboarding_body(cpf), Some(5)).await;
         assert_eq!(response.status(), 200);
@@ -298,7 +297,11 @@ keys = [{ id = "rotated-2", key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 "#,
     )
     .unwrap();
-    let app = TestApp::spawn_with_file(&database, &[], only_new.clone()).await;
+    let app = TestApp::builder()
+        .database(&database)
+        .file(only_new.clone())
+        .spawn()
+        .await;
     std::fs::remove_file(&only_new).ok();
     let (status, page) = app.get("/v1/decisions", "vrd_sandbox_auditor_pii").await;
     assert_eq!(status, 200, "{page}");

@@ -2,17 +2,16 @@
 //! that checks every signature by the Standard Webhooks scheme, written here from the scheme's
 //! description (not with veredito's code).
 
-
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::*;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use base64::Engine;
-use crate::common::*;
 use serde_json::{Value, json};
 
 /// The signing key's bytes, and the secret as configured.
@@ -154,7 +153,7 @@ async fn app_for(url: &str, extra: &[(&str, &str)]) -> TestApp {
         ("callbacks.timeout", "2s"),
     ];
     all.extend_from_slice(extra);
-    TestApp::spawn_with(&all).await
+    TestApp::builder().config(&all).spawn().await
 }
 
 #[tokio::test]

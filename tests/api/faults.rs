@@ -3,15 +3,14 @@
 //! still decided with exactly one unico process. A service stopped while a request waits
 //! answers it 202 and finishes the onboarding after it starts again.
 
-
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use crate::common::*;
 use serde_json::{Value, json};
 
 /// What the fake answers to one CreateProcess.
@@ -148,7 +147,7 @@ async fn app_on(unico: &str, extra: &[(&str, &str)]) -> TestApp {
         ("unico.identity_url", unico),
     ];
     all.extend_from_slice(extra);
-    TestApp::spawn_with(&all).await
+    TestApp::builder().config(&all).spawn().await
 }
 
 /// Onboards with `Prefer: wait=N`; the caller must get 200 or 202, never an error.
@@ -336,12 +335,14 @@ async fn slow_create_process_answers_202_and_decides_later() {
 #[tokio::test]
 async fn stopping_answers_a_waiting_request_and_the_next_start_decides() {
     // The sandbox takes 3 s per process: the request is still waiting when the service stops.
-    let app = TestApp::spawn_with(&[
-        ("sandbox.processing_delay", "3s"),
-        ("sandbox.webhook_delay", "50ms"),
-        ("unico.poll_initial", "500ms"),
-    ])
-    .await;
+    let app = TestApp::builder()
+        .config(&[
+            ("sandbox.processing_delay", "3s"),
+            ("sandbox.webhook_delay", "50ms"),
+            ("unico.poll_initial", "500ms"),
+        ])
+        .spawn()
+        .await;
     let request = {
         let http = app.http.clone();
         let url = app.url("/v1/onboardings");
@@ -431,6 +432,16 @@ async fn a_process_never_created_is_reviewed_at_the_deadline() {
 
 #[tokio::test]
 async fn a_burst_past_the_inline_bound_is_left_to_the_runners_and_all_decided() {
+    // Reads counters of the process's one metrics registry: alone in a process.
+    if isolation::own_process(
+        module_path!(),
+        "a_burst_past_the_inline_bound_is_left_to_the_runners_and_all_decided",
+        isolation::Server::Shared,
+    )
+    .await
+    {
+        return;
+    }
     // Each CreateProcess takes 4 s, so 150 requests at once hold more steps than a replica
     // runs inline (64): the rest go to the runners through the queue.
     let (fake, url) = Fake::start(Script {
@@ -532,12 +543,24 @@ async fn a_burst_toward_unico_is_paced_instead_of_refused() {
 /// onboarding's timeline, and run again by `veredito retry-steps` once the fault is fixed.
 #[tokio::test]
 async fn a_step_failing_on_our_side_backs_off_ends_failed_and_an_operator_retries_it() {
-    let app = TestApp::spawn_with(&[
-        ("jobs.step_retry_initial", "200ms"),
-        ("jobs.step_retry_max", "1s"),
-        ("jobs.step_max_failures", "3"),
-    ])
-    .await;
+    // Reads counters of the process's one metrics registry: alone in a process.
+    if isolation::own_process(
+        module_path!(),
+        "a_step_failing_on_our_side_backs_off_ends_failed_and_an_operator_retries_it",
+        isolation::Server::Shared,
+    )
+    .await
+    {
+        return;
+    }
+    let app = TestApp::builder()
+        .config(&[
+            ("jobs.step_retry_initial", "200ms"),
+            ("jobs.step_retry_max", "1s"),
+            ("jobs.step_max_failures", "3"),
+        ])
+        .spawn()
+        .await;
     sqlx::query(
         "CREATE FUNCTION refuse_decisions() RETURNS trigger LANGUAGE plpgsql AS
          $$ BEGIN RAISE EXCEPTION 'decisions refused by the test'; END $$",
@@ -631,14 +654,16 @@ async fn a_step_failing_on_our_side_backs_off_ends_failed_and_an_operator_retrie
 /// its webhook within 1.5 s while the burst's new processes are still being created.
 #[tokio::test]
 async fn at_unicos_rate_a_webhook_is_answered_before_new_processes_are_created() {
-    let app = TestApp::spawn_with(&[
-        ("unico.requests_per_second", "10"),
-        ("sandbox.processing_delay", "1s"),
-        // Polling is the fallback; here the webhooks drive every decision.
-        ("unico.poll_initial", "20s"),
-        ("unico.poll_max", "30s"),
-    ])
-    .await;
+    let app = TestApp::builder()
+        .config(&[
+            ("unico.requests_per_second", "10"),
+            ("sandbox.processing_delay", "1s"),
+            // Polling is the fallback; here the webhooks drive every decision.
+            ("unico.poll_initial", "20s"),
+            ("unico.poll_max", "30s"),
+        ])
+        .spawn()
+        .await;
     let asynchronous = [
         "900.000.007-60",
         "900.000.008-41",

@@ -3,11 +3,10 @@
 //! sharing system, whose deliveries this test verifies with its own Standard Webhooks check;
 //! withdrawn under four eyes; counted for the month; and received back from other institutions.
 
-
 use std::time::Duration;
 
-use base64::Engine;
 use crate::common::*;
+use base64::Engine;
 use serde_json::{Value, json};
 
 const FRAUD: &str = "vrd_sandbox_fraud";
@@ -186,11 +185,13 @@ async fn a_fraudster_rejection_makes_one_indication_in_its_transaction_and_share
 
 #[tokio::test]
 async fn with_the_sharing_system_down_for_30s_it_is_delivered_after_once() {
-    let app = TestApp::spawn_with(&[
-        ("callbacks.retry_initial", "1s"),
-        ("callbacks.retry_max", "2s"),
-    ])
-    .await;
+    let app = TestApp::builder()
+        .config(&[
+            ("callbacks.retry_initial", "1s"),
+            ("callbacks.retry_max", "2s"),
+        ])
+        .spawn()
+        .await;
     let (status, _) = app
         .post_json(
             "/sandbox/fraud-sharing/outage",
@@ -492,7 +493,10 @@ async fn a_reviewers_fraud_resolution_makes_one() {
 
 #[tokio::test]
 async fn indications_are_listed_by_status_cpf_and_overdue() {
-    let app = TestApp::spawn_with(&[("sandbox.fraud_sharing", "false")]).await;
+    let app = TestApp::builder()
+        .config(&[("sandbox.fraud_sharing", "false")])
+        .spawn()
+        .await;
     // No sharing system: what is identified stays pending; 30 hours ago, it is overdue.
     let old = make(
         &app,

@@ -1,7 +1,6 @@
 //! What an operator reads: `/metrics` in the format it declares, with bounded labels and the
 //! gauges, histograms and counters the dashboard and alerts are built on.
 
-
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -65,8 +64,21 @@ fn kind(exposition: &Exposition, family: &str) -> OpenMetricsType {
 
 #[tokio::test]
 async fn metrics_are_openmetrics_with_bounded_labels_and_the_backlog() {
+    // Reads counters of the process's one metrics registry: alone in a process.
+    if isolation::own_process(
+        module_path!(),
+        "metrics_are_openmetrics_with_bounded_labels_and_the_backlog",
+        isolation::Server::Shared,
+    )
+    .await
+    {
+        return;
+    }
     // No runners: the step after CreateProcess stays due, as it would when runners fall behind.
-    let app = TestApp::spawn_with(&[("jobs.enabled", "false")]).await;
+    let app = TestApp::builder()
+        .config(&[("jobs.enabled", "false")])
+        .spawn()
+        .await;
     let approved = app
         .onboard(&key(), &onboarding_body("900.000.001-75"), Some(10))
         .await;

@@ -2,13 +2,12 @@
 //! decisions, put in shadow on live traffic, published under four eyes, in force on every
 //! replica; and versions that never change.
 
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::routing::{get, post};
 use crate::common::*;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 const RISK: &str = "vrd_sandbox_risk";
@@ -62,12 +61,14 @@ fn people(scores: &[i32]) -> (Vec<String>, HashMap<String, i32>) {
 }
 
 async fn app_with_unico(unico: &str) -> TestApp {
-    TestApp::spawn_with(&[
-        ("sandbox.unico_provider", "false"),
-        ("unico.base_url", unico),
-        ("unico.identity_url", unico),
-    ])
-    .await
+    TestApp::builder()
+        .config(&[
+            ("sandbox.unico_provider", "false"),
+            ("unico.base_url", unico),
+            ("unico.identity_url", unico),
+        ])
+        .spawn()
+        .await
 }
 
 async fn onboard(app: &TestApp, cpf: &str) -> Value {

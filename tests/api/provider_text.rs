@@ -1,7 +1,7 @@
 //! What a provider writes in its own words (an error title naming the person, a description
 //! quoting the CPF) is personal data veredito did not choose to keep: it reaches no answer to a
-//! key without `pii:read`, no log line and no column in clear. This binary installs a global
-//! subscriber that keeps every log line of the service at DEBUG, so it has tests of its own.
+//! key without `pii:read`, no log line and no column in clear. The test installs a global
+//! subscriber that keeps every log line of the service at DEBUG, in a process of its own.
 
 use crate::device_support;
 
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 const AUDITOR_PII: &str = "vrd_sandbox_auditor_pii";
 const REVIEWER: &str = "vrd_sandbox_reviewer";
 
-/// Every log line the service wrote in this test binary, as JSON lines.
+/// Every log line the service wrote in this process, as JSON lines.
 fn logs() -> Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -82,6 +82,16 @@ fn excerpt(text: &str, secret: &str) -> String {
 
 #[tokio::test]
 async fn what_providers_write_about_a_person_reaches_no_answer_log_or_dump() {
+    // Installs the process's global log subscriber: alone in a process.
+    if isolation::own_process(
+        module_path!(),
+        "what_providers_write_about_a_person_reaches_no_answer_log_or_dump",
+        isolation::Server::Shared,
+    )
+    .await
+    {
+        return;
+    }
     let logs = logs();
     // QI Tech refuses the person with a 422 quoting the name and the CPF it was sent; unico's
     // sandbox refuses 900.000.024-61's selfie with a description naming the person.
@@ -93,7 +103,10 @@ async fn what_providers_write_about_a_person_reaches_no_answer_log_or_dump() {
         0,
     )
     .await;
-    let app = TestApp::with_fakes(&fake.qitech_url(), &fake.zro_url(), &[]).await;
+    let app = TestApp::builder()
+        .device_fakes(&fake.qitech_url(), &fake.zro_url())
+        .spawn()
+        .await;
     let (qitech_cpf, qitech_name) = ("400.025.841-90", "Maria Costa");
     let (unico_cpf, unico_name) = ("900.000.024-61", "Joana Prado Refusada");
     let mut secrets = secrets_of(qitech_cpf, qitech_name);

@@ -3,7 +3,6 @@
 //! without doing anything twice; readiness says when the database is gone; the audit's heavy
 //! reads go to the read replica when there is one.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -25,8 +24,10 @@ async fn cut_listeners(app: &TestApp) -> i64 {
 async fn a_webhook_on_one_replica_wakes_a_request_waiting_on_another_after_its_listener_reconnects()
 {
     // The worker would poll only after 30 s: only a wake-up can decide sooner.
-    let worker =
-        TestApp::spawn_with(&[("unico.poll_initial", "30s"), ("unico.poll_max", "60s")]).await;
+    let worker = TestApp::builder()
+        .config(&[("unico.poll_initial", "30s"), ("unico.poll_max", "60s")])
+        .spawn()
+        .await;
     // The API-only replica takes the request; its sandbox sends unico's webhook to the worker,
     // which reads the process and decides; the decision reaches the waiting request through
     // PostgreSQL's NOTIFY.
@@ -96,7 +97,10 @@ async fn a_webhook_on_one_replica_wakes_a_request_waiting_on_another_after_its_l
 
 #[tokio::test]
 async fn two_runners_share_the_queue_and_do_nothing_twice() {
-    let first = TestApp::spawn_with(&[("sandbox.processing_delay", "300ms")]).await;
+    let first = TestApp::builder()
+        .config(&[("sandbox.processing_delay", "300ms")])
+        .spawn()
+        .await;
     let second = first
         .replica(&[("sandbox.processing_delay", "300ms")])
         .await;
@@ -193,8 +197,11 @@ async fn searches_exports_and_replays_read_the_read_replica_and_write_nothing_th
 
     // The service on the primary, reading the audit from the replica, which does not follow:
     // a decision made now is on the primary alone.
-    let app =
-        TestApp::spawn_on_with(&primary, &[("database.read_url", replica.url.as_str())]).await;
+    let app = TestApp::builder()
+        .database(&primary)
+        .config(&[("database.read_url", replica.url.as_str())])
+        .spawn()
+        .await;
     let from = chrono::Utc::now() - chrono::Duration::hours(1);
     let late_onboarding = app.start_onboarding(&onboarding_body(&cpf_from(2))).await;
     let late = app
@@ -279,11 +286,13 @@ async fn searches_exports_and_replays_read_the_read_replica_and_write_nothing_th
 #[tokio::test]
 async fn a_read_replica_that_is_down_fails_the_searches_alone() {
     let nowhere = format!("postgres://postgres@127.0.0.1:{}/veredito", free_port());
-    let app = TestApp::spawn_with(&[
-        ("database.read_url", nowhere.as_str()),
-        ("database.acquire_timeout", "1s"),
-    ])
-    .await;
+    let app = TestApp::builder()
+        .config(&[
+            ("database.read_url", nowhere.as_str()),
+            ("database.acquire_timeout", "1s"),
+        ])
+        .spawn()
+        .await;
     let ready = app.http.get(app.url("/health/ready")).send().await.unwrap();
     assert_eq!(
         ready.status(),

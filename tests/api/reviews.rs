@@ -2,7 +2,6 @@
 //! policy and by the person's request, claims, releases, resolutions, the reviewer's decision
 //! beside the untouched automatic one, and the overdue queue.
 
-
 use std::time::Duration;
 
 use crate::common::*;
@@ -80,7 +79,10 @@ async fn a_review_verdict_opens_a_case_in_the_queue() {
 
 #[tokio::test]
 async fn a_subject_request_opens_a_case_once_and_only_on_a_decided_onboarding() {
-    let app = TestApp::spawn_with(&[("sandbox.processing_delay", "3s")]).await;
+    let app = TestApp::builder()
+        .config(&[("sandbox.processing_delay", "3s")])
+        .spawn()
+        .await;
     let rejected = decided(&app, "900.000.006-80", "rejected").await;
     let path = format!("/v1/onboardings/{rejected}/review-requests");
     let statement = json!({"statement": "Sou eu mesmo, a foto estava escura."});
@@ -335,7 +337,10 @@ async fn a_rejection_is_decided_at_once_without_qitech() {
 
 #[tokio::test]
 async fn overdue_cases_are_listed_first_and_counted() {
-    let app = TestApp::spawn_with(&[("review.sla", "1s")]).await;
+    let app = TestApp::builder()
+        .config(&[("review.sla", "1s")])
+        .spawn()
+        .await;
     let first = reviewed(&app).await;
     // Wait until the first case is past due, then open a second that is not.
     let started = tokio::time::Instant::now();
@@ -388,7 +393,10 @@ async fn overdue_cases_are_listed_first_and_counted() {
 
 #[tokio::test]
 async fn retention_erases_the_statement_with_the_rest() {
-    let app = TestApp::spawn_with(&[("retention.pii_days", "1")]).await;
+    let app = TestApp::builder()
+        .config(&[("retention.pii_days", "1")])
+        .spawn()
+        .await;
     let rejected = decided(&app, "900.000.006-80", "rejected").await;
     let (status, case) = post(
         &app,

@@ -1,11 +1,10 @@
 //! Risk memory over HTTP: lists, velocity and linked fraud judged before unico, the links
 //! between onboardings, and replay judging them as of each decision.
 
-
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use crate::common::*;
+use chrono::Utc;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
@@ -22,7 +21,7 @@ fn rules(lists: Value, velocity: Value, linked: Value) -> Vec<(&'static str, Str
 
 async fn spawn(overrides: &[(&'static str, String)]) -> TestApp {
     let pairs: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    TestApp::spawn_with(&pairs).await
+    TestApp::builder().config(&pairs).spawn().await
 }
 
 fn person(cpf: &str, device: &str, phone: &str, email: &str) -> Value {

@@ -3,16 +3,15 @@
 //! caller's `traceparent` through the steps run later to the provider calls, and the provider
 //! fake sees the same trace id. The JSON logs carry the trace and span ids.
 
-
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::*;
+use crate::device_support::{Fake, QitechScript};
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
-use crate::common::*;
-use crate::device_support::{Fake, QitechScript};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };

@@ -2,9 +2,8 @@
 //! every transaction that writes gets a transaction id, so the ids handed out while the
 //! onboardings run are the write transactions they took, provider-call records and timeline
 //! events included. And how many statements it sends in all, reads included, counted from
-//! sqlx's own log of every statement it runs (target `sqlx::query`). This file holds one test,
-//! so no other test of its binary writes meanwhile (test binaries run one after another).
-
+//! sqlx's own log of every statement it runs (target `sqlx::query`). The test runs in a process
+//! of its own while no other test has a database, so nothing else takes a transaction id.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -99,6 +98,17 @@ async fn next_xid(app: &TestApp) -> i64 {
 
 #[tokio::test]
 async fn an_approved_onboarding_takes_at_most_four_transactions() {
+    // Counts the server's transaction ids and sqlx's statements through a global subscriber:
+    // alone in a process, and no other test's database meanwhile.
+    if isolation::own_process(
+        module_path!(),
+        "an_approved_onboarding_takes_at_most_four_transactions",
+        isolation::Server::Alone,
+    )
+    .await
+    {
+        return;
+    }
     let filter = tracing_subscriber::filter::Targets::new()
         .with_target("sqlx::query", tracing::Level::TRACE);
     tracing::subscriber::set_global_default(
@@ -106,7 +116,7 @@ async fn an_approved_onboarding_takes_at_most_four_transactions() {
     )
     .unwrap();
     // The default risk-memory rules (config/default.toml), which the test defaults turn off.
-    let app = TestApp::spawn_with(&[
+    let app = TestApp::builder().config(&[
         (
             "policy.velocity",
             r#"[{"code": "velocity.device_cpfs", "key": "device_id", "distinct": "cpf", "window": "30d", "max": 3, "outcome": "review"},
@@ -116,7 +126,7 @@ async fn an_approved_onboarding_takes_at_most_four_transactions() {
             "policy.linked_fraud",
             r#"{"keys": ["device_id", "phone", "email"], "window": "180d", "outcome": "review"}"#,
         ),
-    ])
+    ]).spawn()
     .await;
     // One onboarding first, so nothing that happens once per process is counted.
     let warm = app.onboard(&key(), &new_person(), Some(10)).await;

@@ -1,7 +1,11 @@
-//! One headless Chromium (Debian's `chromium`, installed by `.ci/run` when missing), driven over
-//! the DevTools protocol: the console's browser test and the subject report's page use it.
-//! `VEREDITO_CHROMIUM` names another binary; `VEREDITO_SCREENSHOTS=dir` keeps a PNG of each page.
+//! One headless Chromium, driven over the DevTools protocol: the console's browser tests and the
+//! subject report's page use it. It is found on the `PATH` (Debian's `chromium`, installed by
+//! `.ci/run` when missing, or `chromium-browser`, `google-chrome`); `VEREDITO_CHROMIUM` names
+//! another binary. Without one, a browser test says on stderr that it is skipped and passes,
+//! unless `VEREDITO_REQUIRE_BROWSER=1` (set by `.ci/run`): then it fails.
+//! `VEREDITO_SCREENSHOTS=dir` keeps a PNG of each page.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -22,9 +26,63 @@ pub struct Browser {
     next_id: u64,
 }
 
+/// The names Chromium goes by on the `PATH`, most likely first.
+const CHROMIUM: [&str; 4] = [
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+];
+
+/// The Chromium to run: `VEREDITO_CHROMIUM`, or the first of `CHROMIUM` on the `PATH`.
+fn chromium() -> Option<PathBuf> {
+    if let Ok(binary) = std::env::var("VEREDITO_CHROMIUM") {
+        return Some(PathBuf::from(binary));
+    }
+    CHROMIUM.iter().find_map(|name| on_path(name))
+}
+
+/// Where `name` is on the `PATH`, if it is.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|file| file.is_file())
+}
+
+/// Whether the running test cannot have what it needs (`missing` says what, and how to get
+/// it): then it is skipped, said on stderr, unless `VEREDITO_REQUIRE_BROWSER=1`, which makes the
+/// test fail instead.
+pub fn skipped_without(missing: Option<String>) -> bool {
+    let Some(missing) = missing else {
+        return false;
+    };
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a browser test");
+    let required = std::env::var("VEREDITO_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+    assert!(!required, "{test}: {missing} (VEREDITO_REQUIRE_BROWSER=1)");
+    // Straight to stderr: the test runner keeps what `eprintln!` writes for failing tests only.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {test}: {missing}; VEREDITO_REQUIRE_BROWSER=1 makes this a failure"
+    );
+    true
+}
+
+/// Whether the running test is skipped for want of Chromium (see `skipped_without`).
+pub fn no_chromium() -> bool {
+    skipped_without(chromium().is_none().then(|| {
+        format!(
+            "no Chromium (none of {} on the PATH, no VEREDITO_CHROMIUM); \
+             install it with `apt-get install chromium` or name it in VEREDITO_CHROMIUM",
+            CHROMIUM.join(", ")
+        )
+    }))
+}
+
 impl Browser {
     pub async fn start() -> Browser {
-        let binary = std::env::var("VEREDITO_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+        let binary = chromium().expect("the test checked no_chromium() first");
         let profile =
             std::env::temp_dir().join(format!("veredito-chromium-{}", uuid::Uuid::new_v4()));
         let child = Command::new(&binary)
@@ -42,7 +100,7 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("{binary} starts (apt-get install chromium): {e}"));
+            .unwrap_or_else(|e| panic!("{} starts: {e}", binary.display()));
         // Chromium writes the port it chose into the profile.
         let port_file = profile.join("DevToolsActivePort");
         let started = tokio::time::Instant::now();

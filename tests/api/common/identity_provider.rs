@@ -2,14 +2,16 @@
 //! (OpenID Certified), pinned in `tests/oidc/package-lock.json` and configured by
 //! `tests/oidc/provider.mjs`. The first test to need it runs `npm ci` when `node_modules` is
 //! missing; each test starts its own provider on a free port and stops it when dropped.
-//! `VEREDITO_NODE` and `VEREDITO_NPM` name other binaries than `node` and `npm`.
+//! `VEREDITO_NODE` and `VEREDITO_NPM` name other binaries than `node` and `npm`. Without Node.js
+//! 20 or later and npm, a test that needs the provider says on stderr that it is skipped and
+//! passes, unless `VEREDITO_REQUIRE_BROWSER=1` (set by `.ci/run`): then it fails.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::browser::Browser;
+use super::browser::{Browser, on_path, skipped_without};
 use super::{TestApp, free_port, fresh_database};
 
 pub const CLIENT_ID: &str = "veredito-console";
@@ -18,6 +20,47 @@ pub const CLIENT_SECRET: &str = "test-client-secret-7f3a";
 pub struct IdentityProvider {
     child: Child,
     pub issuer: String,
+}
+
+fn node() -> String {
+    std::env::var("VEREDITO_NODE").unwrap_or_else(|_| "node".into())
+}
+
+fn npm() -> String {
+    std::env::var("VEREDITO_NPM").unwrap_or_else(|_| "npm".into())
+}
+
+/// What is missing to run the provider: Node.js 20 or later, npm.
+fn missing() -> Option<String> {
+    const HOW: &str = "install Node.js 20 or later and npm (https://nodejs.org, or the \
+                       distribution's nodejs and npm where they are that recent), or name them \
+                       in VEREDITO_NODE and VEREDITO_NPM";
+    let found = |binary: &str| on_path(binary).is_some() || PathBuf::from(binary).is_file();
+    let (node, npm) = (node(), npm());
+    if !found(&node) || !found(&npm) {
+        return Some(format!(
+            "no {node} or no {npm} for the OpenID provider; {HOW}"
+        ));
+    }
+    let version = Command::new(&node)
+        .arg("--version")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    (major < 20)
+        .then(|| format!("{node} is {version}, the OpenID provider needs 20 or later; {HOW}"))
+}
+
+/// Whether the running test is skipped for want of Node.js or npm (see
+/// `browser::skipped_without`).
+pub fn no_node() -> bool {
+    skipped_without(missing())
 }
 
 fn folder() -> PathBuf {
@@ -36,7 +79,7 @@ fn install() {
         *installed = true;
         return;
     }
-    let npm = std::env::var("VEREDITO_NPM").unwrap_or_else(|_| "npm".into());
+    let npm = npm();
     let output = Command::new(&npm)
         .args(["ci", "--no-audit", "--no-fund"])
         .current_dir(folder())
@@ -58,7 +101,7 @@ impl IdentityProvider {
         // `localhost`, while veredito runs at 127.0.0.1: another site to the browser, as a
         // bank's provider is.
         let issuer = format!("http://localhost:{port}");
-        let node = std::env::var("VEREDITO_NODE").unwrap_or_else(|_| "node".into());
+        let node = node();
         let child = Command::new(&node)
             .arg("provider.mjs")
             .current_dir(folder())
@@ -118,7 +161,12 @@ pub async fn console_at(port: u16, settings: &str, extra: &[(&str, &str)]) -> Te
     let addr = format!("127.0.0.1:{port}");
     let mut all = vec![("server.addr", addr.as_str())];
     all.extend_from_slice(extra);
-    TestApp::spawn_with_file(&fresh_database().await, &all, settings_file(settings)).await
+    TestApp::builder()
+        .database(&fresh_database().await)
+        .config(&all)
+        .file(settings_file(settings))
+        .spawn()
+        .await
 }
 
 pub fn settings_file(text: &str) -> PathBuf {

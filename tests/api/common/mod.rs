@@ -2,6 +2,7 @@
 
 pub mod browser;
 pub mod identity_provider;
+pub mod isolation;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub fn server_url() -> String {
 pub struct TestDatabase {
     pub url: String,
     name: String,
+    _share: isolation::Share,
 }
 
 impl TestDatabase {
@@ -77,6 +79,7 @@ impl TestDatabase {
         Arc::new(TestDatabase {
             url: format!("{}/{name}", server_url()),
             name: name.to_owned(),
+            _share: isolation::Share::take(),
         })
     }
 }
@@ -136,23 +139,13 @@ pub fn test_overrides() -> Vec<(String, String)> {
         ("server.shutdown_grace", "2s"),
         // Every test person shares the same device, phone and e-mail: the default velocity and
         // linked-fraud rules would send most of a test's onboardings to review. The tests of
-        // those rules (tests/risk_memory.rs) set their own.
+        // those rules (tests/api/risk_memory.rs) set their own.
         ("policy.velocity", "[]"),
         ("policy.linked_fraud", "null"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect()
-}
-
-fn with_extra(extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut overrides = test_overrides();
-    overrides.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    overrides
 }
 
 pub struct TestApp {
@@ -169,53 +162,75 @@ pub struct TestApp {
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-impl TestApp {
-    pub async fn spawn() -> TestApp {
-        Self::spawn_with(&[]).await
+/// How a `TestApp` starts: on a fresh database unless `database` names one, with the test
+/// defaults and `config` on top, and a configuration file if `file` gives one.
+#[derive(Default)]
+pub struct TestAppBuilder {
+    database: Option<Arc<TestDatabase>>,
+    overrides: Vec<(String, String)>,
+    file: Option<PathBuf>,
+}
+
+impl TestAppBuilder {
+    /// On `database` (a copy, a database another app used) instead of a fresh one.
+    pub fn database(mut self, database: &Arc<TestDatabase>) -> Self {
+        self.database = Some(database.clone());
+        self
     }
 
-    /// Starts the app on a fresh database with `extra` overrides on top of the test defaults.
-    pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
-        Self::start(fresh_database().await, with_extra(extra)).await
+    /// Settings on top of the test defaults (and of those given before).
+    pub fn config(mut self, extra: &[(&str, &str)]) -> Self {
+        self.overrides.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        self
     }
 
-    /// Only unico simulated; QI Tech and Zro are the given fakes.
-    pub async fn with_fakes(qitech: &str, zro: &str, extra: &[(&str, &str)]) -> TestApp {
-        let mut all = vec![
+    /// Only unico simulated; QI Tech and Zro are the fakes at these addresses.
+    pub fn device_fakes(self, qitech: &str, zro: &str) -> Self {
+        self.config(&[
             ("sandbox.device_providers", "false"),
             ("qitech.base_url", qitech),
             ("zro.base_url", zro),
-        ];
-        all.extend_from_slice(extra);
-        Self::spawn_with(&all).await
+        ])
     }
 
-    /// The app on an existing database, with the test defaults.
-    pub async fn spawn_on(database: &Arc<TestDatabase>) -> TestApp {
-        Self::start(database.clone(), test_overrides()).await
+    /// A configuration file read before the settings.
+    pub fn file(mut self, file: PathBuf) -> Self {
+        self.file = Some(file);
+        self
     }
 
-    /// The app on an existing database, with `extra` overrides on top of the test defaults.
-    pub async fn spawn_on_with(database: &Arc<TestDatabase>, extra: &[(&str, &str)]) -> TestApp {
-        Self::start(database.clone(), with_extra(extra)).await
+    pub async fn spawn(self) -> TestApp {
+        let database = match self.database {
+            Some(database) => database,
+            None => fresh_database().await,
+        };
+        let mut overrides = test_overrides();
+        overrides.extend(self.overrides);
+        TestApp::start_from(database, overrides, self.file).await
+    }
+}
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
     }
 
-    /// The app on `database` with `extra` overrides and a configuration file.
-    pub async fn spawn_with_file(
-        database: &Arc<TestDatabase>,
-        extra: &[(&str, &str)],
-        file: PathBuf,
-    ) -> TestApp {
-        Self::start_from(database.clone(), with_extra(extra), Some(file)).await
+    /// On a fresh database with the test defaults.
+    pub async fn spawn() -> TestApp {
+        Self::builder().spawn().await
     }
 
     /// Another replica on the same database as `self`.
     pub async fn replica(&self, extra: &[(&str, &str)]) -> TestApp {
-        Self::start(self.database.clone(), with_extra(extra)).await
-    }
-
-    async fn start(database: Arc<TestDatabase>, overrides: Vec<(String, String)>) -> TestApp {
-        Self::start_from(database, overrides, None).await
+        Self::builder()
+            .database(&self.database)
+            .config(extra)
+            .spawn()
+            .await
     }
 
     async fn start_from(
