@@ -209,7 +209,20 @@ async fn with_the_sharing_system_down_for_30s_it_is_delivered_after_once() {
     )
     .await;
     let id = made["id"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    eventually(
+        Duration::from_secs(10),
+        "a delivery refused by the outage",
+        || async {
+            sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM callbacks WHERE fraud_indication_id = $1::uuid AND attempts >= 1)",
+            )
+            .bind(&id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+        },
+    )
+    .await;
     let waiting = indication(&app, &id).await;
     assert_eq!(waiting["status"], "pending");
     assert_eq!(waiting["registered_at"], Value::Null);

@@ -104,7 +104,15 @@ async fn metrics_are_openmetrics_with_bounded_labels_and_the_backlog() {
         .await
         .unwrap();
     // The read step of the waiting onboarding comes due after unico.poll_initial.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    eventually(Duration::from_secs(10), "the read step comes due", || async {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM steps WHERE kind = 'read_process' AND status = 'pending' AND run_at <= now())",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    })
+    .await;
 
     let m = scrape(&app).await;
 

@@ -124,6 +124,7 @@ async fn what_providers_write_about_a_person_reaches_no_answer_log_or_dump() {
     assert_eq!(unico_view["outcome"], "retry", "{unico_view}");
     assert!(
         fake.seen()
+            .await
             .iter()
             .any(|s| s.path.ends_with("/person") && s.body["person_data"]["name"] == qitech_name),
         "QI Tech was sent the person it echoed"

@@ -337,6 +337,16 @@ async fn a_rejection_is_decided_at_once_without_qitech() {
 
 #[tokio::test]
 async fn overdue_cases_are_listed_first_and_counted() {
+    // Reads counters of the process's one metrics registry: alone in a process.
+    if isolation::own_process(
+        module_path!(),
+        "overdue_cases_are_listed_first_and_counted",
+        isolation::Server::Shared,
+    )
+    .await
+    {
+        return;
+    }
     let app = TestApp::builder()
         .config(&[("review.sla", "1s")])
         .spawn()

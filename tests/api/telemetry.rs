@@ -134,6 +134,7 @@ async fn one_onboarding_is_one_trace_from_the_caller_to_the_providers() {
     // The provider fake received the same trace id with every call.
     let qitech: Vec<_> = fake
         .seen()
+        .await
         .into_iter()
         .filter(|s| s.path.starts_with("/qitech"))
         .collect();

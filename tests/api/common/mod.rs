@@ -558,6 +558,20 @@ pub fn cpf_from(n: u32) -> String {
     format!("{}.{}.{}-{}", &d[0..3], &d[3..6], &d[6..9], &d[9..11])
 }
 
+/// Waits until `holds` answers true, looking every 20 ms, and fails the test if it does not
+/// within `limit`: what a test waits for, instead of sleeping for as long as it usually takes.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut holds: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = tokio::time::Instant::now();
+    while !holds().await {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A port free at the time of asking, for a `serve` started as its own process.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

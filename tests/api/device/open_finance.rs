@@ -28,7 +28,7 @@ async fn zro_gets_the_risk_signal_with_stable_transaction_and_fresh_nonce() {
         "Zro failures do not change the verdict"
     );
 
-    let seen = fake.seen();
+    let seen = fake.seen().await;
     let signins: Vec<_> = seen
         .iter()
         .filter(|s| s.path == "/zro/auth/signin")

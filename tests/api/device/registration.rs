@@ -170,14 +170,14 @@ async fn account_person_device_in_order_with_the_documented_bodies() {
     // 409 on account and person means they exist: the device is still registered and approved.
     assert_eq!(view["outcome"], "approved", "{view}");
     assert_eq!(
-        fake.log(),
+        fake.log().await,
         [
             "POST /qitech/device_manager/account",
             "POST /qitech/device_manager/account/acc-1/person",
             "POST /qitech/device_manager/account/acc-1/person/per-1/device",
         ]
     );
-    let seen = fake.seen();
+    let seen = fake.seen().await;
     for request in &seen {
         assert_eq!(
             request.headers["authorization"], QITECH_KEY,
@@ -250,7 +250,7 @@ async fn transient_failures_keep_processing_and_retry_the_device_post_only() {
     assert_eq!(app.onboarding(&id).await["status"], "processing");
     let decided = app.until_decided(&id, LIMIT).await;
     assert_eq!(decided["outcome"], "approved", "{decided}");
-    let log = fake.log();
+    let log = fake.log().await;
     let count = |suffix: &str| {
         log.iter()
             .filter(|l| l.starts_with("POST") && l.ends_with(suffix))
@@ -285,7 +285,7 @@ async fn device_conflict_is_read_back_not_registered_again() {
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["outcome"], "rejected", "{view}");
     assert_eq!(reason_codes(&view)[0], "device.registration_reproved");
-    let log = fake.log();
+    let log = fake.log().await;
     assert_eq!(
         log.iter()
             .filter(|l| l.starts_with("POST") && l.ends_with("/device"))
@@ -324,7 +324,7 @@ async fn registration_survives_a_restart_and_gives_up_at_the_deadline() {
     let decided = app.until_decided(&id, LIMIT).await;
     assert_eq!(decided["outcome"], "review", "{decided}");
     assert_eq!(reason_codes(&decided)[0], "device.registration_pending");
-    let log = fake.log();
+    let log = fake.log().await;
     assert_eq!(
         log.iter().filter(|l| l.ends_with("/account")).count(),
         1,
@@ -356,16 +356,16 @@ async fn recovery_after_restart_approves() {
         .await;
     // Restart only once QI Tech has refused the device at least once.
     let started = tokio::time::Instant::now();
-    while !fake.log().iter().any(|l| l.ends_with("/device")) {
+    while !fake.log().await.iter().any(|l| l.ends_with("/device")) {
         assert!(started.elapsed() < LIMIT, "no device registration attempt");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let app = app.restart().await;
     assert_eq!(app.onboarding(&id).await["status"], "processing");
-    fake.script(|s| s.qitech.device_failures = 0);
+    fake.devices_recover();
     let decided = app.until_decided(&id, LIMIT).await;
     assert_eq!(decided["outcome"], "approved", "{decided}");
-    let log = fake.log();
+    let log = fake.log().await;
     let successes = log.iter().filter(|l| l.ends_with("/device")).count();
     assert!(successes >= 2, "{log:?}");
     app.stop().await;

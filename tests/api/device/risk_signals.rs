@@ -132,10 +132,7 @@ async fn enrollment_ids_that_could_leave_their_path_segment_are_422() {
             "{enrollment}: {problem}"
         );
     }
-    assert!(
-        fake.log().is_empty(),
-        "no provider was called: {:?}",
-        fake.log()
-    );
+    let log = fake.log().await;
+    assert!(log.is_empty(), "no provider was called: {log:?}");
     app.stop().await;
 }

@@ -253,10 +253,16 @@ async fn zro_failing_every_time_is_reported_failed_after_max_attempts() {
     assert_eq!(done["outcome"], "approved", "the verdict stands");
     let posts = fake
         .log()
+        .await
         .iter()
         .filter(|l| l.ends_with("/risk-signal"))
         .count();
-    assert_eq!(posts, 3, "exactly max_attempts sends: {:?}", fake.log());
+    assert_eq!(
+        posts,
+        3,
+        "exactly max_attempts sends: {:?}",
+        fake.log().await
+    );
     let pending: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM steps WHERE onboarding_id = $1::uuid AND status = 'pending'",
     )

@@ -1,14 +1,15 @@
-//! Helpers for the device tests: request bodies, and small fakes of QI Tech and Zro that count and
-//! record what veredito sends them. The app itself is started by `common::TestApp`.
+//! Helpers for the device tests: request bodies, and one fake of QI Tech and Zro (a wiremock
+//! server) that answers as scripted and records what veredito sends them. The app itself is
+//! started by `common::TestApp`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use uuid::Uuid;
+use wiremock::matchers::{any, method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// The sandbox CPF that unico approves in CreateProcess's own answer.
 pub const APPROVED_CPF: &str = "900.000.001-75";
@@ -54,7 +55,8 @@ pub struct QitechScript {
     /// The person POST answers 422 with a title, a description and an error list that quote
     /// the person's name and CPF (punctuated and as digits) from the request.
     pub person_echo_refusal: bool,
-    /// The first N device POSTs answer 500 without registering.
+    /// The first N device POSTs answer 500 without registering (all of them, until
+    /// `Fake::devices_recover`, with `usize::MAX`).
     pub device_failures: usize,
     /// The device POST answers 409 (already registered).
     pub device_conflict: bool,
@@ -76,144 +78,167 @@ impl Default for QitechScript {
     }
 }
 
-#[derive(Default)]
-pub struct FakeState {
-    pub qitech: QitechScript,
-    /// The first N risk signals answer 503.
-    pub zro_failures: usize,
-    pub seen: Vec<Seen>,
+/// One fake server playing both QI Tech (`/qitech`) and Zro (`/zro`).
+pub struct Fake {
+    server: MockServer,
+    /// The device POSTs that are still to fail.
+    device_failures: Arc<AtomicUsize>,
 }
 
-/// One fake server playing both QI Tech (`/qitech`) and Zro (`/zro`).
-#[derive(Clone)]
-pub struct Fake {
-    pub url: String,
-    pub state: Arc<Mutex<FakeState>>,
+/// QI Tech's device POST: 500 without registering while failures remain (a count the test may
+/// set to 0 meanwhile), then `answer`.
+struct DevicePost {
+    failures: Arc<AtomicUsize>,
+    answer: ResponseTemplate,
+}
+
+impl Respond for DevicePost {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let failing = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        match failing {
+            Ok(_) => reply(500, json!({"title": "internal"})),
+            Err(_) => self.answer.clone(),
+        }
+    }
+}
+
+fn reply(status: u16, body: Value) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(body)
+}
+
+/// A conflict when `conflict`, else created with `created`.
+fn created_unless(conflict: bool, created: Value) -> ResponseTemplate {
+    if conflict {
+        reply(409, json!({"title": "conflict"}))
+    } else {
+        reply(201, created)
+    }
+}
+
+/// QI Tech's refusal of a person, in words that quote the name and CPF it was sent.
+fn person_echo_refusal(request: &Request) -> ResponseTemplate {
+    let sent: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+    let document = sent["document_number"].as_str().unwrap_or_default();
+    let digits: String = document.chars().filter(char::is_ascii_digit).collect();
+    let name = sent["person_data"]["name"].as_str().unwrap_or_default();
+    reply(
+        422,
+        json!({
+            "title": format!("document_number {document} is registered to {name}"),
+            "description": format!("CPF {digits} pertence a {name}"),
+            "code": "PERSON_DOCUMENT_CONFLICT",
+            "errors": [{"field": "document_number", "message": format!("{name}: {document}")}],
+        }),
+    )
 }
 
 impl Fake {
+    /// QI Tech as `qitech` says; Zro's first `zro_failures` risk signals answer 503.
     pub async fn start(qitech: QitechScript, zro_failures: usize) -> Fake {
-        let state = Arc::new(Mutex::new(FakeState {
-            qitech,
-            zro_failures,
-            seen: Vec::new(),
-        }));
-        let shared = state.clone();
-        let app = Router::new().fallback(
-            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let state = shared.clone();
-                async move { answer(&state, method, uri, headers, body) }
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Fake { url, state }
+        let server = MockServer::start().await;
+        // Zro: a new token at each sign-in, counted.
+        let signins = AtomicUsize::new(0);
+        Mock::given(path("/zro/auth/signin"))
+            .respond_with(move |_: &Request| {
+                let n = signins.fetch_add(1, Ordering::Relaxed) + 1;
+                reply(200, json!({ "access_token": format!("token-{n}") }))
+            })
+            .mount(&server)
+            .await;
+        if zro_failures > 0 {
+            Mock::given(path_regex("^/zro/open-finance/"))
+                .respond_with(reply(
+                    503,
+                    json!({"code": "UNAVAILABLE", "message": "later"}),
+                ))
+                .up_to_n_times(zro_failures as u64)
+                .with_priority(1)
+                .mount(&server)
+                .await;
+        }
+        Mock::given(path_regex("^/zro/open-finance/"))
+            .respond_with(|_: &Request| reply(200, json!({ "id": Uuid::new_v4() })))
+            .mount(&server)
+            .await;
+        // QI Tech.
+        Mock::given(method("POST"))
+            .and(path_regex("/device_manager/account$"))
+            .respond_with(created_unless(qitech.account_conflict, json!({})))
+            .mount(&server)
+            .await;
+        let person = Mock::given(method("POST")).and(path_regex("/person$"));
+        if qitech.person_echo_refusal {
+            person
+                .respond_with(person_echo_refusal)
+                .mount(&server)
+                .await;
+        } else {
+            person
+                .respond_with(created_unless(qitech.person_conflict, json!({})))
+                .mount(&server)
+                .await;
+        }
+        let device_failures = Arc::new(AtomicUsize::new(qitech.device_failures));
+        Mock::given(method("POST"))
+            .and(path_regex("/device$"))
+            .respond_with(DevicePost {
+                failures: device_failures.clone(),
+                answer: created_unless(qitech.device_conflict, qitech.device.clone()),
+            })
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path_regex("/device/"))
+            .respond_with(reply(200, qitech.device))
+            .mount(&server)
+            .await;
+        Mock::given(any())
+            .respond_with(reply(404, json!({"title": "not found"})))
+            .with_priority(u8::MAX)
+            .mount(&server)
+            .await;
+        Fake {
+            server,
+            device_failures,
+        }
     }
 
     pub fn qitech_url(&self) -> String {
-        format!("{}/qitech", self.url)
+        format!("{}/qitech", self.server.uri())
     }
 
     pub fn zro_url(&self) -> String {
-        format!("{}/zro", self.url)
+        format!("{}/zro", self.server.uri())
     }
 
-    pub fn seen(&self) -> Vec<Seen> {
-        self.state.lock().unwrap().seen.clone()
+    /// Every request received, in order.
+    pub async fn seen(&self) -> Vec<Seen> {
+        let received = self.server.received_requests().await;
+        received
+            .expect("the fake records requests")
+            .into_iter()
+            .map(|request| Seen {
+                method: request.method.to_string(),
+                path: request.url.path().to_owned(),
+                body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
+                headers: request.headers,
+            })
+            .collect()
     }
 
     /// "METHOD path" of every request, in order.
-    pub fn log(&self) -> Vec<String> {
+    pub async fn log(&self) -> Vec<String> {
         self.seen()
+            .await
             .iter()
             .map(|s| format!("{} {}", s.method, s.path))
             .collect()
     }
 
-    pub fn script(&self, change: impl FnOnce(&mut FakeState)) {
-        change(&mut self.state.lock().unwrap());
+    /// QI Tech registers devices from now on.
+    pub fn devices_recover(&self) {
+        self.device_failures.store(0, Ordering::SeqCst);
     }
-}
-
-fn answer(
-    state: &Mutex<FakeState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let mut state = state.lock().unwrap();
-    let path = uri.path().to_owned();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    state.seen.push(Seen {
-        method: method.to_string(),
-        path: path.clone(),
-        headers,
-        body,
-    });
-    let post = method == Method::POST;
-    let reply = |status: u16, body: Value| {
-        (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
-    };
-    if path == "/zro/auth/signin" {
-        let n = state
-            .seen
-            .iter()
-            .filter(|s| s.path == "/zro/auth/signin")
-            .count();
-        return reply(200, json!({ "access_token": format!("token-{n}") }));
-    }
-    if path.starts_with("/zro/open-finance/") {
-        if state.zro_failures > 0 {
-            state.zro_failures -= 1;
-            return reply(503, json!({"code": "UNAVAILABLE", "message": "later"}));
-        }
-        return reply(200, json!({ "id": Uuid::new_v4() }));
-    }
-    let q = state.qitech.clone();
-    if post && path.ends_with("/device_manager/account") {
-        return if q.account_conflict {
-            reply(409, json!({"title": "conflict"}))
-        } else {
-            reply(201, json!({}))
-        };
-    }
-    if post && path.ends_with("/person") {
-        if q.person_echo_refusal {
-            let sent = &state.seen.last().expect("this request").body;
-            let document = sent["document_number"].as_str().unwrap_or_default();
-            let digits: String = document.chars().filter(char::is_ascii_digit).collect();
-            let name = sent["person_data"]["name"].as_str().unwrap_or_default();
-            return reply(
-                422,
-                json!({
-                    "title": format!("document_number {document} is registered to {name}"),
-                    "description": format!("CPF {digits} pertence a {name}"),
-                    "code": "PERSON_DOCUMENT_CONFLICT",
-                    "errors": [{"field": "document_number", "message": format!("{name}: {document}")}],
-                }),
-            );
-        }
-        return if q.person_conflict {
-            reply(409, json!({"title": "conflict"}))
-        } else {
-            reply(201, json!({}))
-        };
-    }
-    if post && path.ends_with("/device") {
-        if state.qitech.device_failures > 0 {
-            state.qitech.device_failures -= 1;
-            return reply(500, json!({"title": "internal"}));
-        }
-        return if q.device_conflict {
-            reply(409, json!({"title": "conflict"}))
-        } else {
-            reply(201, q.device)
-        };
-    }
-    if !post && path.contains("/device/") {
-        return reply(200, q.device);
-    }
-    reply(404, json!({"title": "not found"}))
 }

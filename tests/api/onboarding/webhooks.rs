@@ -446,7 +446,19 @@ async fn a_webhook_that_arrives_while_the_process_is_being_stored_still_counts()
     while held.tx.lock().await.is_none() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(
+        Duration::from_secs(10),
+        "veredito's transaction waits on the lock",
+        || async {
+            sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock')",
+            )
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+        },
+    )
+    .await;
     // The webhook comes in between: it cannot see the process yet.
     assert_eq!(process_finished(&app, "racing-process-1").await, 204);
     let known: bool =

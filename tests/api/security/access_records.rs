@@ -4,6 +4,16 @@ use super::*;
 
 #[tokio::test]
 async fn a_cpf_search_needs_pii_read_and_every_search_is_recorded() {
+    // Reads counters of the process's one metrics registry: alone in a process.
+    if isolation::own_process(
+        module_path!(),
+        "a_cpf_search_needs_pii_read_and_every_search_is_recorded",
+        isolation::Server::Shared,
+    )
+    .await
+    {
+        return;
+    }
     let app = TestApp::spawn().await;
     let counted = || async {
         let text = app
