@@ -8,7 +8,7 @@
 //! `openidconnect` crate: that crate brings `oauth2`, `serde_with`, `rsa`, `p256`, `p384`,
 //! `ed25519-dalek` and their trees, some sixty crates more to compile on the build machines, for
 //! the four requests above. What it would check is checked here and tested against a certified
-//! provider (`tests/console_oidc.rs` runs `oidc-provider`).
+//! provider (`tests/api/console_oidc.rs` runs `oidc-provider`).
 //!
 //! Nothing secret is logged: not the client secret, the code, the tokens nor the verifier.
 
