@@ -32,7 +32,7 @@ use crate::providers::unico::{CreateProcess, Subject as UnicoSubject};
 use crate::providers::{CallContext, capture};
 use crate::store::onboardings::OnboardingRow;
 use crate::store::processes::ProcessRow;
-use crate::store::steps::{self, Step, When};
+use crate::store::steps::{self, Step, Subject, When};
 use crate::store::{onboardings, processes, webhooks};
 
 /// What is left of a deadline that started at `since`.
@@ -120,7 +120,7 @@ pub async fn create_process(
     let applied = match answer {
         Ok(result) => {
             tx.step_done(step);
-            tx.new_process(id, &result, Duration::ZERO).await?;
+            tx.new_process(id, &result);
             tx.event(
                 id,
                 "process_created",
@@ -202,24 +202,34 @@ pub enum Notified {
 /// unico notified that process `process_id` may be over (`state` as it said): when the process
 /// is open, the notification goes on the onboarding's timeline and the read step is claimed, so
 /// the answer does not wait for a runner to wake. With `payload`, the notification is recorded
-/// too (the webhook's own delivery; a second look for an early one passes None). One statement,
-/// committed on its own.
+/// too (the webhook's own delivery; a second look for an early one passes None). The
+/// notification is stored by one statement and the read claimed by another (the queue's own),
+/// each committed on its own.
 pub async fn webhook_arrived(
     flow: &Services,
     process_id: &str,
     state: Option<&str>,
     payload: Option<Option<serde_json::Value>>,
 ) -> Result<Notified, FlowError> {
-    let arrival =
-        processes::notified(&flow.db, process_id, state, payload, flow.step_lease()).await?;
-    Ok(match arrival.open {
-        // The read takes the rows read here instead of reading them again.
-        Some((onboarding, process, step)) => Notified::Open(
-            step.map(|step| (step, Carried::Process(Box::new((onboarding, process))))),
-        ),
-        None if arrival.known => Notified::Final,
-        None => Notified::Unknown,
-    })
+    Ok(
+        match processes::notified(&flow.db, process_id, state, payload).await? {
+            None => Notified::Unknown,
+            Some((_, process)) if process.final_ => Notified::Final,
+            Some((onboarding, process)) => {
+                let step = steps::hurry(
+                    &flow.db,
+                    StepKind::ReadProcess,
+                    Subject::Onboarding(onboarding.id),
+                    flow.step_lease(),
+                )
+                .await?;
+                // The read takes the rows read here instead of reading them again.
+                Notified::Open(
+                    step.map(|step| (step, Carried::Process(Box::new((onboarding, process))))),
+                )
+            }
+        },
+    )
 }
 
 /// Reads unico's process of onboarding `id` and applies what it says. `carried`: the onboarding
@@ -273,14 +283,7 @@ pub async fn read_process(
         )),
         Ok(result) => {
             crate::metrics::poll("open");
-            processes::record_poll(
-                &mut *tx,
-                &process.process_id,
-                Some(&result),
-                None,
-                Duration::ZERO,
-            )
-            .await?;
+            processes::record_poll(&mut *tx, &process.process_id, Some(&result), None).await?;
             steps::reschedule(&mut tx, step, retry_wait(flow, step).min(left), None).await?;
             None
         }
@@ -289,14 +292,7 @@ pub async fn read_process(
             let code = error.code();
             let wait = steps::retry_in(retry_wait(flow, step), error.retry_after(), Some(left));
             tracing::warn!(error = %code, attempt = step.attempts, "GetProcess failed; reading again later");
-            processes::record_poll(
-                &mut *tx,
-                &process.process_id,
-                None,
-                Some(&code),
-                Duration::ZERO,
-            )
-            .await?;
+            processes::record_poll(&mut *tx, &process.process_id, None, Some(&code)).await?;
             steps::reschedule(&mut tx, step, wait, Some(&code)).await?;
             None
         }
