@@ -32,7 +32,7 @@ use crate::providers::unico::{CreateProcess, Subject as UnicoSubject};
 use crate::providers::{CallContext, capture};
 use crate::store::onboardings::OnboardingRow;
 use crate::store::processes::ProcessRow;
-use crate::store::steps::{self, Step, Subject, When};
+use crate::store::steps::{self, Step, When};
 use crate::store::{onboardings, processes, webhooks};
 
 /// What is left of a deadline that started at `since`.
@@ -202,34 +202,26 @@ pub enum Notified {
 /// unico notified that process `process_id` may be over (`state` as it said): when the process
 /// is open, the notification goes on the onboarding's timeline and the read step is claimed, so
 /// the answer does not wait for a runner to wake. With `payload`, the notification is recorded
-/// too (the webhook's own delivery; a second look for an early one passes None). The
-/// notification is stored by one statement and the read claimed by another (the queue's own),
-/// each committed on its own.
+/// too (the webhook's own delivery; a second look for an early one passes None). One statement,
+/// committed on its own.
 pub async fn webhook_arrived(
     flow: &Services,
     process_id: &str,
     state: Option<&str>,
     payload: Option<Option<serde_json::Value>>,
 ) -> Result<Notified, FlowError> {
-    Ok(
-        match processes::notified(&flow.db, process_id, state, payload).await? {
-            None => Notified::Unknown,
-            Some((_, process)) if process.final_ => Notified::Final,
-            Some((onboarding, process)) => {
-                let step = steps::hurry(
-                    &flow.db,
-                    StepKind::ReadProcess,
-                    Subject::Onboarding(onboarding.id),
-                    flow.step_lease(),
-                )
-                .await?;
-                // The read takes the rows read here instead of reading them again.
-                Notified::Open(
-                    step.map(|step| (step, Carried::Process(Box::new((onboarding, process))))),
-                )
-            }
-        },
-    )
+    let arrival =
+        processes::notified(&flow.db, process_id, state, payload, flow.step_lease()).await?;
+    Ok(match arrival.found {
+        None => Notified::Unknown,
+        Some((_, process)) if process.final_ => Notified::Final,
+        // The read takes the rows read here instead of reading them again.
+        Some(rows) => Notified::Open(
+            arrival
+                .claimed
+                .map(|step| (step, Carried::Process(Box::new(rows)))),
+        ),
+    })
 }
 
 /// Reads unico's process of onboarding `id` and applies what it says. `carried`: the onboarding

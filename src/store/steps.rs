@@ -54,17 +54,18 @@ pub enum When {
     Claimed(Duration),
 }
 
+/// A step as stored.
 #[derive(Debug, Clone)]
-struct Row {
-    id: i64,
-    kind: String,
-    onboarding_id: Option<Uuid>,
-    device_validation_id: Option<Uuid>,
-    callback_id: Option<Uuid>,
-    attempts: i32,
-    last_error: Option<String>,
-    claimed_at: Option<DateTime<Utc>>,
-    traceparent: Option<String>,
+pub(crate) struct Row {
+    pub id: i64,
+    pub kind: String,
+    pub onboarding_id: Option<Uuid>,
+    pub device_validation_id: Option<Uuid>,
+    pub callback_id: Option<Uuid>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub traceparent: Option<String>,
 }
 
 /// A step as a runner holds it.
@@ -121,6 +122,44 @@ macro_rules! finishing {
     };
 }
 pub(crate) use finishing;
+
+/// Sends a statement that claims a step in the same round trip as the caller's own CTEs, into
+/// `$record` (`query_as!`). `$head` opens it (`WITH ...,`) and defines a CTE `subject` whose
+/// `onboarding_id` names the onboarding (none: nothing is claimed). Its pending step of kind
+/// `$kind` is then claimed for `$lease` when no runner holds it, and answered as the CTE
+/// `claimed` (a step's columns) for `$tail` to read; when a runner holds it, it is made due
+/// again, so it runs again after the current run, and the runners are notified. `$tail` holds
+/// the caller's other CTEs and its final SELECT; the caller numbers its parameters from `$4`.
+macro_rules! claiming {
+    ($record:path, $head:literal, $kind:expr, $lease:expr, $tail:literal, $($args:expr),* $(,)?) => {
+        sqlx::query_as!(
+            $record,
+            $head
+                + "claimed AS (
+                       UPDATE steps
+                          SET run_at = now(), claimed_at = now(),
+                              claimed_until = now() + make_interval(secs => $1),
+                              attempts = attempts + 1
+                        WHERE onboarding_id = (SELECT onboarding_id FROM subject) AND kind = $2
+                          AND status = 'pending'
+                          AND (claimed_until IS NULL OR claimed_until < now())
+                       RETURNING id, kind, onboarding_id, device_validation_id, callback_id,
+                                 attempts, last_error, claimed_at, traceparent
+                   ), held AS (
+                       UPDATE steps SET run_at = now()
+                        WHERE onboarding_id = (SELECT onboarding_id FROM subject) AND kind = $2
+                          AND status = 'pending' AND claimed_until >= now()
+                       RETURNING pg_notify($3, '')
+                   ), "
+                + $tail,
+            $lease.as_secs_f64(),
+            $kind.as_str(),
+            $crate::store::steps::STEPS_CHANNEL,
+            $($args),*
+        )
+    };
+}
+pub(crate) use claiming;
 
 /// Queues `kind` for `subject` in the caller's transaction. A pending step of the same kind for
 /// the same subject is left as it is (None). With `When::Claimed` the new step is answered,
@@ -241,46 +280,6 @@ pub async fn claim_due(
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(Step::try_from).collect()
-}
-
-/// A provider said the answer step `kind` of `subject` waits for is ready. When no runner holds
-/// the step, it is claimed for `lease` and answered, for the caller to run at once; when one
-/// does, it is made due again, so it runs again after the current run, and the runners are
-/// notified. None then, and when no such step is pending.
-pub async fn hurry(
-    pool: &PgPool,
-    kind: StepKind,
-    subject: Subject,
-    lease: Duration,
-) -> Result<Option<Step>, sqlx::Error> {
-    let (onboarding_id, validation_id, callback_id) = subject.columns();
-    // `held` runs whether or not it is read (a data-modifying CTE), its NOTIFY with it.
-    let row = sqlx::query_as!(
-        Row,
-        "WITH held AS (
-             UPDATE steps SET run_at = now()
-              WHERE kind = $1 AND status = 'pending' AND claimed_until >= now()
-                AND (onboarding_id = $2 OR device_validation_id = $3 OR callback_id = $4)
-             RETURNING pg_notify($6, '')
-         )
-         UPDATE steps
-            SET run_at = now(), claimed_at = now(),
-                claimed_until = now() + make_interval(secs => $5), attempts = attempts + 1
-          WHERE kind = $1 AND status = 'pending'
-            AND (claimed_until IS NULL OR claimed_until < now())
-            AND (onboarding_id = $2 OR device_validation_id = $3 OR callback_id = $4)
-          RETURNING id, kind, onboarding_id, device_validation_id, callback_id, attempts,
-                    last_error, claimed_at, traceparent",
-        kind.as_str(),
-        onboarding_id,
-        validation_id,
-        callback_id,
-        lease.as_secs_f64(),
-        STEPS_CHANNEL,
-    )
-    .fetch_optional(pool)
-    .await?;
-    row.map(Step::try_from).transpose()
 }
 
 /// Gives back a step its writer will not run after all: due now, for any runner (notified).
