@@ -14,6 +14,7 @@ parameters written in as literals, except what must differ per decision: the onb
 decision id and the steps' ids, which the script takes from the rows it inserts.
 """
 
+import json
 import re
 import sys
 
@@ -24,6 +25,11 @@ def records(text, database):
         found = re.match(rf".*?\[(\d+)\] \S+@{re.escape(database)} (LOG|DETAIL):  (.*)", part, re.S)
         if found:
             yield found.groups()
+
+
+def unquote(literal):
+    """The text of a quoted SQL literal as the log shows it."""
+    return literal[1:-1].replace("''", "'")
 
 
 def stores_onboarding(sql):
@@ -91,16 +97,16 @@ def script(statements):
             ending = f" \\gset s{steps}_"
         elif sql.startswith("INSERT INTO decisions"):
             params[1] = "gen_random_uuid()"
-        elif sql.startswith("WITH calls"):
-            # The step finished is the one an earlier transaction queued for this one.
-            if params.get(15, "NULL") != "NULL":
-                params[15] = f":s{earlier_steps}_id"
-            if params.get(17, "'{}'") != "'{}'":
-                params[17] = "ARRAY[:o_id::text]"
+        elif sql.startswith("WITH done AS"):
+            # The kept writes at commit (store/tx.rs). The step finished is the one an earlier
+            # transaction queued for this one.
+            if params.get(1, "NULL") != "NULL":
+                params[1] = f":s{earlier_steps}_id"
             # A unico process stored at commit: its id is unique, so each replay takes its
             # onboarding's.
-            if params.get(19, "NULL") != "NULL":
-                params[19] = ":o_id::text"
+            if params.get(5, "NULL") not in ("NULL", "'[]'"):
+                for process in json.loads(unquote(params[5])):
+                    params[5] = params[5].replace(process["process_id"], oid)
 
         def literal(n):
             value = params.get(n, "NULL")
@@ -109,6 +115,10 @@ def script(statements):
             same = re.fullmatch(r"'\{((?:" + oid + r",?)+)\}'", value)
             if same:
                 return f"array_fill(:o_id::uuid, ARRAY[{same.group(1).count(oid)}])"
+            if oid in value:
+                # A JSON document that names the onboarding (pgbench's variables are not
+                # replaced inside a quoted literal).
+                return f"replace({value}, '{oid}', :o_id::text)"
             return value
 
         out.append(re.sub(r"\$(\d+)", lambda m: literal(int(m.group(1))), sql) + ending)

@@ -120,7 +120,7 @@ pub async fn create_process(
     let applied = match answer {
         Ok(result) => {
             tx.step_done(step);
-            tx.new_process(id, &result, Duration::ZERO).await?;
+            tx.new_process(id, &result);
             tx.event(
                 id,
                 "process_created",
@@ -212,13 +212,15 @@ pub async fn webhook_arrived(
 ) -> Result<Notified, FlowError> {
     let arrival =
         processes::notified(&flow.db, process_id, state, payload, flow.step_lease()).await?;
-    Ok(match arrival.open {
-        // The read takes the rows read here instead of reading them again.
-        Some((onboarding, process, step)) => Notified::Open(
-            step.map(|step| (step, Carried::Process(Box::new((onboarding, process))))),
-        ),
-        None if arrival.known => Notified::Final,
+    Ok(match arrival.found {
         None => Notified::Unknown,
+        Some((_, process)) if process.final_ => Notified::Final,
+        // The read takes the rows read here instead of reading them again.
+        Some(rows) => Notified::Open(
+            arrival
+                .claimed
+                .map(|step| (step, Carried::Process(Box::new(rows)))),
+        ),
     })
 }
 
@@ -273,14 +275,7 @@ pub async fn read_process(
         )),
         Ok(result) => {
             crate::metrics::poll("open");
-            processes::record_poll(
-                &mut *tx,
-                &process.process_id,
-                Some(&result),
-                None,
-                Duration::ZERO,
-            )
-            .await?;
+            processes::record_poll(&mut *tx, &process.process_id, Some(&result), None).await?;
             steps::reschedule(&mut tx, step, retry_wait(flow, step).min(left), None).await?;
             None
         }
@@ -289,14 +284,7 @@ pub async fn read_process(
             let code = error.code();
             let wait = steps::retry_in(retry_wait(flow, step), error.retry_after(), Some(left));
             tracing::warn!(error = %code, attempt = step.attempts, "GetProcess failed; reading again later");
-            processes::record_poll(
-                &mut *tx,
-                &process.process_id,
-                None,
-                Some(&code),
-                Duration::ZERO,
-            )
-            .await?;
+            processes::record_poll(&mut *tx, &process.process_id, None, Some(&code)).await?;
             steps::reschedule(&mut tx, step, wait, Some(&code)).await?;
             None
         }

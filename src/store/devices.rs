@@ -1,6 +1,7 @@
-//! The device stage of an onboarding: the QI Tech registration job and the Open Finance risk
-//! signal job. Both are queues in PostgreSQL claimed with a lease (`next_run_at` pushed
-//! forward), so they survive restarts and spread over replicas without doing anything twice.
+//! The device stage of an onboarding: the QI Tech registration and the Open Finance risk signal.
+//! Their rows keep what each has got so far; when each runs next is its step's to say
+//! (`store::steps`), so they survive restarts and spread over replicas without doing anything
+//! twice.
 
 use std::time::Duration;
 

@@ -1,60 +1,29 @@
-//! unico processes, and the polling queue they form: a process not yet final is due for a
-//! GetProcess at `next_poll_at`.
+//! unico processes: what unico answered for each onboarding's biometric check. When the next
+//! GetProcess is sent is the read step's to say (`store::steps`).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use sqlx::PgExecutor;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::domain::evidence::BiometricResult;
+use crate::domain::transitions::StepKind;
 use crate::store::onboardings::OnboardingRow;
+use crate::store::steps::{Row as StepRow, Step};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ProcessRow {
     pub process_id: String,
     pub onboarding_id: Uuid,
     pub status: i32,
-    pub result: sqlx::types::Json<BiometricResult>,
+    pub result: Json<BiometricResult>,
     pub final_: bool,
     pub poll_count: i32,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-}
-
-const COLUMNS: &str = "process_id, onboarding_id, status, result, final AS final_, poll_count, created_at, finished_at";
-
-pub async fn insert(
-    db: impl PgExecutor<'_>,
-    onboarding_id: Uuid,
-    result: &BiometricResult,
-    first_poll_in: Duration,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO unico_processes (process_id, onboarding_id, status, result, final, finished_at, next_poll_at)
-         VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 THEN now() END, now() + make_interval(secs => $6))",
-    )
-    .bind(&result.process_id)
-    .bind(onboarding_id)
-    .bind(result.status)
-    .bind(sqlx::types::Json(result))
-    .bind(result.is_final())
-    .bind(first_poll_in.as_secs_f64())
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-pub async fn for_onboarding(
-    db: impl PgExecutor<'_>,
-    onboarding_id: Uuid,
-) -> Result<Option<ProcessRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM unico_processes WHERE onboarding_id = $1"
-    ))
-    .bind(onboarding_id)
-    .fetch_optional(db)
-    .await
 }
 
 /// The process with its onboarding, in one statement: what a read step needs.
@@ -62,116 +31,203 @@ pub async fn with_onboarding(
     db: impl PgExecutor<'_>,
     onboarding_id: Uuid,
 ) -> Result<Option<(OnboardingRow, ProcessRow)>, sqlx::Error> {
-    static SQL: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| joined_sql("p.onboarding_id = $1"));
-    joined(db, SQL.as_str(), onboarding_id).await
+    let joined = sqlx::query_as!(
+        Joined,
+        r#"SELECT o.id, o.client_name, o.reference, o.account_id, o.person_id, o.device,
+                  o.open_finance, o.state, o.pii_key_id, o.pii_ciphertext, o.last_error,
+                  o.created_at, o.decided_at, o.memory,
+                  p.process_id AS p_process_id, p.status AS p_status,
+                  p.result AS "p_result: Json<BiometricResult>", p.final AS p_final,
+                  p.poll_count AS p_poll_count, p.created_at AS p_created_at,
+                  p.finished_at AS p_finished_at
+             FROM unico_processes p JOIN onboardings o ON o.id = p.onboarding_id
+            WHERE p.onboarding_id = $1"#,
+        onboarding_id,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(joined.map(Joined::split))
 }
 
 /// What a unico notification found, in the one statement that records it.
 pub struct Arrival {
-    /// The process is open: its onboarding and process, and its read step when the statement
-    /// claimed it (None when a runner holds it; it was made due again).
-    pub open: Option<(OnboardingRow, ProcessRow, Option<crate::store::steps::Step>)>,
-    /// Whether a process by that id is stored, open or final.
-    pub known: bool,
+    /// The process with its onboarding, open or final (None: no process by that id is stored).
+    pub found: Option<(OnboardingRow, ProcessRow)>,
+    /// The read step, when the process is open and the statement claimed it (None when a
+    /// runner holds it: it was made due again).
+    pub claimed: Option<Step>,
 }
 
 /// A notification that process `process_id` may be over (`state` as unico said), in one
-/// statement, so one round trip and one commit: when the process is open, its onboarding and
-/// process are read, its read step is claimed for `lease` (or made due again when a runner holds
-/// it, and the runners notified), and `webhook_received` goes on the timeline. With `payload`,
-/// the notification itself is recorded as an authenticated webhook, marked known or not by the
-/// same snapshot that looked for the process.
+/// statement, so one round trip and one commit: the process and its onboarding are read; when
+/// the process is open, its read step is claimed for `lease` (`steps::claiming`) and
+/// `webhook_received` goes on the timeline. With `payload`, the notification itself is recorded
+/// as an authenticated webhook, marked known or not by the same snapshot that looked for the
+/// process.
 pub async fn notified(
     db: &sqlx::PgPool,
     process_id: &str,
     state: Option<&str>,
-    payload: Option<Option<serde_json::Value>>,
+    payload: Option<Option<Value>>,
     lease: Duration,
 ) -> Result<Arrival, sqlx::Error> {
-    use sqlx::{FromRow as _, Row as _};
-    // `held` is a data-modifying CTE, so it runs whether or not it is read; its NOTIFY is a
-    // plain SELECT, which runs only when read, hence the `woken` column nobody looks at.
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "WITH found AS (
-                 {found}
-             ), claimed AS (
-                 UPDATE steps
-                    SET run_at = now(), claimed_at = now(),
-                        claimed_until = now() + make_interval(secs => $3), attempts = attempts + 1
-                  WHERE onboarding_id = (SELECT id FROM found) AND kind = 'read_process'
-                    AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
-                 RETURNING *
-             ), held AS (
-                 UPDATE steps SET run_at = now()
-                  WHERE onboarding_id = (SELECT id FROM found) AND kind = 'read_process'
-                    AND status = 'pending' AND claimed_until >= now()
-                 RETURNING id
-             ), event AS (
-                 INSERT INTO onboarding_events (onboarding_id, kind, detail)
-                 SELECT id, 'webhook_received',
-                        jsonb_build_object('process_id', $1::text, 'state', $2::text)
-                   FROM found
-             ), hook AS (
-                 INSERT INTO unico_webhooks (authenticated, process_id, state, payload, known_process)
-                 SELECT true, $1, $2, $5,
-                        EXISTS (SELECT 1 FROM unico_processes WHERE process_id = $1)
-                  WHERE $4
-             )
-             SELECT EXISTS (SELECT 1 FROM unico_processes WHERE process_id = $1) AS known,
-                    (SELECT count(*) FROM (SELECT pg_notify($6, '') FROM held) AS n) AS woken,
-                    found.*, {step}
-               FROM (SELECT) AS one
-               LEFT JOIN found ON true
-               LEFT JOIN claimed c ON true",
-            found = joined_sql("p.process_id = $1 AND NOT p.final"),
-            step = crate::store::steps::columns_as("c", "s_"),
-        )
-    });
-    let row = sqlx::query(SQL.as_str())
-        .bind(process_id)
-        .bind(state)
-        .bind(lease.as_secs_f64())
-        .bind(payload.is_some())
-        .bind(payload.flatten())
-        .bind(crate::store::steps::STEPS_CHANNEL)
-        .fetch_one(db)
-        .await?;
-    let open = match row.try_get::<Option<Uuid>, _>("id")? {
-        Some(_) => {
-            let (onboarding, process) = Joined::from_row(&row)?.split();
-            let step = crate::store::steps::from_columns(&row, "s_")?;
-            Some((onboarding, process, step))
-        }
-        None => None,
+    let record = payload.is_some();
+    let row = crate::store::steps::claiming!(
+        NotifiedRow,
+        "WITH found AS (
+             SELECT o.id, o.client_name, o.reference, o.account_id, o.person_id, o.device,
+                    o.open_finance, o.state, o.pii_key_id, o.pii_ciphertext, o.last_error,
+                    o.created_at, o.decided_at, o.memory,
+                    p.process_id AS p_process_id, p.status AS p_status, p.result AS p_result,
+                    p.final AS p_final, p.poll_count AS p_poll_count,
+                    p.created_at AS p_created_at, p.finished_at AS p_finished_at
+               FROM unico_processes p JOIN onboardings o ON o.id = p.onboarding_id
+              WHERE p.process_id = $4
+         ), subject AS (
+             SELECT id AS onboarding_id FROM found WHERE NOT p_final
+         ), ",
+        StepKind::ReadProcess,
+        lease,
+        r#"event AS (
+               INSERT INTO onboarding_events (onboarding_id, kind, detail)
+               SELECT onboarding_id, 'webhook_received',
+                      jsonb_build_object('process_id', $4::text, 'state', $5::text)
+                 FROM subject
+           ), hook AS (
+               INSERT INTO unico_webhooks (authenticated, process_id, state, payload, known_process)
+               SELECT true, $4, $5, $7, EXISTS (SELECT 1 FROM found)
+                WHERE $6
+           )
+           SELECT f.id AS "id!", f.client_name AS "client_name!", f.reference AS "reference?",
+                  f.account_id AS "account_id!", f.person_id AS "person_id!",
+                  f.device AS "device!", f.open_finance AS "open_finance?", f.state AS "state!",
+                  f.pii_key_id AS "pii_key_id?", f.pii_ciphertext AS "pii_ciphertext?",
+                  f.last_error AS "last_error?", f.created_at AS "created_at!",
+                  f.decided_at AS "decided_at?", f.memory AS "memory?",
+                  f.p_process_id AS "p_process_id!", f.p_status AS "p_status!",
+                  f.p_result AS "p_result!: Json<BiometricResult>", f.p_final AS "p_final!",
+                  f.p_poll_count AS "p_poll_count!", f.p_created_at AS "p_created_at!",
+                  f.p_finished_at AS "p_finished_at?",
+                  c.id AS "s_id?", c.kind AS "s_kind?", c.onboarding_id AS "s_onboarding_id?",
+                  c.device_validation_id AS "s_device_validation_id?",
+                  c.callback_id AS "s_callback_id?", c.attempts AS "s_attempts?",
+                  c.last_error AS "s_last_error?", c.claimed_at AS "s_claimed_at?",
+                  c.traceparent AS "s_traceparent?"
+             FROM found f LEFT JOIN claimed c ON true"#,
+        process_id,
+        state,
+        record,
+        payload.flatten(),
+    )
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Arrival {
+            found: None,
+            claimed: None,
+        });
+    };
+    let claimed = match (row.s_id, row.s_kind.clone(), row.s_attempts) {
+        (Some(id), Some(kind), Some(attempts)) => Some(Step::try_from(StepRow {
+            id,
+            kind,
+            onboarding_id: row.s_onboarding_id,
+            device_validation_id: row.s_device_validation_id,
+            callback_id: row.s_callback_id,
+            attempts,
+            last_error: row.s_last_error.clone(),
+            claimed_at: row.s_claimed_at,
+            traceparent: row.s_traceparent.clone(),
+        })?),
+        _ => None,
     };
     Ok(Arrival {
-        open,
-        known: row.try_get("known")?,
+        found: Some(row.joined().split()),
+        claimed,
     })
 }
 
-/// Runs one of the `joined_sql` statements with its one argument.
-async fn joined<A>(
-    db: impl PgExecutor<'_>,
-    sql: &'static str,
-    arg: A,
-) -> Result<Option<(OnboardingRow, ProcessRow)>, sqlx::Error>
-where
-    A: 'static + Send + sqlx::Encode<'static, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-{
-    let joined: Option<Joined> = sqlx::query_as(sql).bind(arg).fetch_optional(db).await?;
-    Ok(joined.map(Joined::split))
-}
-
-#[derive(sqlx::FromRow)]
-struct Joined {
-    #[sqlx(flatten)]
-    onboarding: OnboardingRow,
+/// `notified`'s answer: the process with its onboarding, and the step it claimed.
+struct NotifiedRow {
+    id: Uuid,
+    client_name: String,
+    reference: Option<String>,
+    account_id: String,
+    person_id: String,
+    device: Value,
+    open_finance: Option<Value>,
+    state: String,
+    pii_key_id: Option<String>,
+    pii_ciphertext: Option<Vec<u8>>,
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+    decided_at: Option<DateTime<Utc>>,
+    memory: Option<Value>,
     p_process_id: String,
     p_status: i32,
-    p_result: sqlx::types::Json<BiometricResult>,
+    p_result: Json<BiometricResult>,
+    p_final: bool,
+    p_poll_count: i32,
+    p_created_at: DateTime<Utc>,
+    p_finished_at: Option<DateTime<Utc>>,
+    s_id: Option<i64>,
+    s_kind: Option<String>,
+    s_onboarding_id: Option<Uuid>,
+    s_device_validation_id: Option<Uuid>,
+    s_callback_id: Option<Uuid>,
+    s_attempts: Option<i32>,
+    s_last_error: Option<String>,
+    s_claimed_at: Option<DateTime<Utc>>,
+    s_traceparent: Option<String>,
+}
+
+impl NotifiedRow {
+    fn joined(self) -> Joined {
+        Joined {
+            id: self.id,
+            client_name: self.client_name,
+            reference: self.reference,
+            account_id: self.account_id,
+            person_id: self.person_id,
+            device: self.device,
+            open_finance: self.open_finance,
+            state: self.state,
+            pii_key_id: self.pii_key_id,
+            pii_ciphertext: self.pii_ciphertext,
+            last_error: self.last_error,
+            created_at: self.created_at,
+            decided_at: self.decided_at,
+            memory: self.memory,
+            p_process_id: self.p_process_id,
+            p_status: self.p_status,
+            p_result: self.p_result,
+            p_final: self.p_final,
+            p_poll_count: self.p_poll_count,
+            p_created_at: self.p_created_at,
+            p_finished_at: self.p_finished_at,
+        }
+    }
+}
+
+/// An onboarding and its process, as the statements that read them together answer them.
+struct Joined {
+    id: Uuid,
+    client_name: String,
+    reference: Option<String>,
+    account_id: String,
+    person_id: String,
+    device: Value,
+    open_finance: Option<Value>,
+    state: String,
+    pii_key_id: Option<String>,
+    pii_ciphertext: Option<Vec<u8>>,
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+    decided_at: Option<DateTime<Utc>>,
+    memory: Option<Value>,
+    p_process_id: String,
+    p_status: i32,
+    p_result: Json<BiometricResult>,
     p_final: bool,
     p_poll_count: i32,
     p_created_at: DateTime<Utc>,
@@ -182,7 +238,7 @@ impl Joined {
     fn split(self) -> (OnboardingRow, ProcessRow) {
         let process = ProcessRow {
             process_id: self.p_process_id,
-            onboarding_id: self.onboarding.id,
+            onboarding_id: self.id,
             status: self.p_status,
             result: self.p_result,
             final_: self.p_final,
@@ -190,42 +246,42 @@ impl Joined {
             created_at: self.p_created_at,
             finished_at: self.p_finished_at,
         };
-        (self.onboarding, process)
+        let onboarding = OnboardingRow {
+            id: self.id,
+            client_name: self.client_name,
+            reference: self.reference,
+            account_id: self.account_id,
+            person_id: self.person_id,
+            device: self.device,
+            open_finance: self.open_finance,
+            state: self.state,
+            pii_key_id: self.pii_key_id,
+            pii_ciphertext: self.pii_ciphertext,
+            last_error: self.last_error,
+            created_at: self.created_at,
+            decided_at: self.decided_at,
+            memory: self.memory,
+        };
+        (onboarding, process)
     }
 }
 
-/// The statement that reads a process with its onboarding, for the rows `filter` names (built
-/// once per filter: the statement is the same for every step).
-fn joined_sql(filter: &str) -> String {
-    format!(
-        "SELECT {}, p.process_id AS p_process_id, p.status AS p_status, p.result AS p_result,
-                p.final AS p_final, p.poll_count AS p_poll_count, p.created_at AS p_created_at,
-                p.finished_at AS p_finished_at
-           FROM unico_processes p JOIN onboardings o ON o.id = p.onboarding_id
-          WHERE {filter}",
-        crate::store::onboardings::columns_of("o")
-    )
-}
-
-/// Stores a poll that did not finish the process, and when to look again.
+/// Stores a poll that did not finish the process (the read step says when to look again).
 pub async fn record_poll(
     db: impl PgExecutor<'_>,
     process_id: &str,
     result: Option<&BiometricResult>,
     error: Option<&str>,
-    next_poll_in: Duration,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE unico_processes
-            SET status = COALESCE($2, status), result = COALESCE($3, result), last_error = $4,
-                next_poll_at = now() + make_interval(secs => $5)
+            SET status = COALESCE($2, status), result = COALESCE($3, result), last_error = $4
           WHERE process_id = $1 AND NOT final",
+        process_id,
+        result.map(|r| r.status),
+        result.map(Json) as _,
+        error,
     )
-    .bind(process_id)
-    .bind(result.map(|r| r.status))
-    .bind(result.map(sqlx::types::Json))
-    .bind(error)
-    .bind(next_poll_in.as_secs_f64())
     .execute(db)
     .await?;
     Ok(())
@@ -237,13 +293,13 @@ pub async fn finish(
     process_id: &str,
     result: &BiometricResult,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE unico_processes SET status = $2, result = $3, final = true, finished_at = now(), last_error = NULL
           WHERE process_id = $1",
+        process_id,
+        result.status,
+        Json(result) as _,
     )
-    .bind(process_id)
-    .bind(result.status)
-    .bind(sqlx::types::Json(result))
     .execute(db)
     .await?;
     Ok(())

@@ -54,17 +54,18 @@ pub enum When {
     Claimed(Duration),
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct Row {
-    id: i64,
-    kind: String,
-    onboarding_id: Option<Uuid>,
-    device_validation_id: Option<Uuid>,
-    callback_id: Option<Uuid>,
-    attempts: i32,
-    last_error: Option<String>,
-    claimed_at: Option<DateTime<Utc>>,
-    traceparent: Option<String>,
+/// A step as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub id: i64,
+    pub kind: String,
+    pub onboarding_id: Option<Uuid>,
+    pub device_validation_id: Option<Uuid>,
+    pub callback_id: Option<Uuid>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub traceparent: Option<String>,
 }
 
 /// A step as a runner holds it.
@@ -104,42 +105,61 @@ impl TryFrom<Row> for Step {
     }
 }
 
-const COLUMNS: &str = "id, kind, onboarding_id, device_validation_id, callback_id, attempts, last_error, claimed_at, traceparent";
-
-/// A step's `COLUMNS`, each named with `prefix` before it, for a statement that returns a step
-/// beside other rows.
-pub(crate) fn columns_as(alias: &str, prefix: &str) -> String {
-    COLUMNS
-        .split(',')
-        .map(|c| format!("{alias}.{c} AS {prefix}{c}", c = c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The step a row holds under `columns_as`'s names; None when the row has none (a LEFT JOIN
-/// that found no step).
-pub(crate) fn from_columns(
-    row: &sqlx::postgres::PgRow,
-    prefix: &str,
-) -> Result<Option<Step>, sqlx::Error> {
-    use sqlx::Row as _;
-    let column = |name: &str| format!("{prefix}{name}");
-    let Some(id) = row.try_get::<Option<i64>, _>(column("id").as_str())? else {
-        return Ok(None);
+/// Sends a statement that marks step `$1` (an `Option<i64>`; None: no step) done, followed by
+/// the data-modifying CTEs of `$rest` and its final SELECT: the writes a step's transaction kept
+/// (`store::tx`) and the end of the step go in one round trip, while the SQL that writes the
+/// queue stays in this module. `$rest` numbers its parameters from `$2`.
+macro_rules! finishing {
+    ($step:expr, $rest:literal, $($args:expr),* $(,)?) => {
+        sqlx::query!(
+            "WITH done AS (
+                 UPDATE steps SET status = 'done', finished_at = now(), claimed_until = NULL
+                  WHERE id = $1::int8 AND status <> 'done'
+             ), " + $rest,
+            $step,
+            $($args),*
+        )
     };
-    let step = Row {
-        id,
-        kind: row.try_get(column("kind").as_str())?,
-        onboarding_id: row.try_get(column("onboarding_id").as_str())?,
-        device_validation_id: row.try_get(column("device_validation_id").as_str())?,
-        callback_id: row.try_get(column("callback_id").as_str())?,
-        attempts: row.try_get(column("attempts").as_str())?,
-        last_error: row.try_get(column("last_error").as_str())?,
-        claimed_at: row.try_get(column("claimed_at").as_str())?,
-        traceparent: row.try_get(column("traceparent").as_str())?,
-    };
-    step.try_into().map(Some)
 }
+pub(crate) use finishing;
+
+/// Sends a statement that claims a step in the same round trip as the caller's own CTEs, into
+/// `$record` (`query_as!`). `$head` opens it (`WITH ...,`) and defines a CTE `subject` whose
+/// `onboarding_id` names the onboarding (none: nothing is claimed). Its pending step of kind
+/// `$kind` is then claimed for `$lease` when no runner holds it, and answered as the CTE
+/// `claimed` (a step's columns) for `$tail` to read; when a runner holds it, it is made due
+/// again, so it runs again after the current run, and the runners are notified. `$tail` holds
+/// the caller's other CTEs and its final SELECT; the caller numbers its parameters from `$4`.
+macro_rules! claiming {
+    ($record:path, $head:literal, $kind:expr, $lease:expr, $tail:literal, $($args:expr),* $(,)?) => {
+        sqlx::query_as!(
+            $record,
+            $head
+                + "claimed AS (
+                       UPDATE steps
+                          SET run_at = now(), claimed_at = now(),
+                              claimed_until = now() + make_interval(secs => $1),
+                              attempts = attempts + 1
+                        WHERE onboarding_id = (SELECT onboarding_id FROM subject) AND kind = $2
+                          AND status = 'pending'
+                          AND (claimed_until IS NULL OR claimed_until < now())
+                       RETURNING id, kind, onboarding_id, device_validation_id, callback_id,
+                                 attempts, last_error, claimed_at, traceparent
+                   ), held AS (
+                       UPDATE steps SET run_at = now()
+                        WHERE onboarding_id = (SELECT onboarding_id FROM subject) AND kind = $2
+                          AND status = 'pending' AND claimed_until >= now()
+                       RETURNING pg_notify($3, '')
+                   ), "
+                + $tail,
+            $lease.as_secs_f64(),
+            $kind.as_str(),
+            $crate::store::steps::STEPS_CHANNEL,
+            $($args),*
+        )
+    };
+}
+pub(crate) use claiming;
 
 /// Queues `kind` for `subject` in the caller's transaction. A pending step of the same kind for
 /// the same subject is left as it is (None). With `When::Claimed` the new step is answered,
@@ -160,7 +180,8 @@ pub async fn queue(
         When::In(delay) => (delay, None),
         When::Claimed(lease) => (Duration::ZERO, Some(lease)),
     };
-    let row: Option<Row> = sqlx::query_as(&format!(
+    let row = sqlx::query_as!(
+        Row,
         "INSERT INTO steps (kind, onboarding_id, device_validation_id, callback_id, run_at, attempts,
                             claimed_at, claimed_until, traceparent)
          VALUES ($1, $2, $3, $6, now() + make_interval(secs => $4),
@@ -168,15 +189,16 @@ pub async fn queue(
                  CASE WHEN $5::float8 IS NULL THEN NULL ELSE now() END,
                  now() + make_interval(secs => $5), $7)
          ON CONFLICT DO NOTHING
-         RETURNING {COLUMNS}"
-    ))
-    .bind(kind.as_str())
-    .bind(onboarding_id)
-    .bind(validation_id)
-    .bind(delay.as_secs_f64())
-    .bind(lease.map(|l| l.as_secs_f64()))
-    .bind(callback_id)
-    .bind(crate::telemetry::traceparent(&tracing::Span::current()))
+         RETURNING id, kind, onboarding_id, device_validation_id, callback_id, attempts,
+                   last_error, claimed_at, traceparent",
+        kind.as_str(),
+        onboarding_id,
+        validation_id,
+        delay.as_secs_f64(),
+        lease.map(|l| l.as_secs_f64()),
+        callback_id,
+        crate::telemetry::traceparent(&tracing::Span::current()),
+    )
     .fetch_optional(&mut **tx)
     .await?;
     if row.is_some() && matches!(when, When::Now | When::In(_)) && delay < LONGEST_SLEEP {
@@ -190,8 +212,7 @@ pub async fn queue(
 
 /// Wakes the runners of every replica when the transaction commits.
 pub async fn notify(db: impl PgExecutor<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(STEPS_CHANNEL)
+    sqlx::query!("SELECT pg_notify($1, '')", STEPS_CHANNEL)
         .execute(db)
         .await?;
     Ok(())
@@ -205,6 +226,31 @@ pub enum Lane {
     Callbacks,
 }
 
+impl Lane {
+    /// The lane a step of `kind` runs in.
+    pub fn of(kind: StepKind) -> Lane {
+        match kind {
+            StepKind::DeliverCallback => Lane::Callbacks,
+            StepKind::CreateProcess
+            | StepKind::ReadProcess
+            | StepKind::RegisterDevice
+            | StepKind::ReadDevice
+            | StepKind::OpenFinanceSignal
+            | StepKind::SendValidation
+            | StepKind::ReadValidation => Lane::Flow,
+        }
+    }
+
+    /// The kinds of step the lane runs, as stored.
+    fn kinds(self) -> Vec<String> {
+        StepKind::ALL
+            .into_iter()
+            .filter(|&kind| Lane::of(kind) == self)
+            .map(|kind| kind.as_str().to_owned())
+            .collect()
+    }
+}
+
 /// Claims up to `limit` due steps of `lane` for `lease`, oldest due first.
 pub async fn claim_due(
     pool: &PgPool,
@@ -212,7 +258,8 @@ pub async fn claim_due(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<Step>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    let rows = sqlx::query_as!(
+        Row,
         "UPDATE steps s
             SET claimed_at = now(), claimed_until = now() + make_interval(secs => $2),
                 attempts = s.attempts + 1
@@ -220,15 +267,16 @@ pub async fn claim_due(
                 SELECT id FROM steps
                  WHERE status = 'pending' AND run_at <= now()
                    AND (claimed_until IS NULL OR claimed_until < now())
-                   AND (kind = 'deliver_callback') = $3
+                   AND kind = ANY($3::text[])
                  ORDER BY run_at
                  LIMIT $1
                  FOR UPDATE SKIP LOCKED)
-          RETURNING {COLUMNS}"
-    ))
-    .bind(limit)
-    .bind(lease.as_secs_f64())
-    .bind(lane == Lane::Callbacks)
+          RETURNING id, kind, onboarding_id, device_validation_id, callback_id, attempts,
+                    last_error, claimed_at, traceparent",
+        limit,
+        lease.as_secs_f64(),
+        &lane.kinds(),
+    )
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(Step::try_from).collect()
@@ -237,11 +285,11 @@ pub async fn claim_due(
 /// Gives back a step its writer will not run after all: due now, for any runner (notified).
 pub async fn release(pool: &PgPool, step: &Step) -> Result<(), sqlx::Error> {
     let mut tx = crate::store::begin(pool).await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE steps SET claimed_at = NULL, claimed_until = NULL, attempts = greatest(attempts - 1, 0)
           WHERE id = $1 AND status <> 'done'",
+        step.id,
     )
-    .bind(step.id)
     .execute(&mut *tx)
     .await?;
     notify(&mut *tx).await?;
@@ -254,11 +302,11 @@ pub async fn complete(db: impl PgExecutor<'_>, step: &Step) -> Result<(), sqlx::
 }
 
 pub(crate) async fn complete_id(db: impl PgExecutor<'_>, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE steps SET status = 'done', finished_at = now(), claimed_until = NULL
           WHERE id = $1 AND status <> 'done'",
+        id,
     )
-    .bind(id)
     .execute(db)
     .await?;
     Ok(())
@@ -275,16 +323,16 @@ pub async fn reschedule(
     if run_in < LONGEST_SLEEP {
         notify(&mut *tx).await?;
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE steps
             SET run_at = CASE WHEN claimed_at IS NOT NULL AND run_at > claimed_at THEN now()
                               ELSE now() + make_interval(secs => $2) END,
                 claimed_until = NULL, last_error = $3
           WHERE id = $1 AND status <> 'done'",
+        step.id,
+        run_in.as_secs_f64(),
+        error,
     )
-    .bind(step.id)
-    .bind(run_in.as_secs_f64())
-    .bind(error)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -299,16 +347,16 @@ pub async fn renew(
     lease: Duration,
 ) -> Result<Vec<i64>, sqlx::Error> {
     let (ids, claimed): (Vec<i64>, Vec<DateTime<Utc>>) = claims.iter().copied().unzip();
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "UPDATE steps s SET claimed_until = clock_timestamp() + make_interval(secs => $3)
            FROM unnest($1::bigint[], $2::timestamptz[]) AS c(id, claimed_at)
           WHERE s.id = c.id AND s.claimed_at = c.claimed_at AND s.status = 'pending'
             AND s.claimed_until > clock_timestamp()
           RETURNING s.id",
+        &ids,
+        &claimed,
+        lease.as_secs_f64(),
     )
-    .bind(&ids)
-    .bind(&claimed)
-    .bind(lease.as_secs_f64())
     .fetch_all(pool)
     .await
 }
@@ -333,10 +381,10 @@ pub async fn fail(
     max: i32,
 ) -> Result<Failed, sqlx::Error> {
     let mut tx = crate::store::begin(pool).await?;
-    let failures: Option<i32> = sqlx::query_scalar(
+    let failures = sqlx::query_scalar!(
         "SELECT failures FROM steps WHERE id = $1 AND status = 'pending' FOR UPDATE",
+        step.id,
     )
-    .bind(step.id)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(failures) = failures.map(|f| f + 1) else {
@@ -344,41 +392,41 @@ pub async fn fail(
         return Ok(Failed::Retried(Duration::ZERO));
     };
     let outcome = if failures >= max {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE steps SET status = 'failed', failures = $2, last_error = $3,
                               claimed_until = NULL, finished_at = now()
               WHERE id = $1",
+            step.id,
+            failures,
+            error,
         )
-        .bind(step.id)
-        .bind(failures)
-        .bind(error)
         .execute(&mut *tx)
         .await?;
         if let Subject::Onboarding(id) = step.subject {
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO onboarding_events (onboarding_id, kind, detail)
                  VALUES ($1, 'step_failed',
                          jsonb_build_object('step', $2::text, 'failures', $3::int, 'error', $4::text))",
+                id,
+                step.kind.as_str(),
+                failures,
+                error,
             )
-            .bind(id)
-            .bind(step.kind.as_str())
-            .bind(failures)
-            .bind(error)
             .execute(&mut *tx)
             .await?;
         }
         Failed::GaveUp
     } else {
         let wait = backoff(failures);
-        sqlx::query(
+        sqlx::query!(
             "UPDATE steps SET failures = $2, last_error = $3, claimed_until = NULL,
                               run_at = now() + make_interval(secs => $4)
               WHERE id = $1",
+            step.id,
+            failures,
+            error,
+            wait.as_secs_f64(),
         )
-        .bind(step.id)
-        .bind(failures)
-        .bind(error)
-        .bind(wait.as_secs_f64())
         .execute(&mut *tx)
         .await?;
         if wait < LONGEST_SLEEP {
@@ -395,7 +443,7 @@ pub async fn fail(
 /// step of the same kind meanwhile stays failed).
 pub async fn retry_failed(pool: &PgPool, ids: &[i64]) -> Result<Vec<i64>, sqlx::Error> {
     let mut tx = crate::store::begin(pool).await?;
-    let retried: Vec<i64> = sqlx::query_scalar(
+    let retried = sqlx::query_scalar!(
         "UPDATE steps s SET status = 'pending', failures = 0, run_at = now(),
                             claimed_at = NULL, claimed_until = NULL, finished_at = NULL
           WHERE s.status = 'failed' AND (cardinality($1::bigint[]) = 0 OR s.id = ANY($1))
@@ -406,16 +454,16 @@ pub async fn retry_failed(pool: &PgPool, ids: &[i64]) -> Result<Vec<i64>, sqlx::
                         OR p.device_validation_id = s.device_validation_id
                         OR p.callback_id = s.callback_id))
           RETURNING s.id",
+        ids,
     )
-    .bind(ids)
     .fetch_all(&mut *tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO onboarding_events (onboarding_id, kind, detail)
          SELECT onboarding_id, 'step_retried', jsonb_build_object('step', kind)
            FROM steps WHERE id = ANY($1) AND onboarding_id IS NOT NULL",
+        &retried,
     )
-    .bind(&retried)
     .execute(&mut *tx)
     .await?;
     notify(&mut *tx).await?;
@@ -425,11 +473,11 @@ pub async fn retry_failed(pool: &PgPool, ids: &[i64]) -> Result<Vec<i64>, sqlx::
 
 /// How long until the next step of `lane` falls due (None: nothing is scheduled).
 pub async fn next_due_in(pool: &PgPool, lane: Lane) -> Result<Option<Duration>, sqlx::Error> {
-    let at: Option<DateTime<Utc>> = sqlx::query_scalar(
+    let at = sqlx::query_scalar!(
         "SELECT min(run_at) FROM steps
-          WHERE status = 'pending' AND run_at > now() AND (kind = 'deliver_callback') = $1",
+          WHERE status = 'pending' AND run_at > now() AND kind = ANY($1::text[])",
+        &lane.kinds(),
     )
-    .bind(lane == Lane::Callbacks)
     .fetch_one(pool)
     .await?;
     Ok(at.map(|at| (at - Utc::now()).to_std().unwrap_or_default()))

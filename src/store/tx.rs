@@ -14,8 +14,9 @@
 
 use std::ops::{Deref, DerefMut};
 
+use base64::Engine as _;
+use serde::Serialize;
 use serde_json::Value;
-use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
@@ -28,15 +29,13 @@ use crate::store::steps::{Step, Subject};
 
 pub struct Tx {
     inner: sqlx::Transaction<'static, Postgres>,
-    events: Vec<(Uuid, &'static str, Value)>,
-    calls: Vec<SealedCall>,
+    events: Vec<Event>,
+    calls: Vec<Call>,
     done: Vec<(i64, StepKind, Subject)>,
-    notices: Vec<(&'static str, String)>,
-    /// The onboarding, the process id, unico's answer, seconds to the first poll, and whether
-    /// it is final.
-    new_process: Option<(Uuid, String, BiometricResult, f64, bool)>,
-    finished_process: Option<(String, BiometricResult)>,
-    finished_registration: Option<(Uuid, Option<DeviceRegistration>, Option<String>)>,
+    notices: Vec<Notice>,
+    new_processes: Vec<NewProcess>,
+    finished_process: Option<FinishedProcess>,
+    finished_registration: Option<FinishedRegistration>,
 }
 
 impl Deref for Tx {
@@ -52,57 +51,91 @@ impl DerefMut for Tx {
     }
 }
 
-/// The statement that writes what a transaction kept: data-modifying CTEs run once each, to
-/// completion, whether or not the query reads them.
-const FLUSH: &str = "
-WITH calls AS (
-    INSERT INTO provider_calls (onboarding_id, device_validation_id, provider, operation, method,
-                                path, http_status, latency_ms, request, response, error,
-                                answer_key_id, answer_ciphertext)
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::int4[], $8::int4[], $9::jsonb[], $10::jsonb[], $11::text[],
-                         $30::text[], $31::bytea[])
-), events AS (
-    INSERT INTO onboarding_events (onboarding_id, kind, detail)
-    SELECT * FROM unnest($12::uuid[], $13::text[], $14::jsonb[])
-), done AS (
-    UPDATE steps SET status = 'done', finished_at = now(), claimed_until = NULL
-     WHERE id = $15::int8 AND status <> 'done'
-), process_new AS (
-    INSERT INTO unico_processes (process_id, onboarding_id, status, result, final, finished_at,
-                                 next_poll_at)
-    SELECT $19::text, $18::uuid, $20::int4, $21::jsonb, $22::bool,
-           CASE WHEN $22::bool THEN now() END, now() + make_interval(secs => $23::float8)
-     WHERE $18::uuid IS NOT NULL
-), process_final AS (
-    UPDATE unico_processes
-       SET status = $25::int4, result = $26::jsonb, final = true, finished_at = now(),
-           last_error = NULL
-     WHERE process_id = $24::text
-), registration AS (
-    UPDATE device_registrations
-       SET step = 'done', registration = COALESCE($28::jsonb, registration), last_error = $29::text,
-           attempts = attempts + 1, finished_at = now()
-     WHERE onboarding_id = $27::uuid AND step <> 'done'
-)
-SELECT pg_notify(channel, payload) FROM unnest($16::text[], $17::text[]) AS n(channel, payload)";
+// What a transaction keeps, each row as the statement at its commit reads it (a JSON document
+// per table, each field named as the column it goes to): a handful of typed parameters, rather
+// than one array per column.
 
-/// The provider calls kept, column by column, as `unnest` takes them.
-#[derive(Default)]
-struct CallColumns {
-    onboarding: Vec<Option<Uuid>>,
-    validation: Vec<Option<Uuid>>,
-    provider: Vec<&'static str>,
-    operation: Vec<&'static str>,
-    method: Vec<&'static str>,
-    path: Vec<String>,
-    status: Vec<Option<i32>>,
-    latency: Vec<i32>,
-    request: Vec<Option<Value>>,
-    response: Vec<Option<Value>>,
-    error: Vec<Option<String>>,
-    answer_key_id: Vec<Option<String>>,
-    answer_ciphertext: Vec<Option<Vec<u8>>>,
+#[derive(Serialize)]
+struct Event {
+    onboarding_id: Uuid,
+    kind: &'static str,
+    detail: Value,
+}
+
+#[derive(Serialize)]
+struct Call {
+    onboarding_id: Option<Uuid>,
+    device_validation_id: Option<Uuid>,
+    provider: &'static str,
+    operation: &'static str,
+    method: &'static str,
+    path: String,
+    http_status: Option<i32>,
+    latency_ms: i32,
+    request: Option<Value>,
+    response: Option<Value>,
+    error: Option<String>,
+    answer_key_id: Option<String>,
+    /// Base64 (JSON has no bytes); decoded by the statement.
+    answer_ciphertext: Option<String>,
+}
+
+impl From<SealedCall> for Call {
+    fn from(sealed: SealedCall) -> Call {
+        let call = sealed.record;
+        Call {
+            onboarding_id: call.context.onboarding_id,
+            device_validation_id: call.context.device_validation_id,
+            provider: call.provider,
+            operation: call.operation,
+            method: call.method,
+            path: call.path,
+            http_status: call.http_status.map(i32::from),
+            latency_ms: i32::try_from(call.latency_ms).unwrap_or(i32::MAX),
+            request: call.request,
+            response: call.response,
+            error: call.error,
+            answer_key_id: sealed.answer_key_id,
+            answer_ciphertext: sealed
+                .answer_ciphertext
+                .map(|c| base64::engine::general_purpose::STANDARD.encode(c)),
+        }
+    }
+}
+
+#[derive(Serialize, PartialEq)]
+struct Notice {
+    channel: &'static str,
+    payload: String,
+}
+
+#[derive(Serialize)]
+struct NewProcess {
+    process_id: String,
+    onboarding_id: Uuid,
+    status: i32,
+    result: BiometricResult,
+    #[serde(rename = "final")]
+    final_: bool,
+}
+
+#[derive(Serialize)]
+struct FinishedProcess {
+    process_id: String,
+    status: i32,
+    result: BiometricResult,
+}
+
+#[derive(Serialize)]
+struct FinishedRegistration {
+    onboarding_id: Uuid,
+    registration: Option<DeviceRegistration>,
+    last_error: Option<String>,
+}
+
+/// `rows` as the JSON document the statement reads.
+fn document<T: Serialize>(rows: &T) -> Result<Value, sqlx::Error> {
+    serde_json::to_value(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 impl Tx {
@@ -113,7 +146,7 @@ impl Tx {
             calls: Vec::new(),
             done: Vec::new(),
             notices: Vec::new(),
-            new_process: None,
+            new_processes: Vec::new(),
             finished_process: None,
             finished_registration: None,
         }
@@ -121,14 +154,21 @@ impl Tx {
 
     /// A timeline entry of the onboarding, written at commit in the order recorded.
     pub fn event(&mut self, onboarding_id: Uuid, kind: &'static str, detail: Value) {
-        self.events.push((onboarding_id, kind, detail));
+        self.events.push(Event {
+            onboarding_id,
+            kind,
+            detail,
+        });
     }
 
     /// The provider calls a step made, written at commit in the order they were made, what
     /// the providers said sealed under `cipher`.
     pub fn calls(&mut self, cipher: &PiiCipher, calls: Vec<CallRecord>) {
-        self.calls
-            .extend(calls.into_iter().map(|call| SealedCall::seal(cipher, call)));
+        self.calls.extend(
+            calls
+                .into_iter()
+                .map(|call| Call::from(SealedCall::seal(cipher, call))),
+        );
     }
 
     /// The step ran to its end; marked done at commit.
@@ -136,31 +176,15 @@ impl Tx {
         self.done.push((step.id, step.kind, step.subject));
     }
 
-    /// A unico process CreateProcess answered for, stored at commit (final when `result` is),
-    /// due for its first GetProcess `first_poll_in` after.
-    pub async fn new_process(
-        &mut self,
-        onboarding_id: Uuid,
-        result: &BiometricResult,
-        first_poll_in: std::time::Duration,
-    ) -> Result<(), sqlx::Error> {
-        if self.new_process.is_some() {
-            return crate::store::processes::insert(
-                &mut *self.inner,
-                onboarding_id,
-                result,
-                first_poll_in,
-            )
-            .await;
-        }
-        self.new_process = Some((
+    /// A unico process CreateProcess answered for, stored at commit (final when `result` is).
+    pub fn new_process(&mut self, onboarding_id: Uuid, result: &BiometricResult) {
+        self.new_processes.push(NewProcess {
+            process_id: result.process_id.clone(),
             onboarding_id,
-            result.process_id.clone(),
-            result.clone(),
-            first_poll_in.as_secs_f64(),
-            result.is_final(),
-        ));
-        Ok(())
+            status: result.status,
+            result: result.clone(),
+            final_: result.is_final(),
+        });
     }
 
     /// The final answer of a unico process (or the give-up at its deadline), stored at commit;
@@ -170,19 +194,25 @@ impl Tx {
         process_id: &str,
         result: &BiometricResult,
     ) -> Result<(), sqlx::Error> {
-        match &mut self.new_process {
+        if let Some(new) = self
+            .new_processes
+            .iter_mut()
+            .find(|p| p.process_id == process_id)
+        {
             // Stored by this transaction: it is stored final.
-            Some((_, id, kept, _, final_)) if id == process_id => {
-                *kept = result.clone();
-                *final_ = true;
-                return Ok(());
-            }
-            _ => {}
+            new.status = result.status;
+            new.result = result.clone();
+            new.final_ = true;
+            return Ok(());
         }
         if self.finished_process.is_some() {
             return crate::store::processes::finish(&mut *self.inner, process_id, result).await;
         }
-        self.finished_process = Some((process_id.to_owned(), result.clone()));
+        self.finished_process = Some(FinishedProcess {
+            process_id: process_id.to_owned(),
+            status: result.status,
+            result: result.clone(),
+        });
         Ok(())
     }
 
@@ -204,22 +234,19 @@ impl Tx {
             )
             .await;
         }
-        self.finished_registration = Some((
+        self.finished_registration = Some(FinishedRegistration {
             onboarding_id,
-            registration.cloned(),
-            error.map(str::to_owned),
-        ));
+            registration: registration.cloned(),
+            last_error: error.map(str::to_owned),
+        });
         Ok(())
     }
 
     /// A NOTIFY sent when the transaction commits (PostgreSQL folds repeats of the same one).
     pub fn notify(&mut self, channel: &'static str, payload: String) {
-        if !self
-            .notices
-            .iter()
-            .any(|(c, p)| *c == channel && *p == payload)
-        {
-            self.notices.push((channel, payload));
+        let notice = Notice { channel, payload };
+        if !self.notices.contains(&notice) {
+            self.notices.push(notice);
         }
     }
 
@@ -228,42 +255,18 @@ impl Tx {
         self.done.iter().any(|&(_, k, s)| k == kind && s == subject)
     }
 
-    /// Sends what is kept, in one statement (none when nothing is).
+    /// Sends what is kept, in one statement (none when nothing is): data-modifying CTEs run once
+    /// each, to completion, whether or not the query reads them.
     pub async fn flush(&mut self) -> Result<(), sqlx::Error> {
         if self.events.is_empty()
             && self.calls.is_empty()
             && self.done.is_empty()
             && self.notices.is_empty()
-            && self.new_process.is_none()
+            && self.new_processes.is_empty()
             && self.finished_process.is_none()
             && self.finished_registration.is_none()
         {
             return Ok(());
-        }
-        let mut c = CallColumns::default();
-        for sealed in std::mem::take(&mut self.calls) {
-            c.answer_key_id.push(sealed.answer_key_id);
-            c.answer_ciphertext.push(sealed.answer_ciphertext);
-            let call = sealed.record;
-            c.onboarding.push(call.context.onboarding_id);
-            c.validation.push(call.context.device_validation_id);
-            c.provider.push(call.provider);
-            c.operation.push(call.operation);
-            c.method.push(call.method);
-            c.path.push(call.path);
-            c.status.push(call.http_status.map(i32::from));
-            c.latency
-                .push(i32::try_from(call.latency_ms).unwrap_or(i32::MAX));
-            c.request.push(call.request);
-            c.response.push(call.response);
-            c.error.push(call.error);
-        }
-        let (mut event_ids, mut event_kinds, mut event_details) =
-            (Vec::new(), Vec::new(), Vec::new());
-        for (id, kind, detail) in std::mem::take(&mut self.events) {
-            event_ids.push(id);
-            event_kinds.push(kind);
-            event_details.push(detail);
         }
         // One step per transaction is the rule; any other is finished by a statement of its own,
         // since PostgreSQL plans `id = ANY($1)` on a young table as a scan of it, where `id = $1`
@@ -273,58 +276,70 @@ impl Tx {
         for id in done {
             crate::store::steps::complete_id(&mut *self.inner, id).await?;
         }
-        let (channels, payloads): (Vec<&str>, Vec<String>) =
-            std::mem::take(&mut self.notices).into_iter().unzip();
-        let new_process = self.new_process.take();
-        let new_final = new_process.as_ref().map(|p| p.4);
-        let new_poll_in = new_process.as_ref().map(|p| p.3);
-        let (new_of, new_id, new_status, new_result) = match new_process {
-            Some((of, id, r, ..)) => (Some(of), Some(id), Some(r.status), Some(Json(r))),
-            None => (None, None, None, None),
-        };
-        let (final_id, final_status, final_result) = match self.finished_process.take() {
-            Some((id, r)) => (Some(id), Some(r.status), Some(Json(r))),
-            None => (None, None, None),
-        };
-        let (registration_of, registration, registration_error) =
-            match self.finished_registration.take() {
-                Some((id, registration, error)) => (Some(id), registration.map(Json), error),
-                None => (None, None, None),
-            };
-        sqlx::query(FLUSH)
-            .bind(c.onboarding)
-            .bind(c.validation)
-            .bind(c.provider)
-            .bind(c.operation)
-            .bind(c.method)
-            .bind(c.path)
-            .bind(c.status)
-            .bind(c.latency)
-            .bind(c.request)
-            .bind(c.response)
-            .bind(c.error)
-            .bind(event_ids)
-            .bind(event_kinds)
-            .bind(event_details)
-            .bind(first_done)
-            .bind(channels)
-            .bind(payloads)
-            .bind(new_of)
-            .bind(new_id)
-            .bind(new_status)
-            .bind(new_result)
-            .bind(new_final)
-            .bind(new_poll_in)
-            .bind(final_id)
-            .bind(final_status)
-            .bind(final_result)
-            .bind(registration_of)
-            .bind(registration)
-            .bind(registration_error)
-            .bind(c.answer_key_id)
-            .bind(c.answer_ciphertext)
-            .execute(&mut *self.inner)
-            .await?;
+        let calls = document(&std::mem::take(&mut self.calls))?;
+        let events = document(&std::mem::take(&mut self.events))?;
+        let notices = document(&std::mem::take(&mut self.notices))?;
+        let new_processes = document(&std::mem::take(&mut self.new_processes))?;
+        let finished_process = self
+            .finished_process
+            .take()
+            .as_ref()
+            .map(document)
+            .transpose()?;
+        let finished_registration = (self.finished_registration.take().as_ref())
+            .map(document)
+            .transpose()?;
+        crate::store::steps::finishing!(
+            first_done,
+            "calls AS (
+                 INSERT INTO provider_calls (onboarding_id, device_validation_id, provider,
+                                             operation, method, path, http_status, latency_ms,
+                                             request, response, error, answer_key_id,
+                                             answer_ciphertext)
+                 SELECT onboarding_id, device_validation_id, provider, operation, method, path,
+                        http_status, latency_ms, request, response, error, answer_key_id,
+                        decode(answer_ciphertext, 'base64')
+                   FROM jsonb_to_recordset($2::jsonb) AS c(
+                        onboarding_id uuid, device_validation_id uuid, provider text,
+                        operation text, method text, path text, http_status int4,
+                        latency_ms int4, request jsonb, response jsonb, error text,
+                        answer_key_id text, answer_ciphertext text)
+             ), events AS (
+                 INSERT INTO onboarding_events (onboarding_id, kind, detail)
+                 SELECT onboarding_id, kind, detail
+                   FROM jsonb_to_recordset($3::jsonb) AS e(onboarding_id uuid, kind text, detail jsonb)
+             ), process_new AS (
+                 INSERT INTO unico_processes (process_id, onboarding_id, status, result, final,
+                                              finished_at)
+                 SELECT process_id, onboarding_id, status, result, final,
+                        CASE WHEN final THEN now() END
+                   FROM jsonb_to_recordset($5::jsonb) AS p(
+                        process_id text, onboarding_id uuid, status int4, result jsonb, final bool)
+             ), process_final AS (
+                 UPDATE unico_processes u
+                    SET status = f.status, result = f.result, final = true, finished_at = now(),
+                        last_error = NULL
+                   FROM jsonb_to_record($6::jsonb) AS f(process_id text, status int4, result jsonb)
+                  WHERE u.process_id = f.process_id
+             ), registration AS (
+                 UPDATE device_registrations r
+                    SET step = 'done', registration = COALESCE(d.registration, r.registration),
+                        last_error = d.last_error, attempts = r.attempts + 1, finished_at = now()
+                   FROM jsonb_to_record($7::jsonb) AS d(
+                        onboarding_id uuid, registration jsonb, last_error text)
+                  WHERE r.onboarding_id = d.onboarding_id AND r.step <> 'done'
+             )
+             SELECT pg_notify(channel, payload)
+               FROM jsonb_to_recordset($4::jsonb) AS n(channel text, payload text)",
+            calls,
+            events,
+            notices,
+            new_processes,
+            finished_process,
+            finished_registration,
+        )
+        .execute(&mut *self.inner)
+        .await?;
         Ok(())
     }
 

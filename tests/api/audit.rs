@@ -125,7 +125,6 @@ mod masking;
 mod record;
 mod replay;
 mod retention;
-mod scale;
 mod search;
 
 fn digits(cpf: &str) -> String {

@@ -157,7 +157,7 @@ async fn a_transactions_kept_writes_land_at_commit_in_order() {
         ..Default::default()
     };
     let mut tx = veredito::store::begin(&app.db).await.unwrap();
-    tx.new_process(other, &open, Duration::ZERO).await.unwrap();
+    tx.new_process(other, &open);
     tx.finish_process("kept-process", &last).await.unwrap();
     tx.commit().await.unwrap();
     let stored: (String, bool, Value) = sqlx::query_as(
