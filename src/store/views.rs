@@ -38,12 +38,13 @@ pub async fn onboarding(
     db: impl PgExecutor<'_>,
     id: Uuid,
 ) -> Result<Option<OnboardingViewRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT o.reference, o.state, o.device -> 'risk_signals' AS risk_signals, o.created_at,
+    sqlx::query_as!(
+        OnboardingViewRow,
+        r#"SELECT o.reference, o.state, o.device -> 'risk_signals' AS risk_signals, o.created_at,
                 p.result AS biometrics,
                 d.outcome, d.reasons, d.decided_by, d.policy_version, d.decided_at,
                 d.evidence -> 'device' AS decided_device,
-                r.onboarding_id IS NOT NULL AS registering, r.registration,
+                r.onboarding_id IS NOT NULL AS "registering!", r.registration,
                 s.enrollment_id, s.status AS signal_status, s.attempts AS signal_attempts,
                 s.http_status AS signal_http_status, s.last_error AS signal_error
            FROM onboardings o
@@ -56,9 +57,9 @@ pub async fn onboarding(
                  LIMIT 1) d ON o.state = 'decided'
            LEFT JOIN device_registrations r ON r.onboarding_id = o.id AND o.state = 'device'
            LEFT JOIN open_finance_signals s ON s.onboarding_id = o.id
-          WHERE o.id = $1",
+          WHERE o.id = $1"#,
+        id,
     )
-    .bind(id)
     .fetch_optional(db)
     .await
 }
