@@ -85,11 +85,14 @@ pub async fn insert(
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<RequestRow>, sqlx::Error> {
     sqlx::query_as!(
         RequestRow,
-        "SELECT r.id, r.kind, r.cpf_hash, r.cpf_key_id, r.cpf_ciphertext, r.note, r.received_at,
-                r.due_at, r.created_by, r.created_at, a.answered_at, a.answered_by
-           FROM subject_requests r
-           LEFT JOIN subject_request_answers a ON a.request_id = r.id
-          WHERE r.id = $1",
+        // The answer's columns are NULL while there is none: `?` says so (the macros do not
+        // see it through the outer join).
+        r#"SELECT r.id, r.kind, r.cpf_hash, r.cpf_key_id, r.cpf_ciphertext, r.note, r.received_at,
+                  r.due_at, r.created_by, r.created_at, a.answered_at AS "answered_at?",
+                  a.answered_by AS "answered_by?"
+             FROM subject_requests r
+             LEFT JOIN subject_request_answers a ON a.request_id = r.id
+            WHERE r.id = $1"#,
         id,
     )
     .fetch_optional(db)
@@ -115,15 +118,16 @@ pub async fn list(
     let (after_at, after_id) = after.unzip();
     sqlx::query_as!(
         RequestRow,
-        "SELECT r.id, r.kind, r.cpf_hash, r.cpf_key_id, r.cpf_ciphertext, r.note, r.received_at,
-                r.due_at, r.created_by, r.created_at, a.answered_at, a.answered_by
-           FROM subject_requests r
-           LEFT JOIN subject_request_answers a ON a.request_id = r.id
-          WHERE ($1::text IS NULL OR ($1 = 'open') = (a.request_id IS NULL))
-            AND (NOT $2 OR (a.request_id IS NULL AND r.due_at < now()))
-            AND ($3::timestamptz IS NULL OR (r.received_at, r.id) < ($3, $4::uuid))
-          ORDER BY r.received_at DESC, r.id DESC
-          LIMIT $5",
+        r#"SELECT r.id, r.kind, r.cpf_hash, r.cpf_key_id, r.cpf_ciphertext, r.note, r.received_at,
+                  r.due_at, r.created_by, r.created_at, a.answered_at AS "answered_at?",
+                  a.answered_by AS "answered_by?"
+             FROM subject_requests r
+             LEFT JOIN subject_request_answers a ON a.request_id = r.id
+            WHERE ($1::text IS NULL OR ($1 = 'open') = (a.request_id IS NULL))
+              AND (NOT $2 OR (a.request_id IS NULL AND r.due_at < now()))
+              AND ($3::timestamptz IS NULL OR (r.received_at, r.id) < ($3, $4::uuid))
+            ORDER BY r.received_at DESC, r.id DESC
+            LIMIT $5"#,
         filter.status.as_deref(),
         filter.overdue,
         after_at,
