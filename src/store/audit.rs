@@ -84,7 +84,8 @@ const AUDIT_COLUMNS: &str =
 
 /// Appends the search to `q`. Only the filters present become predicates: a fixed statement
 /// with `$n IS NULL OR ...` for every filter would be planned once generically and lose the
-/// indexes.
+/// indexes. So this one statement is built at run time and is not checked at build time; `get`
+/// below reads the same columns through a checked query, which a change to them breaks.
 fn push_search(
     q: &mut QueryBuilder<'static, Postgres>,
     filter: &DecisionFilter,
@@ -169,18 +170,21 @@ pub async fn explain_search(
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<AuditRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {AUDIT_COLUMNS} FROM decisions d JOIN onboardings o ON o.id = d.onboarding_id WHERE d.id = $1"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        AuditRow,
+        "SELECT d.id, d.onboarding_id, o.reference, o.pii_key_id, o.pii_ciphertext, d.outcome,
+                d.reasons, d.reason_codes, d.policy_version, d.thresholds, d.evidence, o.created_at,
+                d.decided_at, d.decided_by, d.reviewer, d.note
+           FROM decisions d JOIN onboardings o ON o.id = d.onboarding_id WHERE d.id = $1",
+        id,
+    )
     .fetch_optional(pool)
     .await
 }
 
 /// The rule-by-rule trace stored with a decision.
 pub async fn evaluations(pool: &PgPool, id: Uuid) -> Result<Value, sqlx::Error> {
-    sqlx::query_scalar("SELECT evaluations FROM decisions WHERE id = $1")
-        .bind(id)
+    sqlx::query_scalar!("SELECT evaluations FROM decisions WHERE id = $1", id)
         .fetch_one(pool)
         .await
 }
@@ -206,19 +210,20 @@ pub async fn replay_page(
     limit: i64,
 ) -> Result<Vec<ReplayRow>, sqlx::Error> {
     let (after_at, after_id) = after.map_or((None, None), |c| (Some(c.decided_at), Some(c.id)));
-    sqlx::query_as(
+    sqlx::query_as!(
+        ReplayRow,
         "SELECT id, onboarding_id, outcome, reason_codes, thresholds, evidence, decided_at
            FROM decisions
           WHERE decided_by = 'policy' AND decided_at >= $1 AND decided_at <= $2
             AND ($3::timestamptz IS NULL OR (decided_at, id) > ($3, $4::uuid))
           ORDER BY decided_at, id
           LIMIT $5",
+        from,
+        to,
+        after_at,
+        after_id,
+        limit,
     )
-    .bind(from)
-    .bind(to)
-    .bind(after_at)
-    .bind(after_id)
-    .bind(limit)
     .fetch_all(pool)
     .await
 }
@@ -234,25 +239,30 @@ pub async fn reencrypt_batch(
     let active = cipher.active_key_id();
     let mut tx = crate::store::begin(pool).await?;
     // `<>` cannot use an index; the two ranges around the active id can.
-    let rows: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT id, pii_key_id, pii_ciphertext FROM onboardings
-          WHERE (pii_key_id < $1 OR pii_key_id > $1) AND pii_ciphertext IS NOT NULL
-          ORDER BY id LIMIT $2
-          FOR UPDATE SKIP LOCKED",
+    // The comparison and the IS NOT NULL leave neither column NULL.
+    let rows = sqlx::query!(
+        r#"SELECT id, pii_key_id AS "pii_key_id!", pii_ciphertext AS "pii_ciphertext!"
+             FROM onboardings
+            WHERE (pii_key_id < $1 OR pii_key_id > $1) AND pii_ciphertext IS NOT NULL
+            ORDER BY id LIMIT $2
+              FOR UPDATE SKIP LOCKED"#,
+        active,
+        limit,
     )
-    .bind(active)
-    .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
-    for (id, key_id, sealed) in &rows {
+    for row in &rows {
+        let (id, key_id, sealed) = (&row.id, &row.pii_key_id, &row.pii_ciphertext);
         let plain = cipher.decrypt(key_id, sealed, id.as_bytes())?;
         let (new_key, resealed) = cipher.encrypt(&plain, id.as_bytes())?;
-        sqlx::query("UPDATE onboardings SET pii_key_id = $2, pii_ciphertext = $3, updated_at = now() WHERE id = $1")
-            .bind(id)
-            .bind(new_key)
-            .bind(resealed)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE onboardings SET pii_key_id = $2, pii_ciphertext = $3, updated_at = now() WHERE id = $1",
+            id,
+            new_key,
+            resealed,
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(rows.len())
@@ -260,11 +270,13 @@ pub async fn reencrypt_batch(
 
 /// How many rows are sealed under each key, for watching a rotation progress.
 pub async fn rows_by_key(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT pii_key_id, count(*) FROM onboardings WHERE pii_key_id IS NOT NULL GROUP BY pii_key_id ORDER BY 1",
+    let rows = sqlx::query!(
+        r#"SELECT pii_key_id AS "pii_key_id!", count(*) AS "count!"
+             FROM onboardings WHERE pii_key_id IS NOT NULL GROUP BY pii_key_id ORDER BY 1"#,
     )
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.pii_key_id, r.count)).collect())
 }
 
 /// Erases the personal data of up to `limit` onboardings decided more than `days` ago: the
@@ -278,11 +290,14 @@ pub async fn erase_expired_pii(
     days: u32,
     limit: i64,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT * FROM erase_expired_personal_data($1, $2)")
-        .bind(i32::try_from(days).unwrap_or(i32::MAX))
-        .bind(limit)
-        .fetch_all(pool)
-        .await
+    // The function answers the ids it erased, never NULL.
+    sqlx::query_scalar!(
+        r#"SELECT erased AS "erased!" FROM erase_expired_personal_data($1, $2) AS erased"#,
+        i32::try_from(days).unwrap_or(i32::MAX),
+        limit,
+    )
+    .fetch_all(pool)
+    .await
 }
 
 /// One audit search as recorded.
@@ -302,12 +317,14 @@ pub async fn record_search(
     endpoint: &str,
     filters: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO audit_searches (caller, endpoint, filters) VALUES ($1, $2, $3)")
-        .bind(caller)
-        .bind(endpoint)
-        .bind(filters)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO audit_searches (caller, endpoint, filters) VALUES ($1, $2, $3)",
+        caller,
+        endpoint,
+        filters,
+    )
+    .execute(db)
+    .await?;
     crate::metrics::audit_search();
     Ok(())
 }
@@ -318,12 +335,13 @@ pub async fn searches(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<SearchRecord>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        SearchRecord,
         "SELECT id, at, caller, endpoint, filters FROM audit_searches
           WHERE $1::bigint IS NULL OR id < $1 ORDER BY id DESC LIMIT $2",
+        before,
+        limit,
     )
-    .bind(before)
-    .bind(limit)
     .fetch_all(db)
     .await
 }

@@ -29,18 +29,18 @@ pub async fn create(
     lifetime: Duration,
     person: Option<Person<'_>>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO console_sessions
                 (id_sha256, key_name, scopes, csrf_token, expires_at, subject, person_name)
          VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), $6, $7)",
+        id_sha256,
+        key_name,
+        scopes,
+        csrf_token,
+        lifetime.as_secs_f64(),
+        person.as_ref().map(|p| p.subject),
+        person.as_ref().map(|p| p.name),
     )
-    .bind(id_sha256)
-    .bind(key_name)
-    .bind(scopes)
-    .bind(csrf_token)
-    .bind(lifetime.as_secs_f64())
-    .bind(person.as_ref().map(|p| p.subject))
-    .bind(person.as_ref().map(|p| p.name))
     .execute(db)
     .await?;
     Ok(())
@@ -51,21 +51,24 @@ pub async fn get(
     db: impl PgExecutor<'_>,
     id_sha256: &[u8],
 ) -> Result<Option<SessionRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        SessionRow,
         "SELECT key_name, scopes, csrf_token, subject, person_name FROM console_sessions
           WHERE id_sha256 = $1 AND expires_at > now()",
+        id_sha256,
     )
-    .bind(id_sha256)
     .fetch_optional(db)
     .await
 }
 
 /// Ends the session, and any that expired meanwhile.
 pub async fn delete(db: impl PgExecutor<'_>, id_sha256: &[u8]) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM console_sessions WHERE id_sha256 = $1 OR expires_at < now()")
-        .bind(id_sha256)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM console_sessions WHERE id_sha256 = $1 OR expires_at < now()",
+        id_sha256,
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -75,12 +78,12 @@ pub async fn begin_sign_in(
     id_sha256: &[u8],
     lifetime: Duration,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO console_sign_ins (id_sha256, expires_at)
          VALUES ($1, now() + make_interval(secs => $2))",
+        id_sha256,
+        lifetime.as_secs_f64(),
     )
-    .bind(id_sha256)
-    .bind(lifetime.as_secs_f64())
     .execute(db)
     .await?;
     Ok(())
@@ -88,12 +91,12 @@ pub async fn begin_sign_in(
 
 /// Takes the sign-in with this id hash: true once, while it is live; the expired ones go too.
 pub async fn take_sign_in(db: impl PgExecutor<'_>, id_sha256: &[u8]) -> Result<bool, sqlx::Error> {
-    let taken: Vec<(bool,)> = sqlx::query_as(
-        "DELETE FROM console_sign_ins WHERE id_sha256 = $1 OR expires_at < now()
-         RETURNING id_sha256 = $1 AND expires_at > now()",
+    let taken = sqlx::query_scalar!(
+        r#"DELETE FROM console_sign_ins WHERE id_sha256 = $1 OR expires_at < now()
+         RETURNING id_sha256 = $1 AND expires_at > now() AS "live!""#,
+        id_sha256,
     )
-    .bind(id_sha256)
     .fetch_all(db)
     .await?;
-    Ok(taken.iter().any(|(live,)| *live))
+    Ok(taken.into_iter().any(|live| live))
 }

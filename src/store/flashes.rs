@@ -10,14 +10,14 @@ pub async fn set(
     kind: &str,
     text: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO console_flashes (session_id_sha256, kind, text) VALUES ($1, $2, $3)
          ON CONFLICT (session_id_sha256)
          DO UPDATE SET kind = excluded.kind, text = excluded.text, created_at = now()",
+        session_sha256,
+        kind,
+        text,
     )
-    .bind(session_sha256)
-    .bind(kind)
-    .bind(text)
     .execute(db)
     .await?;
     Ok(())
@@ -28,8 +28,11 @@ pub async fn take(
     db: impl PgExecutor<'_>,
     session_sha256: &[u8],
 ) -> Result<Option<(String, String)>, sqlx::Error> {
-    sqlx::query_as("DELETE FROM console_flashes WHERE session_id_sha256 = $1 RETURNING kind, text")
-        .bind(session_sha256)
-        .fetch_optional(db)
-        .await
+    let taken = sqlx::query!(
+        "DELETE FROM console_flashes WHERE session_id_sha256 = $1 RETURNING kind, text",
+        session_sha256,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(taken.map(|flash| (flash.kind, flash.text)))
 }

@@ -51,8 +51,6 @@ impl NoteRow {
     }
 }
 
-const COLUMNS: &str = "id, case_id, kind, author, key_id, ciphertext, created_at";
-
 /// Appends a note to `case_id`, sealed.
 pub async fn add(
     tx: &mut PgConnection,
@@ -64,16 +62,18 @@ pub async fn add(
 ) -> Result<NoteRow, StoreError> {
     let id = Uuid::new_v4();
     let (key_id, ciphertext) = cipher.encrypt(text.as_bytes(), id.as_bytes())?;
-    let row = sqlx::query_as(&format!(
+    let row = sqlx::query_as!(
+        NoteRow,
         "INSERT INTO review_notes (id, case_id, kind, author, key_id, ciphertext)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(case_id)
-    .bind(kind.as_str())
-    .bind(author)
-    .bind(key_id)
-    .bind(ciphertext)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING id, case_id, kind, author, key_id, ciphertext, created_at",
+        id,
+        case_id,
+        kind.as_str(),
+        author,
+        key_id,
+        ciphertext,
+    )
     .fetch_one(&mut *tx)
     .await?;
     Ok(row)
@@ -81,10 +81,12 @@ pub async fn add(
 
 /// The notes of `case_id`, oldest first.
 pub async fn of_case(db: impl PgExecutor<'_>, case_id: Uuid) -> Result<Vec<NoteRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM review_notes WHERE case_id = $1 ORDER BY created_at, id"
-    ))
-    .bind(case_id)
+    sqlx::query_as!(
+        NoteRow,
+        "SELECT id, case_id, kind, author, key_id, ciphertext, created_at
+           FROM review_notes WHERE case_id = $1 ORDER BY created_at, id",
+        case_id,
+    )
     .fetch_all(db)
     .await
 }
@@ -94,10 +96,12 @@ pub async fn answer_of(
     db: impl PgExecutor<'_>,
     case_id: Uuid,
 ) -> Result<Option<NoteRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM review_notes WHERE case_id = $1 AND kind = 'answer'"
-    ))
-    .bind(case_id)
+    sqlx::query_as!(
+        NoteRow,
+        "SELECT id, case_id, kind, author, key_id, ciphertext, created_at
+           FROM review_notes WHERE case_id = $1 AND kind = 'answer'",
+        case_id,
+    )
     .fetch_optional(db)
     .await
 }

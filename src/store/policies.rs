@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
@@ -33,22 +34,19 @@ impl VersionRow {
     }
 }
 
-const COLUMNS: &str =
-    "version, document, status, created_by, created_at, shadowed_at, published_by, published_at";
-
 /// Stores a draft. False when the version exists.
 pub async fn insert_draft(
     db: impl PgExecutor<'_>,
     document: &PolicyDocument,
     created_by: &str,
 ) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO policy_versions (version, document, created_by) VALUES ($1, $2, $3)
          ON CONFLICT (version) DO NOTHING",
+        document.version,
+        Json(document) as Json<&PolicyDocument>,
+        created_by,
     )
-    .bind(&document.version)
-    .bind(sqlx::types::Json(document))
-    .bind(created_by)
     .execute(db)
     .await?
     .rows_affected();
@@ -57,14 +55,14 @@ pub async fn insert_draft(
 
 /// At first start: the configured policy becomes the active version, unless one is active.
 pub async fn seed(db: &mut PgConnection, document: &PolicyDocument) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO policy_versions (version, document, status, created_by, published_by, published_at)
          SELECT $1, $2, 'active', 'configuration', 'configuration', now()
           WHERE NOT EXISTS (SELECT 1 FROM policy_versions WHERE status = 'active')
          ON CONFLICT DO NOTHING",
+        document.version,
+        Json(document) as Json<&PolicyDocument>,
     )
-    .bind(&document.version)
-    .bind(sqlx::types::Json(document))
     .execute(db)
     .await?;
     Ok(())
@@ -74,18 +72,24 @@ pub async fn get(
     db: impl PgExecutor<'_>,
     version: &str,
 ) -> Result<Option<VersionRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM policy_versions WHERE version = $1"
-    ))
-    .bind(version)
+    sqlx::query_as!(
+        VersionRow,
+        "SELECT version, document, status, created_by, created_at, shadowed_at, published_by,
+                published_at
+           FROM policy_versions WHERE version = $1",
+        version,
+    )
     .fetch_optional(db)
     .await
 }
 
 pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<VersionRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM policy_versions ORDER BY created_at DESC, version"
-    ))
+    sqlx::query_as!(
+        VersionRow,
+        "SELECT version, document, status, created_by, created_at, shadowed_at, published_by,
+                published_at
+           FROM policy_versions ORDER BY created_at DESC, version",
+    )
     .fetch_all(db)
     .await
 }
@@ -94,9 +98,12 @@ pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<VersionRow>, sqlx::Erro
 pub async fn in_force(
     db: impl PgExecutor<'_>,
 ) -> Result<(Option<VersionRow>, Option<VersionRow>), sqlx::Error> {
-    let rows: Vec<VersionRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM policy_versions WHERE status IN ('active', 'shadow')"
-    ))
+    let rows = sqlx::query_as!(
+        VersionRow,
+        "SELECT version, document, status, created_by, created_at, shadowed_at, published_by,
+                published_at
+           FROM policy_versions WHERE status IN ('active', 'shadow')",
+    )
     .fetch_all(db)
     .await?;
     let active = rows.iter().find(|r| r.status == "active").cloned();
@@ -106,25 +113,26 @@ pub async fn in_force(
 
 /// Puts `version` in shadow, retiring the one that was. False when it is active or retired.
 pub async fn shadow(tx: &mut PgConnection, version: &str) -> Result<bool, sqlx::Error> {
-    let eligible: Option<String> =
-        sqlx::query_scalar("SELECT status FROM policy_versions WHERE version = $1 FOR UPDATE")
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let eligible = sqlx::query_scalar!(
+        "SELECT status FROM policy_versions WHERE version = $1 FOR UPDATE",
+        version,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     if !matches!(eligible.as_deref(), Some("draft" | "shadow")) {
         return Ok(false);
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE policy_versions SET status = 'retired' WHERE status = 'shadow' AND version <> $1",
+        version,
     )
-    .bind(version)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE policy_versions SET status = 'shadow', shadowed_at = COALESCE(shadowed_at, now())
           WHERE version = $1",
+        version,
     )
-    .bind(version)
     .execute(&mut *tx)
     .await?;
     notify(tx).await?;
@@ -135,9 +143,8 @@ pub async fn shadow(tx: &mut PgConnection, version: &str) -> Result<bool, sqlx::
 /// four-eyes record, which the service's role cannot write: the owner's function does
 /// (`publish_policy_version`, migration 0012), and refuses the version's creator too.
 pub async fn publish(tx: &mut PgConnection, version: &str, by: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT publish_policy_version($1, $2)")
-        .bind(version)
-        .bind(by)
+    // In FROM, since a `void` column is no type the query macros can read.
+    sqlx::query!("SELECT FROM publish_policy_version($1, $2)", version, by)
         .execute(&mut *tx)
         .await?;
     notify(tx).await?;
@@ -145,8 +152,7 @@ pub async fn publish(tx: &mut PgConnection, version: &str, by: &str) -> Result<(
 }
 
 async fn notify(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(POLICY_CHANNEL)
+    sqlx::query!("SELECT FROM pg_notify($1, '')", POLICY_CHANNEL)
         .execute(&mut *tx)
         .await?;
     Ok(())
@@ -160,16 +166,16 @@ pub async fn insert_shadow_verdict(
     live_outcome: &str,
 ) -> Result<(), sqlx::Error> {
     let codes: Vec<&str> = verdict.reasons.iter().map(|r| r.code.as_str()).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO shadow_verdicts (decision_id, version, outcome, reasons, reason_codes, live_outcome)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        decision_id,
+        verdict.policy_version,
+        verdict.outcome.as_str(),
+        serde_json::to_value(&verdict.reasons).unwrap_or_default(),
+        &codes as &[&str],
+        live_outcome,
     )
-    .bind(decision_id)
-    .bind(&verdict.policy_version)
-    .bind(verdict.outcome.as_str())
-    .bind(serde_json::to_value(&verdict.reasons).unwrap_or_default())
-    .bind(&codes)
-    .bind(live_outcome)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -189,11 +195,12 @@ pub async fn shadow_of(
     db: impl PgExecutor<'_>,
     decision_id: Uuid,
 ) -> Result<Option<ShadowRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        ShadowRow,
         "SELECT decision_id, version, outcome, reason_codes, live_outcome, created_at
            FROM shadow_verdicts WHERE decision_id = $1",
+        decision_id,
     )
-    .bind(decision_id)
     .fetch_optional(db)
     .await
 }
@@ -205,16 +212,20 @@ pub async fn shadow_pairs(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT live_outcome, outcome, count(*) FROM shadow_verdicts
+    let rows = sqlx::query!(
+        r#"SELECT live_outcome, outcome, count(*) AS "count!" FROM shadow_verdicts
           WHERE version = $1 AND created_at >= $2 AND created_at <= $3
-          GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2",
+          GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"#,
+        version,
+        from,
+        to,
     )
-    .bind(version)
-    .bind(from)
-    .bind(to)
     .fetch_all(db)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.live_outcome, r.outcome, r.count))
+        .collect())
 }
 
 /// Up to `limit` decisions where the shadow disagreed, newest first.
@@ -225,16 +236,17 @@ pub async fn shadow_disagreements(
     to: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<ShadowRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        ShadowRow,
         "SELECT decision_id, version, outcome, reason_codes, live_outcome, created_at
            FROM shadow_verdicts
           WHERE version = $1 AND created_at >= $2 AND created_at <= $3 AND outcome <> live_outcome
           ORDER BY created_at DESC LIMIT $4",
+        version,
+        from,
+        to,
+        limit,
     )
-    .bind(version)
-    .bind(from)
-    .bind(to)
-    .bind(limit)
     .fetch_all(db)
     .await
 }

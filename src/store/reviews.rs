@@ -45,10 +45,57 @@ impl CaseRow {
     }
 }
 
-const COLUMNS: &str =
-    "id, onboarding_id, status, opened_by, statement_key_id, statement_ciphertext,
-    reasons, decision_id, assignee, due_at, opened_at, claimed_at, resolved_at, resolution_outcome,
-    resolution_note, resolution_reviewer, resolution_decision_id";
+/// A query of `review_cases` checked at build time, whose SQL is given as pieces in brackets:
+/// string literals, `COLUMNS` for a `CaseRow`'s columns and `FILTERED` for the queue's filter
+/// (bound, from the `CaseFilter` after `filter:`, as `$1` to `$9`). The query macros take only
+/// literals (joined with `+`), so this writes both into each statement that uses them.
+macro_rules! case_query {
+    ($out:path, [$($sql:tt)*], filter: $f:expr $(, $arg:expr)* $(,)?) => {
+        case_query!(
+            $out,
+            [$($sql)*],
+            $f.status.as_deref(),
+            $f.assignee.as_deref(),
+            $f.reason.as_deref(),
+            $f.overdue,
+            $f.opened_by.as_deref(),
+            $f.unassigned,
+            $f.unresolved,
+            $f.opened_from,
+            $f.opened_to
+            $(, $arg)*
+        )
+    };
+    ($out:path, [$($sql:tt)*] $(, $arg:expr)* $(,)?) => {
+        case_query!(@sql $out, [], [$($sql)*], [$($arg),*])
+    };
+    (@sql $out:path, [$($done:tt)*], [COLUMNS $($rest:tt)*], $args:tt) => {
+        case_query!(@sql $out, [$($done)*
+            "id, onboarding_id, status, opened_by, statement_key_id, statement_ciphertext,
+             reasons, decision_id, assignee, due_at, opened_at, claimed_at, resolved_at,
+             resolution_outcome, resolution_note, resolution_reviewer, resolution_decision_id" +
+        ], [$($rest)*], $args)
+    };
+    (@sql $out:path, [$($done:tt)*], [FILTERED $($rest:tt)*], $args:tt) => {
+        case_query!(@sql $out, [$($done)*
+            "($1::text IS NULL OR status = $1)
+             AND ($2::text IS NULL OR assignee = $2)
+             AND ($3::text IS NULL OR $3 = ANY (reasons))
+             AND (NOT $4 OR (status <> 'resolved' AND due_at < now()))
+             AND ($5::text IS NULL OR opened_by = $5)
+             AND (NOT $6 OR (status = 'open' AND assignee IS NULL))
+             AND (NOT $7 OR status <> 'resolved')
+             AND ($8::timestamptz IS NULL OR opened_at >= $8)
+             AND ($9::timestamptz IS NULL OR opened_at < $9)" +
+        ], [$($rest)*], $args)
+    };
+    (@sql $out:path, [$($done:tt)*], [$piece:literal $($rest:tt)*], $args:tt) => {
+        case_query!(@sql $out, [$($done)* $piece +], [$($rest)*], $args)
+    };
+    (@sql $out:path, [$($done:tt)*], [], [$($arg:expr),*]) => {
+        sqlx::query_as!($out, $($done)* "", $($arg),*)
+    };
+}
 
 pub struct NewCase<'a> {
     pub onboarding_id: Uuid,
@@ -72,38 +119,39 @@ pub async fn open(
         None => None,
     };
     let (key_id, ciphertext) = sealed.map_or((None, None), |(k, c)| (Some(k), Some(c)));
-    let inserted: Option<CaseRow> = sqlx::query_as(&format!(
-        "INSERT INTO review_cases (id, onboarding_id, opened_by, statement_key_id, statement_ciphertext,
+    let inserted = case_query!(
+        CaseRow,
+        ["INSERT INTO review_cases (id, onboarding_id, opened_by, statement_key_id, statement_ciphertext,
                                    reasons, decision_id, due_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))
          ON CONFLICT (onboarding_id) WHERE status <> 'resolved' DO NOTHING
-         RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(new.onboarding_id)
-    .bind(new.opened_by)
-    .bind(key_id)
-    .bind(ciphertext)
-    .bind(new.reasons)
-    .bind(new.decision_id)
-    .bind(new.sla.as_secs_f64())
+         RETURNING " COLUMNS],
+        id,
+        new.onboarding_id,
+        new.opened_by,
+        key_id,
+        ciphertext,
+        new.reasons,
+        new.decision_id,
+        new.sla.as_secs_f64(),
+    )
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(case) = inserted {
         return Ok((case, true));
     }
-    let open: CaseRow = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM review_cases WHERE onboarding_id = $1 AND status <> 'resolved'"
-    ))
-    .bind(new.onboarding_id)
+    let open = case_query!(
+        CaseRow,
+        ["SELECT " COLUMNS " FROM review_cases WHERE onboarding_id = $1 AND status <> 'resolved'"],
+        new.onboarding_id,
+    )
     .fetch_one(&mut *tx)
     .await?;
     Ok((open, false))
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<CaseRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM review_cases WHERE id = $1"))
-        .bind(id)
+    case_query!(CaseRow, ["SELECT " COLUMNS " FROM review_cases WHERE id = $1"], id)
         .fetch_optional(db)
         .await
 }
@@ -113,10 +161,11 @@ pub async fn of_onboardings(
     db: impl PgExecutor<'_>,
     onboarding_ids: &[Uuid],
 ) -> Result<Vec<CaseRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM review_cases WHERE onboarding_id = ANY($1) ORDER BY opened_at, id"
-    ))
-    .bind(onboarding_ids)
+    case_query!(
+        CaseRow,
+        ["SELECT " COLUMNS " FROM review_cases WHERE onboarding_id = ANY($1) ORDER BY opened_at, id"],
+        onboarding_ids,
+    )
     .fetch_all(db)
     .await
 }
@@ -154,32 +203,6 @@ pub enum Direction {
     Before,
 }
 
-const FILTERED: &str = "($1::text IS NULL OR status = $1)
-            AND ($2::text IS NULL OR assignee = $2)
-            AND ($3::text IS NULL OR $3 = ANY (reasons))
-            AND (NOT $4 OR (status <> 'resolved' AND due_at < now()))
-            AND ($5::text IS NULL OR opened_by = $5)
-            AND (NOT $6 OR (status = 'open' AND assignee IS NULL))
-            AND (NOT $7 OR status <> 'resolved')
-            AND ($8::timestamptz IS NULL OR opened_at >= $8)
-            AND ($9::timestamptz IS NULL OR opened_at < $9)";
-
-/// Binds `filter` as `FILTERED` numbers it.
-macro_rules! bind_filter {
-    ($query:expr, $filter:expr) => {
-        $query
-            .bind($filter.status.as_deref())
-            .bind($filter.assignee.as_deref())
-            .bind($filter.reason.as_deref())
-            .bind($filter.overdue)
-            .bind($filter.opened_by.as_deref())
-            .bind($filter.unassigned)
-            .bind($filter.unresolved)
-            .bind($filter.opened_from)
-            .bind($filter.opened_to)
-    };
-}
-
 /// Cases soonest due first (then by id), after `after`.
 pub async fn list(
     db: impl PgExecutor<'_>,
@@ -200,27 +223,40 @@ pub async fn page(
     limit: i64,
 ) -> Result<Vec<CaseRow>, sqlx::Error> {
     let (due, id) = cursor.map_or((None, None), |c| (Some(c.due_at), Some(c.id)));
-    let (compare, order) = match direction {
-        Direction::After => (">", "ASC"),
-        Direction::Before => ("<", "DESC"),
-    };
-    let sql = format!(
-        "SELECT {COLUMNS} FROM review_cases
-          WHERE {FILTERED}
-            AND ($10::timestamptz IS NULL OR (due_at, id) {compare} ($10, $11::uuid))
-          ORDER BY due_at {order}, id {order}
-          LIMIT $12"
-    );
-    let mut rows: Vec<CaseRow> = bind_filter!(sqlx::query_as(&sql), filter)
-        .bind(due)
-        .bind(id)
-        .bind(limit)
-        .fetch_all(db)
-        .await?;
-    if direction == Direction::Before {
-        rows.reverse();
+    // One statement per direction: the comparison and the order are part of the SQL text.
+    macro_rules! page_query {
+        ($compare:literal, $order:literal) => {
+            case_query!(
+                CaseRow,
+                ["SELECT " COLUMNS " FROM review_cases
+                   WHERE " FILTERED "
+                     AND ($10::timestamptz IS NULL OR (due_at, id) " $compare " ($10, $11::uuid))
+                   ORDER BY due_at " $order ", id " $order "
+                   LIMIT $12"],
+                filter: filter,
+                due,
+                id,
+                limit,
+            )
+            .fetch_all(db)
+        };
     }
-    Ok(rows)
+    Ok(match direction {
+        Direction::After => page_query!(">", "ASC").await?,
+        Direction::Before => {
+            let mut rows = page_query!("<", "DESC").await?;
+            rows.reverse();
+            rows
+        }
+    })
+}
+
+struct CaseCounts {
+    all: i64,
+    open: i64,
+    claimed: i64,
+    resolved: i64,
+    overdue: i64,
 }
 
 /// How many cases match `filter`: (all, open, claimed, resolved, overdue).
@@ -228,23 +264,33 @@ pub async fn count(
     db: impl PgExecutor<'_>,
     filter: &CaseFilter,
 ) -> Result<(i64, i64, i64, i64, i64), sqlx::Error> {
-    let sql = format!(
-        "SELECT count(*), count(*) FILTER (WHERE status = 'open'),
-                count(*) FILTER (WHERE status = 'claimed'), count(*) FILTER (WHERE status = 'resolved'),
-                count(*) FILTER (WHERE status <> 'resolved' AND due_at < now())
-           FROM review_cases WHERE {FILTERED}"
-    );
-    bind_filter!(sqlx::query_as(&sql), filter)
-        .fetch_one(db)
-        .await
+    let counts = case_query!(
+        CaseCounts,
+        [r#"SELECT count(*) AS "all!", count(*) FILTER (WHERE status = 'open') AS "open!",
+                   count(*) FILTER (WHERE status = 'claimed') AS "claimed!",
+                   count(*) FILTER (WHERE status = 'resolved') AS "resolved!",
+                   count(*) FILTER (WHERE status <> 'resolved' AND due_at < now()) AS "overdue!"
+              FROM review_cases WHERE "# FILTERED],
+        filter: filter,
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((
+        counts.all,
+        counts.open,
+        counts.claimed,
+        counts.resolved,
+        counts.overdue,
+    ))
 }
 
 /// The reason codes of the cases not yet resolved, and of those resolved in the last 90 days.
 pub async fn reasons_in_use(db: impl PgExecutor<'_>) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT DISTINCT r FROM review_cases, unnest(reasons) AS r
+    // `reasons` is NOT NULL and a reason code is never NULL.
+    sqlx::query_scalar!(
+        r#"SELECT DISTINCT r AS "r!" FROM review_cases, unnest(reasons) AS r
           WHERE status <> 'resolved' OR resolved_at > now() - interval '90 days'
-          ORDER BY r",
+          ORDER BY r"#,
     )
     .fetch_all(db)
     .await
@@ -255,13 +301,13 @@ pub async fn same_person_open(
     db: impl PgExecutor<'_>,
     case_ids: &[Uuid],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT c.id FROM review_cases c JOIN onboardings o ON o.id = c.onboarding_id
           WHERE c.id = ANY($1) AND o.cpf_hash IS NOT NULL
             AND EXISTS (SELECT 1 FROM review_cases c2 JOIN onboardings o2 ON o2.id = c2.onboarding_id
                          WHERE o2.cpf_hash = o.cpf_hash AND c2.id <> c.id AND c2.status <> 'resolved')",
+        case_ids,
     )
-    .bind(case_ids)
     .fetch_all(db)
     .await
 }
@@ -284,28 +330,26 @@ pub enum Refusal {
     AnswerMissing,
 }
 
-/// True when `$2` (a reviewer) made the decision that the case `c`, opened at the person's
-/// request, contests. Such a case is for another reviewer: a review of one's own decision is no
-/// human review in the sense of LGPD Art. 20. The rule is the database's
-/// (`review_case_contested_by`, migration 0012), which the resolution applies as well.
-const CONTESTED_BY: &str = "review_case_contested_by(c.opened_by, c.decision_id, $2)";
-
-/// Assigns the case to `reviewer`: an open case, or one the reviewer holds already.
+/// Assigns the case to `reviewer`: an open case, or one the reviewer holds already, unless the
+/// reviewer made the decision that the case, opened at the person's request, contests
+/// (`review_case_contested_by`, migration 0012, which the resolution applies as well): a review
+/// of one's own decision is no human review in the sense of LGPD Art. 20.
 pub async fn claim(
     tx: &mut PgConnection,
     id: Uuid,
     reviewer: &str,
 ) -> Result<Result<CaseRow, Refusal>, sqlx::Error> {
-    let claimed: Option<CaseRow> = sqlx::query_as(&format!(
-        "UPDATE review_cases c
-            SET status = 'claimed', assignee = $2,
-                claimed_at = CASE WHEN c.status = 'open' THEN now() ELSE c.claimed_at END
-          WHERE c.id = $1 AND (c.status = 'open' OR (c.status = 'claimed' AND c.assignee = $2))
-            AND NOT {CONTESTED_BY}
-          RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(reviewer)
+    let claimed = case_query!(
+        CaseRow,
+        ["UPDATE review_cases c
+             SET status = 'claimed', assignee = $2,
+                 claimed_at = CASE WHEN c.status = 'open' THEN now() ELSE c.claimed_at END
+           WHERE c.id = $1 AND (c.status = 'open' OR (c.status = 'claimed' AND c.assignee = $2))
+             AND NOT review_case_contested_by(c.opened_by, c.decision_id, $2)
+           RETURNING " COLUMNS],
+        id,
+        reviewer,
+    )
     .fetch_optional(&mut *tx)
     .await?;
     match claimed {
@@ -320,13 +364,14 @@ pub async fn release(
     id: Uuid,
     reviewer: &str,
 ) -> Result<Result<CaseRow, Refusal>, sqlx::Error> {
-    let released: Option<CaseRow> = sqlx::query_as(&format!(
-        "UPDATE review_cases SET status = 'open', assignee = NULL, claimed_at = NULL
-          WHERE id = $1 AND status = 'claimed' AND assignee = $2
-          RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(reviewer)
+    let released = case_query!(
+        CaseRow,
+        ["UPDATE review_cases SET status = 'open', assignee = NULL, claimed_at = NULL
+           WHERE id = $1 AND status = 'claimed' AND assignee = $2
+           RETURNING " COLUMNS],
+        id,
+        reviewer,
+    )
     .fetch_optional(&mut *tx)
     .await?;
     match released {
@@ -346,14 +391,21 @@ pub async fn resolve(
 ) -> Result<Result<CaseRow, Refusal>, sqlx::Error> {
     // The resolution is part of the record: the service's role cannot write its columns, and
     // writes them once through the owner's function (migration 0012).
-    let resolved: Option<CaseRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM resolve_review_case($1, $2, $3, $4, $5)"
-    ))
-    .bind(id)
-    .bind(reviewer)
-    .bind(outcome)
-    .bind(note)
-    .bind(decision_id)
+    // A function's columns carry no NOT NULL: those of review_cases are named here.
+    let resolved = sqlx::query_as!(
+        CaseRow,
+        r#"SELECT id AS "id!", onboarding_id AS "onboarding_id!", status AS "status!",
+                  opened_by AS "opened_by!", statement_key_id, statement_ciphertext,
+                  reasons AS "reasons!", decision_id AS "decision_id!", assignee,
+                  due_at AS "due_at!", opened_at AS "opened_at!", claimed_at, resolved_at,
+                  resolution_outcome, resolution_note, resolution_reviewer, resolution_decision_id
+             FROM resolve_review_case($1, $2, $3, $4, $5)"#,
+        id,
+        reviewer,
+        outcome,
+        note,
+        decision_id,
+    )
     .fetch_optional(&mut *tx)
     .await?;
     match resolved {
@@ -364,13 +416,16 @@ pub async fn resolve(
 
 /// Why `reviewer`'s change of `id` did not apply, read after it failed.
 async fn refusal(tx: &mut PgConnection, id: Uuid, reviewer: &str) -> Result<Refusal, sqlx::Error> {
-    let row: Option<(String, Option<String>, bool)> = sqlx::query_as(&format!(
-        "SELECT c.status, c.assignee, {CONTESTED_BY} FROM review_cases c WHERE c.id = $1"
-    ))
-    .bind(id)
-    .bind(reviewer)
+    let row = sqlx::query!(
+        r#"SELECT c.status, c.assignee,
+                  review_case_contested_by(c.opened_by, c.decision_id, $2) AS "contested!"
+             FROM review_cases c WHERE c.id = $1"#,
+        id,
+        reviewer,
+    )
     .fetch_optional(&mut *tx)
-    .await?;
+    .await?
+    .map(|r| (r.status, r.assignee, r.contested));
     Ok(match row {
         None => Refusal::NotFound,
         Some((status, _, _)) if status == "resolved" => Refusal::Resolved,
@@ -382,10 +437,11 @@ async fn refusal(tx: &mut PgConnection, id: Uuid, reviewer: &str) -> Result<Refu
 
 /// Open and overdue cases, for the metrics.
 pub async fn counts(db: impl PgExecutor<'_>) -> Result<(i64, i64), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE due_at < now())
-           FROM review_cases WHERE status <> 'resolved'",
+    let row = sqlx::query!(
+        r#"SELECT count(*) AS "unresolved!", count(*) FILTER (WHERE due_at < now()) AS "overdue!"
+             FROM review_cases WHERE status <> 'resolved'"#,
     )
     .fetch_one(db)
-    .await
+    .await?;
+    Ok((row.unresolved, row.overdue))
 }

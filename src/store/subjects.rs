@@ -45,10 +45,6 @@ impl RequestRow {
     }
 }
 
-const COLUMNS: &str =
-    "r.id, r.kind, r.cpf_hash, r.cpf_key_id, r.cpf_ciphertext, r.note, r.received_at,
-     r.due_at, r.created_by, r.created_at, a.answered_at, a.answered_by";
-
 pub struct NewRequest<'a> {
     pub id: Uuid,
     pub kind: &'a str,
@@ -66,19 +62,19 @@ pub async fn insert(
     new: NewRequest<'_>,
 ) -> Result<RequestRow, StoreError> {
     let (key_id, sealed) = cipher.encrypt(new.cpf.as_bytes(), &cpf_context(new.id))?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO subject_requests (id, kind, cpf_hash, cpf_key_id, cpf_ciphertext, note,
                                        received_at, due_at, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7 + interval '15 days', $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7::timestamptz + interval '15 days', $8)",
+        new.id,
+        new.kind,
+        cipher.cpf_hash(new.cpf),
+        key_id,
+        sealed,
+        new.note,
+        new.received_at,
+        new.created_by,
     )
-    .bind(new.id)
-    .bind(new.kind)
-    .bind(cipher.cpf_hash(new.cpf))
-    .bind(key_id)
-    .bind(sealed)
-    .bind(new.note)
-    .bind(new.received_at)
-    .bind(new.created_by)
     .execute(&mut *tx)
     .await?;
     get(&mut *tx, new.id)
@@ -87,12 +83,18 @@ pub async fn insert(
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<RequestRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM subject_requests r
-           LEFT JOIN subject_request_answers a ON a.request_id = r.id
-          WHERE r.id = $1"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        RequestRow,
+        // The answer's columns are NULL while there is none: `?` says so (the macros do not
+        // see it through the outer join).
+        r#"SELECT r.id, r.kind, r.cpf_hash, r.cpf_key_id, r.cpf_ciphertext, r.note, r.received_at,
+                  r.due_at, r.created_by, r.created_at, a.answered_at AS "answered_at?",
+                  a.answered_by AS "answered_by?"
+             FROM subject_requests r
+             LEFT JOIN subject_request_answers a ON a.request_id = r.id
+            WHERE r.id = $1"#,
+        id,
+    )
     .fetch_optional(db)
     .await
 }
@@ -114,30 +116,34 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<RequestRow>, sqlx::Error> {
     let (after_at, after_id) = after.unzip();
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM subject_requests r
-           LEFT JOIN subject_request_answers a ON a.request_id = r.id
-          WHERE ($1::text IS NULL OR ($1 = 'open') = (a.request_id IS NULL))
-            AND (NOT $2 OR (a.request_id IS NULL AND r.due_at < now()))
-            AND ($3::timestamptz IS NULL OR (r.received_at, r.id) < ($3, $4::uuid))
-          ORDER BY r.received_at DESC, r.id DESC
-          LIMIT $5"
-    ))
-    .bind(&filter.status)
-    .bind(filter.overdue)
-    .bind(after_at)
-    .bind(after_id)
-    .bind(limit)
+    sqlx::query_as!(
+        RequestRow,
+        r#"SELECT r.id, r.kind, r.cpf_hash, r.cpf_key_id, r.cpf_ciphertext, r.note, r.received_at,
+                  r.due_at, r.created_by, r.created_at, a.answered_at AS "answered_at?",
+                  a.answered_by AS "answered_by?"
+             FROM subject_requests r
+             LEFT JOIN subject_request_answers a ON a.request_id = r.id
+            WHERE ($1::text IS NULL OR ($1 = 'open') = (a.request_id IS NULL))
+              AND (NOT $2 OR (a.request_id IS NULL AND r.due_at < now()))
+              AND ($3::timestamptz IS NULL OR (r.received_at, r.id) < ($3, $4::uuid))
+            ORDER BY r.received_at DESC, r.id DESC
+            LIMIT $5"#,
+        filter.status.as_deref(),
+        filter.overdue,
+        after_at,
+        after_id,
+        limit,
+    )
     .fetch_all(db)
     .await
 }
 
 /// Requests not answered within their 15 days, for the gauge.
 pub async fn overdue(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM subject_requests r
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM subject_requests r
           WHERE r.due_at < now()
-            AND NOT EXISTS (SELECT 1 FROM subject_request_answers a WHERE a.request_id = r.id)",
+            AND NOT EXISTS (SELECT 1 FROM subject_request_answers a WHERE a.request_id = r.id)"#,
     )
     .fetch_one(db)
     .await
@@ -151,13 +157,13 @@ pub async fn answer(
     by: &str,
     how: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO subject_request_answers (request_id, answered_by, how) VALUES ($1, $2, $3)
          ON CONFLICT (request_id) DO NOTHING",
+        id,
+        by,
+        how,
     )
-    .bind(id)
-    .bind(by)
-    .bind(how)
     .execute(db)
     .await?;
     Ok(())
@@ -181,9 +187,21 @@ impl Found {
     }
 }
 
-const FOUND: &str = "o.id, o.state, o.pii_key_id, o.pii_ciphertext,
-     EXISTS (SELECT 1 FROM review_cases c WHERE c.onboarding_id = o.id AND c.status <> 'resolved')
-         AS unresolved_case";
+/// A query of the onboardings `o` answering `Found`s: the columns, then `$rest`.
+macro_rules! found_query {
+    ($rest:literal, $arg:expr) => {
+        sqlx::query_as!(
+            Found,
+            r#"SELECT o.id, o.state, o.pii_key_id, o.pii_ciphertext,
+                      EXISTS (SELECT 1 FROM review_cases c
+                               WHERE c.onboarding_id = o.id AND c.status <> 'resolved')
+                          AS "unresolved_case!"
+                 FROM onboardings o "#
+                + $rest,
+            $arg
+        )
+    };
+}
 
 /// The onboardings of the CPF whose keyed hash is `cpf_hash`, locked: a decision being made on
 /// one of them either committed before (and is seen) or waits for this transaction (and then
@@ -192,22 +210,16 @@ pub async fn lock_onboardings_of(
     tx: &mut PgConnection,
     cpf_hash: &[u8],
 ) -> Result<Vec<Found>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {FOUND} FROM onboardings o WHERE o.cpf_hash = $1 ORDER BY o.created_at, o.id
-            FOR UPDATE OF o"
-    ))
-    .bind(cpf_hash)
+    found_query!(
+        "WHERE o.cpf_hash = $1 ORDER BY o.created_at, o.id FOR UPDATE OF o",
+        cpf_hash
+    )
     .fetch_all(tx)
     .await
 }
 
 pub async fn found(tx: &mut PgConnection, id: Uuid) -> Result<Option<Found>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {FOUND} FROM onboardings o WHERE o.id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(tx)
-    .await
+    found_query!("WHERE o.id = $1", id).fetch_optional(tx).await
 }
 
 /// Records that the erasure request `request_id` covers the onboarding, in the state it was.
@@ -219,16 +231,16 @@ pub async fn cover(
 ) -> Result<(), sqlx::Error> {
     // The flag on the onboarding's row (locked by this transaction) is what its deciding
     // transaction sees when it moves the row to decided.
-    sqlx::query(
+    sqlx::query!(
         "WITH covered AS (
              INSERT INTO subject_request_onboardings (request_id, onboarding_id, found_state)
              VALUES ($1, $2, $3) ON CONFLICT DO NOTHING
          )
          UPDATE onboardings SET erasure_requested = true WHERE id = $2",
+        request_id,
+        onboarding_id,
+        state,
     )
-    .bind(request_id)
-    .bind(onboarding_id)
-    .bind(state)
     .execute(db)
     .await?;
     Ok(())
@@ -239,14 +251,14 @@ pub async fn pending_erasures(
     db: impl PgExecutor<'_>,
     onboarding_id: Uuid,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT c.request_id FROM subject_request_onboardings c
           WHERE c.onboarding_id = $1
             AND NOT EXISTS (SELECT 1 FROM subject_erasures e
                              WHERE e.request_id = c.request_id AND e.onboarding_id = c.onboarding_id)
           ORDER BY c.request_id",
+        onboarding_id,
     )
-    .bind(onboarding_id)
     .fetch_all(db)
     .await
 }
@@ -274,14 +286,21 @@ pub async fn erase(
     fields: &[&str],
 ) -> Result<Option<ErasureRow>, sqlx::Error> {
     let (key_id, ciphertext) = sealed.unzip();
-    sqlx::query_as("SELECT * FROM erase_subject_personal_data($1, $2, $3, $4, $5)")
-        .bind(request_id)
-        .bind(onboarding_id)
-        .bind(key_id)
-        .bind(ciphertext)
-        .bind(fields)
-        .fetch_optional(db)
-        .await
+    // A function's columns carry no NOT NULL: the table it returns (subject_erasures) has them.
+    sqlx::query_as!(
+        ErasureRow,
+        r#"SELECT request_id AS "request_id!", onboarding_id AS "onboarding_id!",
+                  erased_at AS "erased_at!", erased AS "erased!"
+             FROM erase_subject_personal_data($1, $2, $3, $4, $5)"#,
+        request_id,
+        onboarding_id,
+        key_id,
+        ciphertext,
+        // `&[&str]` encodes as text[] just as the `&[String]` the macro expects.
+        fields as &[&str],
+    )
+    .fetch_optional(db)
+    .await
 }
 
 /// The erasures recorded for any of `onboarding_ids`, oldest first.
@@ -289,11 +308,12 @@ pub async fn erasures_of(
     db: impl PgExecutor<'_>,
     onboarding_ids: &[Uuid],
 ) -> Result<Vec<ErasureRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        ErasureRow,
         "SELECT request_id, onboarding_id, erased_at, erased FROM subject_erasures
           WHERE onboarding_id = ANY($1) ORDER BY erased_at, onboarding_id",
+        onboarding_ids,
     )
-    .bind(onboarding_ids)
     .fetch_all(db)
     .await
 }
@@ -303,17 +323,21 @@ pub async fn waiting_of(
     db: impl PgExecutor<'_>,
     request_id: Uuid,
 ) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
-    sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT c.onboarding_id, o.state FROM subject_request_onboardings c
            JOIN onboardings o ON o.id = c.onboarding_id
           WHERE c.request_id = $1
             AND NOT EXISTS (SELECT 1 FROM subject_erasures e
                              WHERE e.request_id = c.request_id AND e.onboarding_id = c.onboarding_id)
           ORDER BY o.created_at",
+        request_id,
     )
-    .bind(request_id)
     .fetch_all(db)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.onboarding_id, r.state))
+        .collect())
 }
 
 // ---- what the access report reads ----------------------------------------------------------
@@ -341,13 +365,14 @@ pub async fn onboardings_of(
     db: impl PgExecutor<'_>,
     cpf_hash: &[u8],
 ) -> Result<Vec<HeldOnboarding>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, reference, state, created_at, decided_at, pii_key_id, pii_ciphertext,
-                pii_erased_at, selfie_ciphertext IS NOT NULL AS selfie_held, device, account_id,
-                person_id
-           FROM onboardings WHERE cpf_hash = $1 ORDER BY created_at, id",
+    sqlx::query_as!(
+        HeldOnboarding,
+        r#"SELECT id, reference, state, created_at, decided_at, pii_key_id, pii_ciphertext,
+                  pii_erased_at, selfie_ciphertext IS NOT NULL AS "selfie_held!", device,
+                  account_id, person_id
+             FROM onboardings WHERE cpf_hash = $1 ORDER BY created_at, id"#,
+        cpf_hash,
     )
-    .bind(cpf_hash)
     .fetch_all(db)
     .await
 }
@@ -357,12 +382,13 @@ pub async fn decisions_of(
     db: impl PgExecutor<'_>,
     onboarding_ids: &[Uuid],
 ) -> Result<Vec<crate::store::decisions::DecisionRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        crate::store::decisions::DecisionRow,
         "SELECT id, onboarding_id, outcome, reasons, reason_codes, policy_version, thresholds,
                 evidence, evaluations, decided_at, decided_by, reviewer, note
            FROM decisions WHERE onboarding_id = ANY($1) ORDER BY decided_at, id",
+        onboarding_ids,
     )
-    .bind(onboarding_ids)
     .fetch_all(db)
     .await
 }
@@ -392,15 +418,17 @@ pub async fn calls_of(
     db: impl PgExecutor<'_>,
     onboarding_ids: &[Uuid],
 ) -> Result<Vec<CallsMade>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT onboarding_id, provider, operation, count(*) AS calls, min(created_at) AS first_at,
-                max(created_at) AS last_at,
-                count(*) FILTER (WHERE answer_ciphertext IS NOT NULL) AS answers_held
-           FROM provider_calls WHERE onboarding_id = ANY($1)
-          GROUP BY onboarding_id, provider, operation
-          ORDER BY onboarding_id, min(created_at)",
+    // `onboarding_id = ANY($1)` leaves no NULL onboarding; aggregates over a group are never NULL.
+    sqlx::query_as!(
+        CallsMade,
+        r#"SELECT onboarding_id AS "onboarding_id!", provider, operation, count(*) AS "calls!",
+                  min(created_at) AS "first_at!", max(created_at) AS "last_at!",
+                  count(*) FILTER (WHERE answer_ciphertext IS NOT NULL) AS "answers_held!"
+             FROM provider_calls WHERE onboarding_id = ANY($1)
+            GROUP BY onboarding_id, provider, operation
+            ORDER BY onboarding_id, min(created_at)"#,
+        onboarding_ids,
     )
-    .bind(onboarding_ids)
     .fetch_all(db)
     .await
 }

@@ -38,14 +38,18 @@ pub async fn onboarding(
     db: impl PgExecutor<'_>,
     id: Uuid,
 ) -> Result<Option<OnboardingViewRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT o.reference, o.state, o.device -> 'risk_signals' AS risk_signals, o.created_at,
-                p.result AS biometrics,
-                d.outcome, d.reasons, d.decided_by, d.policy_version, d.decided_at,
-                d.evidence -> 'device' AS decided_device,
-                r.onboarding_id IS NOT NULL AS registering, r.registration,
-                s.enrollment_id, s.status AS signal_status, s.attempts AS signal_attempts,
-                s.http_status AS signal_http_status, s.last_error AS signal_error
+    // Outer-joined columns are NULL where nothing joins: `?` says so (the macros do not see it).
+    sqlx::query_as!(
+        OnboardingViewRow,
+        r#"SELECT o.reference, o.state, o.device -> 'risk_signals' AS risk_signals, o.created_at,
+                p.result AS "biometrics?",
+                d.outcome AS "outcome?", d.reasons AS "reasons?", d.decided_by AS "decided_by?",
+                d.policy_version AS "policy_version?", d.decided_at AS "decided_at?",
+                d.evidence -> 'device' AS "decided_device?",
+                r.onboarding_id IS NOT NULL AS "registering!", r.registration AS "registration?",
+                s.enrollment_id AS "enrollment_id?", s.status AS "signal_status?",
+                s.attempts AS "signal_attempts?",
+                s.http_status AS "signal_http_status?", s.last_error AS "signal_error?"
            FROM onboardings o
            LEFT JOIN unico_processes p ON p.onboarding_id = o.id
            LEFT JOIN LATERAL (
@@ -56,9 +60,9 @@ pub async fn onboarding(
                  LIMIT 1) d ON o.state = 'decided'
            LEFT JOIN device_registrations r ON r.onboarding_id = o.id AND o.state = 'device'
            LEFT JOIN open_finance_signals s ON s.onboarding_id = o.id
-          WHERE o.id = $1",
+          WHERE o.id = $1"#,
+        id,
     )
-    .bind(id)
     .fetch_optional(db)
     .await
 }
