@@ -21,6 +21,11 @@ mod queue;
 mod requests;
 mod resolution;
 
+use case_notes::{add_note, notes};
+use queue::{list, show};
+use requests::request;
+use resolution::{claim, release, resolve};
+
 pub use case_notes::{__path_add_note, __path_notes, NoteBody, NoteList};
 pub use queue::{__path_list, __path_show};
 pub use requests::{__path_request, ReviewRequestBody};
@@ -28,19 +33,13 @@ pub use resolution::{__path_claim, __path_release, __path_resolve, ResolutionBod
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/v1/onboardings/{id}/review-requests",
-            post(requests::request),
-        )
-        .route("/v1/reviews", get(queue::list))
-        .route("/v1/reviews/{id}", get(queue::show))
-        .route("/v1/reviews/{id}/claim", post(resolution::claim))
-        .route("/v1/reviews/{id}/release", post(resolution::release))
-        .route("/v1/reviews/{id}/resolution", post(resolution::resolve))
-        .route(
-            "/v1/reviews/{id}/notes",
-            get(case_notes::notes).post(case_notes::add_note),
-        )
+        .route("/v1/onboardings/{id}/review-requests", post(request))
+        .route("/v1/reviews", get(list))
+        .route("/v1/reviews/{id}", get(show))
+        .route("/v1/reviews/{id}/claim", post(claim))
+        .route("/v1/reviews/{id}/release", post(release))
+        .route("/v1/reviews/{id}/resolution", post(resolve))
+        .route("/v1/reviews/{id}/notes", get(notes).post(add_note))
 }
 
 const NOTE_MAX: usize = 2000;
