@@ -1,20 +1,32 @@
 //! QI Tech CaaS: the device manager (account, person and device registration) and the
 //! device_validation account event. CaaS authenticates with the bare API key in
 //! `Authorization`, no scheme and no request signing.
-
-mod wire;
+//!
+//! This file holds the client and its calls; `error` what a call can come to, `format` how
+//! values are written for QI Tech, `answers` how its answers are read.
 
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::evidence::DeviceRegistration;
-use crate::providers::http::{Answer, Exchange, Failure, ProviderError, ProviderHttp};
-use crate::providers::{CallContext, SharedSink, is_code, redact};
+use crate::providers::http::{Answer, Exchange, ProviderHttp};
+use crate::providers::{CallContext, SharedSink, redact};
+
+mod answers;
+mod error;
+mod format;
+mod wire;
+
+use answers::{device_registration, validation_result};
+pub use error::QitechError;
+use error::error_detail;
+pub use format::qitech_date;
+use format::{encode, split_phone};
 
 const PROVIDER: &str = "qitech";
 /// Personal data QI Tech receives; kept out of the audit log of calls, even sealed.
@@ -96,104 +108,11 @@ pub enum Sent {
     AlreadySent,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QitechError {
-    #[error("QI Tech refused the API key (HTTP {http_status})")]
-    Unauthorized { http_status: u16 },
-    #[error("QI Tech does not know this id")]
-    NotFound,
-    #[error("QI Tech refused the request (HTTP {http_status}): {detail}")]
-    Refused { http_status: u16, detail: String },
-    #[error("QI Tech rate limit reached")]
-    RateLimited,
-    #[error("QI Tech answered HTTP {http_status}")]
-    Server { http_status: u16 },
-    #[error("QI Tech did not answer within the timeout")]
-    Timeout,
-    #[error("could not reach QI Tech: {0}")]
-    Transport(String),
-    #[error("QI Tech's answer could not be read: {0}")]
-    Decode(String),
-    #[error("QI Tech client configuration: {0}")]
-    Config(String),
-}
-
-impl QitechError {
-    /// A later attempt may succeed: QI Tech's own failures, timeouts, the network, rate limits.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            QitechError::Server { .. }
-                | QitechError::Timeout
-                | QitechError::Transport(_)
-                | QitechError::RateLimited
-        )
-    }
-
-    /// A label safe to store and log: the kind of failure and the HTTP status, never QI Tech's
-    /// text.
-    pub fn code(&self) -> String {
-        match self {
-            QitechError::Unauthorized { http_status } => {
-                format!("qitech.unauthorized.{http_status}")
-            }
-            QitechError::NotFound => "qitech.not_found".into(),
-            QitechError::Refused { http_status, .. } => format!("qitech.refused.{http_status}"),
-            QitechError::RateLimited => "qitech.rate_limited".into(),
-            QitechError::Server { http_status } => format!("qitech.server.{http_status}"),
-            QitechError::Timeout => "qitech.timeout".into(),
-            QitechError::Transport(_) => "qitech.transport".into(),
-            QitechError::Decode(_) => "qitech.decode".into(),
-            QitechError::Config(_) => "qitech.config".into(),
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct QitechClient {
     http: ProviderHttp,
     base_url: String,
     api_key: SecretString,
-}
-
-/// Dates go out in Brasília time with the offset written, as QI Tech's examples show. Brazil
-/// has kept UTC-3 all year since 2019.
-pub fn qitech_date(at: DateTime<Utc>) -> String {
-    let brasilia = FixedOffset::west_opt(3 * 3600).expect("a three-hour offset is valid");
-    at.with_timezone(&brasilia)
-        .to_rfc3339_opts(SecondsFormat::Millis, false)
-}
-
-/// `5511974749090` -> dial code 55, area 11, number 974749090. Numbers without a country code
-/// (10 or 11 digits) are taken as Brazilian.
-fn split_phone(digits: &str) -> Option<wire::PhoneBody> {
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (dial, rest) = match digits.len() {
-        10 | 11 => ("55", digits),
-        12 | 13 => digits.split_at(2),
-        _ => return None,
-    };
-    let (area, number) = rest.split_at(2);
-    Some(wire::PhoneBody {
-        international_dial_code: dial.to_owned(),
-        area_code: area.to_owned(),
-        number: number.to_owned(),
-    })
-}
-
-fn encode(segment: &str) -> String {
-    // Ids come from callers; keep them inside one path segment whatever they contain.
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 impl QitechClient {
@@ -421,128 +340,6 @@ impl QitechClient {
     }
 }
 
-impl ProviderError for QitechError {
-    fn from_failure(failure: Failure) -> Self {
-        match failure {
-            Failure::Timeout => QitechError::Timeout,
-            Failure::Transport(cause) => QitechError::Transport(cause),
-            Failure::TooLarge => {
-                QitechError::Decode("the answer is larger than veredito reads".into())
-            }
-        }
-    }
-
-    fn code(&self) -> String {
-        QitechError::code(self)
-    }
-}
-
 fn json(body: &impl serde::Serialize) -> Result<Value, QitechError> {
     serde_json::to_value(body).map_err(|e| QitechError::Decode(e.to_string()))
-}
-
-/// QI Tech error bodies vary and may gain fields: keep a short, PII-free hint.
-fn error_detail(answer: &Value) -> String {
-    ["title", "description", "message", "code"]
-        .iter()
-        .find_map(|k| answer.get(*k).and_then(Value::as_str))
-        .map(|s| s.chars().take(200).collect())
-        .unwrap_or_else(|| "no detail".to_owned())
-}
-
-fn device_registration(answer: Value) -> Result<DeviceRegistration, QitechError> {
-    let answer: wire::DeviceAnswer =
-        serde_json::from_value(answer).map_err(|e| QitechError::Decode(e.to_string()))?;
-    // Both fields decide the outcome: without them there is nothing to map, and guessing could
-    // only err towards approving.
-    match (answer.status, answer.analysis_status) {
-        (Some(status), Some(analysis_status)) => Ok(DeviceRegistration {
-            status: status.to_ascii_lowercase(),
-            analysis_status: analysis_status.to_ascii_lowercase(),
-            // The reason is kept when it reads as a code; the description is QI Tech's free
-            // text, which may echo what it was sent (names, documents), and is never kept.
-            reason: answer.reason.filter(|r| is_code(r)),
-            reason_description: None,
-        }),
-        _ => Err(QitechError::Decode(
-            "the device answer lacks status or analysis_status".into(),
-        )),
-    }
-}
-
-fn validation_result(answer: Value) -> Result<ValidationResult, QitechError> {
-    let answer: wire::ValidationAnswer =
-        serde_json::from_value(answer).map_err(|e| QitechError::Decode(e.to_string()))?;
-    let _ = answer.id;
-    let analysis_status = answer
-        .analysis_status
-        .ok_or_else(|| QitechError::Decode("the event answer lacks analysis_status".into()))?;
-    Ok(ValidationResult {
-        analysis_status: analysis_status.to_ascii_lowercase(),
-        // As for devices: a reason that is not a code is QI Tech's free text, never kept.
-        reason: answer.reason.filter(|r| is_code(r)),
-    })
-}
-
-#[cfg(test)]
-mod properties {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
-
-        /// Whatever QI Tech answers for a device, reading it is total, and what is kept is
-        /// codes only: no free text a person could be named in.
-        #[test]
-        fn any_device_answer_keeps_codes_only(body in crate::testing::json()) {
-            if let Ok(registration) = device_registration(body) {
-                prop_assert!(registration.reason_description.is_none());
-                if let Some(reason) = &registration.reason {
-                    prop_assert!(is_code(reason), "{}", reason);
-                }
-                prop_assert_eq!(
-                    &registration.status,
-                    &registration.status.to_ascii_lowercase()
-                );
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn phone_is_split_into_qitech_parts() {
-        let p = split_phone("5511974749090").unwrap();
-        assert_eq!(
-            (
-                p.international_dial_code.as_str(),
-                p.area_code.as_str(),
-                p.number.as_str()
-            ),
-            ("55", "11", "974749090")
-        );
-        let p = split_phone("11974749090").unwrap();
-        assert_eq!(
-            (
-                p.international_dial_code.as_str(),
-                p.area_code.as_str(),
-                p.number.as_str()
-            ),
-            ("55", "11", "974749090")
-        );
-        assert!(split_phone("123").is_none());
-    }
-
-    #[test]
-    fn dates_carry_the_brasilia_offset() {
-        let at = DateTime::parse_from_rfc3339("2026-01-02T15:00:00.120Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(qitech_date(at), "2026-01-02T12:00:00.120-03:00");
-    }
 }
