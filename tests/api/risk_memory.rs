@@ -740,7 +740,10 @@ async fn the_figures_probe_the_link_index_even_when_planned_on_an_empty_table() 
             .await
             .unwrap();
         let (seq, idx): (i64, i64) = sqlx::query_as(scans).fetch_one(&mut *tx).await.unwrap();
-        assert_eq!(seq, 0, "{case}: the link table was scanned whole ({answer})");
+        assert_eq!(
+            seq, 0,
+            "{case}: the link table was scanned whole ({answer})"
+        );
         assert!(idx > 0, "{case}: the link index was not probed ({answer})");
         let device_count = &answer["velocity"][0]["count"];
         let expected = if device == b"device-shared" { 2 } else { 1 };
