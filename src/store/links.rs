@@ -75,9 +75,11 @@ pub async fn linked(
     window_secs: i64,
     per_key: i64,
 ) -> Result<Vec<LinkedRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT s.key, s.count, o.id, o.reference, o.created_at, o.state, d.outcome, d.decided_by,
-                d.reason_codes, o.pii_key_id, o.pii_ciphertext
+    sqlx::query_as!(
+        LinkedRow,
+        "SELECT s.key AS \"key!\", s.count AS \"count!\", o.id, o.reference, o.created_at, o.state,
+                d.outcome AS \"outcome?\", d.decided_by AS \"decided_by?\", d.reason_codes AS \"reason_codes?\",
+                o.pii_key_id, o.pii_ciphertext
            FROM (SELECT l.key, l.onboarding_id, l.created_at, l.seq,
                         count(*) OVER (PARTITION BY l.key) AS count,
                         row_number() OVER (PARTITION BY l.key ORDER BY l.created_at DESC, l.seq DESC) AS n
@@ -93,20 +95,22 @@ pub async fn linked(
                  WHERE d.onboarding_id = o.id ORDER BY d.decided_at DESC LIMIT 1) d ON true
           WHERE s.n <= $3
           ORDER BY s.key, s.created_at DESC, s.seq DESC",
+        id,
+        window_secs as f64,
+        per_key
     )
-    .bind(id)
-    .bind(window_secs as f64)
-    .bind(per_key)
     .fetch_all(db)
     .await
 }
 
 /// The keys `id` has a value of.
 pub async fn keys_of(db: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT key FROM onboarding_links WHERE onboarding_id = $1")
-        .bind(id)
-        .fetch_all(db)
-        .await
+    sqlx::query_scalar!(
+        "SELECT key FROM onboarding_links WHERE onboarding_id = $1",
+        id
+    )
+    .fetch_all(db)
+    .await
 }
 
 // ---- the link keys of onboardings stored before they existed ---------------------------------
@@ -120,7 +124,6 @@ pub async fn backfill(
     cipher: &PiiCipher,
     batch: i64,
 ) -> Result<usize, StoreError> {
-    #[derive(sqlx::FromRow)]
     struct Pending {
         id: Uuid,
         created_at: DateTime<Utc>,
@@ -129,14 +132,15 @@ pub async fn backfill(
         pii_ciphertext: Option<Vec<u8>>,
     }
     let mut tx = db.begin().await?;
-    let pending: Vec<Pending> = sqlx::query_as(
+    let pending: Vec<Pending> = sqlx::query_as!(
+        Pending,
         "SELECT o.id, o.created_at, o.device, o.pii_key_id, o.pii_ciphertext
            FROM onboarding_links_backfill b JOIN onboardings o ON o.id = b.onboarding_id
           ORDER BY o.created_at, o.id
           LIMIT $1
           FOR UPDATE OF b SKIP LOCKED",
+        batch
     )
-    .bind(batch)
     .fetch_all(&mut *tx)
     .await?;
     if pending.is_empty() {
@@ -172,22 +176,24 @@ pub async fn backfill(
             }
         }
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO onboarding_links (onboarding_id, key, hash, created_at)
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::timestamptz[])
          ON CONFLICT (onboarding_id, key) DO NOTHING",
+        &ids,
+        &keys as &[&str],
+        &hashes,
+        &created
     )
-    .bind(&ids)
-    .bind(&keys)
-    .bind(&hashes)
-    .bind(&created)
     .execute(&mut *tx)
     .await?;
     let done: Vec<Uuid> = pending.iter().map(|p| p.id).collect();
-    sqlx::query("DELETE FROM onboarding_links_backfill WHERE onboarding_id = ANY ($1)")
-        .bind(&done)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM onboarding_links_backfill WHERE onboarding_id = ANY ($1)",
+        &done
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(pending.len())
 }
