@@ -74,6 +74,19 @@ def decisions(items):
                 yield [statement for t in mine for statement in t]
 
 
+def values(params, out):
+    """Each replay a person of its own: the link keys' hashes ($17, the CPF's also $6) and their
+    advisory locks ($15) drawn anew, so the replays neither share values (which would send every
+    one through the full lookups and count the ones before it) nor wait on each other's locks."""
+    keys = unquote(params[16]).strip("{}").split(",")
+    for n in range(1, len(keys) + 1):
+        out.insert(n - 1, f"\\set v{n} random(1, 9000000000000000000)")
+    hashes = [f"sha256((:v{n})::text::bytea)" for n in range(1, len(keys) + 1)]
+    params[15] = "ARRAY[" + ", ".join(f":v{n}::bigint" for n in range(1, len(keys) + 1)) + "]"
+    params[17] = "ARRAY[" + ", ".join(hashes) + "]"
+    params[6] = hashes[keys.index("cpf")]
+
+
 def script(statements):
     onboarding = next(p[1] for s, p in statements if stores_onboarding(s))
     oid = onboarding.strip("'")
@@ -91,6 +104,7 @@ def script(statements):
         ending = ";"
         if stores_onboarding(sql):
             params[1], params[3] = "gen_random_uuid()", "gen_random_uuid()::text"
+            values(params, out)
             ending = " \\gset o_"
         elif sql.startswith("INSERT INTO steps"):
             steps += 1

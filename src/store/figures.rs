@@ -3,10 +3,13 @@
 //! The statement that stores an onboarding calls it (`onboardings::insert`); replay and shadow
 //! call it for an onboarding already stored (`links::figures_as_of`).
 
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::LinkKey;
-use crate::domain::evidence::MemoryEvidence;
+use crate::domain::evidence::{
+    LinkedFigure, ListFigure, MemoryEvidence, SharedFigure, VelocityFigure,
+};
 use crate::policy::memory::Questions;
 use crate::store::StoreError;
 
@@ -62,15 +65,74 @@ impl FigureArgs {
         }
     }
 
-    /// The call, its first four arguments (onboarding, keys, hashes, time) as given and the
-    /// rest as the nine placeholders from `$first` on, bound by `bind_figure_args!`.
-    pub fn call(onboarding: &str, keys: &str, hashes: &str, as_of: &str, first: usize) -> String {
+    /// The call of `function` (`risk_memory_figures`, or `new_onboarding_figures` for an
+    /// onboarding being stored), its first four arguments (onboarding, keys, hashes, then the
+    /// time or the figures alone) as given and the rest as the nine placeholders from `$first`
+    /// on, bound by `bind_figure_args!`.
+    pub fn call(function: &str, first_four: [&str; 4], first: usize) -> String {
         let rest = (first..first + 9)
             .map(|n| format!("${n}"))
             .collect::<Vec<_>>()
             .join(", ");
-        format!("risk_memory_figures({onboarding}, {keys}, {hashes}, {as_of}, {rest})")
+        let [onboarding, keys, hashes, fourth] = first_four;
+        format!("{function}({onboarding}, {keys}, {hashes}, {fourth}, {rest})")
     }
+}
+
+/// The figures of an onboarding with values of `present` that shares none of them with any
+/// onboarding stored before it and has no indication shared about its CPF, for `questions`,
+/// without their time: what `new_onboarding_figures` answers, stamped, when its probes find
+/// nothing (migration 0024). None when a list is asked about, since a list's key is read from
+/// the database.
+pub fn alone(questions: &Questions, present: &[LinkKey]) -> Option<Value> {
+    #[derive(Serialize)]
+    struct Alone {
+        lists: Vec<ListFigure>,
+        velocity: Vec<VelocityFigure>,
+        linked: Vec<LinkedFigure>,
+        shared: Vec<SharedFigure>,
+    }
+    if !questions.lists.is_empty() {
+        return None;
+    }
+    let velocity = questions
+        .velocity
+        .iter()
+        .map(|&(key, distinct, window_secs)| VelocityFigure {
+            key,
+            distinct,
+            window_secs,
+            // None without a value of `key`; else this onboarding alone: 1, or 0 without a
+            // value of `distinct`.
+            count: present
+                .contains(&key)
+                .then(|| u64::from(distinct.is_none_or(|d| present.contains(&d)))),
+        })
+        .collect();
+    let linked = questions
+        .linked
+        .iter()
+        .map(|(keys, window_secs)| LinkedFigure {
+            keys: keys.clone(),
+            window_secs: *window_secs,
+            onboardings: Vec::new(),
+        })
+        .collect();
+    let shared = questions
+        .shared
+        .iter()
+        .map(|&window_secs| SharedFigure {
+            window_secs,
+            indications: Vec::new(),
+        })
+        .collect();
+    serde_json::to_value(Alone {
+        lists: Vec::new(),
+        velocity,
+        linked,
+        shared,
+    })
+    .ok()
 }
 
 /// Binds a `FigureArgs`'s nine values, in the order `FigureArgs::call` numbers them.

@@ -26,7 +26,10 @@ pub async fn figures_as_of(
     questions: &Questions,
 ) -> Result<MemoryEvidence, StoreError> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!("SELECT {}", FigureArgs::call("$1", "NULL", "NULL", "$2", 3))
+        format!(
+            "SELECT {}",
+            FigureArgs::call("risk_memory_figures", ["$1", "NULL", "NULL", "$2"], 3)
+        )
     });
     let args = FigureArgs::of(questions);
     let query = sqlx::query_scalar(SQL.as_str())

@@ -102,7 +102,11 @@ pub async fn insert(
     let (selfie_key_id, selfie_sealed) =
         cipher.encrypt(new.selfie.as_bytes(), &selfie_context(new.id))?;
     let links = LinkRows::of(cipher, new.links);
-    let questions = FigureArgs::of(new.questions.unwrap_or(&Questions::default()));
+    let nothing_asked = Questions::default();
+    let asked = new.questions.unwrap_or(&nothing_asked);
+    let questions = FigureArgs::of(asked);
+    let present: Vec<LinkKey> = new.links.iter().map(|(key, _)| *key).collect();
+    let alone = crate::store::figures::alone(asked, &present);
     // Built at run time, not checked at build time: its risk-memory arguments are bound by
     // `bind_figure_args!` and spliced in by `FigureArgs::call` (store/figures.rs), which
     // `sqlx::query_as!` cannot take.
@@ -128,7 +132,7 @@ pub async fn insert(
                    FROM stored, unnest($16::text[], $17::bytea[]) AS l(key, hash)
              )
              SELECT * FROM stored",
-            FIGURES = FigureArgs::call("$1", "$16", "$17", "NULL", 19)
+            FIGURES = FigureArgs::call("new_onboarding_figures", ["$1", "$16", "$17", "$28"], 19)
         )
     });
     let query = sqlx::query_as(SQL.as_str())
@@ -151,6 +155,7 @@ pub async fn insert(
         .bind(&links.hashes)
         .bind(new.questions.is_some());
     let inserted: Option<OnboardingRow> = bind_figure_args!(query, questions)
+        .bind(alone)
         .fetch_optional(&mut *tx)
         .await?;
     let resolved = crate::store::idempotency::resolve(
