@@ -21,7 +21,6 @@ pub struct ProcessRow {
     pub status: i32,
     pub result: Json<BiometricResult>,
     pub final_: bool,
-    pub poll_count: i32,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
@@ -38,8 +37,12 @@ pub async fn with_onboarding(
                   o.created_at, o.decided_at, o.memory,
                   p.process_id AS p_process_id, p.status AS p_status,
                   p.result AS "p_result: Json<BiometricResult>", p.final AS p_final,
-                  p.poll_count AS p_poll_count, p.created_at AS p_created_at,
-                  p.finished_at AS p_finished_at
+                  p.created_at AS p_created_at, p.finished_at AS p_finished_at,
+                  NULL::bigint AS "s_id?", NULL::text AS "s_kind?",
+                  NULL::uuid AS "s_onboarding_id?", NULL::uuid AS "s_device_validation_id?",
+                  NULL::uuid AS "s_callback_id?", NULL::int4 AS "s_attempts?",
+                  NULL::text AS "s_last_error?", NULL::timestamptz AS "s_claimed_at?",
+                  NULL::text AS "s_traceparent?"
              FROM unico_processes p JOIN onboardings o ON o.id = p.onboarding_id
             WHERE p.onboarding_id = $1"#,
         onboarding_id,
@@ -73,14 +76,14 @@ pub async fn notified(
 ) -> Result<Arrival, sqlx::Error> {
     let record = payload.is_some();
     let row = crate::store::steps::claiming!(
-        NotifiedRow,
+        Joined,
         "WITH found AS (
              SELECT o.id, o.client_name, o.reference, o.account_id, o.person_id, o.device,
                     o.open_finance, o.state, o.pii_key_id, o.pii_ciphertext, o.last_error,
                     o.created_at, o.decided_at, o.memory,
                     p.process_id AS p_process_id, p.status AS p_status, p.result AS p_result,
-                    p.final AS p_final, p.poll_count AS p_poll_count,
-                    p.created_at AS p_created_at, p.finished_at AS p_finished_at
+                    p.final AS p_final, p.created_at AS p_created_at,
+                    p.finished_at AS p_finished_at
                FROM unico_processes p JOIN onboardings o ON o.id = p.onboarding_id
               WHERE p.process_id = $4
          ), subject AS (
@@ -106,7 +109,7 @@ pub async fn notified(
                   f.decided_at AS "decided_at?", f.memory AS "memory?",
                   f.p_process_id AS "p_process_id!", f.p_status AS "p_status!",
                   f.p_result AS "p_result!: Json<BiometricResult>", f.p_final AS "p_final!",
-                  f.p_poll_count AS "p_poll_count!", f.p_created_at AS "p_created_at!",
+                  f.p_created_at AS "p_created_at!",
                   f.p_finished_at AS "p_finished_at?",
                   c.id AS "s_id?", c.kind AS "s_kind?", c.onboarding_id AS "s_onboarding_id?",
                   c.device_validation_id AS "s_device_validation_id?",
@@ -142,74 +145,13 @@ pub async fn notified(
         _ => None,
     };
     Ok(Arrival {
-        found: Some(row.joined().split()),
+        found: Some(row.split()),
         claimed,
     })
 }
 
-/// `notified`'s answer: the process with its onboarding, and the step it claimed.
-struct NotifiedRow {
-    id: Uuid,
-    client_name: String,
-    reference: Option<String>,
-    account_id: String,
-    person_id: String,
-    device: Value,
-    open_finance: Option<Value>,
-    state: String,
-    pii_key_id: Option<String>,
-    pii_ciphertext: Option<Vec<u8>>,
-    last_error: Option<String>,
-    created_at: DateTime<Utc>,
-    decided_at: Option<DateTime<Utc>>,
-    memory: Option<Value>,
-    p_process_id: String,
-    p_status: i32,
-    p_result: Json<BiometricResult>,
-    p_final: bool,
-    p_poll_count: i32,
-    p_created_at: DateTime<Utc>,
-    p_finished_at: Option<DateTime<Utc>>,
-    s_id: Option<i64>,
-    s_kind: Option<String>,
-    s_onboarding_id: Option<Uuid>,
-    s_device_validation_id: Option<Uuid>,
-    s_callback_id: Option<Uuid>,
-    s_attempts: Option<i32>,
-    s_last_error: Option<String>,
-    s_claimed_at: Option<DateTime<Utc>>,
-    s_traceparent: Option<String>,
-}
-
-impl NotifiedRow {
-    fn joined(self) -> Joined {
-        Joined {
-            id: self.id,
-            client_name: self.client_name,
-            reference: self.reference,
-            account_id: self.account_id,
-            person_id: self.person_id,
-            device: self.device,
-            open_finance: self.open_finance,
-            state: self.state,
-            pii_key_id: self.pii_key_id,
-            pii_ciphertext: self.pii_ciphertext,
-            last_error: self.last_error,
-            created_at: self.created_at,
-            decided_at: self.decided_at,
-            memory: self.memory,
-            p_process_id: self.p_process_id,
-            p_status: self.p_status,
-            p_result: self.p_result,
-            p_final: self.p_final,
-            p_poll_count: self.p_poll_count,
-            p_created_at: self.p_created_at,
-            p_finished_at: self.p_finished_at,
-        }
-    }
-}
-
-/// An onboarding and its process, as the statements that read them together answer them.
+/// An onboarding and its process, as the statements that read them together answer them, and
+/// the read step `notified` claimed (`s_*`; null for `with_onboarding`, which claims none).
 struct Joined {
     id: Uuid,
     client_name: String,
@@ -229,9 +171,17 @@ struct Joined {
     p_status: i32,
     p_result: Json<BiometricResult>,
     p_final: bool,
-    p_poll_count: i32,
     p_created_at: DateTime<Utc>,
     p_finished_at: Option<DateTime<Utc>>,
+    s_id: Option<i64>,
+    s_kind: Option<String>,
+    s_onboarding_id: Option<Uuid>,
+    s_device_validation_id: Option<Uuid>,
+    s_callback_id: Option<Uuid>,
+    s_attempts: Option<i32>,
+    s_last_error: Option<String>,
+    s_claimed_at: Option<DateTime<Utc>>,
+    s_traceparent: Option<String>,
 }
 
 impl Joined {
@@ -242,7 +192,6 @@ impl Joined {
             status: self.p_status,
             result: self.p_result,
             final_: self.p_final,
-            poll_count: self.p_poll_count,
             created_at: self.p_created_at,
             finished_at: self.p_finished_at,
         };
