@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::config::Scope;
 use crate::domain::fraud::Typology;
 use crate::http::console::explanation::{Explained, LINKS_WINDOW_SECS, explained, links_section};
-use crate::http::console::layout::{at, flash, page, shortcuts};
+use crate::http::console::layout::{Keys, at, flash, page, shortcuts};
 use crate::http::console::session::{Flash, Reader, Session};
 use crate::http::decisions::Explanation;
 use crate::http::error::ApiError;
@@ -231,7 +231,7 @@ async fn case_body(
         }
         (links_section(&links))
         (explained(&e))
-        (shortcuts())
+        (shortcuts(Keys::Case))
     };
     Ok(body)
 }

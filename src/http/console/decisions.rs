@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::config::Scope;
 use crate::domain::Cpf;
 use crate::http::console::explanation::{Explained, LINKS_WINDOW_SECS, explained, links_section};
-use crate::http::console::layout::{at, day_start, page, shortcuts};
+use crate::http::console::layout::{Keys, at, day_start, page, shortcuts};
 use crate::http::console::session::Reader;
 use crate::http::decisions::{DecisionItem, Explanation, ExportFormat, export_response};
 use crate::http::error::ApiError;
@@ -158,7 +158,7 @@ async fn decisions(
             p.muted { "The newest " (SHOWN) " are shown; the export holds every decision the search finds." }
         }
         p { a id="export" href=(export) { "Export as CSV" } " (recorded as an export)" }
-        (shortcuts())
+        (shortcuts(Keys::Rows))
     };
     Ok(page("Decisions", Some(&session), body).into_response())
 }

@@ -169,14 +169,30 @@ pub(super) const SCRIPT: &str = r#"document.addEventListener('keydown', function
 });
 "#;
 
-/// Listed on every page that answers them.
-pub(super) fn shortcuts() -> Markup {
+/// The keys a page answers, listed on it: a list's rows (`Keys::Rows`), or a case's
+/// (`Keys::Case`: the next and previous case, claim, resolve).
+pub(super) fn shortcuts(keys: Keys) -> Markup {
     html! {
         p.muted.keys id="shortcuts" {
-            "Keys: " kbd { "j" } " next · " kbd { "k" } " previous · " kbd { "Enter" } " open · "
-            kbd { "c" } " claim · " kbd { "r" } " resolve"
+            "Keys: "
+            @match keys {
+                Keys::Rows => {
+                    kbd { "j" } " next · " kbd { "k" } " previous · " kbd { "Enter" } " open"
+                }
+                Keys::Case => {
+                    kbd { "j" } " next case · " kbd { "k" } " previous case · "
+                    kbd { "c" } " claim · " kbd { "r" } " resolve"
+                }
+            }
         }
     }
+}
+
+/// Which of the shortcuts a page answers.
+#[derive(Clone, Copy)]
+pub(super) enum Keys {
+    Rows,
+    Case,
 }
 
 pub(super) const STYLE: &str = "

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::config::Scope;
 use crate::domain::Cpf;
 use crate::http::console::case::opened_by;
-use crate::http::console::layout::{age, at, day, day_start, flash, page, shortcuts};
+use crate::http::console::layout::{Keys, age, at, day, day_start, flash, page, shortcuts};
 use crate::http::console::session::Reader;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
@@ -238,7 +238,7 @@ async fn queue(
             }
         }
         p.muted { "Times are São Paulo's. Dates filter by the day a case was opened; today is " (day(&Utc::now())) "." }
-        (shortcuts())
+        (shortcuts(Keys::Rows))
     };
     Ok(page("Review queue", Some(&session), body).into_response())
 }

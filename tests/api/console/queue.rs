@@ -305,6 +305,9 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
         "the automatic decision and the reviewer's: {refs:?}"
     );
     assert!(refs.iter().all(|r| r == &reference), "{refs:?}");
+    // A list offers only the keys it answers: no claim or resolve away from a case.
+    let keys = browser.text("#shortcuts").await;
+    assert!(keys.contains("open") && !keys.contains("claim"), "{keys}");
     browser.screenshot("decisions-by-reference").await;
     let csv = browser
         .eval("fetch(document.querySelector('#export').href).then(r => r.text())")
@@ -318,6 +321,8 @@ async fn a_reviewer_works_the_queue_notes_a_case_answers_an_art_20_request_and_m
     );
     browser.click("#decisions a.case").await;
     assert_eq!(browser.path().await, format!("/console/reviews/{case_id}"));
+    let keys = browser.text("#shortcuts").await;
+    assert!(keys.contains("claim") && keys.contains("resolve"), "{keys}");
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(2)).format("%Y-%m-%d");
     browser
         .go(&app.url(&format!("/console/decisions?from={tomorrow}")))
