@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -15,12 +16,13 @@ use crate::domain::Cpf;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
-use crate::http::page::{self, Keyset, ListQuery, finish};
+use crate::http::page::{Keyset, ListQuery, finish};
 use crate::http::state::AppState;
 use crate::onboarding::fraud::{
-    self, Alteration, NewIndication, Outcome, ReceivedBatch, Withdrawal,
+    self, Alteration, IndicationView, MonthReport, NewIndication, Outcome, ReceivedBatch,
+    Withdrawal,
 };
-use crate::store::fraud_indications::{Filter, Refusal};
+use crate::store::fraud_indications::{Filter, Imported, Refusal};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -57,7 +59,7 @@ fn indication_id(text: &str) -> Result<Uuid, ApiError> {
     operation_id = "createFraudIndication",
     request_body(content = NewIndication, content_type = "application/json"),
     responses(
-        (status = 201, description = "Made; shared with the sharing system unless confidential", body = ref("#/components/schemas/FraudIndication"), headers(("Location" = String, description = "/v1/fraud-indications/{id}"))),
+        (status = 201, description = "Made; shared with the sharing system unless confidential", body = IndicationView, headers(("Location" = String, description = "/v1/fraud-indications/{id}"))),
         crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),
@@ -109,7 +111,7 @@ fn timestamp(name: &str, value: &str, errors: &mut Vec<FieldError>) -> Option<Da
         crate::http::page::ListQuery<crate::http::page::Keyset>,
     ),
     responses(
-        (status = 200, description = "Newest identified first", body = ref("#/components/schemas/FraudIndicationPage")),
+        (status = 200, description = "Newest identified first", body = FraudIndicationPage),
         crate::http::problems::QueryRefusals,
         crate::http::problems::Refusals,
     ),
@@ -174,7 +176,20 @@ async fn list(
         at: i.identified_at,
         id: i.id,
     });
-    Ok(page::answer(items, next).into_response())
+    Ok(Json(FraudIndicationPage {
+        items,
+        next_cursor: next,
+    })
+    .into_response())
+}
+
+/// A page of indications: the list's `{"items": [...], "next_cursor": ...}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FraudIndicationPage {
+    items: Vec<IndicationView>,
+    /// Where the next page starts; null on the last page
+    #[schema(required = true)]
+    next_cursor: Option<String>,
 }
 
 #[utoipa::path(
@@ -184,7 +199,7 @@ async fn list(
     operation_id = "getFraudIndication",
     params(("id" = String, Path, description = "The indication's id (a UUID)")),
     responses(
-        (status = 200, description = "The indication with its history", body = ref("#/components/schemas/FraudIndication")),
+        (status = 200, description = "The indication with its history", body = IndicationView),
         crate::http::problems::NotFound,
         crate::http::problems::Refusals,
     ),
@@ -211,7 +226,7 @@ async fn show(
     params(("id" = String, Path, description = "The indication's id (a UUID)")),
     request_body(content = Alteration, content_type = "application/json"),
     responses(
-        (status = 200, description = "Altered, with a line of history; shared again", body = ref("#/components/schemas/FraudIndication")),
+        (status = 200, description = "Altered, with a line of history; shared again", body = IndicationView),
         crate::http::problems::NotFound,
         (status = 409, description = "The indication is withdrawn", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         crate::http::problems::BodyRefusals,
@@ -249,7 +264,7 @@ async fn alter(
     params(("id" = String, Path, description = "The indication's id (a UUID)")),
     request_body(content = Withdrawal, content_type = "application/json"),
     responses(
-        (status = 200, description = "Withdrawn, with a line of history; shared again", body = ref("#/components/schemas/FraudIndication")),
+        (status = 200, description = "Withdrawn, with a line of history; shared again", body = IndicationView),
         crate::http::problems::NotFound,
         (status = 409, description = "Already withdrawn", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         crate::http::problems::BodyRefusals,
@@ -286,7 +301,7 @@ async fn withdraw(
     operation_id = "importReceivedFraudIndications",
     request_body(content = ReceivedBatch, content_type = "application/json"),
     responses(
-        (status = 200, description = "Kept in one statement; copies already kept change nothing", body = ref("#/components/schemas/ReceivedFraudIndications")),
+        (status = 200, description = "Kept in one statement; copies already kept change nothing", body = Imported),
         crate::http::problems::BodyRefusals,
         (status = 422, description = "Invalid values, each named by its field (items[i].cpf, ...); nothing kept", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         crate::http::problems::Refusals,
@@ -310,7 +325,7 @@ async fn received(
     operation_id = "fraudIndicationsReport",
     params(("month" = String, Query, description = "YYYY-MM: a calendar month in Brasília time, by identified_at")),
     responses(
-        (status = 200, description = "The month's figures for the declaration of conformity", body = ref("#/components/schemas/FraudIndicationReport")),
+        (status = 200, description = "The month's figures for the declaration of conformity", body = MonthReport),
         crate::http::problems::QueryRefusals,
         crate::http::problems::Refusals,
     ),

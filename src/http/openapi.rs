@@ -1,8 +1,10 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
 //! `ToSchema` derives of the request bodies and of the answers' types. The answers whose types
 //! live in `onboarding/` and `store/` and derive no schema yet (reviews, callbacks, policy
-//! versions and reports, lists, subject requests, fraud indications, the audit-search log)
-//! keep theirs in `openapi/schemas.json`.
+//! versions and reports, lists, subject requests, the audit-search log) keep theirs in
+//! `openapi/schemas.json`. The fraud indications' answers are derived: the indication and its
+//! monthly report from their views in `onboarding/fraud/`, the import's counts and a line of
+//! history from their rows in `store/`.
 //! The schemathesis run (`ops/schemathesis/run`) checks every one against real answers. `/docs`
 //! serves Swagger UI from the copy vendored in the crate.
 
@@ -300,6 +302,22 @@ mod tests {
             doc["components"]["schemas"]["Problem"]["properties"]["errors"]["items"]["$ref"],
             "#/components/schemas/FieldError"
         );
+        // The fraud indications' answers are derived from the types the handlers serialize.
+        let indication = &doc["components"]["schemas"]["FraudIndication"];
+        assert_eq!(
+            indication["properties"]["history"]["items"]["$ref"],
+            "#/components/schemas/FraudIndicationHistoryLine"
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["FraudIndicationPage"]["properties"]["items"]["items"]["$ref"],
+            "#/components/schemas/FraudIndication"
+        );
+        for name in ["FraudIndicationReport", "ReceivedFraudIndications"] {
+            assert!(
+                doc["components"]["schemas"][name]["properties"].is_object(),
+                "{name}"
+            );
+        }
         for scheme in ["apiKey", "unicoWebhook"] {
             assert!(
                 doc["components"]["securitySchemes"][scheme].is_object(),

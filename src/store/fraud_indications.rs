@@ -69,14 +69,31 @@ impl IndicationRow {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// A line of an indication's history.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = FraudIndicationHistoryLine)]
 pub struct HistoryRow {
     pub at: DateTime<Utc>,
+    /// policy, a reviewer, a key's name, or fraud_sharing (the sharing system's answer)
     pub by: String,
+    #[schema(schema_with = what_schema)]
     pub what: String,
+    /// Why it was altered or withdrawn; null otherwise
+    #[schema(required = true)]
     pub reason: Option<String>,
+    /// What an alteration changed: `typology` and `description`, each `{from, to}`
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
     pub detail: Option<Value>,
+}
+
+/// The kinds of line the store writes.
+fn what_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["made", "registered", "altered", "withdrawn"]))
+        .build()
 }
 
 pub struct NewIndication<'a> {
@@ -393,13 +410,14 @@ pub struct Received {
 }
 
 /// What an import changed.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ReceivedFraudIndications)]
 pub struct Imported {
-    /// New indications kept.
+    /// New indications kept
     pub received: i64,
-    /// Copies of indications already kept, changing nothing.
+    /// Copies of indications already kept (nothing changed)
     pub already_received: i64,
-    /// Indications withdrawn by this import.
+    /// Live indications this call withdrew
     pub withdrawn: i64,
 }
 

@@ -43,25 +43,69 @@ const LONGEST_TEXT: usize = 2000;
 pub const MAX_RECEIVED: usize = 10_000;
 
 /// An indication as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = FraudIndication)]
 pub struct IndicationView {
     pub id: Uuid,
+    #[schema(required = true)]
     pub onboarding_id: Option<Uuid>,
-    /// Masked, unless the reader may see personal data; the sharing system gets it whole.
+    /// Masked (***.444.777-**) unless the key has pii:read
+    // The sharing system's copy leaves it out until the delivery puts it back, whole.
+    #[schema(required = true)]
     pub cpf: Option<String>,
+    #[schema(value_type = crate::domain::fraud::Typology, inline)]
     pub typology: String,
     pub description: String,
+    #[schema(schema_with = evidence_schema)]
     pub evidence: Value,
     pub activity: String,
+    /// institution.cnpj, 14 digits
+    #[schema(required = true)]
     pub institution: Option<String>,
     pub identified_at: DateTime<Utc>,
+    /// When the sharing system first answered 2xx
+    #[schema(required = true)]
     pub registered_at: Option<DateTime<Utc>>,
+    #[schema(schema_with = status_schema)]
     pub status: String,
     pub confidential: bool,
+    /// policy, or the name of the key that made it
     pub created_by: String,
-    /// Pending more than 24 hours after it was identified.
+    /// Pending more than 24 hours after identified_at (never for a confidential one)
     pub overdue: bool,
     pub history: Vec<HistoryRow>,
+}
+
+/// What every writer puts in `evidence`.
+fn evidence_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "The decision the indication rests on and that decision's reason codes; \
+             decision_id is null when there is none",
+        ))
+        .property(
+            "decision_id",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+        )
+        .property(
+            "reasons",
+            utoipa::openapi::schema::ArrayBuilder::new()
+                .items(ObjectBuilder::new().schema_type(Type::String)),
+        )
+        .build()
+}
+
+/// The statuses the table allows.
+fn status_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["pending", "registered", "withdrawn"]))
+        .build()
 }
 
 /// How the CPF is shown.

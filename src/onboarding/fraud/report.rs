@@ -38,16 +38,24 @@ pub fn month_bounds(text: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     Some((start.with_timezone(&Utc), end.with_timezone(&Utc)))
 }
 
-/// The month's figures for the declaration of conformity.
-#[derive(Debug, Clone, Serialize)]
+/// The figures of the indications identified in a month, for the declaration of conformity.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = FraudIndicationReport)]
 pub struct MonthReport {
+    /// YYYY-MM, a calendar month in Brasília time
+    #[schema(examples("2026-11"))]
     pub month: String,
     pub identified: i64,
+    /// Registered with the sharing system within 24 hours of being identified
     pub registered_within_24h: i64,
+    /// Registered more than 24 hours after being identified
     pub registered_late: i64,
+    /// Neither registered, confidential nor withdrawn
     pub pending: i64,
     pub withdrawn: i64,
+    /// Kept and never shared
     pub confidential: i64,
+    /// The ids of those registered late, oldest identified first
     pub late: Vec<Uuid>,
 }
 
