@@ -10,9 +10,9 @@ use uuid::Uuid;
 use crate::config::Scope;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, FieldError};
-use crate::http::page::{Keyset, ListQuery, answer, finish};
+use crate::http::page::{Keyset, ListQuery, finish};
 use crate::http::state::AppState;
-use crate::store::callbacks;
+use crate::store::callbacks::{self, CallbackRow};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
         crate::http::page::ListQuery<crate::http::page::Keyset>,
     ),
     responses(
-        (status = 200, description = "A page of callbacks", body = ref("#/components/schemas/CallbackPage")),
+        (status = 200, description = "A page of callbacks", body = CallbackPage),
         crate::http::problems::QueryRefusals,
         crate::http::problems::Refusals,
     ),
@@ -77,7 +77,20 @@ async fn list(
         at: r.created_at,
         id: r.id,
     });
-    Ok(answer(rows, next).into_response())
+    Ok(Json(CallbackPage {
+        items: rows,
+        next_cursor: next,
+    })
+    .into_response())
+}
+
+/// A page of callbacks, newest first: the list's `{"items": [...], "next_cursor": ...}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CallbackPage {
+    items: Vec<CallbackRow>,
+    /// Where the next page starts; null on the last page
+    #[schema(required = true)]
+    next_cursor: Option<String>,
 }
 
 #[utoipa::path(
@@ -89,7 +102,7 @@ async fn list(
         ("id" = String, Path, description = "The callback id (a UUID)"),
     ),
     responses(
-        (status = 200, description = "Queued again", body = ref("#/components/schemas/Callback")),
+        (status = 200, description = "Queued again", body = CallbackRow),
         crate::http::problems::NotFound,
         crate::http::problems::Conflict,
         crate::http::problems::Refusals,

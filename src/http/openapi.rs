@@ -1,10 +1,8 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
-//! `ToSchema` derives of the request bodies and of the answers' types. The answers whose types
-//! live in `onboarding/` and `store/` and derive no schema yet (reviews, callbacks, policy
-//! versions and reports, lists, subject requests, the audit-search log) keep theirs in
-//! `openapi/schemas.json`. The fraud indications' answers are derived: the indication and its
-//! monthly report from their views in `onboarding/fraud/`, the import's counts and a line of
-//! history from their rows in `store/`.
+//! `ToSchema` derives of the request bodies and of the answers' types, wherever those live
+//! (`http/`, `onboarding/`, `store/`); a type a handler's `body = ...` names is picked up with
+//! the types it holds. The answers that derive no schema yet (lists, subject requests) keep
+//! theirs in `openapi/schemas.json`.
 //! The schemathesis run (`ops/schemathesis/run`) checks every one against real answers. `/docs`
 //! serves Swagger UI from the copy vendored in the crate.
 
@@ -335,6 +333,86 @@ mod tests {
         assert!(create["responses"]["202"]["headers"]["Location"].is_object());
         assert!(create["responses"]["200"]["headers"]["Preference-Applied"].is_object());
         assert!(create["responses"]["503"]["headers"]["Retry-After"].is_object());
+    }
+
+    #[test]
+    fn the_reviews_callbacks_policies_and_search_log_are_derived() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let reference = |name: &str| format!("#/components/schemas/{name}");
+        for (page, item) in [
+            ("ReviewPage", "ReviewCase"),
+            ("CallbackPage", "Callback"),
+            ("PolicyPage", "PolicyVersionSummary"),
+        ] {
+            assert_eq!(
+                schemas[page]["properties"]["items"]["items"]["$ref"],
+                reference(item),
+                "{page}"
+            );
+            assert!(
+                schemas[page]["required"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&"next_cursor".into()),
+                "{page}"
+            );
+        }
+        // The case and the version as most answers show them, and with what one adds.
+        for (name, base, field, held) in [
+            (
+                "ReviewCaseExplained",
+                "ReviewCase",
+                "decision",
+                "Explanation",
+            ),
+            (
+                "PolicyVersion",
+                "PolicyVersionSummary",
+                "document",
+                "PolicyDocument",
+            ),
+        ] {
+            let schema = &schemas[name];
+            assert_eq!(schema["allOf"][0]["$ref"], reference(base), "{name}");
+            assert_eq!(
+                schema["allOf"][1]["properties"][field]["$ref"],
+                reference(held),
+                "{name}"
+            );
+        }
+        let case = &schemas["ReviewCase"]["properties"];
+        assert_eq!(
+            case["status"]["enum"],
+            serde_json::json!(["open", "claimed", "resolved"])
+        );
+        assert!(case["resolution"]["oneOf"].is_array());
+        assert!(
+            schemas["Callback"]["properties"]["type"]["enum"]
+                .as_array()
+                .unwrap()
+                .contains(&"review.resolved".into())
+        );
+        let search = &schemas["AuditSearchPage"]["properties"]["items"]["items"];
+        assert_eq!(search["properties"]["filters"]["type"], "object");
+        for (report, field) in [("ReplayResult", "by_transition"), ("ShadowReport", "pairs")] {
+            assert!(schemas[report]["properties"][field].is_object(), "{report}");
+        }
+        let paths = &doc["paths"];
+        for (path, method, status, name) in [
+            ("/v1/reviews/{id}", "get", "200", "ReviewCaseExplained"),
+            ("/v1/reviews/{id}/claim", "post", "200", "ReviewCase"),
+            ("/v1/callbacks/{id}/retry", "post", "200", "Callback"),
+            ("/v1/policies/{version}", "get", "200", "PolicyVersion"),
+            ("/v1/decisions/replay", "post", "200", "ReplayResult"),
+            ("/v1/audit-searches", "get", "200", "AuditSearchPage"),
+        ] {
+            assert_eq!(
+                paths[path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                reference(name),
+                "{method} {path}"
+            );
+        }
     }
 
     #[test]

@@ -7,15 +7,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::config::Scope;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
 use crate::http::state::AppState;
-use crate::onboarding::policies::{self, Changed, Drafted};
+use crate::onboarding::policies::{self, Changed, Drafted, ShadowReport};
+use crate::onboarding::replay::ReplayReport;
 use crate::policy::document::PolicyDocument;
 use crate::store::policies::VersionRow;
 
@@ -29,14 +29,31 @@ pub fn router() -> Router<AppState> {
         .route("/v1/policies/{version}/publish", post(publish))
 }
 
-fn summary(row: &VersionRow) -> Value {
-    json!(row)
+/// A policy version with its document, as every answer but the list shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = PolicyVersion)]
+pub struct VersionView {
+    #[serde(flatten)]
+    version: VersionRow,
+    document: PolicyDocument,
 }
 
-fn full(row: &VersionRow) -> Result<Value, ApiError> {
-    let mut body = summary(row);
-    body["document"] = json!(row.document()?);
-    Ok(body)
+impl VersionView {
+    fn of(row: VersionRow) -> Result<Self, ApiError> {
+        Ok(VersionView {
+            document: row.document()?,
+            version: row,
+        })
+    }
+}
+
+/// Every version, newest first, on one page: the list's `{"items": [...], "next_cursor": null}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PolicyPage {
+    items: Vec<VersionRow>,
+    /// Always null: every version is on this page
+    #[schema(required = true)]
+    next_cursor: Option<String>,
 }
 
 #[utoipa::path(
@@ -45,7 +62,7 @@ fn full(row: &VersionRow) -> Result<Value, ApiError> {
     tag = "policies",
     operation_id = "listPolicies",
     responses(
-        (status = 200, description = "Every version", body = ref("#/components/schemas/PolicyPage")),
+        (status = 200, description = "Every version", body = PolicyPage),
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -53,8 +70,11 @@ fn full(row: &VersionRow) -> Result<Value, ApiError> {
 async fn list(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Scope::DecisionsRead)?;
     let rows = crate::store::policies::list(&st.db).await?;
-    let items: Vec<Value> = rows.iter().map(summary).collect();
-    Ok(Json(json!({ "items": items, "next_cursor": null })).into_response())
+    Ok(Json(PolicyPage {
+        items: rows,
+        next_cursor: None,
+    })
+    .into_response())
 }
 
 #[utoipa::path(
@@ -66,7 +86,7 @@ async fn list(State(st): State<AppState>, caller: Caller) -> Result<Response, Ap
         ("version" = String, Path, description = "The policy version"),
     ),
     responses(
-        (status = 200, description = "The version", body = ref("#/components/schemas/PolicyVersion")),
+        (status = 200, description = "The version", body = VersionView),
         crate::http::problems::NotFound,
         crate::http::problems::Refusals,
     ),
@@ -81,7 +101,7 @@ async fn show(
     let row = crate::store::policies::get(&st.db, &version)
         .await?
         .ok_or(ApiError::NotFound("policy version"))?;
-    Ok(Json(full(&row)?).into_response())
+    Ok(Json(VersionView::of(row)?).into_response())
 }
 
 #[utoipa::path(
@@ -91,7 +111,7 @@ async fn show(
     operation_id = "draftPolicy",
     request_body(content = PolicyDocument, content_type = "application/json"),
     responses(
-        (status = 201, description = "Drafted", body = ref("#/components/schemas/PolicyVersion")),
+        (status = 201, description = "Drafted", body = VersionView),
         crate::http::problems::Conflict,
         crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
@@ -105,7 +125,9 @@ async fn create(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::PoliciesWrite)?;
     match policies::draft(&st.flow, body?.value, &caller.name).await? {
-        Drafted::Stored(row) => Ok((StatusCode::CREATED, Json(full(&row)?)).into_response()),
+        Drafted::Stored(row) => {
+            Ok((StatusCode::CREATED, Json(VersionView::of(row)?)).into_response())
+        }
         Drafted::Invalid(errors) => Err(ApiError::Validation(errors)),
         Drafted::Exists => Err(ApiError::Conflict(
             "this version exists; a version never changes, draft another".into(),
@@ -115,7 +137,7 @@ async fn create(
 
 fn changed(result: Changed) -> Result<Response, ApiError> {
     match result {
-        Changed::Done(row) => Ok(Json(full(&row)?).into_response()),
+        Changed::Done(row) => Ok(Json(VersionView::of(row)?).into_response()),
         Changed::NotFound => Err(ApiError::NotFound("policy version")),
         Changed::NotAllowed(why) => Err(ApiError::Conflict(why)),
         Changed::SameKey => Err(ApiError::Forbidden(
@@ -133,7 +155,7 @@ fn changed(result: Changed) -> Result<Response, ApiError> {
         ("version" = String, Path, description = "The policy version"),
     ),
     responses(
-        (status = 200, description = "In shadow", body = ref("#/components/schemas/PolicyVersion")),
+        (status = 200, description = "In shadow", body = VersionView),
         crate::http::problems::NotFound,
         crate::http::problems::Conflict,
         crate::http::problems::Refusals,
@@ -158,7 +180,7 @@ async fn shadow(
         ("version" = String, Path, description = "The policy version"),
     ),
     responses(
-        (status = 200, description = "Active; the previous version is retired", body = ref("#/components/schemas/PolicyVersion")),
+        (status = 200, description = "Active; the previous version is retired", body = VersionView),
         crate::http::problems::NotFound,
         crate::http::problems::Conflict,
         crate::http::problems::Refusals,
@@ -193,7 +215,7 @@ pub struct VersionReplay {
     ),
     request_body(content = crate::http::policies::VersionReplay, content_type = "application/json"),
     responses(
-        (status = 200, description = "What the version would have changed", body = ref("#/components/schemas/ReplayResult")),
+        (status = 200, description = "What the version would have changed", body = ReplayReport),
         crate::http::problems::NotFound,
         crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
@@ -259,7 +281,7 @@ pub struct ReportQuery {
         ("to" = Option<String>, Query, format = DateTime, description = "RFC 3339; default: now"),
     ),
     responses(
-        (status = 200, description = "Live and shadow verdicts compared", body = ref("#/components/schemas/ShadowReport")),
+        (status = 200, description = "Live and shadow verdicts compared", body = ShadowReport),
         crate::http::problems::NotFound,
         (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         crate::http::problems::Refusals,

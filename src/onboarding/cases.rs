@@ -7,6 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::crypto::PiiCipher;
+use crate::domain::schema::one_of;
 use crate::onboarding::callbacks::{self, REVIEW_OPENED};
 use crate::onboarding::error::FlowError;
 use crate::onboarding::services::Services;
@@ -14,32 +15,67 @@ use crate::store::Tx;
 use crate::store::decisions::DecisionRow;
 use crate::store::reviews::{self as store, CaseRow, NewCase};
 
-/// A case as reviewers, auditors and callbacks see it.
-#[derive(Debug, Clone, Serialize)]
+/// A case as reviewers, auditors and callbacks see it. In the `review.resolved` callback of a
+/// case the person opened (`opened_by: subject_request`), `data` also holds `answer`: the
+/// reviewer's answer to the person.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ReviewCase)]
 pub struct CaseView {
     pub id: Uuid,
     pub onboarding_id: Uuid,
+    #[schema(schema_with = status)]
     pub status: String,
+    #[schema(schema_with = opened_by)]
     pub opened_by: String,
-    /// The person's words; null for callers who may not read personal data.
+    /// The person's words; null when they wrote none, and for callers without reviews:write or
+    /// pii:read.
+    #[schema(required = true)]
     pub statement: Option<String>,
+    /// The reason codes of the decision under review.
     pub reasons: Vec<String>,
+    /// The automatic decision under review.
     pub decision_id: Uuid,
+    /// The reviewer who claimed the case.
+    #[schema(required = true)]
     pub assignee: Option<String>,
     pub due_at: DateTime<Utc>,
     pub overdue: bool,
     pub opened_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub claimed_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub resolved_at: Option<DateTime<Utc>>,
+    /// Null until the case is resolved.
+    #[schema(inline, required = true)]
     pub resolution: Option<ResolutionView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+fn status() -> utoipa::openapi::schema::Object {
+    one_of(&["open", "claimed", "resolved"], None)
+}
+
+fn opened_by() -> utoipa::openapi::schema::Object {
+    one_of(
+        &["policy", "subject_request"],
+        Some(
+            "policy (its verdict was review), or subject_request (the person asked, LGPD Art. 20)",
+        ),
+    )
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ResolutionView {
+    #[schema(schema_with = outcome)]
     pub outcome: String,
     pub note: String,
     pub reviewer: String,
+    /// The reviewer's decision; an approval that registers the device first writes it when QI
+    /// Tech answered.
     pub decision_id: Uuid,
+}
+
+fn outcome() -> utoipa::openapi::schema::Object {
+    one_of(&["approved", "rejected", "retry"], None)
 }
 
 impl CaseView {

@@ -148,29 +148,37 @@ async fn finish(flow: &Services, version: &str) -> Result<Changed, FlowError> {
     })
 }
 
-#[derive(Debug, Serialize)]
+/// The version in shadow's verdicts compared with the live ones over [from, to].
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ShadowReport {
     pub version: String,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
+    /// Live decisions the version in shadow judged too.
     pub evaluated: i64,
+    /// Of those, the ones where both gave the same outcome.
     pub agreed: i64,
+    /// How many decisions each pair of outcomes (live, shadow) counts.
+    #[schema(inline)]
     pub pairs: Vec<Pair>,
+    /// Decisions where the two disagreed, up to 100.
+    #[schema(inline)]
     pub examples: Vec<Example>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Pair {
     pub live: String,
     pub shadow: String,
     pub count: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Example {
     pub decision_id: Uuid,
     pub live: String,
     pub shadow: String,
+    /// The reason codes the version in shadow gave.
     pub reasons: Vec<String>,
 }
 

@@ -18,8 +18,11 @@ const BATCH: i64 = 1000;
 /// Changes listed in full; past this they are only counted.
 const MAX_CHANGES: usize = 1000;
 
-#[derive(Debug, Serialize)]
+/// What a policy would have decided over stored automatic decisions; nothing is written.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ReplayResult)]
 pub struct ReplayReport {
+    /// The version replayed (a candidate's own label for `POST /v1/decisions/replay`).
     pub policy_version: String,
     pub evaluated: u64,
     /// Decisions whose outcome would differ under the candidate policy.
@@ -30,19 +33,25 @@ pub struct ReplayReport {
     pub unreadable: u64,
     /// False when `limit` stopped the replay before the end of the range.
     pub complete: bool,
+    /// The changed decisions counted by `stored->replayed` outcome, e.g. `review->approved`.
     pub by_transition: BTreeMap<String, u64>,
+    /// The changed decisions, oldest first, up to 1000.
+    #[schema(inline)]
     pub changes: Vec<ReplayChange>,
+    /// True when more decisions changed than `changes` lists.
     pub changes_truncated: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReplayChange {
     pub decision_id: Uuid,
     pub onboarding_id: Uuid,
     pub decided_at: DateTime<Utc>,
     pub stored_outcome: String,
     pub replayed_outcome: &'static str,
+    /// The stored decision's reason codes.
     pub stored_reasons: Vec<String>,
+    /// The reason codes the replayed policy gives.
     pub replayed_reasons: Vec<String>,
 }
 

@@ -301,12 +301,16 @@ pub async fn erase_expired_pii(
 }
 
 /// One audit search as recorded.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SearchRecord {
     pub id: i64,
     pub at: DateTime<Utc>,
+    /// The API key's name.
     pub caller: String,
+    /// The operation, e.g. `GET /v1/decisions/{id}`.
     pub endpoint: String,
+    /// The filters given; a CPF appears only masked and as its keyed hash.
+    #[schema(value_type = Object)]
     pub filters: serde_json::Value,
 }
 

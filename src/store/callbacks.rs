@@ -8,29 +8,70 @@ use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+use crate::domain::schema::one_of;
 use crate::domain::transitions::StepKind;
 use crate::store::Tx;
 use crate::store::steps::{self, Subject, When};
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// An event and its delivery, as `GET /v1/callbacks` lists it (the body it carries is not shown).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Callback)]
 pub struct CallbackRow {
+    /// The webhook-id, the same on every attempt.
     pub id: Uuid,
     #[serde(rename = "type")]
+    #[schema(schema_with = kind)]
     pub kind: String,
     #[serde(skip)]
     pub body: Value,
+    #[schema(required = true)]
     pub onboarding_id: Option<Uuid>,
     /// callbacks or fraud_sharing.
+    #[schema(schema_with = target)]
     pub target: String,
+    /// The indication a sharing event is about.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Uuid, required = false)]
     pub fraud_indication_id: Option<Uuid>,
+    #[schema(schema_with = status)]
     pub status: String,
     pub attempts: i32,
+    /// The last attempt's HTTP status; null before the first, or when no answer came.
+    #[schema(required = true)]
     pub last_status: Option<i32>,
+    #[schema(required = true)]
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub delivered_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub failed_at: Option<DateTime<Utc>>,
+}
+
+fn kind() -> utoipa::openapi::schema::Object {
+    one_of(
+        &[
+            "onboarding.decided",
+            "device_validation.decided",
+            "review.opened",
+            "review.resolved",
+            "fraud_indication.registered",
+            "fraud_indication.updated",
+            "fraud_indication.withdrawn",
+        ],
+        None,
+    )
+}
+
+fn target() -> utoipa::openapi::schema::Object {
+    one_of(
+        &[TO_CALLBACKS, TO_FRAUD_SHARING],
+        Some("Where the event goes: callbacks.url, or fraud_sharing.url"),
+    )
+}
+
+fn status() -> utoipa::openapi::schema::Object {
+    one_of(&["pending", "delivered", "failed"], None)
 }
 
 /// `sqlx::query_as!` into a `CallbackRow`: the SQL before its columns, and after them.

@@ -7,6 +7,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use crate::domain::schema::one_of;
 use crate::policy::Verdict;
 use crate::policy::document::PolicyDocument;
 use crate::store::StoreError;
@@ -14,17 +15,29 @@ use crate::store::StoreError;
 /// NOTIFY channel: the active or the shadow version changed.
 pub const POLICY_CHANNEL: &str = "veredito_policy";
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+/// A policy version; shown without its document in the list of versions.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[schema(as = PolicyVersionSummary)]
 pub struct VersionRow {
     pub version: String,
     #[serde(skip)]
     pub document: Value,
+    #[schema(schema_with = status)]
     pub status: String,
+    /// The key that drafted it (`configuration` for the version seeded from the configuration).
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub shadowed_at: Option<DateTime<Utc>>,
+    /// The key that published it: not the one that drafted it, but for the seeded version.
+    #[schema(required = true)]
     pub published_by: Option<String>,
+    #[schema(required = true)]
     pub published_at: Option<DateTime<Utc>>,
+}
+
+fn status() -> utoipa::openapi::schema::Object {
+    one_of(&["draft", "shadow", "active", "retired"], None)
 }
 
 impl VersionRow {

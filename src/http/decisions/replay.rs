@@ -10,6 +10,7 @@ use crate::http::auth::{Caller, DECISIONS_READ};
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
 use crate::http::state::AppState;
+use crate::onboarding::replay::ReplayReport;
 use crate::policy::{Policy, Thresholds};
 
 /// How many decisions a replay reads by default, and at most.
@@ -23,7 +24,7 @@ const REPLAY_MAX_LIMIT: u32 = 100_000;
     operation_id = "replayDecisions",
     request_body(content = ReplayRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "What the candidate would have changed; nothing is written", body = ref("#/components/schemas/ReplayResult")),
+        (status = 200, description = "What the candidate would have changed; nothing is written", body = ReplayReport),
         crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
     ),

@@ -14,10 +14,10 @@ use super::view::DecisionItem;
 use crate::domain::Cpf;
 use crate::http::auth::{Caller, DECISIONS_READ, PII_READ};
 use crate::http::error::{ApiError, FieldError};
-use crate::http::page::{Keyset, ListQuery, answer, finish};
+use crate::http::page::{Keyset, ListQuery, finish};
 use crate::http::state::AppState;
 use crate::policy::Outcome;
-use crate::store::audit::{self, Cursor, DecisionFilter};
+use crate::store::audit::{self, Cursor, DecisionFilter, SearchRecord};
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
@@ -31,7 +31,7 @@ pub const MAX_LIMIT: i64 = 500;
         ListQuery<i64, MAX_LIMIT, DEFAULT_LIMIT>,
     ),
     responses(
-        (status = 200, description = "Recorded searches, explanations and exports, newest first", body = ref("#/components/schemas/AuditSearchPage")),
+        (status = 200, description = "Recorded searches, explanations and exports, newest first", body = AuditSearchPage),
         crate::http::problems::QueryRefusals,
         crate::http::problems::Refusals,
     ),
@@ -46,7 +46,18 @@ pub(super) async fn searches(
     let page = query.only_page()?;
     let mut items = audit::searches(&st.db, page.cursor, page.fetch()).await?;
     let next_cursor = page.cut(&mut items, |i| i.id);
-    Ok(answer(items, next_cursor).into_response())
+    Ok(Json(AuditSearchPage { items, next_cursor }).into_response())
+}
+
+/// A page of the audit-search log, newest first: the list's `{"items": [...], "next_cursor":
+/// ...}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditSearchPage {
+    #[schema(inline)]
+    items: Vec<SearchRecord>,
+    /// Where the next page starts; null on the last page
+    #[schema(required = true)]
+    next_cursor: Option<String>,
 }
 
 #[utoipa::path(

@@ -78,7 +78,6 @@ pub struct DecisionItem {
     pub device: Value,
     pub created_at: DateTime<Utc>,
     pub decided_at: DateTime<Utc>,
-    /// policy, or reviewer (with the reviewer and the note).
     #[schema(schema_with = decided_by)]
     pub decided_by: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,10 +90,10 @@ pub struct DecisionItem {
 
 /// `decided_by` is a text column; these are the two values the store writes.
 fn decided_by() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(["policy", "reviewer"]))
-        .build()
+    crate::domain::schema::one_of(
+        &["policy", "reviewer"],
+        Some("policy, or reviewer (with the reviewer and the note)"),
+    )
 }
 
 impl DecisionItem {

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
 
 use super::{case_id, load, may_read_statement, view};
@@ -10,7 +11,7 @@ use crate::config::Scope;
 use crate::http::auth::Caller;
 use crate::http::decisions::Explanation;
 use crate::http::error::{ApiError, FieldError};
-use crate::http::page::{Keyset, ListQuery, answer, finish};
+use crate::http::page::{Keyset, ListQuery, finish};
 use crate::http::state::AppState;
 use crate::onboarding::cases::CaseView;
 use crate::store::audit;
@@ -29,7 +30,7 @@ use crate::store::reviews::{CaseCursor, CaseFilter};
         crate::http::page::ListQuery<crate::http::page::Keyset>,
     ),
     responses(
-        (status = 200, description = "A page of cases", body = ref("#/components/schemas/ReviewPage")),
+        (status = 200, description = "A page of cases", body = ReviewPage),
         crate::http::problems::QueryRefusals,
         crate::http::problems::Refusals,
     ),
@@ -90,8 +91,21 @@ pub(super) async fn list(
         id: c.id,
     });
     let statements = may_read_statement(&caller);
-    let items: Vec<CaseView> = rows.into_iter().map(|c| view(&st, c, statements)).collect();
-    Ok(answer(items, next).into_response())
+    let items = rows.into_iter().map(|c| view(&st, c, statements)).collect();
+    Ok(Json(ReviewPage {
+        items,
+        next_cursor: next,
+    })
+    .into_response())
+}
+
+/// A page of the queue: the list's `{"items": [...], "next_cursor": ...}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReviewPage {
+    items: Vec<CaseView>,
+    /// Where the next page starts; null on the last page
+    #[schema(required = true)]
+    next_cursor: Option<String>,
 }
 
 #[utoipa::path(
@@ -103,7 +117,7 @@ pub(super) async fn list(
         ("id" = String, Path, description = "The case id (a UUID)"),
     ),
     responses(
-        (status = 200, description = "The case", body = ref("#/components/schemas/ReviewCase")),
+        (status = 200, description = "The case, with its decision explained", body = ReviewCaseExplained),
         crate::http::problems::NotFound,
         crate::http::problems::Refusals,
     ),
@@ -124,7 +138,18 @@ pub(super) async fn show(
         .await?
         .ok_or(ApiError::NotFound("decision"))?;
     let explanation = Explanation::load(&st, row, caller.has(Scope::PiiRead)).await?;
-    let mut body = json!(view(&st, case, may_read_statement(&caller)));
-    body["decision"] = json!(explanation);
-    Ok(Json(body).into_response())
+    Ok(Json(ReviewCaseExplained {
+        case: view(&st, case, may_read_statement(&caller)),
+        decision: explanation,
+    })
+    .into_response())
+}
+
+/// A case as `GET /v1/reviews/{id}` shows it: with the decision under review explained.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ReviewCaseExplained {
+    #[serde(flatten)]
+    case: CaseView,
+    /// The decision under review, explained as `GET /v1/decisions/{id}` does.
+    decision: Explanation,
 }

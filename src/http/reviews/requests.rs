@@ -14,6 +14,7 @@ use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::json::MaybeJson;
 use crate::http::state::AppState;
+use crate::onboarding::cases::CaseView;
 use crate::onboarding::reviews::{self, Requested};
 
 const STATEMENT_MAX: usize = 2000;
@@ -35,8 +36,8 @@ pub struct ReviewRequestBody {
     ),
     request_body(content = Option<crate::http::reviews::ReviewRequestBody>, content_type = "application/json", description = "Optional: an empty body is allowed"),
     responses(
-        (status = 201, description = "A case was opened", body = ref("#/components/schemas/ReviewCase")),
-        (status = 200, description = "The case already open", body = ref("#/components/schemas/ReviewCase")),
+        (status = 201, description = "A case was opened", body = CaseView),
+        (status = 200, description = "The case already open", body = CaseView),
         crate::http::problems::NotFound,
         crate::http::problems::Conflict,
         crate::http::problems::BodyRefusals,

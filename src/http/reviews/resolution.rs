@@ -12,6 +12,7 @@ use crate::http::auth::Caller;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
 use crate::http::state::AppState;
+use crate::onboarding::cases::CaseView;
 use crate::onboarding::reviews::{self};
 use crate::policy::Outcome;
 use crate::store::reviews::Refusal;
@@ -25,7 +26,7 @@ use crate::store::reviews::Refusal;
         ("id" = String, Path, description = "The case id (a UUID)"),
     ),
     responses(
-        (status = 200, description = "Claimed by the caller", body = ref("#/components/schemas/ReviewCase")),
+        (status = 200, description = "Claimed by the caller", body = CaseView),
         crate::http::problems::NotFound,
         crate::http::problems::Conflict,
         crate::http::problems::Refusals,
@@ -59,7 +60,7 @@ pub(super) async fn claim(
         ("id" = String, Path, description = "The case id (a UUID)"),
     ),
     responses(
-        (status = 200, description = "Back in the queue", body = ref("#/components/schemas/ReviewCase")),
+        (status = 200, description = "Back in the queue", body = CaseView),
         crate::http::problems::NotFound,
         crate::http::problems::Conflict,
         crate::http::problems::Refusals,
@@ -104,7 +105,7 @@ pub struct ResolutionBody {
     ),
     request_body(content = crate::http::reviews::ResolutionBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "Resolved; the reviewer's decision is recorded", body = ref("#/components/schemas/ReviewCase")),
+        (status = 200, description = "Resolved; the reviewer's decision is recorded", body = CaseView),
         crate::http::problems::NotFound,
         crate::http::problems::Conflict,
         crate::http::problems::BodyRefusals,
