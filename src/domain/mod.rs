@@ -5,6 +5,7 @@ pub mod evidence;
 pub mod field;
 pub mod fraud;
 pub mod link;
+pub mod schema;
 pub mod transitions;
 
 pub use cpf::Cpf;

@@ -1,8 +1,8 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
-//! `ToSchema` derives of the request bodies and of the answers' types. The answers whose types
-//! live in `onboarding/` and `store/` and derive no schema yet (reviews, callbacks, policy
-//! versions and reports, lists, subject requests, fraud indications, the audit-search log)
-//! keep theirs in `openapi/schemas.json`.
+//! `ToSchema` derives of the request bodies and of the answers' types (the lists, the links and
+//! the subject requests among them). The answers whose types derive no schema yet (reviews,
+//! callbacks, policy versions and reports, fraud indications, the audit-search log) keep theirs
+//! in `openapi/schemas.json`.
 //! The schemathesis run (`ops/schemathesis/run`) checks every one against real answers. `/docs`
 //! serves Swagger UI from the copy vendored in the crate.
 
@@ -83,6 +83,14 @@ use crate::http::{
         decisions::search::DecisionPage,
         decisions::Explanation,
         lists::ListEntryRemoved,
+        crate::onboarding::lists::ListView,
+        lists::ListPage,
+        crate::onboarding::lists::Added,
+        lists::ListEntries,
+        crate::onboarding::links::Links,
+        subjects::RequestView,
+        subjects::SubjectRequestPage,
+        subjects::ReportView,
         crate::policy::document::PolicyDocument,
     )),
     modifiers(&Additions),
@@ -299,6 +307,32 @@ mod tests {
         assert_eq!(
             doc["components"]["schemas"]["Problem"]["properties"]["errors"]["items"]["$ref"],
             "#/components/schemas/FieldError"
+        );
+        // So are the lists', the links' and the subject requests'.
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["ListPage"]["properties"]["items"]["items"]["$ref"],
+            "#/components/schemas/List"
+        );
+        assert_eq!(
+            schemas["ListEntries"]["oneOf"][1]["$ref"],
+            "#/components/schemas/ListEntryLookup"
+        );
+        assert_eq!(
+            schemas["OnboardingLinks"]["properties"]["items"]["items"]["properties"]["key"]["$ref"],
+            "#/components/schemas/LinkKey"
+        );
+        assert_eq!(
+            schemas["SubjectRequestPage"]["properties"]["items"]["items"]["$ref"],
+            "#/components/schemas/SubjectRequest"
+        );
+        assert_eq!(
+            schemas["SubjectRequest"]["properties"]["erased"]["items"]["$ref"],
+            "#/components/schemas/SubjectErasure"
+        );
+        assert_eq!(
+            schemas["SubjectReport"]["allOf"][1]["properties"]["request"]["$ref"],
+            "#/components/schemas/SubjectRequest"
         );
         for scheme in ["apiKey", "unicoWebhook"] {
             assert!(
