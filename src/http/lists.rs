@@ -16,9 +16,12 @@ use crate::config::Scope;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
-use crate::http::page::{Cursor, ListQuery, answer, finish};
+use crate::http::page::{Cursor, ListQuery, finish};
 use crate::http::state::AppState;
-use crate::onboarding::lists::{self, NewEntries, NewList, Outcome, Removal};
+use crate::onboarding::links::Links;
+use crate::onboarding::lists::{
+    self, Added, EntryView, ListView, Lookup, NewEntries, NewList, Outcome, Removal,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -44,7 +47,7 @@ fn refused<T>(outcome: Outcome<T>, what: &'static str) -> Result<T, ApiError> {
     operation_id = "createList",
     request_body(content = NewList, content_type = "application/json"),
     responses(
-        (status = 201, description = "Created", body = ref("#/components/schemas/List")),
+        (status = 201, description = "Created", body = ListView),
         (status = 409, description = "A list of this name exists", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
@@ -70,7 +73,7 @@ async fn create(
     tag = "lists",
     operation_id = "listLists",
     responses(
-        (status = 200, description = "Every list with its count of live entries", body = ref("#/components/schemas/ListPage")),
+        (status = 200, description = "Every list with its count of live entries", body = ListPage),
         crate::http::problems::Refusals,
     ),
     security(("apiKey" = [])),
@@ -78,7 +81,19 @@ async fn create(
 async fn list(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require_any(&[Scope::DecisionsRead, Scope::ListsWrite])?;
     let items = lists::all(&st.flow).await?;
-    Ok(Json(json!({ "items": items, "next_cursor": null })).into_response())
+    Ok(Json(ListPage {
+        items,
+        next_cursor: None,
+    })
+    .into_response())
+}
+
+/// Every list, on one page: `next_cursor` is always null.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ListPage {
+    items: Vec<ListView>,
+    #[schema(required = true)]
+    next_cursor: Option<String>,
 }
 
 #[utoipa::path(
@@ -89,7 +104,7 @@ async fn list(State(st): State<AppState>, caller: Caller) -> Result<Response, Ap
     params(("name" = String, Path, description = "The list")),
     request_body(content = NewEntries, content_type = "application/json"),
     responses(
-        (status = 200, description = "Added, in one statement; values already listed are counted apart", body = ref("#/components/schemas/ListEntriesAdded")),
+        (status = 200, description = "Added, in one statement; values already listed are counted apart", body = Added),
         crate::http::problems::NotFound,
         crate::http::problems::BodyRefusals,
         (status = 422, description = "Invalid values, each named by its field (entries[i].value); nothing added", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
@@ -157,7 +172,7 @@ pub struct ListEntryRemoved {
         crate::http::page::ListQuery<i64, 500, 100>,
     ),
     responses(
-        (status = 200, description = "With value: {listed, entry, history}; without: the live entries, masked, newest first", body = ref("#/components/schemas/ListEntries")),
+        (status = 200, description = "With value: {listed, entry, history}; without: the live entries, masked, newest first", body = ListEntries),
         crate::http::problems::NotFound,
         crate::http::problems::QueryRefusals,
         crate::http::problems::Refusals,
@@ -200,13 +215,34 @@ async fn entries(
             &json!({ "list": name, "value": masked, "value_hash": hex(&hash) }),
         )
         .await?;
-        return Ok(Json(lookup).into_response());
+        return Ok(Json(ListEntries::Value(lookup)).into_response());
     }
     let (items, next) = refused(
         lists::live(&st.flow, &name, page.cursor, page.limit).await?,
         "list",
     )?;
-    Ok(answer(items, next.map(|id| id.encode())).into_response())
+    Ok(Json(ListEntries::Page(ListEntryPage {
+        items,
+        next_cursor: next.map(|id| id.encode()),
+    }))
+    .into_response())
+}
+
+/// A list's entries: with `value`, that value's lookup; without, a page of the live entries.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ListEntries {
+    Page(ListEntryPage),
+    Value(Lookup),
+}
+
+/// A page of a list's live entries, masked, newest first.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ListEntryPage {
+    items: Vec<EntryView>,
+    /// Where the next page starts; null on the last page
+    #[schema(required = true)]
+    next_cursor: Option<String>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -232,7 +268,7 @@ const LONGEST_WINDOW: Duration = Duration::from_secs(400 * 24 * 3600);
         ("window" = Option<String>, Query, description = "How far back, from now: 1m to 400d (default 180d)"),
     ),
     responses(
-        (status = 200, description = "For each of its values, the other onboardings sharing it, newest first, 50 at most with the count of all", body = ref("#/components/schemas/OnboardingLinks")),
+        (status = 200, description = "For each of its values, the other onboardings sharing it, newest first, 50 at most with the count of all", body = Links),
         crate::http::problems::NotFound,
         (status = 422, description = "Invalid values, each named by its field", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
         crate::http::problems::Refusals,

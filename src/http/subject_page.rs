@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use serde_json::Value;
 
+use crate::http::subjects::RequestView;
 use crate::onboarding::subjects::{OnboardingReport, Report};
 
 const STYLE: &str = "
@@ -30,7 +30,7 @@ static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The page, with headers that keep it out of caches and frames.
-pub fn render(request: &Value, report: &Report) -> Response {
+pub fn render(request: &RequestView, report: &Report) -> Response {
     let mut response = page(request, report).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -98,8 +98,7 @@ fn purpose(recipient: &str) -> &'static str {
     }
 }
 
-fn page(request: &Value, report: &Report) -> Markup {
-    let text = |key: &str| request[key].as_str().unwrap_or("—").to_owned();
+fn page(request: &RequestView, report: &Report) -> Markup {
     html! {
         (DOCTYPE)
         html lang="pt-BR" {
@@ -122,7 +121,7 @@ fn page(request: &Value, report: &Report) -> Markup {
                     "Este relatório foi montado somente com o que está armazenado. "
                     "Seus dados pessoais são guardados por " (report.retention_days)
                     " dias após cada decisão e então eliminados; as decisões ficam registradas sem eles. "
-                    "Situação do pedido: " (text("status")) "."
+                    "Situação do pedido: " (request.status) "."
                 }
                 @if report.onboardings.is_empty() {
                     p { "Não há cadastros com este CPF." }

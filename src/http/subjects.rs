@@ -17,9 +17,9 @@ use crate::domain::cpf::Cpf;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
-use crate::http::page::{Keyset, ListQuery, answer, finish};
+use crate::http::page::{Keyset, ListQuery, finish};
 use crate::http::state::AppState;
-use crate::onboarding::subjects::{self, ErasureAnswer, Kind, NewRequest};
+use crate::onboarding::subjects::{self, Erased, ErasureAnswer, Kept, Kind, NewRequest, Waiting};
 use crate::store::audit;
 use crate::store::subjects::{RequestFilter, RequestRow};
 
@@ -46,25 +46,52 @@ pub struct SubjectRequestBody {
     note: Option<String>,
 }
 
-/// A request as the officer reads it.
-#[derive(Debug, Serialize)]
+/// A person's request (LGPD Art. 18) as the officer reads it. An erasure also carries erased,
+/// kept and waiting.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SubjectRequest)]
 pub struct RequestView {
     id: Uuid,
+    #[schema(schema_with = kind_schema)]
     kind: String,
-    /// Masked without pii:read.
+    /// Masked without pii:read; null when it cannot be opened.
+    #[schema(required = true)]
     cpf: Option<String>,
     /// open until answered: by the first read of its report, or at once for an erasure.
-    status: &'static str,
+    #[schema(schema_with = status_schema)]
+    pub(crate) status: &'static str,
     received_at: DateTime<Utc>,
+    /// received_at + 15 days (Art. 19 II)
     due_at: DateTime<Utc>,
     overdue: bool,
+    #[schema(required = true)]
     answered_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     answered_by: Option<String>,
+    #[schema(required = true)]
     note: Option<String>,
     created_by: String,
     created_at: DateTime<Utc>,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    erasure: Option<ErasureAnswer>,
+    /// An erasure's: what it erased, where and when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<Erased>, required = false)]
+    erased: Option<Vec<Erased>>,
+    /// An erasure's: what is kept, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<Kept>, required = false, inline)]
+    kept: Option<Vec<Kept>>,
+    /// An erasure's: the onboardings erased once they are decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<Waiting>, required = false, inline)]
+    waiting: Option<Vec<Waiting>>,
+}
+
+fn kind_schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::one_of(&[Kind::Access.as_str(), Kind::Erasure.as_str()], None)
+}
+
+fn status_schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::one_of(&["open", "answered"], None)
 }
 
 impl RequestView {
@@ -75,6 +102,14 @@ impl RequestView {
             .ok()
             .and_then(|digits| Cpf::parse(&digits).ok())
             .map(|c| if pii { c.punctuated() } else { c.masked() });
+        let (erased, kept, waiting) = match erasure {
+            Some(ErasureAnswer {
+                erased,
+                kept,
+                waiting,
+            }) => (Some(erased), Some(kept), Some(waiting)),
+            None => (None, None, None),
+        };
         RequestView {
             id: row.id,
             kind: row.kind,
@@ -92,7 +127,9 @@ impl RequestView {
             note: row.note,
             created_by: row.created_by,
             created_at: row.created_at,
-            erasure,
+            erased,
+            kept,
+            waiting,
         }
     }
 }
@@ -104,7 +141,7 @@ impl RequestView {
     operation_id = "createSubjectRequest",
     request_body(content = crate::http::subjects::SubjectRequestBody, content_type = "application/json"),
     responses(
-        (status = 201, description = "Recorded; an erasure is carried out at once and answers what was erased, what is kept and why, and what waits for a decision", body = ref("#/components/schemas/SubjectRequest"),
+        (status = 201, description = "Recorded; an erasure is carried out at once and answers what was erased, what is kept and why, and what waits for a decision", body = RequestView,
          headers(("Location" = String, description = "/v1/subject-requests/{id}/report"))),
         crate::http::problems::BodyRefusals,
         crate::http::problems::Refusals,
@@ -201,7 +238,7 @@ async fn create(
         crate::http::page::ListQuery<crate::http::page::Keyset>,
     ),
     responses(
-        (status = 200, description = "A page of requests, most recently received first", body = ref("#/components/schemas/SubjectRequestPage")),
+        (status = 200, description = "A page of requests, most recently received first", body = SubjectRequestPage),
         crate::http::problems::QueryRefusals,
         crate::http::problems::Refusals,
     ),
@@ -246,11 +283,24 @@ async fn list(
         at: r.received_at,
         id: r.id,
     });
-    let items: Vec<RequestView> = rows
+    let items = rows
         .into_iter()
         .map(|r| RequestView::of(&st, r, pii, None))
         .collect();
-    Ok(answer(items, next).into_response())
+    Ok(Json(SubjectRequestPage {
+        items,
+        next_cursor: next,
+    })
+    .into_response())
+}
+
+/// A page of requests, most recently received first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SubjectRequestPage {
+    items: Vec<RequestView>,
+    /// Where the next page starts; null on the last page
+    #[schema(required = true)]
+    next_cursor: Option<String>,
 }
 
 #[utoipa::path(
@@ -262,9 +312,9 @@ async fn list(
         ("id" = String, Path, description = "The request id (a UUID)"),
     ),
     responses(
-        (status = 200, description = "Everything held about the person, from what is stored: JSON, or with Accept: text/html a printable page in Portuguese. The first read answers the request; every read is an access record", body = ref("#/components/schemas/SubjectReport"),
+        (status = 200, description = "Everything held about the person, from what is stored: JSON, or with Accept: text/html a printable page in Portuguese. The first read answers the request; every read is an access record", body = ReportView,
          content(
-             (ref("#/components/schemas/SubjectReport") = "application/json"),
+             (ReportView = "application/json"),
              (String = "text/html"),
          )),
         crate::http::problems::NotFound,
@@ -293,9 +343,17 @@ async fn report(
     if html {
         return Ok(crate::http::subject_page::render(&request, &report));
     }
-    let mut body = json!(report);
-    body["request"] = request;
-    Ok(Json(body).into_response())
+    Ok(Json(ReportView { report, request }).into_response())
+}
+
+/// The access report, with the request as the officer sees it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SubjectReport)]
+pub struct ReportView {
+    #[serde(flatten)]
+    #[schema(inline)]
+    report: subjects::Report,
+    request: RequestView,
 }
 
 /// A read of a request's report by `by` (who holds `subjects:write` and `pii:read`), through
@@ -308,7 +366,7 @@ pub async fn read_report(
     id: Uuid,
     what: &str,
     html: bool,
-) -> Result<(serde_json::Value, subjects::Report), ApiError> {
+) -> Result<(RequestView, subjects::Report), ApiError> {
     let looked_at =
         json!({ "subject_request_id": id, "format": if html { "html" } else { "json" } });
     audit::record_search(&st.db, by, what, &looked_at).await?;
@@ -325,12 +383,7 @@ pub async fn read_report(
     } else {
         None
     };
-    let view = RequestView::of(st, request, true, erasure);
-    Ok((view_json(&view), report))
-}
-
-fn view_json(view: &RequestView) -> serde_json::Value {
-    json!(view)
+    Ok((RequestView::of(st, request, true, erasure), report))
 }
 
 /// Whether the caller asked for the page: `text/html` in `Accept` before any JSON type.

@@ -13,29 +13,51 @@ use crate::store::links;
 /// Linked onboardings listed per key at most.
 pub const PER_KEY: i64 = 50;
 
-#[derive(Debug, Serialize)]
+/// For each of the onboarding's values, the other onboardings sharing it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OnboardingLinks)]
 pub struct Links {
+    #[schema(inline)]
     pub items: Vec<KeyLinks>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyLinks {
     pub key: LinkKey,
+    /// Every onboarding sharing the value within the window; `onboardings` lists 50 at most
     pub count: i64,
+    #[schema(inline)]
     pub onboardings: Vec<Linked>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Linked {
     pub id: Uuid,
+    #[schema(required = true)]
     pub reference: Option<String>,
     pub created_at: DateTime<Utc>,
+    #[schema(schema_with = status_schema)]
     pub status: &'static str,
+    /// The latest decision's outcome; null while processing
+    #[schema(schema_with = outcome_schema, required = true)]
     pub outcome: Option<String>,
+    /// policy or reviewer; null while processing
+    #[schema(required = true)]
     pub decided_by: Option<String>,
+    /// The latest decision's reason codes
     pub reasons: Vec<String>,
-    /// Masked; null once retention erased it.
+    /// Masked; null once retention erased it
+    #[schema(required = true)]
     pub cpf: Option<String>,
+}
+
+fn status_schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::one_of(&["processing", "decided"], None)
+}
+
+/// `outcome` is a text column; these are the values the store writes.
+fn outcome_schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::one_of_or_null(&["approved", "rejected", "review", "retry"], None)
 }
 
 /// None when the onboarding does not exist.

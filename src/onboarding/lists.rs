@@ -51,11 +51,16 @@ pub struct Removal {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A list, with its count of live entries.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = List)]
 pub struct ListView {
     pub name: String,
+    #[schema(value_type = LinkKey)]
     pub key: String,
+    #[schema(required = true)]
     pub note: Option<String>,
+    /// Live entries
     pub entries: i64,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
@@ -75,11 +80,15 @@ impl From<ListRow> for ListView {
 }
 
 /// A live entry as shown: the value masked.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ListEntry)]
 pub struct EntryView {
     pub id: i64,
+    /// Masked
     pub value: String,
     pub reason: String,
+    /// Null: no expiry
+    #[schema(required = true)]
     pub expires_at: Option<DateTime<Utc>>,
     pub added_by: String,
     pub added_at: DateTime<Utc>,
@@ -99,15 +108,24 @@ impl From<EntryRow> for EntryView {
 }
 
 /// One record of a value's history.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ListEntryRecord)]
 pub struct HistoryView {
     pub id: i64,
+    #[schema(schema_with = action_schema)]
     pub action: String,
+    /// Masked
     pub value: String,
     pub reason: String,
+    #[schema(required = true)]
     pub expires_at: Option<DateTime<Utc>>,
     pub by: String,
     pub at: DateTime<Utc>,
+}
+
+/// `action` is a text column; these are the two values the store writes.
+fn action_schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::one_of(&["added", "removed"], None)
 }
 
 impl From<EntryRow> for HistoryView {
@@ -185,7 +203,9 @@ pub async fn all(flow: &Services) -> Result<Vec<ListView>, FlowError> {
         .collect())
 }
 
-#[derive(Debug, Serialize)]
+/// What an addition did: values added, and values given that were listed already.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ListEntriesAdded)]
 pub struct Added {
     pub added: u64,
     pub already_listed: u64,
@@ -289,9 +309,14 @@ pub async fn remove(
     Ok(Outcome::Done(()))
 }
 
-#[derive(Debug, Serialize)]
+/// One value of a list: whether it is listed now, its live entry, and its history, oldest
+/// first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ListEntryLookup)]
 pub struct Lookup {
     pub listed: bool,
+    /// Null when the value is not listed now
+    #[schema(required = true)]
     pub entry: Option<EntryView>,
     pub history: Vec<HistoryView>,
 }

@@ -23,7 +23,8 @@ pub struct ErasureAnswer {
 }
 
 /// One category erased from one onboarding.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = SubjectErasure)]
 pub struct Erased {
     pub onboarding_id: Uuid,
     pub category: String,
@@ -31,21 +32,24 @@ pub struct Erased {
     pub erased_from: Vec<String>,
     pub erased_at: DateTime<Utc>,
     /// The subject request that erased it; null when retention did.
+    #[schema(required = true)]
     pub request_id: Option<Uuid>,
 }
 
 /// Something kept after an erasure, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Kept {
     pub item: &'static str,
+    #[schema(value_type = Vec<String>)]
     pub stored_in: &'static [&'static str],
     pub reason: &'static str,
     /// When retention erases it (null: the record is kept, with no personal data left in it).
+    #[schema(required = true)]
     pub until: Option<DateTime<Utc>>,
 }
 
 /// An onboarding the erasure covers that is not decided yet.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Waiting {
     pub onboarding_id: Uuid,
     pub state: String,

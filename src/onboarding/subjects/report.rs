@@ -17,7 +17,7 @@ use crate::store::onboardings::PersonData;
 use crate::store::subjects::{self as store, RequestRow};
 
 /// Everything veredito holds about the person of a request, from what is stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub request_id: Uuid,
     pub kind: String,
@@ -28,19 +28,23 @@ pub struct Report {
     pub generated_at: DateTime<Utc>,
     /// The controller's retention period for personal data, in days after each decision.
     pub retention_days: u32,
+    #[schema(inline)]
     pub onboardings: Vec<OnboardingReport>,
     /// The fraud indications about the person that are not confidential (confidential ones,
     /// under the anti-money-laundering rules, are never disclosed).
+    #[schema(inline)]
     pub fraud_indications: Vec<IndicationReport>,
     /// Who received the person's data outside any one onboarding: the fraud-indication
     /// sharing system, for the indications it acknowledged.
+    #[schema(inline)]
     pub shared_with: Vec<Recipient>,
 }
 
 /// A fraud indication about the person (Resolução Conjunta nº 6/2023).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IndicationReport {
     pub id: Uuid,
+    #[schema(required = true)]
     pub onboarding_id: Option<Uuid>,
     pub typology: String,
     pub description: String,
@@ -48,50 +52,79 @@ pub struct IndicationReport {
     pub status: String,
     pub identified_at: DateTime<Utc>,
     /// When the sharing system acknowledged it; null when it has not (yet).
+    #[schema(required = true)]
     pub shared_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One onboarding of the person's, and everything it holds.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OnboardingReport {
     pub id: Uuid,
+    #[schema(required = true)]
     pub reference: Option<String>,
     /// processing or decided.
+    #[schema(schema_with = status_schema)]
     pub status: &'static str,
     pub created_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub decided_at: Option<DateTime<Utc>>,
+    #[schema(inline)]
     pub decisions: Vec<DecisionReport>,
+    #[schema(inline)]
     pub data_held: Vec<Held>,
     pub data_erased: Vec<Erased>,
+    #[schema(inline)]
     pub recipients: Vec<Recipient>,
+    #[schema(inline)]
     pub review_cases: Vec<CaseReport>,
+    #[schema(inline)]
     pub retention: Retention,
 }
 
-#[derive(Debug, Clone, Serialize)]
+fn status_schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::one_of(&["processing", "decided"], None)
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DecisionReport {
     pub id: Uuid,
     pub decided_at: DateTime<Utc>,
     /// policy (automatic) or reviewer.
+    #[schema(schema_with = decided_by_schema)]
     pub decided_by: String,
+    #[schema(required = true)]
     pub reviewer: Option<String>,
+    #[schema(required = true)]
     pub note: Option<String>,
+    #[schema(schema_with = outcome_schema)]
     pub outcome: String,
     /// Each with its code and message, as stored with the decision.
+    #[schema(value_type = Vec<crate::policy::Reason>)]
     pub reasons: Value,
     pub policy_version: String,
 }
 
+/// `decided_by` and `outcome` are text columns; these are the values the store writes.
+fn decided_by_schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::one_of(&["policy", "reviewer"], None)
+}
+
+fn outcome_schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::one_of(&["approved", "rejected", "review", "retry"], None)
+}
+
 /// A category of personal data held now, and where.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Held {
     pub category: &'static str,
     pub stored_in: Vec<&'static str>,
     /// When retention erases it (null: until the onboarding is decided, then its retention).
+    #[schema(required = true)]
     pub until: Option<DateTime<Utc>>,
 }
 
-/// Who received the person's data for this onboarding.
-#[derive(Debug, Clone, Serialize)]
+/// Who received the person's data: what, why, and when first and last.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Recipient {
     pub recipient: &'static str,
     pub operations: Vec<String>,
@@ -102,7 +135,8 @@ pub struct Recipient {
     pub last_sent_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A human review of the onboarding.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaseReport {
     pub id: Uuid,
     /// policy, or subject_request (the person asked for a human review, LGPD Art. 20).
@@ -110,21 +144,30 @@ pub struct CaseReport {
     pub opened_at: DateTime<Utc>,
     pub status: String,
     /// The person's own words; null when none were given or they were erased.
+    #[schema(required = true)]
     pub statement: Option<String>,
+    #[schema(required = true)]
     pub resolved_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub resolution_outcome: Option<String>,
+    #[schema(required = true)]
     pub resolution_note: Option<String>,
+    #[schema(required = true)]
     pub resolution_reviewer: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// When the onboarding's data is erased, and what stays.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Retention {
     /// When the personal data left (the sealed CPF, the link keys, the device identifiers, the
     /// review statements) is erased: `retention_days` after the decision; null while processing.
+    #[schema(required = true)]
     pub personal_data_until: Option<DateTime<Utc>>,
     /// When what providers said and the request bodies are erased from the call log.
+    #[schema(required = true)]
     pub provider_text_until: Option<DateTime<Utc>>,
     /// When retention already erased this onboarding's personal data.
+    #[schema(required = true)]
     pub erased_by_retention_at: Option<DateTime<Utc>>,
     pub decisions: &'static str,
 }
