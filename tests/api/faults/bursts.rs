@@ -51,15 +51,7 @@ async fn a_burst_past_the_inline_bound_is_left_to_the_runners_and_all_decided() 
         );
     }
     assert_eq!(fake.created_count(), 150);
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let handed: f64 = metrics
         .lines()
         .find(|l| l.starts_with("veredito_steps_handed_to_runners_total "))

@@ -65,8 +65,7 @@ async fn a_step_failing_on_our_side_backs_off_ends_failed_and_an_operator_retrie
     // Backed off between runs (200 ms then 400 ms, less 20 % jitter), not run again at once.
     assert!(took >= Duration::from_millis(480), "{took:?}");
     assert!(app.events(&id).await.contains(&"step_failed".to_owned()));
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
-    let text = metrics.text().await.unwrap();
+    let text = app.metrics().await;
     assert!(
         text.lines()
             .any(|l| l == "veredito_steps_failed{kind=\"create_process\"} 1"),

@@ -169,15 +169,7 @@ async fn health_metrics_and_openapi_need_no_key() {
         .await
         .unwrap();
     assert_eq!(ready["database"], "ok");
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("veredito_decisions_total{outcome=\"approved\",reason="),
         "{metrics}"

@@ -78,15 +78,7 @@ async fn overdue_cases_are_listed_first_and_counted() {
     assert_eq!(next["next_cursor"], Value::Null);
     let (status, problem) = app.get("/v1/reviews?overdue=maybe", REVIEWER).await;
     assert_eq!(status, 422, "{problem}");
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("veredito_review_cases_overdue 1"),
         "{metrics}"

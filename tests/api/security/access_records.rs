@@ -16,15 +16,7 @@ async fn a_cpf_search_needs_pii_read_and_every_search_is_recorded() {
     }
     let app = TestApp::spawn().await;
     let counted = || async {
-        let text = app
-            .http
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics().await;
         text.lines()
             .find_map(|l| l.strip_prefix("veredito_audit_searches_total "))
             .and_then(|v| v.parse::<f64>().ok())

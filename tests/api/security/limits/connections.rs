@@ -211,8 +211,7 @@ async fn silent_and_idle_connections_cannot_keep_health_or_onboardings_out() {
     }
     assert_eq!(closed, total, "every silent connection closed");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
-    let text = metrics.text().await.unwrap();
+    let text = app.metrics().await;
     let open: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix("veredito_connections_open "))

@@ -52,15 +52,7 @@ async fn each_key_has_its_rate_and_a_flood_gets_429_with_retry_after() {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let (status, _) = app.get("/v1/decisions", AUDITOR_KEY).await;
     assert_eq!(status, 200);
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(!metrics.contains("veredito_requests_rejected_total{reason=\"rate_limited\"} 0\n"));
     app.stop().await;
 }
