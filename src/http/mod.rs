@@ -19,7 +19,6 @@ pub mod problems;
 pub mod reviews;
 pub mod server;
 pub mod state;
-pub mod subject_page;
 pub mod subjects;
 pub mod wait;
 pub mod webhooks;

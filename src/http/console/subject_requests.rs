@@ -90,5 +90,5 @@ async fn report_page(
         true,
     )
     .await?;
-    Ok(crate::http::subject_page::render(&request, &report))
+    Ok(crate::http::subjects::page::render(&request, &report))
 }

@@ -45,17 +45,29 @@ async fn a_replica_killed_mid_call_leaves_its_steps_to_the_next_one() {
             .unwrap();
         assert_eq!(response.status(), 202);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut db = PgConnection::connect(&database.url).await.unwrap();
+    let claimed = "SELECT count(*) FROM steps WHERE status = 'pending' AND claimed_until > now()";
+    // Killed once its steps are in flight (claimed, unico failing slowly).
+    let started = std::time::Instant::now();
+    while sqlx::query_scalar::<_, i64>(claimed)
+        .fetch_one(&mut db)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no step claimed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // SIGKILL: no shutdown, no release of the claims it holds.
     first.kill().unwrap();
     first.wait().unwrap();
-    let mut db = PgConnection::connect(&database.url).await.unwrap();
-    let held: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM steps WHERE status = 'pending' AND claimed_until > now()",
-    )
-    .fetch_one(&mut db)
-    .await
-    .unwrap();
+    let held: i64 = sqlx::query_scalar(claimed)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
     assert!(held > 0, "the killed replica held steps");
 
     // The next replica, with a unico that answers, takes them once their leases run out.

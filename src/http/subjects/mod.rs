@@ -19,9 +19,14 @@ use crate::http::error::{ApiError, FieldError};
 use crate::http::json::JsonBody;
 use crate::http::page::{Keyset, ListQuery, finish};
 use crate::http::state::AppState;
-use crate::onboarding::subjects::{self, Erased, ErasureAnswer, Kept, Kind, NewRequest, Waiting};
+use crate::onboarding::subjects::{self, Kind, NewRequest};
 use crate::store::audit;
-use crate::store::subjects::{RequestFilter, RequestRow};
+use crate::store::subjects::RequestFilter;
+
+pub mod page;
+mod view;
+
+pub use view::RequestView;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -44,94 +49,6 @@ pub struct SubjectRequestBody {
     /// The officer's note, up to 2000 characters.
     #[serde(default)]
     note: Option<String>,
-}
-
-/// A person's request (LGPD Art. 18) as the officer reads it. An erasure also carries erased,
-/// kept and waiting.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = SubjectRequest)]
-pub struct RequestView {
-    id: Uuid,
-    #[schema(schema_with = kind_schema)]
-    kind: String,
-    /// Masked without pii:read; null when it cannot be opened.
-    #[schema(required = true)]
-    cpf: Option<String>,
-    /// open until answered: by the first read of its report, or at once for an erasure.
-    #[schema(schema_with = status_schema)]
-    pub(crate) status: &'static str,
-    received_at: DateTime<Utc>,
-    /// received_at + 15 days (Art. 19 II)
-    due_at: DateTime<Utc>,
-    overdue: bool,
-    #[schema(required = true)]
-    answered_at: Option<DateTime<Utc>>,
-    #[schema(required = true)]
-    answered_by: Option<String>,
-    #[schema(required = true)]
-    note: Option<String>,
-    created_by: String,
-    created_at: DateTime<Utc>,
-    /// An erasure's: what it erased, where and when.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Vec<Erased>, required = false)]
-    erased: Option<Vec<Erased>>,
-    /// An erasure's: what is kept, and why.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Vec<Kept>, required = false, inline)]
-    kept: Option<Vec<Kept>>,
-    /// An erasure's: the onboardings erased once they are decided.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Vec<Waiting>, required = false, inline)]
-    waiting: Option<Vec<Waiting>>,
-}
-
-fn kind_schema() -> utoipa::openapi::schema::Object {
-    crate::domain::schema::one_of(&[Kind::Access.as_str(), Kind::Erasure.as_str()], None)
-}
-
-fn status_schema() -> utoipa::openapi::schema::Object {
-    crate::domain::schema::one_of(&["open", "answered"], None)
-}
-
-impl RequestView {
-    fn of(st: &AppState, row: RequestRow, pii: bool, erasure: Option<ErasureAnswer>) -> Self {
-        let cpf = row
-            .cpf(&st.cipher)
-            .map_err(|e| tracing::error!(request_id = %row.id, error = %e, "a request's CPF cannot be opened"))
-            .ok()
-            .and_then(|digits| Cpf::parse(&digits).ok())
-            .map(|c| if pii { c.punctuated() } else { c.masked() });
-        let (erased, kept, waiting) = match erasure {
-            Some(ErasureAnswer {
-                erased,
-                kept,
-                waiting,
-            }) => (Some(erased), Some(kept), Some(waiting)),
-            None => (None, None, None),
-        };
-        RequestView {
-            id: row.id,
-            kind: row.kind,
-            cpf,
-            status: if row.answered_at.is_some() {
-                "answered"
-            } else {
-                "open"
-            },
-            overdue: row.answered_at.is_none() && row.due_at < Utc::now(),
-            received_at: row.received_at,
-            due_at: row.due_at,
-            answered_at: row.answered_at,
-            answered_by: row.answered_by,
-            note: row.note,
-            created_by: row.created_by,
-            created_at: row.created_at,
-            erased,
-            kept,
-            waiting,
-        }
-    }
 }
 
 #[utoipa::path(
@@ -341,7 +258,7 @@ async fn report(
     )
     .await?;
     if html {
-        return Ok(crate::http::subject_page::render(&request, &report));
+        return Ok(page::render(&request, &report));
     }
     Ok(Json(ReportView { report, request }).into_response())
 }

@@ -10,7 +10,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::http::subjects::RequestView;
+use crate::http::subjects::view::RequestView;
 use crate::onboarding::subjects::{OnboardingReport, Report};
 
 const STYLE: &str = "
