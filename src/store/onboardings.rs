@@ -105,8 +105,11 @@ pub async fn insert(
     let nothing_asked = Questions::default();
     let asked = new.questions.unwrap_or(&nothing_asked);
     let questions = FigureArgs::of(asked);
-    let present: Vec<LinkKey> = new.links.iter().map(|(key, _)| *key).collect();
-    let alone = crate::store::figures::alone(asked, &present);
+    // Worked out only when a rule asks for figures (otherwise the statement takes none).
+    let alone = new.questions.and_then(|asked| {
+        let present: Vec<LinkKey> = new.links.iter().map(|(key, _)| *key).collect();
+        crate::store::figures::alone(asked, &present)
+    });
     // Built at run time, not checked at build time: its risk-memory arguments are bound by
     // `bind_figure_args!` and spliced in by `FigureArgs::call` (store/figures.rs), which
     // `sqlx::query_as!` cannot take.

@@ -61,22 +61,7 @@ async fn sigterm_answers_a_waiting_request_and_the_next_start_decides() {
     };
     // SIGTERM once unico has the process, while the request waits for it.
     let mut db = PgConnection::connect(&url).await.unwrap();
-    let started = std::time::Instant::now();
-    let id: String = loop {
-        let open: Option<String> =
-            sqlx::query_scalar("SELECT onboarding_id::text FROM unico_processes LIMIT 1")
-                .fetch_optional(&mut db)
-                .await
-                .unwrap();
-        if let Some(id) = open {
-            break id;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no process created"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let id: String = first_open_process(&mut db).await;
     let term = std::time::Instant::now();
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -3,8 +3,9 @@
 
 use super::*;
 
-#[tokio::test]
-async fn the_persons_statement_is_sealed_in_the_outbox_and_erased_by_retention() {
+/// A receiver, a service that erases personal data a day after the decision, and an onboarding
+/// it rejected (identity not confirmed).
+async fn rejected_with_retention() -> (Receiver, TestApp, String) {
     let (receiver, url) = Receiver::start(vec![]).await;
     let app = app_for(&url, &[("retention.pii_days", "1")]).await;
     let response = app
@@ -13,6 +14,12 @@ async fn the_persons_statement_is_sealed_in_the_outbox_and_erased_by_retention()
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["outcome"], "rejected", "{view}");
     let id = view["id"].as_str().unwrap().to_owned();
+    (receiver, app, id)
+}
+
+#[tokio::test]
+async fn the_persons_statement_is_sealed_in_the_outbox_and_erased_by_retention() {
+    let (receiver, app, id) = rejected_with_retention().await;
     // The person's own words (LGPD Art. 20), forwarded by the onboarding backend.
     let statement = "Sou eu na selfie, Quitéria Albuquerque, e nunca abri conta em outro banco";
     let (status, case) = app
@@ -107,13 +114,7 @@ async fn the_persons_statement_is_sealed_in_the_outbox_and_erased_by_retention()
 
 #[tokio::test]
 async fn the_answer_to_the_person_goes_with_review_resolved_sealed_and_erased_by_retention() {
-    let (receiver, url) = Receiver::start(vec![]).await;
-    let app = app_for(&url, &[("retention.pii_days", "1")]).await;
-    let response = app
-        .onboard(&key(), &onboarding_body("900.000.006-80"), Some(10))
-        .await;
-    let view: Value = response.json().await.unwrap();
-    let id = view["id"].as_str().unwrap().to_owned();
+    let (receiver, app, id) = rejected_with_retention().await;
     let (status, case) = app
         .post_json(
             &format!("/v1/onboardings/{id}/review-requests"),

@@ -209,3 +209,24 @@ pub async fn access_records(app: &TestApp, caller: &str, endpoint: &str) -> i64 
         .await
         .unwrap()
 }
+
+/// The onboarding of the first unico process stored, once there is one: a test that stops the
+/// service while a process is open waits for it here (10 s at most).
+pub async fn first_open_process(db: &mut PgConnection) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let open: Option<String> =
+            sqlx::query_scalar("SELECT onboarding_id::text FROM unico_processes LIMIT 1")
+                .fetch_optional(&mut *db)
+                .await
+                .unwrap();
+        if let Some(id) = open {
+            return id;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no process created"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

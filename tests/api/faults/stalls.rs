@@ -84,22 +84,7 @@ async fn stopping_answers_a_waiting_request_and_the_next_start_decides() {
         })
     };
     // Stop once the process is open at unico.
-    let started = Instant::now();
-    let id = loop {
-        let open: Option<String> =
-            sqlx::query_scalar("SELECT onboarding_id::text FROM unico_processes LIMIT 1")
-                .fetch_optional(&app.db)
-                .await
-                .unwrap();
-        if let Some(id) = open {
-            break id;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no process created"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let id = first_open_process(&mut app.db.acquire().await.unwrap()).await;
     let stopping = Instant::now();
     let app = app.restart().await;
     let (status, location, body, _) = request.await.unwrap();
